@@ -1,0 +1,53 @@
+"""The ``nowcast`` command line: a thin Click layer over the library.
+
+Each command lives in its own module and imports heavy libraries (Keras, Dask,
+Cartopy) inside the command function, so ``nowcast --help`` stays fast. A
+:class:`~nowcast.errors.NowcastError` becomes a one-line ``Error: ...`` and exit 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from nowcast.errors import NowcastError
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except NowcastError as exc:
+            raise click.ClickException(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="nowcast")
+@click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
+def main(verbose: bool) -> None:
+    """Spatio-temporal weather nowcasting: NetCDF in, forecasts, scores and maps out."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _register() -> None:
+    import importlib
+
+    for module_name in ("info", "train", "predict", "evaluate", "render", "demo", "batch"):
+        try:
+            module = importlib.import_module(f"nowcast.cli.{module_name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"nowcast.cli.{module_name}":
+                continue  # command not built yet
+            raise
+        main.add_command(module.command)
+
+
+_register()

@@ -1,0 +1,45 @@
+"""Names and time conventions, fixed in one place.
+
+Every module uses these constants instead of spelling dimension names itself.
+
+Archive (observations) after loading: an ``xarray.DataArray`` with dims
+``(TIME, Y, X)``; ``y`` ascending, ``x``/``y`` in metres (or degrees for
+``latitude_longitude`` grids), the CF grid-mapping variable carried as a scalar
+coordinate named in ``attrs["grid_mapping"]``.
+
+Forecast: an ``xarray.DataArray`` with dims ``(ISSUE_TIME, LEAD_TIME, Y, X)``.
+``issue_time`` is the time of the last observed input frame (the forecast
+reference time); ``lead_time`` is a ``timedelta64`` (lead 1 = one time step);
+``valid_time = issue_time + lead_time`` is a 2-D coordinate.
+
+Model tensors: ``(batch, time, y, x, channels)``, float32, channels last.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+TIME = "time"
+Y = "y"
+X = "x"
+ISSUE_TIME = "issue_time"
+LEAD_TIME = "lead_time"
+VALID_TIME = "valid_time"
+FORECAST_REFERENCE_TIME = "forecast_reference_time"
+
+#: Unit string for precipitation rates after conversion.
+RATE_UNITS = "mm h-1"
+
+
+def lead_times(n_leads: int, step: np.timedelta64 | pd.Timedelta) -> np.ndarray:
+    """Lead times ``1*step .. n_leads*step`` as ``timedelta64[ns]``."""
+    step = pd.Timedelta(step).to_timedelta64()
+    return np.arange(1, n_leads + 1) * step
+
+
+def valid_times(issue_times, leads) -> np.ndarray:
+    """2-D array ``(issue_time, lead_time)`` of valid times."""
+    issue = np.asarray(issue_times, dtype="datetime64[ns]")
+    leads = np.asarray(leads, dtype="timedelta64[ns]")
+    return issue[:, None] + leads[None, :]

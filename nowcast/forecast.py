@@ -1,0 +1,187 @@
+"""The trained ConvLSTM as a forecast method (same interface as the baselines).
+
+``ConvLSTMForecaster(model)`` takes a run directory, a ``model.keras`` file (with its
+``metadata.json`` beside it) or the name of a model shipped with the package
+(``nowcast/models/<name>/``). ``predict`` applies the training preprocessing and
+normalisation to the last ``t_in`` frames, runs the network (rolling forward when more
+leads than ``t_out`` are asked for), inverts the transform and returns the forecast on
+the input grid (coarsening undone), NaN where the last input frame is NaN.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from nowcast.conventions import LEAD_TIME, TIME, X, Y, lead_times
+from nowcast.errors import NowcastError
+
+PACKAGED_MODELS = Path(__file__).resolve().parent / "models"
+
+
+def packaged_models() -> list[str]:
+    """Names of the trained models shipped with the package."""
+    if not PACKAGED_MODELS.is_dir():
+        return []
+    return sorted(p.name for p in PACKAGED_MODELS.iterdir() if (p / "model.keras").is_file())
+
+
+def resolve_model(spec: str | Path) -> Path:
+    """The directory holding ``model.keras`` and ``metadata.json`` for ``spec``."""
+    path = Path(spec)
+    if path.is_file() and path.suffix == ".keras":
+        path = path.parent
+    if (path / "model.keras").is_file():
+        return path
+    if path.is_dir():
+        raise NowcastError(f"{path} holds no model.keras (training may not have finished an epoch)")
+    packaged = PACKAGED_MODELS / str(spec)
+    if (packaged / "model.keras").is_file():
+        return packaged
+    names = ", ".join(packaged_models()) or "none"
+    raise NowcastError(f"model {str(spec)!r} not found: give a run directory, a model.keras file or a shipped model ({names})")
+
+
+def _upsample(values: np.ndarray, factor: int, shape: tuple[int, int]) -> np.ndarray:
+    """Undo a ``boundary='trim'`` block-mean coarsening: bilinear zoom, edge-padded."""
+    if factor == 1:
+        return values
+    from scipy import ndimage
+
+    ny, nx = values.shape[-2:]
+    lead = values.shape[:-2]
+    zoomed = ndimage.zoom(np.nan_to_num(values), (1,) * len(lead) + (factor, factor), order=1, mode="nearest", grid_mode=True)
+    pad_y, pad_x = shape[0] - zoomed.shape[-2], shape[1] - zoomed.shape[-1]
+    pad = [(0, 0)] * len(lead) + [(0, max(pad_y, 0)), (0, max(pad_x, 0))]
+    return np.pad(zoomed, pad, mode="edge")[..., : shape[0], : shape[1]]
+
+
+class ConvLSTMForecaster:
+    """A trained encoder-forecaster behind the common forecast-method interface."""
+
+    name = "convlstm"
+
+    def __init__(self, model: str | Path = "radar-5min", *, model_object: Any = None):
+        self.model_dir = resolve_model(model)
+        self.metadata: dict[str, Any] = json.loads((self.model_dir / "metadata.json").read_text())
+        self.t_in = int(self.metadata["t_in"])
+        self.t_out = int(self.metadata["t_out"])
+        self.step = pd.Timedelta(seconds=float(self.metadata["time_step_seconds"]))
+        self._model = model_object
+
+    @property
+    def model(self):
+        if self._model is None:
+            from nowcast.model import load_model
+
+            self._model = load_model(self.model_dir / "model.keras")
+        return self._model
+
+    @property
+    def label(self) -> str:
+        return f"convlstm ({self.model_dir.name})"
+
+    def check_compatible(self, past: xr.DataArray) -> None:
+        """Clear errors for a model trained on another variable or time step."""
+        meta = self.metadata
+        units = past.attrs.get("units")
+        if meta.get("units") and units and meta["units"] != units:
+            raise NowcastError(
+                f"model {self.model_dir.name} was trained on {meta.get('variable')} in {meta['units']}; "
+                f"the input {past.name} is in {units}"
+            )
+        if len(past[TIME]) >= 2:
+            step = pd.Timedelta(np.diff(past[TIME].values[-2:])[0])
+            if step != self.step:
+                raise NowcastError(f"model {self.model_dir.name} was trained at a {_fmt(self.step)} time step; the input's step is {_fmt(step)}")
+
+    def predict(self, past: xr.DataArray, n_leads: int) -> xr.DataArray:
+        from nowcast.data.preprocess import Preprocessor, coarsen
+
+        if n_leads < 1:
+            raise NowcastError("n_leads must be >= 1")
+        if len(past[TIME]) < self.t_in:
+            raise NowcastError(f"{self.label} needs {self.t_in} input frames, got {len(past[TIME])}")
+        past = past.isel({TIME: slice(-self.t_in, None)})
+        self.check_compatible(past)
+        pre = Preprocessor.from_dict(self.metadata["preprocessor"])
+        factor = int(self.metadata.get("coarsen", 1))
+        fine = np.asarray(past.values, dtype=np.float32)
+        coarse = coarsen(past, factor) if factor > 1 else past
+        x, _ = pre.encode(np.asarray(coarse.values, dtype=np.float32))
+        frames = x[None, ..., None]  # (1, t_in, y, x, 1)
+        outputs = []
+        produced = 0
+        while produced < n_leads:
+            y = np.asarray(self.model.predict(frames, verbose=0), dtype=np.float32)
+            outputs.append(y)
+            produced += y.shape[1]
+            frames = np.concatenate([frames, y], axis=1)[:, -self.t_in :]
+        pred = np.concatenate(outputs, axis=1)[0, :n_leads, ..., 0]
+        values = pre.decode(pred).astype(np.float32)
+        values = _upsample(values, factor, fine.shape[-2:])
+        values[:, np.isnan(fine[-1])] = np.nan
+        leads = lead_times(n_leads, self.step)
+        coords = {LEAD_TIME: leads, Y: past[Y], X: past[X]}
+        gm = past.attrs.get("grid_mapping")
+        if gm and gm in past.coords:
+            coords[gm] = past.coords[gm]
+        return xr.DataArray(values, dims=(LEAD_TIME, Y, X), coords=coords, name=past.name, attrs=dict(past.attrs))
+
+    def describe(self) -> dict[str, Any]:
+        """Global attributes for forecast files made with this model."""
+        meta = self.metadata
+        return {
+            "model": self.model_dir.name,
+            "model_training": {k: meta.get(k) for k in ("name", "variable", "units", "t_in", "t_out", "time_step_seconds", "coarsen", "downsample", "training")},
+        }
+
+
+def _fmt(step: pd.Timedelta) -> str:
+    minutes = step.total_seconds() / 60
+    return f"{minutes:g} min" if minutes < 120 else f"{minutes / 60:g} h"
+
+
+def make_forecaster(*, model: str | Path | None = None, method: str | None = None):
+    """The forecaster for ``--model``/``--method`` (``convlstm`` when a model is given)."""
+    from nowcast.methods import get_method
+
+    method = method or ("convlstm" if model is not None else None)
+    if method is None:
+        raise NowcastError("give --model MODEL (the trained ConvLSTM) or --method NAME (e.g. persistence, extrapolation)")
+    if method == "convlstm":
+        if model is None:
+            raise NowcastError("--method convlstm needs --model (a run directory or a shipped model name)")
+        return get_method("convlstm", model=model)
+    if model is not None:
+        raise NowcastError(f"--model is for the convlstm method, not {method!r}")
+    return get_method(method)
+
+
+def predict_to_file(
+    inputs,
+    issue_times,
+    output: str | Path,
+    *,
+    model: str | Path | None = None,
+    method: str | None = None,
+    variable: str | None = None,
+    n_leads: int | None = None,
+) -> Path:
+    """Open the archive, forecast every issue time, write one forecast file atomically."""
+    from nowcast.data import open_archive
+    from nowcast.methods import forecast_many
+    from nowcast.products import write_forecast
+
+    forecaster = make_forecaster(model=model, method=method)
+    metadata = getattr(forecaster, "metadata", None) or {}
+    archive = open_archive(list(inputs), variable=variable, kind=metadata.get("kind", "precipitation"))
+    n_leads = n_leads or getattr(forecaster, "t_out", None) or 12
+    forecast = forecast_many(forecaster, archive, list(issue_times), n_leads)
+    describe = getattr(forecaster, "describe", None)
+    return write_forecast(forecast, output, method=forecaster.name, metadata=describe() if describe else None)

@@ -1,0 +1,233 @@
+"""Training: config -> datasets -> model -> run directory.
+
+A run directory holds
+
+* ``model.keras``: the best model by validation loss (what ``nowcast predict`` loads),
+* ``checkpoint.keras`` + ``state.json``: the last completed epoch with its optimizer
+  state, written atomically after every epoch (``--resume`` continues from it; Ctrl-C
+  leaves it usable),
+* ``config.yaml``: the resolved config, ``metadata.json``: what forecasting needs,
+* ``history.csv`` and ``tensorboard/`` logs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nowcast import __version__
+from nowcast.backend import device_description, select_backend
+from nowcast.config import Config, dump_config
+from nowcast.errors import NowcastError
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "model.keras"
+CHECKPOINT_FILE = "checkpoint.keras"
+STATE_FILE = "state.json"
+METADATA_FILE = "metadata.json"
+CONFIG_FILE = "config.yaml"
+HISTORY_FILE = "history.csv"
+
+#: HKO-7 rain-rate thresholds (mm h-1) for the balanced losses.
+BALANCED_THRESHOLDS = (2.0, 5.0, 10.0, 30.0)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_dir: Path
+    epochs_run: int
+    best_val_loss: float | None
+    seconds: float
+    interrupted: bool
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def dtype_policy(name: str) -> Iterator[None]:
+    """Build layers under a mixed-precision policy, restoring the global policy after."""
+    import keras
+
+    if name == "none":
+        yield
+        return
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(f"mixed_{name}")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _has_gpu() -> bool:
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "torch":
+        import torch
+
+        return torch.cuda.is_available()
+    if backend == "jax":
+        import jax
+
+        return any(d.platform == "gpu" for d in jax.devices())
+    return False
+
+
+def build_metadata(cfg: Config, datasets: Any, *, backend: str) -> dict[str, Any]:
+    """Everything forecasting needs to use a trained model on new data."""
+    summary = dict(datasets.summary)
+    return {
+        "nowcast_version": __version__,
+        "name": cfg.name,
+        "kind": cfg.data.kind,
+        "variable": summary.get("variable"),
+        "units": summary.get("units"),
+        "time_step_seconds": summary.get("time_step_seconds"),
+        "t_in": cfg.sampler.t_in,
+        "t_out": cfg.sampler.t_out,
+        "channels": cfg.model.channels,
+        "downsample": cfg.model.downsample,
+        "coarsen": cfg.preprocess.coarsen,
+        "grid_spacing": summary.get("grid_spacing"),
+        "preprocessor": datasets.preprocessor.to_dict(),
+        "training": summary,
+        "backend": backend,
+    }
+
+
+def _compile(model, cfg: Config, preprocessor) -> None:
+    import keras
+
+    from nowcast.model import make_loss
+
+    thresholds = None
+    if cfg.train.loss.startswith("balanced"):
+        encoded, _ = preprocessor.encode(np.asarray(BALANCED_THRESHOLDS, dtype=np.float32))
+        thresholds = [float(v) for v in encoded]
+    loss = make_loss(cfg.train.loss, thresholds_normalised=thresholds)
+    lr: Any = cfg.train.learning_rate
+    if cfg.train.lr_schedule == "cosine" and cfg.train.steps_per_epoch:
+        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=cfg.train.epochs * cfg.train.steps_per_epoch, alpha=0.05)
+    optimizer = keras.optimizers.Adam(learning_rate=lr, clipnorm=1.0)
+    if cfg.train.mixed_precision == "float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    model.compile(optimizer=optimizer, loss=loss)
+
+
+def _callbacks(run_dir: Path, cfg: Config, *, resume: bool, state: dict[str, Any]) -> list:
+    import keras
+
+    from nowcast.train_callbacks import EpochCheckpoint, TensorBoardScalars
+
+    cbs: list = [
+        EpochCheckpoint(run_dir, best=state.get("best_val_loss")),
+        keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=resume),
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.train.early_stopping_patience, restore_best_weights=False),
+        keras.callbacks.TerminateOnNaN(),
+        TensorBoardScalars(run_dir / "tensorboard"),
+    ]
+    if cfg.train.lr_schedule == "plateau":
+        cbs.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(1, cfg.train.early_stopping_patience // 2), min_lr=1e-5))
+    return cbs
+
+
+def train(
+    cfg: Config,
+    *,
+    run_dir: str | Path,
+    resume: bool = False,
+    archives: Sequence[Any] | None = None,
+    verbose: int | str = "auto",
+    echo=print,
+) -> TrainResult:
+    """Train the ConvLSTM encoder-forecaster described by ``cfg`` into ``run_dir``."""
+    backend = select_backend()
+    run_dir = Path(run_dir)
+    state_path = run_dir / STATE_FILE
+    if resume and not (run_dir / CHECKPOINT_FILE).exists():
+        raise NowcastError(f"--resume: no checkpoint in {run_dir}")
+    if not resume and (run_dir / CHECKPOINT_FILE).exists():
+        raise NowcastError(f"{run_dir} already holds a training run; use --resume to continue it or choose another --output")
+    import keras
+
+    from nowcast.data.sampler import build_datasets
+    from nowcast.model import build_model
+
+    echo(f"nowcast train: {device_description()}")
+    keras.utils.set_random_seed(cfg.train.seed)
+    datasets = build_datasets(cfg, archives=list(archives) if archives is not None else None)
+    if datasets.validation is None:
+        raise NowcastError("no validation windows: increase sampler.split.validation or add data")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    metadata = build_metadata(cfg, datasets, backend=backend)
+    _atomic_write_text(run_dir / METADATA_FILE, json.dumps(metadata, indent=2, default=str))
+    dump_config(cfg, run_dir / CONFIG_FILE)
+
+    precision = cfg.train.mixed_precision
+    if precision != "none" and not _has_gpu():
+        echo(f"mixed precision {precision!r} is for GPUs; training in float32 on this CPU")
+        precision = "none"
+
+    state: dict[str, Any] = {}
+    if resume:
+        state = json.loads(state_path.read_text())
+        model = keras.saving.load_model(run_dir / CHECKPOINT_FILE, compile=True)
+        echo(f"resuming at epoch {state['epoch'] + 1} (optimizer step {int(model.optimizer.iterations.numpy() if hasattr(model.optimizer.iterations, 'numpy') else model.optimizer.iterations)})")
+    else:
+        with dtype_policy(precision):
+            model = build_model(cfg.model, t_in=cfg.sampler.t_in, t_out=cfg.sampler.t_out, channels=cfg.model.channels)
+        _compile(model, cfg, datasets.preprocessor)
+    initial_epoch = int(state.get("epoch", 0))
+    if initial_epoch >= cfg.train.epochs:
+        echo(f"already trained for {initial_epoch} epochs (train.epochs = {cfg.train.epochs}); nothing to do")
+        return TrainResult(run_dir, 0, state.get("best_val_loss"), 0.0, False)
+    echo(
+        f"{model.count_params():,} parameters; {len(datasets.train)} train batches/epoch, "
+        f"{len(datasets.validation)} validation batches; run dir {run_dir}"
+    )
+    start = time.perf_counter()
+    interrupted = False
+    history = None
+    try:
+        history = model.fit(
+            datasets.train,
+            validation_data=datasets.validation,
+            epochs=cfg.train.epochs,
+            initial_epoch=initial_epoch,
+            steps_per_epoch=cfg.train.steps_per_epoch,
+            validation_steps=cfg.train.validation_steps,
+            callbacks=_callbacks(run_dir, cfg, resume=resume, state=state),
+            verbose=verbose,
+        )
+    except KeyboardInterrupt:
+        interrupted = True
+        echo(f"\ninterrupted: the last completed epoch is saved in {run_dir / CHECKPOINT_FILE}; continue with --resume")
+    seconds = time.perf_counter() - start
+    final_state = json.loads(state_path.read_text()) if state_path.exists() else {}
+    epochs_run = int(final_state.get("epoch", initial_epoch)) - initial_epoch
+    if history is not None and not (run_dir / MODEL_FILE).exists():
+        raise NowcastError("training produced no finite validation loss (see history.csv)")
+    return TrainResult(run_dir, epochs_run, final_state.get("best_val_loss"), seconds, interrupted)
+
+
+def load_metadata(run_dir: str | Path) -> dict[str, Any]:
+    path = Path(run_dir) / METADATA_FILE
+    if not path.exists():
+        raise NowcastError(f"no {METADATA_FILE} in {run_dir}: not a nowcast run directory")
+    return json.loads(path.read_text())
+

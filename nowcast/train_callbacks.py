@@ -1,0 +1,82 @@
+"""Keras callbacks for training runs: atomic per-epoch checkpoints and TensorBoard scalars.
+
+Keras' own TensorBoard callback needs TensorFlow; :class:`TensorBoardScalars` writes the
+same event files with tensorboardX, on any backend.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+from nowcast.backend import select_backend
+
+select_backend()
+
+import keras  # noqa: E402
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """After every epoch: save ``checkpoint.keras`` (with optimizer) and ``state.json``
+    atomically, and ``model.keras`` when the validation loss improved."""
+
+    def __init__(self, run_dir: Path, *, best: float | None = None, monitor: str = "val_loss"):
+        super().__init__()
+        self.run_dir = Path(run_dir)
+        self.monitor = monitor
+        self.best = math.inf if best is None else float(best)
+
+    def _save(self, name: str) -> None:
+        path = self.run_dir / name
+        tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.keras")
+        self.model.save(tmp)
+        os.replace(tmp, path)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        current = logs.get(self.monitor)
+        improved = current is not None and math.isfinite(current) and current < self.best
+        if improved:
+            self.best = float(current)
+            self._save("model.keras")
+        self._save("checkpoint.keras")
+        state = {
+            "epoch": epoch + 1,
+            "best_val_loss": None if math.isinf(self.best) else self.best,
+            "last_logs": {k: float(v) for k, v in logs.items()},
+        }
+        _write_json(self.run_dir / "state.json", state)
+
+
+class TensorBoardScalars(keras.callbacks.Callback):
+    """Epoch-level scalars (losses, learning rate) as TensorBoard event files."""
+
+    def __init__(self, logdir: Path):
+        super().__init__()
+        self.logdir = Path(logdir)
+        self._writer = None
+
+    def on_train_begin(self, logs=None):
+        from tensorboardX import SummaryWriter
+
+        self._writer = SummaryWriter(str(self.logdir))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._writer is None:
+            return
+        for key, value in (logs or {}).items():
+            self._writer.add_scalar(f"epoch/{key}", float(value), epoch + 1)
+        self._writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None

@@ -9,6 +9,8 @@ mistyped key is a :class:`~nowcast.errors.ConfigError` that names it
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -216,6 +218,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if tp is str:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return str(value)
+        if isinstance(value, (datetime.date, datetime.datetime)):  # YAML reads bare dates as dates
+            return value.isoformat()
         if not isinstance(value, str):
             raise ConfigError(f"{key}: expected a string, got {value!r}")
         return value
@@ -296,10 +300,15 @@ def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] 
     values = read_yaml(path) if path is not None else {}
     values = apply_overrides(values, overrides)
     cfg = config_from_dict(values)
-    if path is not None and cfg.data.events:
+    if path is not None:
         base = Path(path).resolve().parent
-        resolved = tuple(_resolve(e, base) for e in cfg.data.events)
-        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, events=resolved))
+        split = cfg.sampler.split
+        split = dataclasses.replace(split, holdout_events=tuple(_resolve(e, base) for e in split.holdout_events))
+        cfg = dataclasses.replace(
+            cfg,
+            data=dataclasses.replace(cfg.data, events=tuple(_resolve(e, base) for e in cfg.data.events)),
+            sampler=dataclasses.replace(cfg.sampler, split=split),
+        )
     return cfg
 
 
@@ -307,8 +316,8 @@ def _resolve(entry: str, base: Path) -> str:
     if "://" in entry or Path(entry).is_absolute():
         return entry
     candidate = base / entry
-    if candidate.exists() or any(ch in entry for ch in "*?[") and list(base.glob(entry)):
-        return str(candidate)
+    if candidate.exists() or (any(ch in entry for ch in "*?[") and list(base.glob(entry))):
+        return os.path.normpath(candidate)
     return entry
 
 

@@ -121,7 +121,7 @@ def write_dataset(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)) / path.name
     try:
         if zarr:
-            ds.to_zarr(tmp, mode="w")
+            ds.to_zarr(tmp, mode="w", consolidated=False)
         else:
             ds.to_netcdf(tmp, engine="netcdf4")
         if zarr and path.exists():
@@ -143,7 +143,7 @@ def read_forecast(path: str | os.PathLike) -> xr.DataArray:
         raise DataError(f"forecast file not found: {path}")
     try:
         if path.suffix == ".zarr":
-            ds = xr.open_zarr(path)
+            ds = xr.open_zarr(path, consolidated=False)
         else:
             ds = xr.open_dataset(path, engine="netcdf4")
     except (OSError, ValueError) as exc:

@@ -1,0 +1,349 @@
+"""Open a NetCDF archive (many files or one) as one lazy, CF-normalised ``(time, y, x)`` array.
+
+:func:`open_archive` scans each file's metadata with ``netCDF4`` (cheap: coordinates, times
+and attributes only), checks that all files share one grid, builds the time axis (from a
+``time`` dimension or from a scalar time variable, one file per time), and returns a
+Dask-backed :class:`xarray.DataArray` in the archive convention of
+:mod:`nowcast.conventions`. Pixel data is read only when computed, a few frames per task.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from nowcast.conventions import RATE_UNITS, TIME, X, Y
+from nowcast.data import cf
+from nowcast.data.scan import FileInfo, netcdf_lock, read_block, scan_file
+from nowcast.errors import DataError
+
+__all__ = ["open_archive", "expand_paths", "NETCDF_SUFFIXES"]
+
+#: File suffixes taken from a directory.
+NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf", ".cdf", ".h5")
+_KINDS = ("precipitation", "temperature")
+_AUTO_CHUNK_BYTES = 64 * 2**20
+
+
+def expand_paths(paths) -> list[Path]:
+    """Files named by ``paths``: a directory, a glob, a file, or a list mixing them.
+
+    Directories give their NetCDF files (hidden files skipped); globs are expanded; the
+    result keeps the given order (sorted within each directory or glob), without repeats.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        entries = [paths]
+    else:
+        entries = list(paths)
+    if not entries:
+        raise DataError("no input paths given")
+    found: list[Path] = []
+    for entry in entries:
+        text = os.path.expanduser(str(entry))
+        path = Path(text)
+        if path.is_dir():
+            files = sorted(
+                p
+                for p in path.iterdir()
+                if p.is_file()
+                and p.suffix.lower() in NETCDF_SUFFIXES
+                and not p.name.startswith(".")
+            )
+            if not files:
+                raise DataError(
+                    f"no NetCDF files ({', '.join(NETCDF_SUFFIXES)}) in directory {path}"
+                )
+        elif path.is_file():
+            files = [path]
+        elif glob.has_magic(text):
+            files = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
+            if not files:
+                raise DataError(f"no files match {text!r}")
+        else:
+            raise DataError(f"path not found: {text}")
+        found.extend(files)
+    unique: dict[Path, Path] = {}
+    for p in found:
+        unique.setdefault(p.resolve(), p)
+    return list(unique.values())
+
+
+class _LazyFrames:
+    """Array-like ``(time, y, x)`` view over many files; ``__getitem__`` reads from disk."""
+
+    def __init__(self, files, variable, frame_file, frame_index, factors, ny, nx):
+        self.files = tuple(files)
+        self.variable = variable
+        self.frame_file = np.asarray(frame_file, dtype=np.int64)
+        self.frame_index = np.asarray(frame_index, dtype=np.int64)
+        self.factors = np.asarray(factors, dtype=np.float32)
+        self.shape = (len(self.frame_file), ny, nx)
+        self.dtype = np.dtype(np.float32)
+        self.ndim = 3
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        if not isinstance(key, tuple):
+            key = (key,)
+        if any(k is Ellipsis for k in key):
+            i = key.index(Ellipsis)
+            key = key[:i] + (slice(None),) * (3 - len(key) + 1) + key[i + 1 :]
+        key = key + (slice(None),) * (3 - len(key))
+        tkey, ykey, xkey = key
+        frames = np.arange(self.shape[0])[tkey]
+        scalar_t = np.ndim(frames) == 0
+        frames = np.atleast_1d(frames)
+        ny, nx = self.shape[1:]
+        blocks = []
+        i = 0
+        while i < len(frames):
+            f = self.frame_file[frames[i]]
+            j = i + 1
+            while (
+                j < len(frames)
+                and self.frame_file[frames[j]] == f
+                and self.frame_index[frames[j]] == self.frame_index[frames[j - 1]] + 1
+            ):
+                j += 1
+            info = self.files[f]
+            ysl, ypost = _file_slice(ykey, ny, info.flip_y)
+            xsl, xpost = _file_slice(xkey, nx, info.flip_x)
+            block = read_block(
+                info, self.variable, int(self.frame_index[frames[i]]), j - i, ysl, xsl
+            )
+            block *= self.factors[frames[i:j], None, None]
+            if info.flip_y:
+                block = block[:, ::-1]
+            if info.flip_x:
+                block = block[:, :, ::-1]
+            if xpost is not None:
+                block = block[:, :, xpost]
+            if ypost is not None:
+                block = block[:, ypost]
+            blocks.append(block)
+            i = j
+        if not blocks:
+            probe = np.empty((0, ny, nx), np.float32)[(slice(None), ykey, xkey)]
+            return probe[0] if scalar_t else probe
+        out = np.ascontiguousarray(np.concatenate(blocks, axis=0))
+        return out[0] if scalar_t else out
+
+
+def _file_slice(key, n: int, flip: bool):
+    """(slice to read from the file, index still to apply after reading and flipping)."""
+    if isinstance(key, slice):
+        start, stop, step = key.indices(n)
+        if step == 1:
+            stop = max(stop, start)
+            return (slice(n - stop, n - start) if flip else slice(start, stop)), None
+    return slice(None), key
+
+
+def _time_chunks(frame_file, frame_index, chunks) -> tuple[int, ...]:
+    """Chunk lengths along time: runs of consecutive frames of one file, at most ``chunks`` long."""
+    sizes: list[int] = []
+    run = 0
+    for k in range(len(frame_file)):
+        same = (
+            k > 0
+            and frame_file[k] == frame_file[k - 1]
+            and frame_index[k] == frame_index[k - 1] + 1
+        )
+        if run and (not same or run >= chunks):
+            sizes.append(run)
+            run = 0
+        run += 1
+    if run:
+        sizes.append(run)
+    return tuple(sizes)
+
+
+def _check_grid(ref: FileInfo, info: FileInfo) -> None:
+    def differs(reason: str) -> DataError:
+        return DataError(f"{info.path}: grid differs from {ref.path} ({reason})")
+
+    for axis, a, b in (("y", ref.y, info.y), ("x", ref.x, info.x)):
+        if a.shape != b.shape:
+            raise differs(f"{len(b)} {axis} values instead of {len(a)}")
+        spacing = float(np.median(np.abs(np.diff(a)))) if len(a) > 1 else 1.0
+        if not np.allclose(a, b, rtol=0, atol=1e-3 * spacing):
+            raise differs(f"{axis} coordinates differ")
+    if ref.grid_mapping_name != info.grid_mapping_name or not cf.attrs_equal(
+        ref.grid_mapping_attrs or {}, info.grid_mapping_attrs or {}
+    ):
+        raise differs("grid mapping differs")
+
+
+def _rate_factors(ref: FileInfo, infos: list[FileInfo], kind: str, times: np.ndarray):
+    """Per-frame factor to the output units, and the attrs describing the conversion."""
+    n = len(times)
+    units = ref.var_attrs.get("units")
+    attrs: dict = {"units_original": "" if units is None else str(units)}
+    if kind != "precipitation":
+        attrs["units"] = attrs["units_original"]
+        return np.ones(n, np.float32), attrs
+    try:
+        what, factor = cf.precipitation_units(units, ref.var_attrs.get("standard_name"))
+    except ValueError as exc:
+        raise DataError(
+            f"{ref.path}: variable {ref.variable!r}: {exc}; use kind='temperature' for other fields"
+        ) from None
+    attrs["units"] = RATE_UNITS
+    sn = ref.var_attrs.get("standard_name")
+    if what == "rate":
+        attrs["standard_name"] = sn if sn else "precipitation_rate"
+        return np.full(n, factor, np.float32), attrs
+    periods = np.concatenate([i.periods for i in infos]).astype("timedelta64[ns]")
+    missing = np.isnat(periods)
+    if missing.any():
+        from nowcast.data.timeaxis import time_step
+
+        if n < 2:
+            raise DataError(
+                f"{ref.path}: accumulation period unknown (no time bounds, start time or accumulation_minutes)"
+            )
+        step = time_step(np.sort(times)).to_timedelta64()
+        warnings.warn(
+            f"accumulation period unknown for {int(missing.sum())} frame(s); assuming the time step "
+            f"{pd.Timedelta(step)}",
+            stacklevel=3,
+        )
+        periods = np.where(missing, step, periods)
+    seconds = periods.astype("timedelta64[ns]").astype(np.int64) / 1e9
+    if (seconds <= 0).any():
+        raise DataError(f"{ref.path}: accumulation period is not positive")
+    attrs["standard_name"] = cf.rate_standard_name(sn)
+    minutes = np.unique(seconds / 60)
+    if len(minutes) == 1:
+        m = float(minutes[0])
+        attrs["cell_methods"] = f"time: mean (interval: {m:g} minutes)"
+        attrs["long_name"] = (
+            f"{attrs['standard_name'].replace('_', ' ')} from {m:g} min accumulation"
+        )
+    return (factor * 3600.0 / seconds).astype(np.float32), attrs
+
+
+def open_archive(
+    paths, *, variable: str | None = None, kind: str = "precipitation", chunks=1
+) -> xr.DataArray:
+    """Open NetCDF files as one lazy ``(time, y, x)`` float32 DataArray (archive convention).
+
+    ``paths``: a directory, a glob, a file or a list of them. ``variable``: the data variable
+    (default: the only ``(time?, y, x)`` variable). ``kind``: ``"precipitation"`` converts
+    accumulations and other rate units to ``mm h-1``; ``"temperature"`` keeps units.
+    ``chunks``: frames per Dask chunk (``"auto"``: about 64 MiB per chunk).
+
+    Times are sorted; duplicate times are dropped with a warning (the first file's frame is
+    kept). Raises :class:`DataError` for missing/unreadable files, a missing or ambiguous
+    variable, files on different grids, or files without time information.
+    """
+    if kind not in _KINDS:
+        raise DataError(f"kind must be one of {', '.join(_KINDS)}, not {kind!r}")
+    files = expand_paths(paths)
+    infos: list[FileInfo] = []
+    for path in files:
+        info = scan_file(path, variable)
+        if infos:
+            _check_grid(infos[0], info)
+            if info.var_attrs.get("units") != infos[0].var_attrs.get("units"):
+                raise DataError(
+                    f"{path}: units {info.var_attrs.get('units')!r} differ from "
+                    f"{infos[0].var_attrs.get('units')!r} in {infos[0].path}"
+                )
+        else:
+            variable = info.variable
+        infos.append(info)
+    ref = infos[0]
+
+    times = np.concatenate([i.times for i in infos]).astype("datetime64[ns]")
+    frame_file = np.concatenate([np.full(len(i.times), k) for k, i in enumerate(infos)])
+    frame_index = np.concatenate([np.arange(len(i.times)) for i in infos])
+    factors, conv_attrs = _rate_factors(ref, infos, kind, times)
+
+    order = np.argsort(times, kind="stable")
+    times, frame_file, frame_index, factors = (
+        a[order] for a in (times, frame_file, frame_index, factors)
+    )
+    keep = np.concatenate([[True], times[1:] != times[:-1]])
+    if not keep.all():
+        dup = times[~keep]
+        warnings.warn(
+            f"{len(dup)} duplicate time(s) dropped, keeping the first file's frame "
+            f"(first duplicate: {pd.Timestamp(dup[0])})",
+            stacklevel=2,
+        )
+        times, frame_file, frame_index, factors = (
+            a[keep] for a in (times, frame_file, frame_index, factors)
+        )
+
+    ny, nx = len(ref.y), len(ref.x)
+    if chunks == "auto":
+        chunks = max(1, _AUTO_CHUNK_BYTES // (ny * nx * 4))
+    if isinstance(chunks, bool) or not isinstance(chunks, (int, np.integer)) or chunks < 1:
+        raise DataError(f"chunks must be a positive number of frames or 'auto', not {chunks!r}")
+    lazy = _LazyFrames(infos, variable, frame_file, frame_index, factors, ny, nx)
+    data = _to_dask(lazy, files, variable, kind, _time_chunks(frame_file, frame_index, int(chunks)))
+    return _build(data, ref, variable, times, conv_attrs, files)
+
+
+def _to_dask(lazy: _LazyFrames, files, variable, kind, tchunks):
+    import dask.array as dsa
+    from dask.base import tokenize
+
+    stats = [(str(p), os.stat(p).st_mtime_ns, os.stat(p).st_size) for p in files]
+    token = tokenize(
+        stats, variable, kind, tchunks, lazy.frame_file, lazy.frame_index, lazy.factors
+    )
+    return dsa.from_array(
+        lazy,
+        chunks=(tchunks, (lazy.shape[1],), (lazy.shape[2],)),
+        name=f"open_archive-{variable}-{token}",
+        lock=False,
+        fancy=False,
+        asarray=False,
+        meta=np.empty((0, 0, 0), np.float32),
+    )
+
+
+def _build(data, ref: FileInfo, variable: str, times, conv_attrs: dict, files) -> xr.DataArray:
+    attrs = {k: v for k, v in cf.plain_attrs(ref.var_attrs).items() if k not in cf.ENCODING_ATTRS}
+    if attrs.get("standard_name") in ("unknown", ""):
+        del attrs["standard_name"]
+    attrs.update(conv_attrs)
+    attrs.pop("grid_mapping", None)
+    coords = {
+        TIME: xr.Variable(TIME, times, {"standard_name": "time", "axis": "T"}),
+        Y: xr.Variable(Y, ref.y, ref.y_attrs),
+        X: xr.Variable(X, ref.x, ref.x_attrs),
+    }
+    if ref.grid_mapping_name:
+        coords[ref.grid_mapping_name] = xr.Variable(
+            (), np.int32(0), cf.plain_attrs(ref.grid_mapping_attrs)
+        )
+        attrs["grid_mapping"] = ref.grid_mapping_name
+    text = cf.attribution(ref.global_attrs)
+    if text:
+        attrs["attribution"] = text
+    da = xr.DataArray(data, dims=(TIME, Y, X), coords=coords, name=variable, attrs=attrs)
+    da.encoding["source"] = str(files[0])
+    da.encoding["source_files"] = tuple(str(p) for p in files)
+    return da
+
+
+def source_files(da: xr.DataArray) -> list[str]:
+    """The files an archive was opened from (as recorded by :func:`open_archive`)."""
+    files = da.encoding.get("source_files")
+    if files is None and "source" in da.encoding:
+        files = [da.encoding["source"]]
+    return list(files or [])
+
+
+__all__ += ["netcdf_lock", "source_files"]

@@ -106,6 +106,10 @@ class TrainConfig:
     loss: Literal["mse", "mae", "balanced_mse", "balanced_mae"] = "mse"
     mixed_precision: Literal["none", "bfloat16", "float16"] = "none"
     seed: int = 0
+    # Data-parallel training over several devices with Keras' distribution API
+    # (JAX backend only in Keras 3); devices: how many (None = all visible).
+    data_parallel: bool = False
+    devices: int | None = None
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,9 @@ class Config:
         t = self.train
         _require(t.epochs >= 1, "train.epochs must be >= 1")
         _require(t.learning_rate > 0, "train.learning_rate must be > 0")
+        _require(t.devices is None or t.devices >= 1, "train.devices must be >= 1")
+        if t.data_parallel and t.devices and s.batch_size % t.devices:
+            raise ConfigError(f"sampler.batch_size={s.batch_size} must be a multiple of train.devices={t.devices} for data-parallel training")
         if self.data.kind == "temperature" and p.transform in ("log", "dbr"):
             raise ConfigError(f"preprocess.transform={p.transform!r} is for precipitation; use 'zscore' for temperature")
         return self

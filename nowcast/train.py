@@ -73,6 +73,31 @@ def dtype_policy(name: str) -> Iterator[None]:
         keras.config.set_dtype_policy(previous)
 
 
+@contextlib.contextmanager
+def distribution_scope(cfg: Config, echo=print) -> Iterator[Any]:
+    """Data-parallel training over several devices (Keras distribution API, JAX only)."""
+    if not cfg.train.data_parallel:
+        yield None
+        return
+    import keras
+
+    if keras.backend.backend() != "jax":
+        raise NowcastError(
+            "train.data_parallel needs the JAX backend (Keras' distribution API supports only JAX): "
+            "run with KERAS_BACKEND=jax"
+        )
+    devices = keras.distribution.list_devices()
+    n = cfg.train.devices or len(devices)
+    if n > len(devices):
+        raise NowcastError(f"train.devices={n} but only {len(devices)} device(s) are visible: {', '.join(devices)}")
+    if cfg.sampler.batch_size % n:
+        raise NowcastError(f"sampler.batch_size={cfg.sampler.batch_size} must be a multiple of the {n} devices")
+    distribution = keras.distribution.DataParallel(devices=devices[:n])
+    echo(f"data-parallel training on {n} devices: {', '.join(devices[:n])}")
+    with distribution.scope():
+        yield distribution
+
+
 def _has_gpu() -> bool:
     import keras
 
@@ -183,40 +208,42 @@ def train(
         echo(f"mixed precision {precision!r} is for GPUs; training in float32 on this CPU")
         precision = "none"
 
-    state: dict[str, Any] = {}
-    if resume:
-        state = json.loads(state_path.read_text())
-        model = keras.saving.load_model(run_dir / CHECKPOINT_FILE, compile=True)
-        echo(f"resuming at epoch {state['epoch'] + 1} (optimizer step {int(model.optimizer.iterations.numpy() if hasattr(model.optimizer.iterations, 'numpy') else model.optimizer.iterations)})")
-    else:
-        with dtype_policy(precision):
-            model = build_model(cfg.model, t_in=cfg.sampler.t_in, t_out=cfg.sampler.t_out, channels=cfg.model.channels)
-        _compile(model, cfg, datasets.preprocessor)
-    initial_epoch = int(state.get("epoch", 0))
-    if initial_epoch >= cfg.train.epochs:
-        echo(f"already trained for {initial_epoch} epochs (train.epochs = {cfg.train.epochs}); nothing to do")
-        return TrainResult(run_dir, 0, state.get("best_val_loss"), 0.0, False)
-    echo(
-        f"{model.count_params():,} parameters; {len(datasets.train)} train batches/epoch, "
-        f"{len(datasets.validation)} validation batches; run dir {run_dir}"
-    )
-    start = time.perf_counter()
-    interrupted = False
-    history = None
-    try:
-        history = model.fit(
-            datasets.train,
-            validation_data=datasets.validation,
-            epochs=cfg.train.epochs,
-            initial_epoch=initial_epoch,
-            steps_per_epoch=cfg.train.steps_per_epoch,
-            validation_steps=cfg.train.validation_steps,
-            callbacks=_callbacks(run_dir, cfg, resume=resume, state=state),
-            verbose=verbose,
+    with distribution_scope(cfg, echo):
+        state: dict[str, Any] = {}
+        if resume:
+            state = json.loads(state_path.read_text())
+            model = keras.saving.load_model(run_dir / CHECKPOINT_FILE, compile=True)
+            step = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+            echo(f"resuming at epoch {state['epoch'] + 1} (optimizer step {step})")
+        else:
+            with dtype_policy(precision):
+                model = build_model(cfg.model, t_in=cfg.sampler.t_in, t_out=cfg.sampler.t_out, channels=cfg.model.channels)
+            _compile(model, cfg, datasets.preprocessor)
+        initial_epoch = int(state.get("epoch", 0))
+        if initial_epoch >= cfg.train.epochs:
+            echo(f"already trained for {initial_epoch} epochs (train.epochs = {cfg.train.epochs}); nothing to do")
+            return TrainResult(run_dir, 0, state.get("best_val_loss"), 0.0, False)
+        echo(
+            f"{model.count_params():,} parameters; {len(datasets.train)} train batches/epoch, "
+            f"{len(datasets.validation)} validation batches; run dir {run_dir}"
         )
-    except KeyboardInterrupt:
-        interrupted = True
-        echo(f"\ninterrupted: the last completed epoch is saved in {run_dir / CHECKPOINT_FILE}; continue with --resume")
+        start = time.perf_counter()
+        interrupted = False
+        history = None
+        try:
+            history = model.fit(
+                datasets.train,
+                validation_data=datasets.validation,
+                epochs=cfg.train.epochs,
+                initial_epoch=initial_epoch,
+                steps_per_epoch=cfg.train.steps_per_epoch,
+                validation_steps=cfg.train.validation_steps,
+                callbacks=_callbacks(run_dir, cfg, resume=resume, state=state),
+                verbose=verbose,
+            )
+        except KeyboardInterrupt:
+            interrupted = True
+            echo(f"\ninterrupted: the last completed epoch is saved in {run_dir / CHECKPOINT_FILE}; continue with --resume")
     seconds = time.perf_counter() - start
     final_state = json.loads(state_path.read_text()) if state_path.exists() else {}
     epochs_run = int(final_state.get("epoch", initial_epoch)) - initial_epoch

@@ -80,6 +80,7 @@ class SamplerConfig:
     min_wet_fraction: float = 0.0
     wet_threshold: float = 0.1  # mm h-1
     seed: int = 0
+    cache_mb: int = 1024  # bound of the loader's in-memory frame cache (0: no cache)
     split: SplitConfig = field(default_factory=SplitConfig)
 
 

@@ -28,7 +28,7 @@ __all__ = ["open_archive", "expand_paths", "NETCDF_SUFFIXES"]
 #: File suffixes taken from a directory.
 NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf", ".cdf", ".h5")
 _KINDS = ("precipitation", "temperature")
-_AUTO_CHUNK_BYTES = 64 * 2**20
+_AUTO_CHUNK_BYTES = 16 * 2**20
 
 
 def expand_paths(paths) -> list[Path]:
@@ -77,8 +77,9 @@ def expand_paths(paths) -> list[Path]:
 class _LazyFrames:
     """Array-like ``(time, y, x)`` view over many files; ``__getitem__`` reads from disk."""
 
-    def __init__(self, files, variable, frame_file, frame_index, factors, ny, nx):
+    def __init__(self, files, variable, frame_file, frame_index, factors, ny, nx, clip_min=None):
         self.files = tuple(files)
+        self.clip_min = clip_min
         self.variable = variable
         self.frame_file = np.asarray(frame_file, dtype=np.int64)
         self.frame_index = np.asarray(frame_index, dtype=np.int64)
@@ -120,6 +121,8 @@ class _LazyFrames:
                 info, self.variable, int(self.frame_index[frames[i]]), j - i, ysl, xsl
             )
             block *= self.factors[frames[i:j], None, None]
+            if self.clip_min is not None:
+                np.maximum(block, self.clip_min, out=block)  # NaN stays NaN
             if info.flip_y:
                 block = block[:, ::-1]
             if info.flip_x:
@@ -239,9 +242,10 @@ def open_archive(
     ``paths``: a directory, a glob, a file or a list of them. ``variable``: the data variable
     (default: the only ``(time?, y, x)`` variable). ``kind``: ``"precipitation"`` converts
     accumulations and other rate units to ``mm h-1``; ``"temperature"`` keeps units.
-    ``chunks``: frames per Dask chunk (``"auto"``: about 64 MiB per chunk).
+    ``chunks``: frames per Dask chunk (``"auto"``: about 16 MiB per chunk).
 
-    Times are sorted; duplicate times are dropped with a warning (the first file's frame is
+    Negative precipitation (a few packed -0.1 mm values in BOM files) is set to 0; fill
+    values become NaN. Times are sorted; duplicate times are dropped with a warning (the first file's frame is
     kept). Raises :class:`DataError` for missing/unreadable files, a missing or ambiguous
     variable, files on different grids, or files without time information.
     """
@@ -289,7 +293,8 @@ def open_archive(
         chunks = max(1, _AUTO_CHUNK_BYTES // (ny * nx * 4))
     if isinstance(chunks, bool) or not isinstance(chunks, (int, np.integer)) or chunks < 1:
         raise DataError(f"chunks must be a positive number of frames or 'auto', not {chunks!r}")
-    lazy = _LazyFrames(infos, variable, frame_file, frame_index, factors, ny, nx)
+    clip = 0.0 if kind == "precipitation" else None
+    lazy = _LazyFrames(infos, variable, frame_file, frame_index, factors, ny, nx, clip)
     data = _to_dask(lazy, files, variable, kind, _time_chunks(frame_file, frame_index, int(chunks)))
     return _build(data, ref, variable, times, conv_attrs, files)
 
@@ -338,6 +343,19 @@ def _build(data, ref: FileInfo, variable: str, times, conv_attrs: dict, files) -
     return da
 
 
+def guess_kind(paths, *, variable: str | None = None) -> str:
+    """``"precipitation"`` if the first file's variable has precipitation units, else ``"temperature"``.
+
+    Reads only the first file's metadata (for ``nowcast info`` without ``--kind``).
+    """
+    info = scan_file(expand_paths(paths)[0], variable)
+    try:
+        cf.precipitation_units(info.var_attrs.get("units"), info.var_attrs.get("standard_name"))
+    except ValueError:
+        return "temperature"
+    return "precipitation"
+
+
 def source_files(da: xr.DataArray) -> list[str]:
     """The files an archive was opened from (as recorded by :func:`open_archive`)."""
     files = da.encoding.get("source_files")
@@ -346,4 +364,4 @@ def source_files(da: xr.DataArray) -> list[str]:
     return list(files or [])
 
 
-__all__ += ["netcdf_lock", "source_files"]
+__all__ += ["guess_kind", "netcdf_lock", "source_files"]

@@ -1,0 +1,32 @@
+"""``nowcast info PATHS...``: what an archive holds (files, variable, units, grid, time, gaps)."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("info")
+@click.argument("paths", nargs=-1, required=True)
+@click.option(
+    "--variable", default=None, help="Data variable to read (default: the only (time, y, x) one)."
+)
+@click.option(
+    "--kind",
+    type=click.Choice(["auto", "precipitation", "temperature"]),
+    default="auto",
+    show_default=True,
+    help="Physical handling; auto: precipitation if the units are precipitation units.",
+)
+def command(paths: tuple[str, ...], variable: str | None, kind: str) -> None:
+    """Describe the archive in PATHS (directories, globs or NetCDF files).
+
+    Prints the file count, variable, units as read and as converted, grid size, spacing and
+    projection, time range, step, frame count, gaps, NaN fraction and value range.
+    """
+    from nowcast.data.archive import guess_kind, open_archive
+    from nowcast.data.describe import describe_archive, format_description
+
+    if kind == "auto":
+        kind = guess_kind(list(paths), variable=variable)
+    da = open_archive(list(paths), variable=variable, kind=kind, chunks="auto")
+    click.echo(format_description(describe_archive(da)))

@@ -10,6 +10,7 @@ back identically.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -100,9 +101,9 @@ def synthetic_rain(
         amp = peak * np.exp(-(((t - t_peak) / life) ** 2))
         xc, yc = x0 + u * t, y0 + v * t
         for c in range(n_total):
-            r = 4 * sigma_a[c]
-            i0, i1 = max(int(xc[c] - r), 0), min(int(xc[c] + r) + 2, nx)
-            j0, j1 = max(int(yc[c] - r), 0), min(int(yc[c] + r) + 2, ny)
+            r = 5 * sigma_a[c]  # exp(-12.5): the cut-off is far below the dry threshold
+            i0, i1 = max(math.floor(xc[c] - r), 0), min(math.floor(xc[c] + r) + 2, nx)
+            j0, j1 = max(math.floor(yc[c] - r), 0), min(math.floor(yc[c] + r) + 2, ny)
             if i0 >= i1 or j0 >= j1 or amp[c] < threshold:
                 continue
             dx = np.arange(i0, i1)[None, :] - xc[c]

@@ -23,7 +23,14 @@ from nowcast.data import cf
 from nowcast.data.scan import FileInfo, netcdf_lock, read_block, scan_file
 from nowcast.errors import DataError
 
-__all__ = ["open_archive", "expand_paths", "NETCDF_SUFFIXES"]
+__all__ = [
+    "NETCDF_SUFFIXES",
+    "expand_paths",
+    "guess_kind",
+    "netcdf_lock",
+    "open_archive",
+    "source_files",
+]
 
 #: File suffixes taken from a directory.
 NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf", ".cdf", ".h5")
@@ -245,8 +252,8 @@ def open_archive(
     ``chunks``: frames per Dask chunk (``"auto"``: about 16 MiB per chunk).
 
     Negative precipitation (a few packed -0.1 mm values in BOM files) is set to 0; fill
-    values become NaN. Times are sorted; duplicate times are dropped with a warning (the first file's frame is
-    kept). Raises :class:`DataError` for missing/unreadable files, a missing or ambiguous
+    values become NaN. Times are sorted; duplicate times are dropped with a warning (the
+    first file's frame is kept). Raises :class:`DataError` for missing/unreadable files, a missing or ambiguous
     variable, files on different grids, or files without time information.
     """
     if kind not in _KINDS:
@@ -362,6 +369,3 @@ def source_files(da: xr.DataArray) -> list[str]:
     if files is None and "source" in da.encoding:
         files = [da.encoding["source"]]
     return list(files or [])
-
-
-__all__ += ["guess_kind", "netcdf_lock", "source_files"]

@@ -1,0 +1,178 @@
+"""Write a verification report: ``scores.csv``, ``scores.md`` and one PNG per score.
+
+The Markdown has the key table (rows: lead time; columns: method x MAE, RMSE, bias,
+corr, and CSI/FSS at the key threshold), then per threshold a table of the categorical
+scores and one of FSS per scale. Each plot shows one score (at one threshold and scale)
+against lead time, every method on it. Matplotlib is imported when plotting, through its
+object API (no pyplot state). Files are written atomically; a new report folder appears
+all at once.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from nowcast.verify.metrics import CATEGORICAL, CONTINUOUS, SPATIAL
+
+__all__ = ["key_table", "scores_markdown", "write_report"]
+
+
+def _fmt(value) -> str:
+    if value is None or pd.isna(value):
+        return "nan"
+    text = f"{value:.3f}"
+    return "0.000" if text == "-0.000" else text
+
+
+def _thr(value: float) -> str:
+    return f"{value:g}"
+
+
+def _table(frame: pd.DataFrame, columns: list[tuple[str, str]], labels: list[str]) -> str:
+    """Markdown table of ``frame`` (index lead_time, columns = ``columns``)."""
+    head = "| lead (min) | " + " | ".join(labels) + " |"
+    rule = "|---:|" + "---:|" * len(labels)
+    lines = [head, rule]
+    for lead, row in frame.iterrows():
+        lines.append(f"| {lead:g} | " + " | ".join(_fmt(row.get(c)) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def _wide(scores: pd.DataFrame, selection: pd.Series, column_keys: list[str]) -> pd.DataFrame:
+    sub = scores[selection]
+    return sub.pivot_table(index="lead_time", columns=column_keys, values="value", aggfunc="first", dropna=False, sort=False)
+
+
+def key_threshold(scores: pd.DataFrame) -> float | None:
+    """1 (mm h-1) when scored, else the smallest threshold."""
+    thresholds = sorted(scores["threshold"].dropna().unique())
+    if not thresholds:
+        return None
+    return 1.0 if 1.0 in thresholds else float(thresholds[0])
+
+
+def key_scale(scores: pd.DataFrame) -> int | None:
+    """The middle FSS scale."""
+    scales = sorted(scores["scale"].dropna().unique())
+    return int(scales[len(scales) // 2]) if scales else None
+
+
+def key_table(scores: pd.DataFrame) -> str:
+    """Markdown table of the key scores: rows lead time, columns method x metric."""
+    methods = list(dict.fromkeys(scores["method"]))
+    thr, scale = key_threshold(scores), key_scale(scores)
+    parts = [(m, None, None) for m in CONTINUOUS]
+    if thr is not None:
+        parts.append(("CSI", thr, None))
+    if thr is not None and scale is not None:
+        parts.append(("FSS", thr, scale))
+    data = {}
+    labels, columns = [], []
+    for method in methods:
+        for metric, t, s in parts:
+            sel = (scores["method"] == method) & (scores["metric"] == metric)
+            sel &= scores["threshold"].isna() if t is None else scores["threshold"] == t
+            sel &= scores["scale"].isna() if s is None else scores["scale"] == s
+            series = scores[sel].set_index("lead_time")["value"]
+            label = f"{method} {metric}" + (f" ≥{_thr(t)}" if t is not None else "") + (f" s{s}" if s is not None else "")
+            data[label] = series
+            labels.append(label)
+            columns.append(label)
+    frame = pd.DataFrame(data).sort_index()
+    return _table(frame, columns, labels)
+
+
+def scores_markdown(scores: pd.DataFrame, *, units: str | None = None) -> str:
+    """The whole report as Markdown: key table, then categorical and FSS tables per threshold."""
+    units = units or scores.attrs.get("units") or ""
+    u = f" {units}" if units else ""
+    methods = list(dict.fromkeys(scores["method"]))
+    out = ["# Verification scores", "", "Pooled over all issue times; events are value ≥ threshold.", ""]
+    out += ["## Key scores", "", key_table(scores), ""]
+    for thr in sorted(scores["threshold"].dropna().unique()):
+        cat = _wide(scores, (scores["threshold"] == thr) & scores["metric"].isin(CATEGORICAL), ["method", "metric"])
+        cols = [(m, k) for m in methods for k in CATEGORICAL if (m, k) in cat.columns]
+        if cols:
+            out += [f"## Categorical scores, threshold {_thr(thr)}{u}", "", _table(cat, cols, [f"{m} {k}" for m, k in cols]), ""]
+        fss = _wide(scores, (scores["threshold"] == thr) & scores["metric"].isin(SPATIAL), ["method", "scale"])
+        cols = [(m, s) for m in methods for s in sorted({c[1] for c in fss.columns}) if (m, s) in fss.columns]
+        if cols:
+            out += [f"## FSS, threshold {_thr(thr)}{u}, scale in pixels", "", _table(fss, cols, [f"{m} FSS s{s}" for m, s in cols]), ""]
+    return "\n".join(out)
+
+
+def _plot_groups(scores: pd.DataFrame, units: str = ""):
+    """(file stem, title, subset) for each score x threshold x scale."""
+    u = f" {units}" if units else ""
+    for metric in list(CONTINUOUS) + list(CATEGORICAL) + list(SPATIAL):
+        sub = scores[scores["metric"] == metric]
+        if sub.empty:
+            continue
+        if metric in CONTINUOUS:
+            yield metric.lower(), metric, sub
+            continue
+        for thr in sorted(sub["threshold"].dropna().unique()):
+            at = sub[sub["threshold"] == thr]
+            if metric in CATEGORICAL:
+                yield f"{metric.lower()}_t{_thr(thr)}", f"{metric}, threshold {_thr(thr)}{u}", at
+                continue
+            for scale in sorted(at["scale"].dropna().unique()):
+                yield (f"{metric.lower()}_t{_thr(thr)}_s{int(scale)}", f"{metric}, threshold {_thr(thr)}{u}, scale {int(scale)} px", at[at["scale"] == scale])
+
+
+def _plot(path: Path, title: str, sub: pd.DataFrame, units: str) -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 4), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    for method, group in sub.groupby("method", sort=False):
+        group = group.sort_values("lead_time")
+        ax.plot(group["lead_time"], group["value"], marker="o", label=str(method))
+    ax.set_xlabel("lead time (min)")
+    metric = str(sub["metric"].iloc[0])
+    ax.set_ylabel(f"{metric} ({units})" if metric in ("MAE", "RMSE", "bias") and units else metric)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.savefig(path, format="png")
+
+
+def write_report(scores: pd.DataFrame, outdir: str | os.PathLike, *, units: str | None = None, plots: bool = True) -> list[Path]:
+    """Write ``scores.csv``, ``scores.md`` and (with ``plots``) PNGs to ``outdir``.
+
+    Everything is written into a temporary sibling folder first; a new ``outdir`` is then
+    renamed into place in one step, an existing one gets each file replaced atomically.
+    Returns the written paths (in ``outdir``).
+    """
+    outdir = Path(outdir)
+    if outdir.exists() and not outdir.is_dir():
+        from nowcast.errors import NowcastError
+
+        raise NowcastError(f"report folder {outdir} exists and is not a folder")
+    units = units or scores.attrs.get("units") or ""
+    outdir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
+    try:
+        names = ["scores.csv", "scores.md"]
+        scores.to_csv(tmp / "scores.csv", index=False)
+        (tmp / "scores.md").write_text(scores_markdown(scores, units=units) + "\n")
+        if plots:
+            for stem, title, sub in _plot_groups(scores, units):
+                if np.isfinite(sub["value"].to_numpy(dtype=float)).any():
+                    _plot(tmp / f"{stem}.png", title, sub, units)
+                    names.append(f"{stem}.png")
+        if not outdir.exists():
+            os.chmod(tmp, 0o755)  # mkdtemp makes it private
+            os.replace(tmp, outdir)
+        else:
+            for name in names:
+                os.replace(tmp / name, outdir / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return [outdir / name for name in names]

@@ -114,6 +114,7 @@ def test_knmi_keeps_nan_coverage(shared_data):
     path = shared_data / "radar" / "knmi-2010-08-26.nc"
     da = open_archive(path)
     assert da.sizes["time"] == 92 and time_step(da) == pd.Timedelta("5min")
+    np.testing.assert_array_equal(da.time.values, xr.open_dataset(path).time.values)
     assert da.attrs["units"] == "mm h-1" and da.attrs["units_original"] == "mm h-1"
     assert da.coords["crs"].attrs["grid_mapping_name"] == "polar_stereographic"
     assert "crs_wkt" in da.coords["crs"].attrs
@@ -132,6 +133,7 @@ def test_era5_latitude_ascending_and_values(shared_data):
     assert da.y.attrs["standard_name"] == "latitude" and da.x.attrs["standard_name"] == "longitude"
     assert da.attrs["units"] == "K" and da.attrs["units_original"] == "K"
     assert time_step(da) == pd.Timedelta("1h") and da.sizes["time"] == 744
+    np.testing.assert_array_equal(da.time.values, xr.open_dataset(path).time.values)
     assert da.coords["crs"].attrs["grid_mapping_name"] == "latitude_longitude"
     assert da.attrs["grid_mapping"] == "crs"
     with netCDF4.Dataset(path) as ds:

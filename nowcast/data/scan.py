@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from nowcast.data import cf
 from nowcast.errors import DataError
@@ -124,6 +125,45 @@ def _choose_variable(ds, path: Path, variable: str | None) -> str:
     raise DataError(f"{path}: no (time, y, x) data variable; variables: {listing}")
 
 
+_UNIT_NS = {
+    "nanosecond": 1,
+    "microsecond": 1_000,
+    "millisecond": 1_000_000,
+    "second": 1_000_000_000,
+    "sec": 1_000_000_000,
+    "minute": 60_000_000_000,
+    "min": 60_000_000_000,
+    "hour": 3_600_000_000_000,
+    "hr": 3_600_000_000_000,
+    "day": 86_400_000_000_000,
+}
+
+
+@functools.lru_cache(maxsize=64)
+def _time_origin(units: str, calendar: str):
+    """``(nanoseconds per unit, origin datetime64[ns])`` for simple Gregorian units, else None.
+
+    A fast path for the common case (many files, one scalar time each); anything unusual
+    goes through xarray's decoder instead.
+    """
+    if calendar.lower() not in ("standard", "gregorian", "proleptic_gregorian"):
+        return None
+    unit, _, date = units.partition(" since ")
+    unit = unit.strip().lower()
+    ns = _UNIT_NS.get(unit[:-1] if unit.endswith("s") else unit)
+    if ns is None:
+        return None
+    try:
+        origin = pd.Timestamp(date.strip())
+    except (ValueError, TypeError):
+        return None
+    if origin.tzinfo is not None:
+        origin = origin.tz_convert(None)
+    if origin.year < 1583:  # Julian/Gregorian switch: leave it to the full decoder
+        return None
+    return ns, origin.as_unit("ns").to_datetime64()
+
+
 def _decode_times(var, values=None) -> np.ndarray:
     from xarray.coding.times import decode_cf_datetime
 
@@ -135,6 +175,14 @@ def _decode_times(var, values=None) -> np.ndarray:
     if not cf.is_time_units(units):
         raise DataError(f"time variable {var.name!r} has units {units!r}, not 'UNIT since DATE'")
     calendar = getattr(var, "calendar", "standard")
+    fast = _time_origin(units, str(calendar))
+    if fast is not None and num.dtype.kind in "iuf" and np.isfinite(num).all():
+        ns, origin = fast
+        if num.dtype.kind in "iu":
+            offsets = num.astype(np.int64) * np.int64(ns)
+        else:
+            offsets = np.round(num.astype(np.float64) * ns).astype(np.int64)
+        return origin + offsets.astype("timedelta64[ns]")
     try:
         times = np.asarray(decode_cf_datetime(num, units, calendar))
     except Exception as exc:  # decoding raises a variety of errors

@@ -164,12 +164,13 @@ def lead_array(values: np.ndarray, past: xr.DataArray, step: pd.Timedelta) -> xr
 def forecast_many(method: Forecaster, archive: xr.DataArray, issue_times: Sequence, n_leads: int, *, step=None) -> xr.DataArray:
     """Run ``method`` at each issue time of ``archive``; returns ``(issue_time, lead_time, y, x)``.
 
-    For each issue time the last ``t_in`` frames up to it (spaced by the archive's step,
-    or ``step``) are passed to ``method.predict`` (at least two frames, so the method can
-    read the step; an earlier frame that is not in the archive comes as NaN and is not
-    used by a one-frame method). An issue time outside the archive, or a required input
-    frame that the archive lacks, is a :class:`NowcastError` naming the time. The result
-    is assembled with :func:`nowcast.products.forecast_array` (archive name, attrs, grid).
+    For each issue time the last ``t_in`` frames up to it, spaced by ``step`` (default:
+    the archive's most common spacing), are passed to ``method.predict``; at least two
+    frames, so that a one-frame method can read the step (an earlier frame the archive
+    lacks comes as NaN, and such a method does not use it). An issue time outside the
+    archive, or a required input frame the archive lacks, is a :class:`NowcastError`
+    naming the time. The result is assembled with
+    :func:`nowcast.products.forecast_array` (archive name, attrs, grid mapping).
     """
     from nowcast.products import forecast_array
 
@@ -180,12 +181,14 @@ def forecast_many(method: Forecaster, archive: xr.DataArray, issue_times: Sequen
     times = pd.DatetimeIndex(archive[TIME].values)
     if len(times) == 0:
         raise NowcastError("the archive holds no frames")
+    if step is None and len(times) >= 2:
+        from nowcast.data.timeaxis import time_step
+
+        step = time_step(archive)  # the archive's most common spacing
     if step is None:
         step = getattr(method, "step", None)
     if step is None:
-        from nowcast.data.timeaxis import time_step
-
-        step = time_step(archive)  # the most common spacing; a DataError for one frame
+        raise NowcastError("cannot infer the archive's time step from one frame; pass step=...")
     step = infer_step(None, step)
     issues = [_as_timestamp(t) for t in issue_times]
     if not issues:

@@ -82,11 +82,15 @@ def evaluate(
             fields[m] = (f, o, np.isfinite(f) & np.isfinite(o))
         if common_mask and len(fields) > 1:
             _intersect_masks(fields, fcs)
-        fractions_cache: dict = {}  # observed fractions, shared by the methods
-        for m, (f, o, valid) in fields.items():
-            cont[m].add(f, o, valid)
-            cat[m].add(f, o, valid, thresholds)
-            fss[m].add(f, o, valid, thresholds, scales, cache=fractions_cache)
+        # lead by lead (bounded memory); observed fractions shared by the methods
+        leads = {m: fcs[m][LEAD_TIME].values for m in fields}
+        for lead in sorted(set().union(*(set(v) for v in leads.values()))):
+            fractions_cache: dict = {}
+            for m, (f, o, valid) in fields.items():
+                for j in np.flatnonzero(leads[m] == lead):
+                    cont[m].add(f[j], o[j], valid[j], lead=j)
+                    cat[m].add(f[j], o[j], valid[j], thresholds, lead=j)
+                    fss[m].add(f[j], o[j], valid[j], thresholds, scales, lead=j, cache=fractions_cache)
 
     rows = []
     for m, fc in fcs.items():

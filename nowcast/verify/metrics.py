@@ -62,26 +62,31 @@ class ContinuousSums:
         z = lambda: np.zeros(n_leads)  # noqa: E731
         return cls(n=z(), sum_err=z(), sum_abs_err=z(), sum_sq_err=z(), sum_f=z(), sum_o=z(), sum_ff=z(), sum_oo=z(), sum_fo=z())
 
-    def add(self, forecast: np.ndarray, obs: np.ndarray, valid: np.ndarray) -> None:
-        """Add ``(lead, y, x)`` fields; only ``valid`` pixels count."""
-        f = np.where(valid, forecast, 0.0).astype(np.float64)
-        o = np.where(valid, obs, 0.0).astype(np.float64)
-        if self.shift is None and valid.any():
-            self.shift = float(o[valid].mean())
-        shift = self.shift or 0.0
-        axes = tuple(range(1, f.ndim))
+    def add(self, forecast: np.ndarray, obs: np.ndarray, valid: np.ndarray, *, lead: int | None = None) -> None:
+        """Add ``(lead, y, x)`` fields (or the ``(y, x)`` fields of lead index ``lead``);
+        only ``valid`` pixels count."""
+        if lead is None:
+            for j in range(forecast.shape[0]):
+                self.add(forecast[j], obs[j], valid[j], lead=j)
+            return
+        f = forecast[valid].astype(np.float64)
+        o = obs[valid].astype(np.float64)
+        if f.size == 0:
+            return
+        if self.shift is None:
+            self.shift = float(o.mean())
         err = f - o
-        self.n += valid.sum(axis=axes)
-        self.sum_err += err.sum(axis=axes)
-        self.sum_abs_err += np.abs(err).sum(axis=axes)
-        self.sum_sq_err += (err * err).sum(axis=axes)
-        fs = np.where(valid, f - shift, 0.0)
-        os_ = np.where(valid, o - shift, 0.0)
-        self.sum_f += fs.sum(axis=axes)
-        self.sum_o += os_.sum(axis=axes)
-        self.sum_ff += (fs * fs).sum(axis=axes)
-        self.sum_oo += (os_ * os_).sum(axis=axes)
-        self.sum_fo += (fs * os_).sum(axis=axes)
+        self.n[lead] += f.size
+        self.sum_err[lead] += err.sum()
+        self.sum_abs_err[lead] += np.abs(err).sum()
+        self.sum_sq_err[lead] += _dot(err, err)
+        f -= self.shift
+        o -= self.shift
+        self.sum_f[lead] += f.sum()
+        self.sum_o[lead] += o.sum()
+        self.sum_ff[lead] += _dot(f, f)
+        self.sum_oo[lead] += _dot(o, o)
+        self.sum_fo[lead] += _dot(f, o)
 
 
 @dataclass
@@ -98,17 +103,21 @@ class ContingencyTable:
         z = lambda: np.zeros((n_thresholds, n_leads), dtype=np.int64)  # noqa: E731
         return cls(z(), z(), z(), z())
 
-    def add(self, forecast: np.ndarray, obs: np.ndarray, valid: np.ndarray, thresholds) -> None:
-        """Add ``(lead, y, x)`` fields at each threshold; only ``valid`` pixels count."""
-        axes = tuple(range(1, forecast.ndim))
-        with np.errstate(invalid="ignore"):
-            for k, thr in enumerate(thresholds):
-                fe = (forecast >= thr) & valid
-                oe = (obs >= thr) & valid
-                self.hits[k] += (fe & oe).sum(axis=axes)
-                self.misses[k] += (~fe & oe).sum(axis=axes)
-                self.false_alarms[k] += (fe & ~oe).sum(axis=axes)
-                self.correct_negatives[k] += (~fe & ~oe & valid).sum(axis=axes)
+    def add(self, forecast: np.ndarray, obs: np.ndarray, valid: np.ndarray, thresholds, *, lead: int | None = None) -> None:
+        """Add ``(lead, y, x)`` fields (or lead index ``lead``'s ``(y, x)``) at each threshold."""
+        if lead is None:
+            for j in range(forecast.shape[0]):
+                self.add(forecast[j], obs[j], valid[j], thresholds, lead=j)
+            return
+        f, o = forecast[valid], obs[valid]
+        for k, thr in enumerate(thresholds):
+            fe, oe = f >= thr, o >= thr
+            hits = int(np.count_nonzero(fe & oe))
+            n_f, n_o = int(np.count_nonzero(fe)), int(np.count_nonzero(oe))
+            self.hits[k, lead] += hits
+            self.misses[k, lead] += n_o - hits
+            self.false_alarms[k, lead] += n_f - hits
+            self.correct_negatives[k, lead] += f.size - n_f - n_o + hits
 
 
 @dataclass
@@ -124,30 +133,40 @@ class FSSSums:
         shape = (n_thresholds, n_scales, n_leads)
         return cls(np.zeros(shape), np.zeros(shape), np.zeros(shape))
 
-    def add(self, forecast: np.ndarray, obs: np.ndarray, valid: np.ndarray, thresholds, scales, *, cache: dict | None = None) -> None:
-        """Add ``(lead, y, x)`` fields for every threshold and (odd, pixel) scale.
+    def add(
+        self, forecast: np.ndarray, obs: np.ndarray, valid: np.ndarray, thresholds, scales, *, lead: int | None = None, cache: dict | None = None
+    ) -> None:
+        """Add ``(lead, y, x)`` fields (or lead index ``lead``'s ``(y, x)``) for every
+        threshold and (odd, pixel) scale.
 
-        ``cache``: a dict shared between forecasts of the same observations (one issue
-        time) so the observed fractions are computed once per threshold, scale and mask.
+        ``cache``: a dict shared by the forecasts verified against the same observations
+        (one valid time), so the observed fractions are computed once per threshold and
+        scale (reused only where observations and mask are equal).
         """
-        axes = tuple(range(1, forecast.ndim))
+        if lead is None:
+            for j in range(forecast.shape[0]):
+                self.add(forecast[j], obs[j], valid[j], thresholds, scales, lead=j)
+            return
+        if cache is not None:  # reuse only for the same observations and mask
+            same = "obs" in cache and np.array_equal(cache["valid"], valid) and np.array_equal(cache["obs"], obs, equal_nan=True)
+            if not same:
+                cache.clear()
+                cache.update(obs=obs, valid=valid)
         for k, thr in enumerate(thresholds):
             fi = _indicator(forecast, thr, valid)
             oi = None
             for j, scale in enumerate(scales):
                 frac_f = _fractions(fi, scale, valid)
                 key = (float(thr), int(scale))
-                hit = cache.get(key) if cache is not None else None
-                if hit is not None and hit[0] is obs and np.array_equal(hit[1], valid):
-                    frac_o = hit[2]
-                else:
+                frac_o = cache.get(key) if cache is not None else None
+                if frac_o is None:
                     oi = _indicator(obs, thr, valid) if oi is None else oi
                     frac_o = _fractions(oi, scale, valid)
                     if cache is not None:
-                        cache[key] = (obs, valid.copy(), frac_o)
-                self.sum_ff[k, j] += _dot(frac_f, frac_f, axes)
-                self.sum_fo[k, j] += _dot(frac_f, frac_o, axes)
-                self.sum_oo[k, j] += _dot(frac_o, frac_o, axes)
+                        cache[key] = frac_o
+                self.sum_ff[k, j, lead] += _dot(frac_f, frac_f)
+                self.sum_fo[k, j, lead] += _dot(frac_f, frac_o)
+                self.sum_oo[k, j, lead] += _dot(frac_o, frac_o)
 
 
 def _indicator(values: np.ndarray, threshold: float, valid: np.ndarray) -> np.ndarray:
@@ -161,18 +180,18 @@ def _fractions(indicator: np.ndarray, scale: int, valid: np.ndarray) -> np.ndarr
         return indicator
     from scipy.ndimage import uniform_filter
 
-    size = (1,) * (indicator.ndim - 2) + (scale, scale)
-    out = uniform_filter(indicator, size=size, mode="constant", cval=0.0)
+    out = uniform_filter(indicator, size=scale, mode="constant", cval=0.0)
     np.multiply(out, valid, out=out)
     return out
 
 
-def _dot(a: np.ndarray, b: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
-    """Σ a*b over ``axes`` (the spatial ones) without a temporary product array."""
-    a2 = a.reshape(a.shape[0], -1) if axes else a.reshape(1, -1)
-    b2 = b.reshape(b.shape[0], -1) if axes else b.reshape(1, -1)
-    out = np.array([row_a @ row_b for row_a, row_b in zip(a2, b2)])
-    return out if axes else out[0]
+def _dot(a: np.ndarray, b: np.ndarray) -> float:
+    """Σ a*b without a temporary product array.
+
+    ``einsum``'s own loop, not BLAS ``ddot``: a multi-threaded OpenBLAS on a busy machine
+    can be 100x slower for these one-off dot products.
+    """
+    return float(np.einsum("i,i->", a.ravel(), b.ravel()))
 
 
 # --------------------------------------------------------------------------- metrics

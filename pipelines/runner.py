@@ -1,0 +1,261 @@
+"""Run a batch config on ``dask.distributed``: one task per issue time.
+
+:func:`run_batch` scans the archive on the client, skips issue times whose outputs are
+already complete (see :mod:`pipelines.outputs`), submits one
+:func:`~pipelines.tasks.run_issue_time` task per remaining issue time to a
+``LocalCluster`` (processes, one thread each, no dashboard, loopback only) or to an
+existing scheduler, shows a progress bar while they finish, and returns a
+:class:`BatchSummary` (done, skipped, failed with one-line errors, wall time). A worker
+that dies mid-task is replaced by its nanny and the scheduler reruns its tasks
+elsewhere; outputs are atomic, so a rerun task overwrites cleanly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from nowcast.config import BatchConfig
+from nowcast.errors import NowcastError
+from pipelines.catalog import Catalog, build_catalog, issue_times, one_line
+from pipelines.outputs import is_complete, write_json
+from pipelines.tasks import IssueResult, IssueTask, RenderSpec, run_issue_time
+
+
+@dataclass
+class BatchSummary:
+    """What a batch did. ``exit_code`` is 1 when any issue time failed."""
+
+    mode: str
+    output: Path
+    issue_times: list[pd.Timestamp]
+    done: list[pd.Timestamp] = field(default_factory=list)
+    skipped: list[pd.Timestamp] = field(default_factory=list)
+    failed: dict[pd.Timestamp, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    task_seconds: float = 0.0  # wall time from the first submit to the last result
+    workers: int = 0
+    report: list[Path] = field(default_factory=list)
+    report_issue_times: int = 0
+    sources: tuple[str, ...] = ()  # the readable archive files
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+    def lines(self) -> list[str]:
+        """The closing summary printed by ``nowcast batch``."""
+        out = [f"FAILED {t:%Y-%m-%d %H:%M}: {msg}" for t, msg in sorted(self.failed.items())]
+        rate = f", {len(self.done) / self.task_seconds:.2f} issue times/s" if self.done and self.task_seconds > 0 else ""
+        out.append(
+            f"{self.mode}: {len(self.issue_times)} issue times: {len(self.done)} done, "
+            f"{len(self.skipped)} skipped (already complete), {len(self.failed)} failed "
+            f"in {self.seconds:.1f} s{rate}"
+        )
+        if self.report:
+            out.append(f"report ({self.report_issue_times} issue times): {self.output / 'report'}")
+        out.append(f"outputs: {self.output}")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        iso = [t.isoformat() for t in self.issue_times]
+        return {
+            "mode": self.mode,
+            "output": str(self.output),
+            "issue_times": iso,
+            "done": [t.isoformat() for t in self.done],
+            "skipped": [t.isoformat() for t in self.skipped],
+            "failed": {t.isoformat(): msg for t, msg in sorted(self.failed.items())},
+            "seconds": round(self.seconds, 3),
+            "task_seconds": round(self.task_seconds, 3),
+            "workers": self.workers,
+            "report": [str(p) for p in self.report],
+        }
+
+
+def signature(cfg: BatchConfig) -> dict[str, Any]:
+    """The settings an issue time's outputs depend on (stored in its manifest)."""
+    r = cfg.render
+    return {
+        "methods": list(cfg.methods),
+        "model": cfg.model,
+        "n_leads": cfg.n_leads,
+        "variable": cfg.variable,
+        "kind": cfg.kind,
+        "render": {"leads": list(r.leads) if r.leads else None, "truth": r.truth} if r.enabled else None,
+    }
+
+
+@contextlib.contextmanager
+def batch_client(*, scheduler: str | None = None, workers: int = 2) -> Iterator[Any]:
+    """A ``distributed.Client``: to ``scheduler`` when given, else to a new ``LocalCluster``
+    of ``workers`` processes with one thread each (loopback only, no dashboard)."""
+    from distributed import Client, LocalCluster
+
+    with _quiet("distributed", logging.CRITICAL):  # lost workers are retried and reported by us
+        if scheduler:
+            try:
+                client = Client(scheduler, timeout="20s", set_as_default=False)
+            except (OSError, TimeoutError) as exc:
+                raise NowcastError(f"cannot connect to the dask scheduler at {scheduler} ({one_line(exc)})") from None
+            with client:
+                yield client
+            return
+        with LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            silence_logs=logging.CRITICAL,
+        ) as cluster, Client(cluster, set_as_default=False) as client:
+            yield client
+
+
+@contextlib.contextmanager
+def _quiet(name: str, level: int) -> Iterator[None]:
+    """Raise logger ``name``'s level for a while (the cluster's INFO chatter), then restore it."""
+    logger = logging.getLogger(name)
+    old = logger.level
+    logger.setLevel(max(level, old))
+    try:
+        yield
+    finally:
+        logger.setLevel(old)
+
+
+def _max_t_in(cfg: BatchConfig) -> int:
+    from nowcast.forecast import make_forecaster
+
+    return max(int(make_forecaster(model=cfg.model, method=m).t_in) for m in cfg.methods)
+
+
+def plan(cfg: BatchConfig, catalog: Catalog, t_in: int) -> tuple[list[pd.Timestamp], list[IssueTask], list[pd.Timestamp], dict]:
+    """(all issue times, tasks to run, issue times already complete, failures known up front)."""
+    times = list(issue_times(catalog, start=cfg.start, end=cfg.end, every=cfg.every, t_in=t_in))
+    sig = signature(cfg)
+    r = cfg.render
+    render = RenderSpec(leads=r.leads, truth=r.truth, map_data=r.map_data) if r.enabled else None
+    tasks, skipped, failed = [], [], {}
+    for t in times:
+        if is_complete(cfg.output, t, sig):
+            skipped.append(t)
+            continue
+        needed = [t - k * catalog.step for k in range(t_in - 1, -1, -1)]
+        error = catalog.missing_frame_error(t, needed)
+        if error:
+            failed[t] = error
+            continue
+        tasks.append(
+            IssueTask(
+                issue_time=t,
+                sources=catalog.sources,
+                stamps=catalog.stamps,
+                variable=cfg.variable,
+                kind=cfg.kind,
+                methods=tuple(cfg.methods),
+                model=cfg.model,
+                n_leads=cfg.n_leads,
+                output=str(cfg.output),
+                signature=sig,
+                render=render,
+            )
+        )
+    return times, tasks, skipped, failed
+
+
+def _progress(n: int, enabled: bool):
+    import click
+
+    if not enabled:
+        return contextlib.nullcontext(None)
+    return click.progressbar(length=n, label="issue times", file=sys.stderr, show_pos=True, show_eta=True)
+
+
+def run_tasks(client, tasks: list[IssueTask], *, progress: bool = True, on_result: Callable[[IssueResult], None] | None = None) -> tuple[dict, float]:
+    """Submit one task per issue time; ``({issue: IssueResult}, seconds)`` as they finish."""
+    from distributed import as_completed
+
+    run = uuid.uuid4().hex[:8]
+    start = time.perf_counter()
+    futures = {
+        client.submit(run_issue_time, task, key=f"nowcast-batch-{run}-{task.issue_time:%Y%m%dT%H%M%S}", pure=False): task
+        for task in tasks
+    }
+    results: dict[pd.Timestamp, IssueResult] = {}
+    try:
+        with _progress(len(tasks), progress) as bar:
+            for fut in as_completed(futures, loop=client.loop):
+                task = futures[fut]
+                try:
+                    res = fut.result()
+                except Exception as exc:  # a task lost with its worker too often, or cancelled
+                    res = IssueResult(task.issue_time, "failed", error=f"task failed on the cluster: {one_line(exc)}")
+                results[task.issue_time] = res
+                if on_result is not None:
+                    on_result(res)
+                if bar is not None:
+                    bar.update(1)
+    except BaseException:
+        client.cancel(list(futures))
+        raise
+    return results, time.perf_counter() - start
+
+
+def run_batch(
+    cfg: BatchConfig,
+    *,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    client=None,
+    progress: bool = True,
+    echo: Callable[[str], None] | None = None,
+) -> BatchSummary:
+    """Forecast (and render) every issue time of ``cfg`` on a dask cluster; see the module doc.
+
+    ``client``: an existing ``distributed.Client`` to use (then ``scheduler`` and
+    ``workers`` are ignored). Backfill configs are verified afterwards by
+    :func:`pipelines.backfill.run_backfill`, which calls this.
+    """
+    echo = echo or (lambda _m: None)
+    t0 = time.perf_counter()
+    output = Path(cfg.output)
+    catalog = build_catalog(cfg.inputs, variable=cfg.variable, kind=cfg.kind)
+    for bad in catalog.bad_files:
+        echo(f"warning: unreadable input file, its issue times will fail: {bad.error}")
+    times, tasks, skipped, failed = plan(cfg, catalog, _max_t_in(cfg))
+    summary = BatchSummary(cfg.mode, output, times, skipped=skipped, failed=dict(failed), sources=catalog.sources)
+    echo(f"{cfg.mode}: {len(times)} issue times {times[0]:%Y-%m-%d %H:%M} .. {times[-1]:%Y-%m-%d %H:%M}; "
+         f"{len(skipped)} already complete, {len(tasks)} to run")
+    if tasks:
+        if client is not None:
+            results, summary.task_seconds = run_tasks(client, tasks, progress=progress)
+            summary.workers = len(client.scheduler_info(n_workers=-1)["workers"])
+        else:
+            n = workers or cfg.workers
+            with batch_client(scheduler=scheduler, workers=n) as own:
+                summary.workers = len(own.scheduler_info(n_workers=-1)["workers"])
+                results, summary.task_seconds = run_tasks(own, tasks, progress=progress)
+        for t in sorted(results):
+            res = results[t]
+            if res.status == "done":
+                summary.done.append(t)
+            else:
+                summary.failed[t] = res.error or "failed"
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def finish(summary: BatchSummary) -> BatchSummary:
+    """Write ``batch-summary.json`` into the output folder (atomically)."""
+    write_json(summary.to_dict(), summary.output / "batch-summary.json")
+    return summary

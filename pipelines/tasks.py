@@ -1,0 +1,168 @@
+"""One batch task = one issue time, run on a worker: forecast, write, render, manifest.
+
+:func:`run_issue_time` takes a small picklable :class:`IssueTask` and returns an
+:class:`IssueResult`; it never raises for a bad issue time (the error comes back as one
+line), so one failure does not stop the batch. Each worker process keeps a few opened
+archives (keyed by the files and their ``(mtime, size)`` stamps) and forecasters (keyed
+by method and model) in small LRU caches, so a worker scans the archive's metadata and
+loads a model once, then reads only the frames each issue time needs.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipelines.catalog import build_catalog, one_line
+from pipelines.outputs import forecast_path, manifest_path, maps_dir, write_manifest
+
+
+@dataclass(frozen=True)
+class RenderSpec:
+    leads: tuple[int, ...] | None = None
+    truth: bool = True
+    map_data: str | None = None
+
+
+@dataclass(frozen=True)
+class IssueTask:
+    """Everything a worker needs for one issue time (small, picklable)."""
+
+    issue_time: pd.Timestamp
+    sources: tuple[str, ...]
+    stamps: tuple[tuple[int, int], ...]
+    variable: str | None
+    kind: str
+    methods: tuple[str, ...]
+    model: str | None
+    n_leads: int
+    output: str
+    signature: dict[str, Any]
+    render: RenderSpec | None = None
+
+
+@dataclass
+class IssueResult:
+    issue_time: pd.Timestamp
+    status: str  # "done" | "failed"
+    error: str | None = None
+    outputs: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    pid: int = 0
+
+
+@functools.lru_cache(maxsize=4)
+def cached_archive(sources: tuple[str, ...], stamps: tuple, variable: str | None, kind: str):
+    """This process's lazily opened archive for ``sources`` (``stamps`` invalidate it).
+
+    Returns ``(archive, catalog)``; ``catalog`` is None unless a file became unreadable
+    after the client's scan: then the archive holds the readable files only and the
+    catalog names the unreadable ones (see :func:`pipelines.catalog.build_catalog`).
+    """
+    from nowcast.data import open_archive
+    from nowcast.errors import DataError
+
+    try:
+        return open_archive(list(sources), variable=variable, kind=kind), None
+    except DataError:
+        if len(sources) == 1:
+            raise
+    catalog = build_catalog(sources, variable=variable, kind=kind)
+    return open_archive(list(catalog.sources), variable=variable, kind=kind), catalog
+
+
+@functools.lru_cache(maxsize=4)
+def cached_forecaster(method: str, model: str | None):
+    """This process's forecaster (a ConvLSTM loads its network once per worker)."""
+    from nowcast.forecast import make_forecaster
+
+    return make_forecaster(model=model, method=method)
+
+
+def _metadata(forecaster) -> dict[str, Any] | None:
+    describe = getattr(forecaster, "describe", None)
+    return describe() if describe else None
+
+
+def _render(forecast, archive, *, outdir: Path, spec: RenderSpec) -> list[Path]:
+    """Render into a temporary sibling folder, then move each file into ``outdir``."""
+    from nowcast.render import render_forecast
+
+    outdir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
+    try:
+        made = render_forecast(
+            forecast,
+            outdir=tmp,
+            truth=archive if spec.truth else None,
+            leads=list(spec.leads) if spec.leads else None,
+            map_data=spec.map_data,
+        )
+        if outdir.exists():
+            shutil.rmtree(outdir)
+        outdir.mkdir(parents=True)
+        out = []
+        for p in made:
+            target = outdir / Path(p).relative_to(tmp)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(p, target)
+            out.append(target)
+        return out
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_issue_time(task: IssueTask) -> IssueResult:
+    """Forecast ``task.issue_time`` with every method, write, render, then the manifest."""
+    import dask
+
+    from nowcast.errors import NowcastError
+    from nowcast.methods import forecast_many
+    from nowcast.products import write_forecast
+
+    start = time.perf_counter()
+    issue = task.issue_time
+    result = IssueResult(issue, "failed", pid=os.getpid())
+    try:
+        # an older manifest must not vouch for outputs this run is replacing
+        manifest_path(task.output, issue).unlink(missing_ok=True)
+        with dask.config.set(scheduler="synchronous"):  # read frames in this worker's thread
+            archive, catalog = cached_archive(task.sources, task.stamps, task.variable, task.kind)
+            forecasts: dict[str, Path] = {}
+            maps: dict[str, list[Path]] = {}
+            for name in task.methods:
+                forecaster = cached_forecaster(name, task.model)
+                if catalog is not None:
+                    needed = [issue - k * catalog.step for k in range(int(forecaster.t_in))]
+                    error = catalog.missing_frame_error(issue, needed)
+                    if error:
+                        raise NowcastError(error)
+                fc = forecast_many(forecaster, archive, [issue], task.n_leads)
+                forecasts[name] = write_forecast(
+                    fc, forecast_path(task.output, name, issue), method=name, metadata=_metadata(forecaster)
+                )
+                if task.render is not None:
+                    maps[name] = _render(fc, archive, outdir=maps_dir(task.output, name, issue), spec=task.render)
+        seconds = time.perf_counter() - start
+        write_manifest(
+            task.output,
+            issue,
+            signature=task.signature,
+            forecasts=forecasts,
+            maps=maps,
+            extra={"seconds": round(seconds, 3), "pid": os.getpid()},
+        )
+        result.status = "done"
+        result.outputs = [str(p) for p in forecasts.values()] + [str(p) for ps in maps.values() for p in ps]
+    except Exception as exc:  # one issue time's failure is reported, never raised
+        result.error = one_line(exc)
+    result.seconds = time.perf_counter() - start
+    return result

@@ -59,22 +59,22 @@ def test_evaluate_end_to_end(files, tmp_path):
 
     truth, paths = files
     out = tmp_path / "report"
-    result = _run(["-f", paths["persistence"], "-f", paths["noisy"], "--truth", truth, "--thresholds", "0.5,2", "--scales", "1,3", "--output", out])
+    result = _run(["-f", paths["persistence"], "-f", paths["noisy"], "--truth", truth, "--thresholds", "2", "--scales", "1,3", "--output", out])
     assert result.exit_code == 0, result.output
     assert "| lead (min) | persistence MAE" in result.stdout and "noisy FSS" in result.stdout
     names = sorted(p.name for p in out.iterdir())
     pngs = [n for n in names if n.endswith(".png")]
     assert "scores.csv" in names and "scores.md" in names
-    # 4 continuous + 4 categorical x 2 thresholds + FSS x 2 thresholds x 2 scales
-    assert len(pngs) == 16 and "fss_t2_s3.png" in pngs and "csi_t0.5.png" in pngs
+    # 4 continuous + 4 categorical x 1 threshold + FSS x 1 threshold x 2 scales
+    assert len(pngs) == 10 and "fss_t2_s3.png" in pngs and "csi_t2.png" in pngs
     assert (out / "mae.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = (out / "scores.md").read_text()
     assert "## Categorical scores, threshold 2 mm h-1" in md and "| 15 |" in md
 
     csv = pd.read_csv(out / "scores.csv")
     fcs = {n: read_forecast(p) for n, p in paths.items()}
-    expected = evaluate({"persistence": fcs["persistence"], "noisy": fcs["noisy"]}, open_archive(truth), thresholds=(0.5, 2), scales=(1, 3))
-    assert list(csv.columns) == list(expected.columns) and len(csv) == len(expected) == 2 * 3 * (4 + 4 * 2 + 2 * 2)
+    expected = evaluate({"persistence": fcs["persistence"], "noisy": fcs["noisy"]}, open_archive(truth), thresholds=(2,), scales=(1, 3))
+    assert list(csv.columns) == list(expected.columns) and len(csv) == len(expected) == 2 * 3 * (4 + 4 + 2)
     assert (csv.method == expected.method).all() and (csv.metric == expected.metric).all()
     np.testing.assert_allclose(csv.value, expected.value, rtol=1e-12)
     np.testing.assert_array_equal(csv.lead_time, expected.lead_time)

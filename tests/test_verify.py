@@ -253,3 +253,22 @@ def test_against_pysteps_on_real_field(mch):
         for scale in scales:
             expected = pysteps_fss(cf, co, thr, scale)
             assert _value(df, "FSS", thr, scale, lead=15) == pytest.approx(expected, rel=1e-9, abs=1e-12), (thr, scale)
+
+
+def test_write_report_replaces_files_atomically(tmp_path):
+    from nowcast.verify.report import write_report
+
+    fc, truth = _hand_case()
+    scores = evaluate({"m": fc}, truth, thresholds=(1,), scales=(1,))
+    scores = scores[scores.metric.isin(["MAE", "CSI"])]  # two plots keep this quick
+    out = tmp_path / "report"
+    first = write_report(scores, out)
+    assert sorted(p.name for p in first) == sorted(p.name for p in out.iterdir()) == ["csi_t1.png", "mae.png", "scores.csv", "scores.md"]
+    (out / "csi_t5.png").write_bytes(b"stale plot of an earlier report")
+    (out / "notes.txt").write_text("mine")
+    second = write_report(scores, out)
+    names = {p.name for p in out.iterdir()}
+    assert names == {p.name for p in second} | {"notes.txt"}  # the stale plot is gone
+    assert (out / "notes.txt").read_text() == "mine"
+    assert "threshold 1 mm h-1" in (out / "scores.md").read_text(encoding="utf-8")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -11,6 +11,7 @@ all at once.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -21,6 +22,9 @@ import pandas as pd
 from nowcast.verify.metrics import CATEGORICAL, CONTINUOUS, SPATIAL
 
 __all__ = ["key_table", "scores_markdown", "write_report"]
+
+#: File names of the plots :func:`write_report` makes (older ones are replaced).
+_PLOT_NAME = re.compile(r"^(mae|rmse|bias|corr|(csi|pod|far|ets)_t[-0-9.e+]+|fss_t[-0-9.e+]+_s\d+)\.png$")
 
 
 def _fmt(value) -> str:
@@ -147,8 +151,9 @@ def write_report(scores: pd.DataFrame, outdir: str | os.PathLike, *, units: str 
     """Write ``scores.csv``, ``scores.md`` and (with ``plots``) PNGs to ``outdir``.
 
     Everything is written into a temporary sibling folder first; a new ``outdir`` is then
-    renamed into place in one step, an existing one gets each file replaced atomically.
-    Returns the written paths (in ``outdir``).
+    renamed into place in one step, an existing one gets each file replaced atomically
+    (and loses the plots of an earlier report that this one does not make). Returns the
+    written paths (in ``outdir``).
     """
     outdir = Path(outdir)
     if outdir.exists() and not outdir.is_dir():
@@ -161,7 +166,7 @@ def write_report(scores: pd.DataFrame, outdir: str | os.PathLike, *, units: str 
     try:
         names = ["scores.csv", "scores.md"]
         scores.to_csv(tmp / "scores.csv", index=False)
-        (tmp / "scores.md").write_text(scores_markdown(scores, units=units) + "\n")
+        (tmp / "scores.md").write_text(scores_markdown(scores, units=units) + "\n", encoding="utf-8")
         if plots:
             for stem, title, sub in _plot_groups(scores, units):
                 if np.isfinite(sub["value"].to_numpy(dtype=float)).any():
@@ -173,6 +178,9 @@ def write_report(scores: pd.DataFrame, outdir: str | os.PathLike, *, units: str 
         else:
             for name in names:
                 os.replace(tmp / name, outdir / name)
+            for stale in outdir.glob("*.png"):  # plots of a previous report that this one lacks
+                if _PLOT_NAME.match(stale.name) and stale.name not in names:
+                    stale.unlink()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return [outdir / name for name in names]

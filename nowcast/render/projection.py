@@ -6,6 +6,9 @@ matching Cartopy projection class, on the ellipsoid given by ``semi_major_axis``
 attributes are not enough it falls back to ``crs_wkt`` through pyproj; otherwise it raises
 :class:`~nowcast.errors.NowcastError` naming the grid mapping.
 
+CF ``oblique_mercator`` has no rectified-grid angle: it is read as PROJ's ``omerc`` default
+(angle = azimuth), and an azimuth of 90 degrees (the Swiss grid) as PROJ's exact ``somerc``.
+
 Coordinates in lon/lat (coastlines, gridlines) use :func:`lonlat_crs`, a Plate Carree on the
 WGS 84 datum, so that datum shifts (e.g. the Swiss grid's Bessel ellipsoid) are applied.
 

@@ -1,0 +1,85 @@
+"""Maps per second of ``nowcast.render.render_many`` with 1 vs N worker processes.
+
+Builds persistence forecasts (``--issues`` issue times x ``--leads`` leads) from a shared
+radar event, writes them as CF NetCDF in a temporary folder, and renders every map with each
+worker count in turn (same inputs, fresh output folder). Times include starting the worker
+pool (``spawn``: each worker imports Cartopy/Matplotlib and reads the coastlines once); the
+single-worker run is in-process after one warm-up map. Prints a Markdown table.
+
+    python benchmarks/bench_render.py                       # MCH, 2 x 12 maps, workers 1,2
+    python benchmarks/bench_render.py --truth --workers 1,2 --dpi 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+EVENTS = {
+    "mch": "radar/mch-2016-07-11.nc",
+    "knmi": "radar/knmi-2010-08-26.nc",
+    "fmi": "radar/fmi-2016-09-28.nc",
+    "rmi": "radar/rmi-2021-07-04.nc",
+}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dataset", choices=sorted(EVENTS), default="mch")
+    ap.add_argument("--issues", type=int, default=2, help="issue times (one forecast file each)")
+    ap.add_argument("--leads", type=int, default=12)
+    ap.add_argument("--workers", default="1,2", help="comma-separated worker counts")
+    ap.add_argument("--dpi", type=int, default=100)
+    ap.add_argument("--truth", action="store_true", help="observed | forecast | difference panels")
+    ap.add_argument("--map-data", default=str(DATA / "maps"))
+    args = ap.parse_args(argv)
+    warnings.simplefilter("ignore")
+
+    from nowcast import products
+    from nowcast.data.archive import open_archive
+    from nowcast.render import render_many
+    from nowcast.render.maps import render_forecast
+
+    archive = open_archive(str(DATA / EVENTS[args.dataset]))
+    step = archive["time"].values[1] - archive["time"].values[0]
+    tmp = Path(tempfile.mkdtemp(prefix="bench_render_"))
+    files = []
+    for k in range(args.issues):
+        i = 10 + 5 * k
+        frame = archive.isel(time=i).values
+        fc = products.forecast_array(np.repeat(frame[None, None], args.leads, axis=1), issue_times=[archive["time"].values[i]], step=step, template=archive)
+        files.append(products.write_forecast(fc, tmp / f"fc{k}.nc", method="persistence"))
+        if k == 0:  # warm-up: imports, coastline reading (so 1 worker is timed warm)
+            render_forecast(fc, outdir=tmp / "warm", leads=[1], map_data=args.map_data, dpi=args.dpi)
+    truth = archive if args.truth else None
+    n_maps = args.issues * args.leads
+    rows = []
+    for workers in (int(w) for w in args.workers.split(",")):
+        out = tmp / f"out{workers}"
+        t0 = time.perf_counter()
+        paths = render_many(files, outdir=out, workers=workers, truth=truth, map_data=args.map_data, dpi=args.dpi)
+        dt = time.perf_counter() - t0
+        assert len(paths) == n_maps
+        rows.append((workers, n_maps, dt, n_maps / dt))
+    cmd = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__, ROOT), *(argv if argv is not None else sys.argv[1:])])
+    panels = "3 panels (truth)" if args.truth else "1 panel"
+    print(f"\n`{cmd}`  \n{args.dataset} grid {archive.sizes['y']}x{archive.sizes['x']}, {panels}, dpi {args.dpi}, {os.cpu_count()} CPUs\n")
+    print("| workers | maps | seconds | maps/s | speed-up |")
+    print("| ---: | ---: | ---: | ---: | ---: |")
+    for workers, n, dt, rate in rows:
+        print(f"| {workers} | {n} | {dt:.1f} | {rate:.2f} | {rate / rows[0][3]:.2f}x |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

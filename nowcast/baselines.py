@@ -66,7 +66,7 @@ class Persistence:
         past = check_past(past, self.t_in, self.name)
         step = infer_step(past[TIME].values[-2:], self.step)
         last = np.asarray(past.isel({TIME: -1}).values, dtype=np.float32)
-        return lead_array(np.broadcast_to(last, (n_leads,) + last.shape), past, step)
+        return lead_array(np.repeat(last[None], n_leads, axis=0), past, step)
 
     def describe(self) -> dict[str, Any]:
         return {"method_options": {"t_in": self.t_in}}
@@ -161,7 +161,7 @@ class Extrapolation:
             return lead_array(np.full((n_leads,) + last.shape, np.nan), past, step)
         velocity = self.motion(frames, self.flow_transform(past))
         if not velocity.any():  # zero motion: advection is the identity
-            values = np.broadcast_to(last, (n_leads,) + last.shape).copy()
+            values = np.repeat(last[None], n_leads, axis=0)
         else:
             _, extrapolation = import_pysteps()
             values = extrapolation.get_method("semilagrangian")(

@@ -32,7 +32,7 @@ def _numbers(kind):
 def command(forecasts, truth, variable, thresholds, scales, common_mask, plots, output) -> None:
     """Verify forecasts against observations: MAE, RMSE, bias, correlation, CSI/POD/FAR/ETS
     and FSS per lead time, pooled over issue times. Methods are named by the files'
-    ``nowcast_method`` attribute.
+    'nowcast_method' attribute (the file name tells apart two of one method).
 
     \b
     Example:

@@ -127,6 +127,7 @@ def test_map_for_each_shared_dataset(key, archives, maps_dir, tmp_path):
         assert (lon, lat) == pytest.approx((151.95, -28.87), abs=0.05)
 
 
+@pytest.mark.filterwarnings("ignore::nowcast.render.mapdata.MissingMapDataWarning")  # no coastlines wanted
 @pytest.mark.parametrize(("key", "lonlat", "flip"), [("bom", (153.03, -27.47), False), ("bom", (153.03, -27.47), True),
                                                      ("mch", (8.54, 47.37), False), ("era5", (-1.9, 52.48), False)])  # fmt: skip
 def test_field_lands_at_its_place_right_way_up(key, lonlat, flip, archives):

@@ -81,7 +81,8 @@ def run_demo(
     from nowcast.products import write_forecast
     from nowcast.render import render_forecast, render_gif
     from nowcast.train import train
-    from nowcast.verify import evaluate, scores_markdown, write_report
+    from nowcast.verify import evaluate
+    from nowcast.verify.report import key_table, write_report
 
     workdir = Path(workdir)
     seconds: dict[str, float] = {}
@@ -133,14 +134,14 @@ def run_demo(
     echo("[4/6] verify against the observations")
     scores = evaluate(forecasts, archive, thresholds=(0.5, 1.0, 5.0), scales=(1, 5, 11))
     report = write_report(scores, workdir / "report")
-    table = scores_markdown(scores)
+    table = key_table(scores)
     lap("verify")
 
     echo("[5/6] render maps and an animation")
     best = forecasts["convlstm"].isel(issue_time=[0])
     leads = sorted({1, (n_leads + 1) // 2, n_leads})
-    maps = render_forecast(best, outdir=workdir / "maps", truth=archive, leads=leads, map_data=map_data)
-    gif = render_gif(best, path=workdir / "maps" / "convlstm.gif", truth=archive, map_data=map_data)
+    maps = render_forecast(best, outdir=workdir / "maps", truth=archive, leads=leads, map_data=map_data, method="convlstm")
+    gif = render_gif(best, path=workdir / "maps" / "convlstm.gif", truth=archive, map_data=map_data, method="convlstm")
     lap("render")
 
     echo("[6/6] scores (lower MAE/RMSE and higher CSI are better)\n")

@@ -20,6 +20,7 @@ import xarray as xr
 
 from nowcast.conventions import LEAD_TIME, TIME, X, Y, lead_times
 from nowcast.errors import NowcastError
+from nowcast.methods import register_method
 
 PACKAGED_MODELS = Path(__file__).resolve().parent / "models"
 
@@ -61,6 +62,7 @@ def _upsample(values: np.ndarray, factor: int, shape: tuple[int, int]) -> np.nda
     return np.pad(zoomed, pad, mode="edge")[..., : shape[0], : shape[1]]
 
 
+@register_method("convlstm")
 class ConvLSTMForecaster:
     """A trained encoder-forecaster behind the common forecast-method interface."""
 
@@ -96,7 +98,9 @@ class ConvLSTMForecaster:
                 f"the input {past.name} is in {units}"
             )
         if len(past[TIME]) >= 2:
-            step = pd.Timedelta(np.diff(past[TIME].values[-2:])[0])
+            from nowcast.data.timeaxis import time_step
+
+            step = time_step(past)
             if step != self.step:
                 raise NowcastError(f"model {self.model_dir.name} was trained at a {_fmt(self.step)} time step; the input's step is {_fmt(step)}")
 
@@ -110,7 +114,7 @@ class ConvLSTMForecaster:
         past = past.isel({TIME: slice(-self.t_in, None)})
         self.check_compatible(past)
         pre = Preprocessor.from_dict(self.metadata["preprocessor"])
-        factor = int(self.metadata.get("coarsen", 1))
+        factor = int(pre.coarsen)
         fine = np.asarray(past.values, dtype=np.float32)
         coarse = coarsen(past, factor) if factor > 1 else past
         x, _ = pre.encode(np.asarray(coarse.values, dtype=np.float32))
@@ -182,6 +186,9 @@ def predict_to_file(
     metadata = getattr(forecaster, "metadata", None) or {}
     archive = open_archive(list(inputs), variable=variable, kind=metadata.get("kind", "precipitation"))
     n_leads = n_leads or getattr(forecaster, "t_out", None) or 12
+    check = getattr(forecaster, "check_compatible", None)
+    if check is not None:
+        check(archive)
     forecast = forecast_many(forecaster, archive, list(issue_times), n_leads)
     describe = getattr(forecaster, "describe", None)
     return write_forecast(forecast, output, method=forecaster.name, metadata=describe() if describe else None)

@@ -35,10 +35,9 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.best = math.inf if best is None else float(best)
 
     def _save(self, name: str) -> None:
-        path = self.run_dir / name
-        tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.keras")
-        self.model.save(tmp)
-        os.replace(tmp, path)
+        from nowcast.model import save_model
+
+        save_model(self.model, self.run_dir / name)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}

@@ -24,6 +24,13 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             sys.exit(130)
+        except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
+            raise
+        except Exception as exc:  # a bug, or an error a library raised unchecked: one line, no dump
+            if ctx.params.get("verbose"):
+                raise
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            raise click.ClickException(f"{type(exc).__name__}: {first} (run with nowcast -v for the traceback)") from None
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -181,3 +181,11 @@ def test_serialisation_round_trip(tmp_path):
         Preprocessor.from_dict({**data, "bogus": 1})
     with pytest.raises(DataError, match="not found"):
         Preprocessor.load(tmp_path / "missing.json")
+
+
+def test_encode_never_modifies_its_input():
+    pre = Preprocessor.from_config(PreprocessConfig(transform="none", normalise=False))
+    values = np.array([1.0, np.nan], dtype="float32")
+    z, mask = pre.encode(values)
+    assert np.isnan(values[1]) and z[1] == pre.fill_value == 0.0
+    np.testing.assert_array_equal(mask, [1, 0])

@@ -141,6 +141,7 @@ def test_same_seed_same_batches_different_seed_differs_and_epochs_change():
         for u, v in zip(one.train[i], two.train[i]):
             np.testing.assert_array_equal(u, v)
     assert [one.train.samples(i) for i in range(3)] != [other.train.samples(i) for i in range(3)]
+    assert {s.event for i in range(len(one.train)) for s in one.train.samples(i)} == {0, 1}  # two grids, one set
     first = one.train.samples(0)
     one.train.on_epoch_end()
     assert one.train.samples(0) != first  # new order and crops in the next epoch
@@ -207,7 +208,7 @@ def test_patch_errors_name_the_event_and_sizes():
 
 def test_crop_larger_than_grid_is_an_error():
     cfg = dataclasses.replace(config(events=("a",)), preprocess=PreprocessConfig(crop_x=(1e6, 2e6)))
-    with pytest.raises(DataError, match="selects nothing"):
+    with pytest.raises(DataError, match="event 'a': crop x=.* selects nothing"):
         build_datasets(cfg, archives=[random_archive(10)])
 
 

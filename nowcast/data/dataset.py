@@ -126,14 +126,17 @@ class SequenceDataset(keras.utils.PyDataset):
         y = np.empty((len(samples), s.t_out, py, px, 1), dtype=np.float32)
         for i, smp in enumerate(samples):
             frames = self._frames(smp.event, smp.start, s.length)
-            window = np.stack([f[smp.oy : smp.oy + py, smp.ox : smp.ox + px] for f in frames])
-            window = augment_window(window, smp.rot, smp.flip)
-            x[i, ..., 0] = window[: s.t_in]
-            y[i, ..., 0] = window[s.t_in :]
-        mask = np.isfinite(y).astype(np.float32)
+            for k, frame in enumerate(frames):
+                crop = augment_window(frame[smp.oy : smp.oy + py, smp.ox : smp.ox + px], smp.rot, smp.flip)
+                if k < s.t_in:
+                    x[i, k, :, :, 0] = crop
+                else:
+                    y[i, k - s.t_in, :, :, 0] = crop
+        valid = np.isfinite(y)
+        mask = valid.astype(np.float32)
         fill = np.float32(self.preprocessor.fill_value)
         np.copyto(x, fill, where=~np.isfinite(x))
-        np.copyto(y, fill, where=mask == 0)
+        np.copyto(y, fill, where=~valid)
         return x, y, mask
 
     def _frames(self, event: int, start: int, count: int) -> list[np.ndarray]:

@@ -30,7 +30,7 @@ import numpy as np
 import xarray as xr
 
 from nowcast.config import PreprocessConfig
-from nowcast.conventions import X, Y
+from nowcast.conventions import TIME, X, Y
 from nowcast.errors import ConfigError, DataError
 
 TRANSFORMS = ("log", "dbr", "zscore", "none")
@@ -162,11 +162,12 @@ class Preprocessor:
         pre = cls.from_config(cfg, kind=kind)
         if not arrays:
             raise DataError("no training data to fit the normalisation statistics on")
-        parts = []
+        tasks = []
         for da in arrays:
-            z = pre.forward(pre.prepare(da)).astype("float64")
-            parts.append((z.notnull().sum(), z.sum(skipna=True), (z * z).sum(skipna=True)))
-        (computed,) = dask.compute(parts)
+            data = pre.prepare(da if da.chunks is not None else da.chunk({TIME: 1})).data
+            tasks += [dask.delayed(pre._moments)(block) for block in data.to_delayed().ravel()]
+        # one task per chunk, each reduced at once to three numbers: memory stays a few chunks
+        (computed,) = dask.compute(tasks)
         count = sum(float(c) for c, _, _ in computed)
         if count == 0:
             raise DataError("the training period has no valid (non-NaN) value to fit the normalisation on")
@@ -177,6 +178,12 @@ class Preprocessor:
         pre.std = math.sqrt(var) if var > 1e-12 else 1.0
         pre.fill_value = pre._fill()
         return pre
+
+    def _moments(self, block: np.ndarray) -> tuple[float, float, float]:
+        """(count, sum, sum of squares) of the valid transformed values of ``block``."""
+        z = np.asarray(self.forward(np.asarray(block, dtype="float32")), dtype="float64")
+        z = z[np.isfinite(z)]
+        return float(z.size), float(z.sum()), float(np.dot(z, z))
 
     def _fill(self) -> float:
         if self.kind == "precipitation":
@@ -200,10 +207,14 @@ class Preprocessor:
 
     def normalise_values(self, values: np.ndarray) -> np.ndarray:
         """Physical -> normalised float32, NaN kept where the input is NaN."""
-        z = self.forward(np.asarray(values, dtype="float32"))
+        values = np.asarray(values, dtype="float32")
+        z = np.asarray(self.forward(values), dtype="float32")
+        if np.shares_memory(z, values):
+            z = z.copy()  # never modify the input; below works in place on a fresh array
         if self.normalise:
-            z = (z - np.float32(self.mean)) * np.float32(1.0 / self.std)
-        return np.asarray(z, dtype="float32")
+            z -= np.float32(self.mean)
+            z *= np.float32(1.0 / self.std)
+        return z
 
     def encode(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Physical values -> (normalised float32 with NaN set to ``fill_value``, valid mask 1/0 float32)."""

@@ -289,18 +289,55 @@ def build_datasets(cfg, *, archives: list[xr.DataArray] | None = None, preproces
     ``archives``: already opened archives (else ``cfg.data.events`` are opened with
     :func:`nowcast.data.archive.open_archive`). ``preprocessor``: a fitted
     :class:`~nowcast.data.preprocess.Preprocessor` to reuse instead of fitting one.
-    ``cache_mb`` overrides ``sampler.cache_mb`` (the frame cache shared by the three
-    datasets). ``workers`` etc. go to Keras' ``PyDataset``.
+    ``cache_mb`` overrides ``sampler.cache_mb`` (one frame cache shared by the three
+    datasets). ``workers``, ``use_multiprocessing``, ``max_queue_size`` go to ``PyDataset``.
     """
-    import dask
-
     from nowcast.data.dataset import FrameCache, SequenceDataset
+    from nowcast.data.preprocess import Preprocessor
+    from nowcast.errors import ConfigError, DataError
+
+    cfg = cfg.validate()
+    s = cfg.sampler
+    events, archives, step = _events(cfg, archives)
+    starts = [window_starts(ev.data[TIME].values, ev.labels, length=s.t_in + s.t_out, stride=s.stride) for ev in events]
+    patch = _patch(s.patch_size, events)
+    dropped = _drop_dry(events, starts, s, patch) if s.min_wet_fraction > 0 else {n: 0 for n in SPLITS}
+    windows = {n: np.array([(e, t) for e, st in enumerate(starts) for t in st[n].tolist()], dtype=np.int64).reshape(-1, 2)
+               for n in SPLITS}
+    if len(windows["train"]) == 0:
+        detail = "; ".join(
+            f"{ev.name}: {len(ev.labels)} frames, longest gap-free run {longest_run(ev.data[TIME].values)}, "
+            f"longest train run {longest_run(ev.data[TIME].values, ev.labels, 0)}" for ev in events)
+        extra = f" ({sum(dropped.values())} dropped by min_wet_fraction)" if s.min_wet_fraction > 0 else ""
+        raise DataError(f"no training window fits{extra}: a window needs t_in + t_out = {s.t_in + s.t_out} "
+                        f"consecutive frames; {detail}")
+    if preprocessor is None:
+        blocks = [da.isel({TIME: seg}) for ev, da in zip(events, archives) for seg in _runs(ev.labels == 0)]
+        preprocessor = Preprocessor.fit(blocks, cfg.preprocess, kind=cfg.data.kind)
+
+    cache_mb = s.cache_mb if cache_mb is None else cache_mb
+    if cache_mb < 0:
+        raise ConfigError("sampler.cache_mb must be >= 0")
+    cache = FrameCache(int(cache_mb) * 2**20)
+    out = dict.fromkeys(SPLITS)
+    for name in SPLITS:
+        if len(windows[name]):
+            train = name == "train"
+            sampler = WindowSampler(events, windows[name], s.t_in, s.t_out, patch, s.batch_size, seed=s.seed,
+                                    split=name, shuffle=train, augment=s.augment and train,
+                                    min_wet_fraction=s.min_wet_fraction if name != "test" else 0.0)
+            out[name] = SequenceDataset(sampler, preprocessor, cache=cache, workers=workers,
+                                        use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size)
+    summary = _summary(events, archives, windows, dropped, step, patch, preprocessor)
+    return Datasets(out["train"], out["validation"], out["test"], preprocessor, summary)
+
+
+def _events(cfg, archives):
+    """Open the archives if needed; check units and time step; label and prepare each event."""
     from nowcast.data.preprocess import Preprocessor
     from nowcast.data.timeaxis import time_step
     from nowcast.errors import ConfigError, DataError
 
-    cfg = cfg.validate()
-    s, sp = cfg.sampler, cfg.sampler.split
     entries = list(cfg.data.events)
     if archives is None:
         if not entries:
@@ -312,90 +349,78 @@ def build_datasets(cfg, *, archives: list[xr.DataArray] | None = None, preproces
     if not archives:
         raise DataError("no archives given")
     if len(entries) != len(archives):
-        entries = [da.encoding.get("source", f"event{i}") for i, da in enumerate(archives)]
+        entries = [_source(da, i) for i, da in enumerate(archives)]
     names = [event_name(e, i) for i, e in enumerate(entries)]
     units = {str(da.attrs.get("units")) for da in archives}
     if len(units) > 1:
         raise DataError(f"events have different units ({', '.join(sorted(units))}); one variable per training set")
-
-    length = s.t_in + s.t_out
     steps = {}
     for name, da in zip(names, archives):
         if da.sizes[TIME] < 2:
-            raise DataError(f"event {name!r} has {da.sizes[TIME]} frame(s); a window needs t_in + t_out = {length}")
+            raise DataError(f"event {name!r} has {da.sizes[TIME]} frame(s); a window needs "
+                            f"t_in + t_out = {cfg.sampler.t_in + cfg.sampler.t_out}")
         steps[name] = time_step(da)
     if len(set(steps.values())) > 1:
         listed = ", ".join(f"{n}: {pd.Timedelta(v)}" for n, v in steps.items())
         raise ConfigError(f"events have different time steps ({listed}); train on one time step")
-    step = next(iter(steps.values()))
 
+    sp = cfg.sampler.split
     settings = Preprocessor.from_config(cfg.preprocess, kind=cfg.data.kind)
-    events, starts = [], []
+    events = []
     for entry, name, da in zip(entries, names, archives):
         labels = label_frames(da[TIME].values, validation=sp.validation, test=sp.test, test_period=sp.test_period,
                               holdout=_is_holdout(str(entry), name, sp.holdout_events))
-        events.append(EventData(name, settings.prepare(da), labels))
-        starts.append(window_starts(da[TIME].values, labels, length=length, stride=s.stride))
+        try:
+            prepared = settings.prepare(da)
+        except DataError as exc:
+            raise DataError(f"event {name!r}: {exc}") from None
+        events.append(EventData(name, prepared, labels))
+    return events, archives, next(iter(steps.values()))
+
+
+def _patch(patch_size: int | None, events: list[EventData]) -> tuple[int, int]:
+    from nowcast.errors import ConfigError
 
     grids = {ev.name: ev.shape for ev in events}
-    if s.patch_size is None:
+    if patch_size is None:
         if len(set(grids.values())) > 1:
             listed = ", ".join(f"{n}: {g[0]} x {g[1]}" for n, g in grids.items())
             raise ConfigError(f"sampler.patch_size=None (full grid) needs all events on one grid; got {listed}")
-        patch = next(iter(grids.values()))
-    else:
-        patch = (s.patch_size, s.patch_size)
-        for n, g in grids.items():
-            if g[0] < patch[0] or g[1] < patch[1]:
-                raise ConfigError(f"sampler.patch_size={s.patch_size} is larger than event {n!r} grid {g[0]} x {g[1]} (after crop/coarsen)")
+        return next(iter(grids.values()))
+    for n, g in grids.items():
+        if g[0] < patch_size or g[1] < patch_size:
+            raise ConfigError(f"sampler.patch_size={patch_size} is larger than event {n!r} grid "
+                              f"{g[0]} x {g[1]} (after crop/coarsen)")
+    return patch_size, patch_size
 
-    dropped = {sname: 0 for sname in SPLITS}
-    if s.min_wet_fraction > 0:
-        for ev in events:
-            ev.wet_block = wet_block_size(patch, ev.shape, ev.data.sizes[TIME])
-        tables = dask.compute(*[wet_table(ev.data, threshold=s.wet_threshold, block=ev.wet_block) for ev in events])
-        for ev, st, table in zip(events, starts, tables):
-            ev.wet = np.asarray(table.values if hasattr(table, "values") else table)
-            for sname in ("train", "validation"):
-                keep = [len(wet_positions(ev, int(t), t_in=s.t_in, patch=patch, fraction=s.min_wet_fraction)) > 0 for t in st[sname]]
-                dropped[sname] += int(len(keep) - sum(keep))
-                st[sname] = st[sname][np.asarray(keep, dtype=bool)] if len(keep) else st[sname]
 
-    windows = {sname: np.array([(e, int(t)) for e, st in enumerate(starts) for t in st[sname]], dtype=np.int64).reshape(-1, 2)
-               for sname in SPLITS}
-    if len(windows["train"]) == 0:
-        detail = "; ".join(
-            f"{ev.name}: {len(ev.labels)} frames, longest gap-free run {longest_run(ev.data[TIME].values)}, "
-            f"longest train run {longest_run(ev.data[TIME].values, ev.labels, 0)}"
-            for ev in events
-        )
-        extra = f" ({sum(dropped.values())} dropped by min_wet_fraction)" if s.min_wet_fraction > 0 else ""
-        raise DataError(f"no training window fits{extra}: a window needs t_in + t_out = {length} consecutive frames; {detail}")
+def _drop_dry(events, starts, s, patch) -> dict[str, int]:
+    """Fill the events' wet tables (one pass) and drop train/validation windows that never
+    reach ``min_wet_fraction``; returns the number dropped per split."""
+    import dask
 
-    if preprocessor is None:
-        train_blocks = []
-        for ev, da in zip(events, archives):
-            for seg in _runs(ev.labels == 0):
-                train_blocks.append(da.isel({TIME: seg}))
-        preprocessor = Preprocessor.fit(train_blocks, cfg.preprocess, kind=cfg.data.kind)
+    for ev in events:
+        ev.wet_block = wet_block_size(patch, ev.shape, ev.data.sizes[TIME])
+    tables = dask.compute(*[wet_table(ev.data, threshold=s.wet_threshold, block=ev.wet_block) for ev in events])
+    dropped = dict.fromkeys(SPLITS, 0)
+    for ev, st, table in zip(events, starts, tables):
+        ev.wet = np.asarray(getattr(table, "values", table))
+        for name in ("train", "validation"):
+            keep = np.array([len(wet_positions(ev, int(t), t_in=s.t_in, patch=patch, fraction=s.min_wet_fraction)) > 0
+                             for t in st[name]], dtype=bool)
+            dropped[name] += int((~keep).sum())
+            st[name] = st[name][keep]
+    return dropped
 
-    cache_mb = s.cache_mb if cache_mb is None else cache_mb
-    if cache_mb < 0:
-        raise ConfigError("sampler.cache_mb must be >= 0")
-    cache = FrameCache(int(cache_mb) * 2**20)
-    out = {}
-    for sname in SPLITS:
-        if len(windows[sname]) == 0:
-            out[sname] = None
-            continue
-        train = sname == "train"
-        sampler = WindowSampler(events, windows[sname], s.t_in, s.t_out, patch, s.batch_size, seed=s.seed, split=sname,
-                                shuffle=train, augment=s.augment and train,
-                                min_wet_fraction=s.min_wet_fraction if sname != "test" else 0.0)
-        out[sname] = SequenceDataset(sampler, preprocessor, cache=cache, workers=workers,
-                                     use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size)
-    summary = _summary(events, archives, windows, dropped, step, patch, preprocessor)
-    return Datasets(out["train"], out["validation"], out["test"], preprocessor, summary)
+
+def _source(da: xr.DataArray, index: int) -> str:
+    """The file an archive came from, or the common folder of its files."""
+    import os
+
+    files = da.encoding.get("source_files") or ([da.encoding["source"]] if "source" in da.encoding else [])
+    if len(files) > 1:
+        return os.path.commonpath([str(f) for f in files])
+    return str(files[0]) if files else f"event{index}"
 
 
 def _runs(mask: np.ndarray) -> list[slice]:
@@ -423,7 +448,7 @@ def _summary(events, archives, windows, dropped, step, patch, preprocessor) -> d
             period[sname] = [_iso(times[idx[0]]), _iso(times[idx[-1]])] if idx.size else None
         per_event.append({
             "name": ev.name,
-            "source": str(da.encoding.get("source", "")),
+            "source": _source(da, e),
             "grid": list(ev.shape),
             "grid_spacing": [_spacing(ev.data[Y].values), _spacing(ev.data[X].values)],
             "frames": int(len(times)),

@@ -1,0 +1,147 @@
+"""The ConvLSTM encoder-forecaster (Shi et al. 2015; the HKO-7 layout) and model I/O.
+
+::
+
+    past (B, t_in, H, W, C)
+      -> PadToMultiple(b)                    zeros up to a multiple of b (cropped at the end)
+      -> SpaceToDepth(b) | Conv3D 1xbxb /b   to (B, t_in, H/b, W/b, .)
+      -> encoder: ConvLSTM filters[0] .. filters[-1]     each returns its final state (h, c)
+      -> forecaster: ConvLSTM filters[-1] .. filters[0]  each starts from the matching
+         encoder state and unrolls t_out steps; the first one's input is zeros
+         (B, t_out, h, w, 1), so it runs on the encoder state alone (as in HKO-7), the
+         others take the sequence of the layer above
+      -> Dense(b*b*U) + DepthToSpace(b) | Conv3DTranspose 1xbxb *b, leaky ReLU
+      -> crop to (H, W) -> Dense(C) head, linear, float32
+    forecast (B, t_out, H, W, C)
+
+``b = cfg.downsample``, ``U = max(8, C)`` full-resolution feature channels. The
+recurrent layer is :class:`~nowcast.model.layers.DynamicConvLSTM2D` (stock
+``keras.layers.ConvLSTM2D``) or :class:`~nowcast.model.fused.FusedConvLSTM2D` by
+``cfg.cell``. The model is fully convolutional: any ``H, W`` works.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import keras
+
+from nowcast.config import ModelConfig
+from nowcast.errors import ConfigError, NowcastError
+from nowcast.model.fused import FusedConvLSTM2D
+from nowcast.model.layers import (
+    CropLike,
+    DepthToSpace,
+    DynamicConvLSTM2D,
+    ForecasterInput,
+    PadToMultiple,
+    SpaceToDepth,
+)
+
+#: Feature channels at full resolution before the output head (at least ``channels``).
+UPSAMPLE_CHANNELS = 8
+
+
+def _recurrent(cfg: ModelConfig, filters: int, *, name: str, return_sequences: bool, return_state: bool):
+    kwargs = dict(padding="same", return_sequences=return_sequences, return_state=return_state, name=name)
+    if cfg.cell == "fused":
+        return FusedConvLSTM2D(filters, cfg.kernel_size, **kwargs)
+    if cfg.cell == "stock":
+        return DynamicConvLSTM2D(filters, cfg.kernel_size, **kwargs)
+    raise ConfigError(f"model.cell: {cfg.cell!r} is not one of 'stock', 'fused'")
+
+
+def build_model(
+    cfg: ModelConfig,
+    *,
+    t_in: int,
+    t_out: int,
+    channels: int | None = None,
+    name: str = "convlstm_nowcast",
+) -> keras.Model:
+    """Build (not compile) the encoder-forecaster.
+
+    Input ``(None, t_in, None, None, channels)``, output ``(None, t_out, None, None,
+    channels)`` float32 (also under a mixed-precision policy). ``channels`` defaults to
+    ``cfg.channels``.
+    """
+    channels = cfg.channels if channels is None else int(channels)
+    if t_in < 1 or t_out < 1:
+        raise ConfigError(f"t_in and t_out must be >= 1, got t_in={t_in}, t_out={t_out}")
+    if channels < 1:
+        raise ConfigError(f"model.channels must be >= 1, got {channels}")
+    if not cfg.filters or any(f < 1 for f in cfg.filters):
+        raise ConfigError(f"model.filters must be positive integers, got {cfg.filters}")
+    if cfg.downsample < 1:
+        raise ConfigError(f"model.downsample must be >= 1, got {cfg.downsample}")
+    if cfg.downsample_mode not in ("space_to_depth", "conv"):
+        raise ConfigError(f"model.downsample_mode: {cfg.downsample_mode!r} is not one of 'space_to_depth', 'conv'")
+    b = int(cfg.downsample)
+    filters = tuple(int(f) for f in cfg.filters)
+    s2d = cfg.downsample_mode == "space_to_depth"
+
+    past = keras.Input((t_in, None, None, channels), name="past")
+    x = PadToMultiple(b, name="pad")(past)
+    if b > 1:
+        if s2d:
+            x = SpaceToDepth(b, name="space_to_depth")(x)
+        else:
+            x = keras.layers.Conv3D(
+                filters[0], (1, b, b), strides=(1, b, b), activation="leaky_relu", name="downsample"
+            )(x)
+
+    states = []
+    for i, f in enumerate(filters):
+        last = i == len(filters) - 1
+        layer = _recurrent(cfg, f, name=f"encoder_{i + 1}", return_sequences=not last, return_state=True)
+        x, h, c = layer(x)
+        states.append([h, c])
+
+    y = ForecasterInput(t_out, 1, name="forecaster_input")(states[-1][0])
+    for i in reversed(range(len(filters))):
+        layer = _recurrent(cfg, filters[i], name=f"forecaster_{i + 1}", return_sequences=True, return_state=False)
+        y = layer(y, initial_state=states[i])
+
+    up = max(UPSAMPLE_CHANNELS, channels)
+    if b > 1:
+        if s2d:
+            y = keras.layers.Dense(b * b * up, activation="leaky_relu", name="upsample_project")(y)
+            y = DepthToSpace(b, name="depth_to_space")(y)
+        else:
+            y = keras.layers.Conv3DTranspose(
+                up, (1, b, b), strides=(1, b, b), activation="leaky_relu", name="upsample"
+            )(y)
+        y = CropLike(b, name="crop")([y, past])
+    out = keras.layers.Dense(channels, dtype="float32", name="head")(y)
+    return keras.Model(past, out, name=name)
+
+
+def save_model(model: keras.Model, path: str | os.PathLike) -> Path:
+    """Save ``model`` as a ``.keras`` file atomically (temp file in the same folder, then rename)."""
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise NowcastError(f"model files end in .keras, got {path.name}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.keras")
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def load_model(path: str | os.PathLike, *, compile: bool = False) -> keras.Model:
+    """Load a ``.keras`` model saved by :func:`save_model` (on any backend).
+
+    The custom layers and losses are registered by importing :mod:`nowcast.model`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise NowcastError(f"model file not found: {path}")
+    try:
+        return keras.saving.load_model(path, compile=compile)
+    except (ValueError, OSError, KeyError) as exc:
+        raise NowcastError(f"cannot load model {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None

@@ -7,7 +7,8 @@ optionally render maps) over every issue time of a shared real archive, into a f
 output folder. Before timing, each worker's caches are warmed (imports, the opened
 archive, the forecaster) with ``client.run``, so the rate is the steady state; cluster
 start-up and warm-up are reported separately. "rate" = issue times / seconds from the
-first submit to the last result; "ratio" = rate / rate with the first worker count.
+first submit to the last result; "ratio" = rate / rate with the first worker count; "s per
+task" = the mean time a task ran on its worker (it grows when the workers compete for CPUs).
 
 Run from the repository root::
 
@@ -63,7 +64,10 @@ def run_one(n_workers: int, args, outdir: Path) -> dict:
     if summary.failed:
         raise SystemExit(f"{len(summary.failed)} issue times failed, e.g. {next(iter(summary.failed.values()))}")
     n = len(summary.done)
-    return {"workers": n_workers, "issue_times": n, "seconds": summary.task_seconds, "rate": n / summary.task_seconds, "start": started, "warm": warm}
+    return {
+        "workers": n_workers, "issue_times": n, "seconds": summary.task_seconds, "rate": n / summary.task_seconds,
+        "task": summary.busy_seconds / n, "start": started, "warm": warm,
+    }
 
 
 def main(argv=None) -> None:
@@ -88,10 +92,13 @@ def main(argv=None) -> None:
     base = rows[0]["rate"]
     what = f"{args.method}, {args.leads} leads, predict + write" + (" + render 2 maps" if args.render else "")
     print(f"\nBatch throughput on {Path(args.input).name} ({what}); {os.cpu_count()} CPUs, load average {load[0]:.1f} at start\n")
-    print("| workers | issue times | seconds | issue times / s | ratio | cluster start s | warm-up s |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| workers | issue times | seconds | issue times / s | ratio | s per task (on its worker) | cluster start s | warm-up s |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
-        print(f"| {r['workers']} | {r['issue_times']} | {r['seconds']:.1f} | {r['rate']:.2f} | {r['rate'] / base:.2f} | {r['start']:.1f} | {r['warm']:.1f} |")
+        print(
+            f"| {r['workers']} | {r['issue_times']} | {r['seconds']:.1f} | {r['rate']:.2f} | {r['rate'] / base:.2f} "
+            f"| {r['task']:.2f} | {r['start']:.1f} | {r['warm']:.1f} |"
+        )
     print(f"\nCommand: python benchmarks/bench_batch.py {shlex.join(sys.argv[1:] if argv is None else argv)}".rstrip())
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 import time
 import uuid
@@ -43,6 +44,7 @@ class BatchSummary:
     failed: dict[pd.Timestamp, str] = field(default_factory=dict)
     seconds: float = 0.0
     task_seconds: float = 0.0  # wall time from the first submit to the last result
+    busy_seconds: float = 0.0  # sum of the tasks' own run times (on the workers)
     workers: int = 0
     report: list[Path] = field(default_factory=list)
     report_issue_times: int = 0
@@ -77,6 +79,7 @@ class BatchSummary:
             "failed": {t.isoformat(): msg for t, msg in sorted(self.failed.items())},
             "seconds": round(self.seconds, 3),
             "task_seconds": round(self.task_seconds, 3),
+            "busy_seconds": round(self.busy_seconds, 3),
             "workers": self.workers,
             "report": [str(p) for p in self.report],
         }
@@ -136,7 +139,12 @@ def _quiet(name: str, level: int) -> Iterator[None]:
 def _max_t_in(cfg: BatchConfig) -> int:
     from nowcast.forecast import make_forecaster
 
-    return max(int(make_forecaster(model=cfg.model, method=m).t_in) for m in cfg.methods)
+    return max(int(make_forecaster(model=cfg.model if m == "convlstm" else None, method=m).t_in) for m in cfg.methods)
+
+
+def _absolute(path: str | None) -> str | None:
+    """``path`` made absolute when it exists here (a shipped model's name stays as it is)."""
+    return os.path.abspath(path) if path is not None and os.path.exists(path) else path
 
 
 def plan(cfg: BatchConfig, catalog: Catalog, t_in: int) -> tuple[list[pd.Timestamp], list[IssueTask], list[pd.Timestamp], dict]:
@@ -144,7 +152,10 @@ def plan(cfg: BatchConfig, catalog: Catalog, t_in: int) -> tuple[list[pd.Timesta
     times = list(issue_times(catalog, start=cfg.start, end=cfg.end, every=cfg.every, t_in=t_in))
     sig = signature(cfg)
     r = cfg.render
-    render = RenderSpec(leads=r.leads, truth=r.truth, map_data=r.map_data) if r.enabled else None
+    # absolute paths: a worker of a remote cluster need not share the client's working directory
+    render = RenderSpec(leads=r.leads, truth=r.truth, map_data=_absolute(r.map_data)) if r.enabled else None
+    sources = tuple(os.path.abspath(p) for p in catalog.sources)
+    output, model = os.path.abspath(cfg.output), _absolute(cfg.model)
     tasks, skipped, failed = [], [], {}
     for t in times:
         if is_complete(cfg.output, t, sig):
@@ -158,14 +169,14 @@ def plan(cfg: BatchConfig, catalog: Catalog, t_in: int) -> tuple[list[pd.Timesta
         tasks.append(
             IssueTask(
                 issue_time=t,
-                sources=catalog.sources,
+                sources=sources,
                 stamps=catalog.stamps,
                 variable=cfg.variable,
                 kind=cfg.kind,
                 methods=tuple(cfg.methods),
-                model=cfg.model,
+                model=model,
                 n_leads=cfg.n_leads,
-                output=str(cfg.output),
+                output=output,
                 signature=sig,
                 render=render,
             )
@@ -245,6 +256,7 @@ def run_batch(
             with batch_client(scheduler=scheduler, workers=n) as own:
                 summary.workers = len(own.scheduler_info(n_workers=-1)["workers"])
                 results, summary.task_seconds = run_tasks(own, tasks, progress=progress)
+        summary.busy_seconds = sum(r.seconds for r in results.values())
         for t in sorted(results):
             res = results[t]
             if res.status == "done":

@@ -92,7 +92,7 @@ def _metadata(forecaster) -> dict[str, Any] | None:
     return describe() if describe else None
 
 
-def _render(forecast, archive, *, outdir: Path, spec: RenderSpec) -> list[Path]:
+def _render(forecast, archive, *, outdir: Path, spec: RenderSpec, method: str) -> list[Path]:
     """Render into a temporary sibling folder, then move each file into ``outdir``."""
     from nowcast.render import render_forecast
 
@@ -105,6 +105,7 @@ def _render(forecast, archive, *, outdir: Path, spec: RenderSpec) -> list[Path]:
             truth=archive if spec.truth else None,
             leads=list(spec.leads) if spec.leads else None,
             map_data=spec.map_data,
+            method=method,
         )
         if outdir.exists():
             shutil.rmtree(outdir)
@@ -139,7 +140,7 @@ def run_issue_time(task: IssueTask) -> IssueResult:
             forecasts: dict[str, Path] = {}
             maps: dict[str, list[Path]] = {}
             for name in task.methods:
-                forecaster = cached_forecaster(name, task.model)
+                forecaster = cached_forecaster(name, task.model if name == "convlstm" else None)
                 if catalog is not None:
                     needed = [issue - k * catalog.step for k in range(int(forecaster.t_in))]
                     error = catalog.missing_frame_error(issue, needed)
@@ -150,7 +151,7 @@ def run_issue_time(task: IssueTask) -> IssueResult:
                     fc, forecast_path(task.output, name, issue), method=name, metadata=_metadata(forecaster)
                 )
                 if task.render is not None:
-                    maps[name] = _render(fc, archive, outdir=maps_dir(task.output, name, issue), spec=task.render)
+                    maps[name] = _render(fc, archive, outdir=maps_dir(task.output, name, issue), spec=task.render, method=name)
         seconds = time.perf_counter() - start
         write_manifest(
             task.output,

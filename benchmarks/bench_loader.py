@@ -11,7 +11,8 @@ cache holds the set (~0.7 GB normalised; default cache 1024 MiB).
 Each loader runs over one of two readers of the same files, and its ratio is against
 xbatcher on the same reader:
 
-* ``archive``: ``nowcast.data.open_archive`` (Dask, one frame per chunk).
+* ``archive``: ``nowcast.data.open_archive(path, chunks="auto")`` (Dask, several frames per
+  chunk, as ``build_datasets`` opens events; also xbatcher's faster choice here).
 * ``xarray``: ``xr.open_dataset`` (kept-open file handles; Dask chunks of one frame for
   nowcast, no Dask for xbatcher: xbatcher's most favourable setting).
 
@@ -74,7 +75,7 @@ def _open(reader: str, *, dask: bool):
     if reader == "archive":
         from nowcast.data.archive import open_archive
 
-        return [open_archive(DATA / e) for e in EVENTS]
+        return [open_archive(DATA / e, chunks="auto") for e in EVENTS]  # as build_datasets opens them
     return [xr.open_dataset(DATA / e, chunks={"time": 1} if dask else None)[VARIABLE] for e in EVENTS]
 
 

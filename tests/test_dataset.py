@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import shutil
 
@@ -161,3 +162,26 @@ def test_bom_missing_file_no_window_crosses_gap(shared_data, tmp_path):
         assert (np.diff(times[t : t + 6]) == np.timedelta64(10, "m")).all()
     x, y, mask = ds.train[0]
     assert np.isfinite(x).all() and np.isfinite(y).all()
+
+
+def test_whole_chunks_are_read_once_and_cached():
+    import dask.array as dsa
+
+    src = CountingFrames(np.random.default_rng(1).random((40, 16, 16), dtype="float32"))
+    da = xr.DataArray(
+        dsa.from_array(src, chunks=(5, 16, 16), lock=False, asarray=False),
+        dims=("time", "y", "x"),
+        coords={"time": pd.date_range("2020", periods=40, freq="5min"), "y": np.arange(16.0), "x": np.arange(16.0)},
+        attrs={"units": "mm h-1"},
+    )
+    ds = build_datasets(config(batch_size=1), archives=[da], preprocessor=Preprocessor.from_config(PreprocessConfig()))
+    (s,) = ds.train.samples(0)
+    ds.train[0]
+    first, last = s.start // 5 * 5, (s.start + 3) // 5 * 5 + 5  # the chunks holding frames start..start+3
+    assert sorted(src.frames_read) == list(range(first, last))
+    assert len(ds.train.cache) == last - first  # the chunks' other frames are cached too
+    read = len(src.frames_read)
+    x, _, _ = ds.train.assemble([dataclasses.replace(s, start=first)])  # inside the cached chunks
+    assert len(src.frames_read) == read
+    expected = ds.preprocessor.encode(src.values[first : first + 2, s.oy : s.oy + 16, s.ox : s.ox + 16])[0]
+    np.testing.assert_allclose(x[0, ..., 0], expected, rtol=1e-6)

@@ -142,20 +142,41 @@ class SequenceDataset(keras.utils.PyDataset):
     def _frames(self, event: int, start: int, count: int) -> list[np.ndarray]:
         """Normalised frames ``start .. start + count`` of ``event`` (cached, read if missing).
 
-        Missing frames are read in contiguous runs, all in one synchronous compute.
+        Missing frames are read a whole Dask chunk at a time (what Dask reads anyway), all
+        in one synchronous compute; with a cache, the chunk's other frames are kept too.
         """
         frames = [self.cache.get((event, t)) for t in range(start, start + count)]
-        missing = np.array([start + k for k, f in enumerate(frames) if f is None])
-        if missing.size:
-            data = self.sampler.events[event].data
-            cuts = np.flatnonzero(np.diff(missing) != 1) + 1
-            runs = [(int(r[0]), int(r[-1]) + 1) for r in np.split(missing, cuts)]
-            blocks = _compute_all([data.isel({TIME: slice(a, b)}) for a, b in runs])
-            keep = self.cache.max_bytes > 0
-            for (a, _), block in zip(runs, blocks):
-                values = self.preprocessor.normalise_values(block)
-                for j, frame in enumerate(values):
-                    frame = frame.copy() if keep else frame  # detach, so eviction frees it
+        missing = [start + k for k, f in enumerate(frames) if f is None]
+        if not missing:
+            return frames
+        data = self.sampler.events[event].data
+        keep = self.cache.max_bytes > 0
+        runs = _runs(_chunk_spans(data, missing) if keep else [(t, t + 1) for t in missing])
+        blocks = _compute_all([data.isel({TIME: slice(a, b)}) for a, b in runs])
+        for (a, _), block in zip(runs, blocks):
+            for j, frame in enumerate(self.preprocessor.normalise_values(block)):
+                frame = frame.copy() if keep else frame  # detach from the block, so eviction frees it
+                if start <= a + j < start + count:
                     frames[a + j - start] = frame
-                    self.cache.put((event, a + j), frame)
+                self.cache.put((event, a + j), frame)
         return frames
+
+
+def _chunk_spans(data, frames: list[int]) -> list[tuple[int, int]]:
+    """``(start, stop)`` of the time chunks of ``data`` holding ``frames`` (one frame each if not Dask)."""
+    if data.chunks is None:
+        return [(t, t + 1) for t in frames]
+    edges = np.concatenate([[0], np.cumsum(data.chunks[0])])
+    index = np.unique(np.searchsorted(edges, frames, side="right") - 1)
+    return [(int(edges[k]), int(edges[k + 1])) for k in index]
+
+
+def _runs(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Merge sorted, adjacent ``(start, stop)`` spans."""
+    out: list[list[int]] = []
+    for a, b in spans:
+        if out and out[-1][1] == a:
+            out[-1][1] = b
+        else:
+            out.append([a, b])
+    return [(a, b) for a, b in out]

@@ -31,6 +31,9 @@ from pipelines.catalog import Catalog, build_catalog, issue_times, one_line
 from pipelines.outputs import is_complete, write_json
 from pipelines.tasks import IssueResult, IssueTask, RenderSpec, run_issue_time
 
+#: Failed issue times listed one per line in the summary (the rest are in batch-summary.json).
+MAX_FAILED_LINES = 20
+
 
 @dataclass
 class BatchSummary:
@@ -56,7 +59,10 @@ class BatchSummary:
 
     def lines(self) -> list[str]:
         """The closing summary printed by ``nowcast batch``."""
-        out = [f"FAILED {t:%Y-%m-%d %H:%M}: {msg}" for t, msg in sorted(self.failed.items())]
+        failed = sorted(self.failed.items())
+        out = [f"FAILED {t:%Y-%m-%d %H:%M}: {msg}" for t, msg in failed[:MAX_FAILED_LINES]]
+        if len(failed) > MAX_FAILED_LINES:
+            out.append(f"... and {len(failed) - MAX_FAILED_LINES} more failed issue times (all in {self.output / 'batch-summary.json'})")
         rate = f", {len(self.done) / self.task_seconds:.2f} issue times/s" if self.done and self.task_seconds > 0 else ""
         out.append(
             f"{self.mode}: {len(self.issue_times)} issue times: {len(self.done)} done, "

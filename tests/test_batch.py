@@ -334,3 +334,16 @@ def test_task_reads_only_the_frames_its_issue_time_needs(tmp_path, archive_dir, 
     assert run_issue_time(_task(cfg, issue, cat)).status == "done"
     # forecast_many passes the last two frames (the step is read from them): 12:25 and 12:30
     assert sorted(reads) == [("synthetic_20210601T122500.nc", 0, 1), ("synthetic_20210601T123000.nc", 0, 1)]
+
+
+def test_summary_lists_failures_then_counts():
+    from pipelines.runner import MAX_FAILED_LINES, BatchSummary
+
+    times = list(pd.date_range(START, periods=MAX_FAILED_LINES + 7, freq=STEP))
+    s = BatchSummary("operational", Path("out"), times, done=times[:2], failed={t: f"boom {i}" for i, t in enumerate(times[2:])})
+    lines = s.lines()
+    assert lines[0] == "FAILED 2021-06-01 12:10: boom 0"
+    assert sum(line.startswith("FAILED") for line in lines) == MAX_FAILED_LINES
+    assert lines[MAX_FAILED_LINES] == f"... and 5 more failed issue times (all in {Path('out') / 'batch-summary.json'})"
+    assert f"{MAX_FAILED_LINES + 7} issue times: 2 done, 0 skipped (already complete), {MAX_FAILED_LINES + 5} failed" in lines[-2]
+    assert s.exit_code == 1 and BatchSummary("backfill", Path("out"), times, done=times).exit_code == 0

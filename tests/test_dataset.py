@@ -8,6 +8,7 @@ import shutil
 
 import numpy as np
 import pandas as pd
+import pytest
 import xarray as xr
 from dask.callbacks import Callback
 
@@ -185,3 +186,17 @@ def test_whole_chunks_are_read_once_and_cached():
     assert len(src.frames_read) == read
     expected = ds.preprocessor.encode(src.values[first : first + 2, s.oy : s.oy + 16, s.ox : s.ox + 16])[0]
     np.testing.assert_allclose(x[0, ..., 0], expected, rtol=1e-6)
+
+
+def test_steps_per_epoch_runs_on_through_shuffled_passes():
+    da, _ = counting_archive(nt=12)  # 9 windows of 4 frames, batch 4 -> 3 batches per pass
+    pre = Preprocessor.from_config(PreprocessConfig())
+    ds = build_datasets(config(), archives=[da], preprocessor=pre, steps_per_epoch=7)
+    assert (len(ds.train), ds.train.sampler.num_batches) == (7, 3)
+    passes = [[s.start for i in range(3 * p, 3 * p + 3) for s in ds.train.samples(i)] for p in range(2)]
+    assert sorted(passes[0]) == sorted(passes[1]) == list(range(9)) and passes[0] != passes[1]
+    assert ds.train.samples(6) == ds.train.sampler.batch(0, 2)  # third pass
+    ds.train.on_epoch_end()
+    assert ds.train.epoch == 3  # the next epoch starts on a fresh pass
+    with pytest.raises(IndexError):
+        ds.train.samples(7)

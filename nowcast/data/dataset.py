@@ -90,30 +90,36 @@ class SequenceDataset(keras.utils.PyDataset):
     """Batches ``(x, y, mask)`` of one split; ``len()`` is the number of batches per epoch.
 
     ``sampler`` plans the windows and crops, ``preprocessor`` encodes. ``cache`` (shared
-    between datasets) or ``cache_bytes`` bound the frame cache (0: no cache).
+    between datasets) or ``cache_bytes`` bound the frame cache (0: no cache). ``steps``:
+    batches per (Keras) epoch when set (``train.steps_per_epoch``), running on through
+    further shuffled passes over the windows instead of stopping at the end of one.
     ``workers``, ``use_multiprocessing`` and ``max_queue_size`` go to ``PyDataset``.
     """
 
     def __init__(self, sampler: WindowSampler, preprocessor, *, cache: FrameCache | None = None,
-                 cache_bytes: int = 0, epoch: int = 0, workers: int = 1, use_multiprocessing: bool = False,
-                 max_queue_size: int = 10) -> None:
+                 cache_bytes: int = 0, epoch: int = 0, steps: int | None = None, workers: int = 1,
+                 use_multiprocessing: bool = False, max_queue_size: int = 10) -> None:
         super().__init__(workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size)
         self.sampler = sampler
         self.preprocessor = preprocessor
         self.cache = cache if cache is not None else FrameCache(cache_bytes)
         self.epoch = int(epoch)
+        self.steps = int(steps) if steps else None
 
     def __len__(self) -> int:
-        return self.sampler.num_batches
+        return self.steps or self.sampler.num_batches
 
     def on_epoch_end(self) -> None:
         """Next epoch: a new order and new crops for a shuffled (train) dataset."""
         if self.sampler.shuffle:
-            self.epoch += 1
+            self.epoch += -(-len(self) // self.sampler.num_batches)  # passes used by this epoch
 
     def samples(self, index: int) -> list[Sample]:
         """The samples batch ``index`` is made of in the current epoch."""
-        return self.sampler.batch(index, self.epoch)
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch {index} out of range (0 .. {len(self) - 1})")
+        passes, index = divmod(index, self.sampler.num_batches)
+        return self.sampler.batch(index, self.epoch + passes)
 
     def __getitem__(self, index: int):
         return self.assemble(self.samples(index))

@@ -283,7 +283,8 @@ def _is_holdout(entry: str, name: str, holdout: tuple[str, ...]) -> bool:
 
 
 def build_datasets(cfg, *, archives: list[xr.DataArray] | None = None, preprocessor=None, cache_mb: int | None = None,
-                   workers: int = 1, use_multiprocessing: bool = False, max_queue_size: int = 10) -> Datasets:
+                   steps_per_epoch: int | None = None, workers: int = 1, use_multiprocessing: bool = False,
+                   max_queue_size: int = 10) -> Datasets:
     """Open (or take) the events, split them, fit the preprocessor on train, build the datasets.
 
     ``archives``: already opened archives (else ``cfg.data.events`` are opened with
@@ -291,6 +292,9 @@ def build_datasets(cfg, *, archives: list[xr.DataArray] | None = None, preproces
     :class:`~nowcast.data.preprocess.Preprocessor` to reuse instead of fitting one.
     ``cache_mb`` overrides ``sampler.cache_mb`` (one frame cache shared by the three
     datasets). ``workers``, ``use_multiprocessing``, ``max_queue_size`` go to ``PyDataset``.
+    ``steps_per_epoch``: the train dataset then has exactly that many batches per epoch
+    (several shuffled passes over the windows when it exceeds them; give it the value passed
+    to ``fit``, else Keras stops an epoch early when the windows run out).
     """
     from nowcast.data.dataset import FrameCache, SequenceDataset
     from nowcast.data.preprocess import Preprocessor
@@ -327,6 +331,7 @@ def build_datasets(cfg, *, archives: list[xr.DataArray] | None = None, preproces
                                     split=name, shuffle=train, augment=s.augment and train,
                                     min_wet_fraction=s.min_wet_fraction if name != "test" else 0.0)
             out[name] = SequenceDataset(sampler, preprocessor, cache=cache, workers=workers,
+                                        steps=steps_per_epoch if train else None,
                                         use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size)
     summary = _summary(events, archives, windows, dropped, step, patch, preprocessor)
     return Datasets(out["train"], out["validation"], out["test"], preprocessor, summary)

@@ -4,8 +4,11 @@ Each sample is a window planned by :class:`nowcast.data.sampler.WindowSampler`. 
 are read from the lazy (Dask-backed) prepared archive with ``isel``, one compute of just
 those frames, then normalised. Normalised frames (float32, NaN where missing) are kept in
 a :class:`FrameCache` bounded in bytes (least recently used out first), so memory does not
-grow with the archive's length; overlapping windows then read each frame once. With
-``use_multiprocessing`` each worker process has its own cache of the same bound.
+grow with the archive's length; overlapping windows then read each frame once. Frames are
+read a whole Dask chunk at a time (Dask reads whole chunks anyway) and the chunk's other
+frames are cached too. With ``workers > 1`` (threads) the cache is shared; with
+``use_multiprocessing`` each worker process has its own cache of the same bound, and it
+lasts one epoch (Keras starts new worker processes every epoch).
 
 Batches: ``x`` ``(batch, t_in, P, P, 1)``, ``y`` ``(batch, t_out, P, P, 1)`` and ``mask``
 ``(batch, t_out, P, P, 1)``, all float32; ``mask`` is 1 where the truth pixel is valid

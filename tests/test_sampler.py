@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
 import numpy as np
@@ -129,6 +130,8 @@ def test_statistics_use_the_train_period_only():
     assert ds.preprocessor.std == pytest.approx((hi - lo) / 2, rel=1e-4)
     assert ds.summary["events"][0]["train_period"] == ["2021-07-04T00:00:00", "2021-07-04T00:45:00"]
     assert ds.summary["windows"] == {"train": 7, "validation": 2, "test": 2}
+    assert json.loads(json.dumps(ds.summary)) == ds.summary  # JSON-safe as it is
+    assert ds.summary["time_step_seconds"] == 300.0 and ds.summary["grid_spacing"] == [1000.0, 1000.0]
 
 
 def test_same_seed_same_batches_different_seed_differs_and_epochs_change():

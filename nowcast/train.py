@@ -195,7 +195,9 @@ def train(
 
     echo(f"nowcast train: {device_description()}")
     keras.utils.set_random_seed(cfg.train.seed)
-    datasets = build_datasets(cfg, archives=list(archives) if archives is not None else None)
+    datasets = build_datasets(
+        cfg, archives=list(archives) if archives is not None else None, steps_per_epoch=cfg.train.steps_per_epoch
+    )
     if datasets.validation is None:
         raise NowcastError("no validation windows: increase sampler.split.validation or add data")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -237,7 +239,7 @@ def train(
                 epochs=cfg.train.epochs,
                 initial_epoch=initial_epoch,
                 steps_per_epoch=cfg.train.steps_per_epoch,
-                validation_steps=cfg.train.validation_steps,
+                validation_steps=min(cfg.train.validation_steps, len(datasets.validation)) if cfg.train.validation_steps else None,
                 callbacks=_callbacks(run_dir, cfg, resume=resume, state=state),
                 verbose=verbose,
             )

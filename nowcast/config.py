@@ -58,13 +58,16 @@ class SplitConfig:
     """Contiguous time blocks per event: [train | validation | test].
 
     ``test_period`` (ISO start, end) replaces the ``test`` fraction where given;
-    ``holdout_events`` are never used for training or validation.
+    ``holdout_events`` are never used for training or validation (test only);
+    ``validation_events`` are used whole for validation (for short events whose
+    validation block could not hold one window).
     """
 
     validation: float = 0.15
     test: float = 0.0
     test_period: tuple[str, str] | None = None
     holdout_events: tuple[str, ...] = ()
+    validation_events: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,8 @@ class Config:
         sp = s.split
         _require(0 <= sp.validation < 1 and 0 <= sp.test < 1, "sampler.split fractions must be in [0, 1)")
         _require(sp.validation + sp.test < 1, "sampler.split.validation + test must be < 1")
+        both = set(sp.holdout_events) & set(sp.validation_events)
+        _require(not both, f"sampler.split: {sorted(both)} cannot be both holdout and validation events")
         _require(p.coarsen >= 1, "preprocess.coarsen must be >= 1")
         for name in ("crop_x", "crop_y"):
             rng = getattr(p, name)
@@ -311,7 +316,11 @@ def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] 
     if path is not None:
         base = Path(path).resolve().parent
         split = cfg.sampler.split
-        split = dataclasses.replace(split, holdout_events=tuple(_resolve(e, base) for e in split.holdout_events))
+        split = dataclasses.replace(
+            split,
+            holdout_events=tuple(_resolve(e, base) for e in split.holdout_events),
+            validation_events=tuple(_resolve(e, base) for e in split.validation_events),
+        )
         cfg = dataclasses.replace(
             cfg,
             data=dataclasses.replace(cfg.data, events=tuple(_resolve(e, base) for e in cfg.data.events)),

@@ -119,6 +119,25 @@ def test_holdout_events_only_in_test():
     assert ds.summary["events"][1]["train_period"] is None
 
 
+def test_validation_events_are_validation_only():
+    """A whole event as the validation set: its windows are validation, the others train."""
+    a, b, c = random_archive(20, seed=1), random_archive(20, seed=2), random_archive(20, seed=3)
+    split = SplitConfig(validation=0.0, validation_events=("data/b.nc",), holdout_events=("c",))
+    cfg = config(events=("data/a.nc", "data/b.nc", "data/c.nc"), split=split)
+    ds = build_datasets(cfg, archives=[a, b, c])
+    windows = all_windows(ds)
+    assert {s for s, e, _ in windows if e == 0} == {"train"}
+    assert {s for s, e, _ in windows if e == 1} == {"validation"}
+    assert {s for s, e, _ in windows if e == 2} == {"test"}
+    assert len(ds.validation.sampler.windows) == 20 - 4 + 1
+    assert (label_frames(a.time.values, validation=0.3, test=0.0, validation_event=True) == 1).all()
+
+
+def test_an_event_cannot_be_holdout_and_validation():
+    with pytest.raises(ConfigError, match="both holdout and validation"):
+        config(split=SplitConfig(holdout_events=("b",), validation_events=("b",))).validate()
+
+
 def test_statistics_use_the_train_period_only():
     values = np.full((20, 8, 8), 100.0)
     values[:10, :, :4] = 1.0

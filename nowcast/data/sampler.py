@@ -71,7 +71,8 @@ class Sample:
     flip: bool = False
 
 
-def label_frames(times, *, validation: float, test: float, test_period=None, holdout: bool = False) -> np.ndarray:
+def label_frames(times, *, validation: float, test: float, test_period=None, holdout: bool = False,
+                 validation_event: bool = False) -> np.ndarray:
     """Split code per frame (0 train, 1 validation, 2 test) for one event, in time order.
 
     Without ``test_period``: ``[train | validation | test]`` with the test block starting at
@@ -84,6 +85,9 @@ def label_frames(times, *, validation: float, test: float, test_period=None, hol
     labels = np.zeros(n, dtype=np.int8)
     if holdout:
         labels[:] = 2
+        return labels
+    if validation_event:
+        labels[:] = 1
         return labels
     if test_period is not None:
         start, end = (pd.Timestamp(t) for t in test_period)
@@ -375,7 +379,8 @@ def _events(cfg, archives):
     events = []
     for entry, name, da in zip(entries, names, archives):
         labels = label_frames(da[TIME].values, validation=sp.validation, test=sp.test, test_period=sp.test_period,
-                              holdout=_is_holdout(str(entry), name, sp.holdout_events))
+                              holdout=_is_holdout(str(entry), name, sp.holdout_events),
+                              validation_event=_is_holdout(str(entry), name, sp.validation_events))
         try:
             prepared = settings.prepare(da)
         except DataError as exc:

@@ -196,10 +196,16 @@ def train(
     echo(f"nowcast train: {device_description()}")
     keras.utils.set_random_seed(cfg.train.seed)
     datasets = build_datasets(
-        cfg, archives=list(archives) if archives is not None else None, steps_per_epoch=cfg.train.steps_per_epoch
+        cfg,
+        archives=list(archives) if archives is not None else None,
+        steps_per_epoch=cfg.train.steps_per_epoch,
+        drop_remainder=cfg.train.data_parallel,
     )
+    full = f" (data-parallel training needs full batches of {cfg.sampler.batch_size})" if cfg.train.data_parallel else ""
+    if datasets.train is None:
+        raise NowcastError(f"not enough training windows{full}: lower sampler.batch_size or add data")
     if datasets.validation is None:
-        raise NowcastError("no validation windows: increase sampler.split.validation or add data")
+        raise NowcastError(f"not enough validation windows{full}: increase sampler.split.validation or add data")
     run_dir.mkdir(parents=True, exist_ok=True)
     metadata = build_metadata(cfg, datasets, backend=backend)
     _atomic_write_text(run_dir / METADATA_FILE, json.dumps(metadata, indent=2, default=str))

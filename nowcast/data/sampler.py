@@ -194,6 +194,7 @@ class WindowSampler:
     shuffle: bool = True
     augment: bool = False
     min_wet_fraction: float = 0.0
+    drop_remainder: bool = False  # only full batches (data-parallel sharding needs them)
     _orders: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -202,6 +203,8 @@ class WindowSampler:
 
     @property
     def num_batches(self) -> int:
+        if self.drop_remainder:
+            return len(self.windows) // self.batch_size
         return -(-len(self.windows) // self.batch_size)
 
     def __len__(self) -> int:
@@ -287,8 +290,8 @@ def _is_holdout(entry: str, name: str, holdout: tuple[str, ...]) -> bool:
 
 
 def build_datasets(cfg, *, archives: list[xr.DataArray] | None = None, preprocessor=None, cache_mb: int | None = None,
-                   steps_per_epoch: int | None = None, workers: int = 1, use_multiprocessing: bool = False,
-                   max_queue_size: int = 10) -> Datasets:
+                   steps_per_epoch: int | None = None, drop_remainder: bool = False, workers: int = 1,
+                   use_multiprocessing: bool = False, max_queue_size: int = 10) -> Datasets:
     """Open (or take) the events, split them, fit the preprocessor on train, build the datasets.
 
     ``archives``: already opened archives (else ``cfg.data.events`` are opened with
@@ -299,6 +302,8 @@ def build_datasets(cfg, *, archives: list[xr.DataArray] | None = None, preproces
     ``steps_per_epoch``: the train dataset then has exactly that many batches per epoch
     (several shuffled passes over the windows when it exceeds them; give it the value passed
     to ``fit``, else Keras stops an epoch early when the windows run out).
+    ``drop_remainder``: every batch is full (a split with fewer windows than one batch
+    is then empty); data-parallel training needs this to shard batches evenly.
     """
     from nowcast.data.dataset import FrameCache, SequenceDataset
     from nowcast.data.preprocess import Preprocessor
@@ -329,11 +334,12 @@ def build_datasets(cfg, *, archives: list[xr.DataArray] | None = None, preproces
     cache = FrameCache(int(cache_mb) * 2**20)
     out = dict.fromkeys(SPLITS)
     for name in SPLITS:
-        if len(windows[name]):
+        if len(windows[name]) >= (s.batch_size if drop_remainder else 1):
             train = name == "train"
             sampler = WindowSampler(events, windows[name], s.t_in, s.t_out, patch, s.batch_size, seed=s.seed,
                                     split=name, shuffle=train, augment=s.augment and train,
-                                    min_wet_fraction=s.min_wet_fraction if name != "test" else 0.0)
+                                    min_wet_fraction=s.min_wet_fraction if name != "test" else 0.0,
+                                    drop_remainder=drop_remainder)
             out[name] = SequenceDataset(sampler, preprocessor, cache=cache, workers=workers,
                                         steps=steps_per_epoch if train else None,
                                         use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size)

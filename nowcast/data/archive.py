@@ -1,15 +1,15 @@
-"""Open a NetCDF archive (many files or one) as one lazy, CF-normalised ``(time, y, x)`` array.
+"""Open an archive (NetCDF files, Zarr stores, fsspec URLs) as one lazy, CF-normalised ``(time, y, x)`` array.
 
-:func:`open_archive` scans each file's metadata with ``netCDF4`` (cheap: coordinates, times
-and attributes only), checks that all files share one grid, builds the time axis (from a
-``time`` dimension or from a scalar time variable, one file per time), and returns a
+:func:`open_archive` scans each source's metadata (local NetCDF with ``netCDF4``; Zarr stores
+and URLs through xarray and :mod:`nowcast.data.stores`, by the same scanner: coordinates,
+times and attributes only), checks that all sources share one grid, builds the time axis (from
+a ``time`` dimension or from a scalar time variable, one file per time), and returns a
 Dask-backed :class:`xarray.DataArray` in the archive convention of
 :mod:`nowcast.conventions`. Pixel data is read only when computed, a few frames per task.
 """
 
 from __future__ import annotations
 
-import glob
 import os
 import warnings
 from pathlib import Path
@@ -19,8 +19,9 @@ import pandas as pd
 import xarray as xr
 
 from nowcast.conventions import RATE_UNITS, TIME, X, Y
-from nowcast.data import cf
-from nowcast.data.scan import FileInfo, netcdf_lock, read_block, scan_file
+from nowcast.data import cf, stores
+from nowcast.data.scan import FileInfo, netcdf_lock, read_block, scan_file, scan_opened
+from nowcast.data.stores import NETCDF_SUFFIXES
 from nowcast.errors import DataError
 
 __all__ = [
@@ -32,53 +33,31 @@ __all__ = [
     "source_files",
 ]
 
-#: File suffixes taken from a directory.
-NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf", ".cdf", ".h5")
 _KINDS = ("precipitation", "temperature")
 _AUTO_CHUNK_BYTES = 16 * 2**20
 
 
-def expand_paths(paths) -> list[Path]:
-    """Files named by ``paths``: a directory, a glob, a file, or a list mixing them.
+def expand_paths(paths, *, storage_options: dict | None = None) -> list[Path | str]:
+    """Sources named by ``paths``: a directory, a glob, a file, a Zarr store, a URL, or a list.
 
-    Directories give their NetCDF files (hidden files skipped); globs are expanded; the
-    result keeps the given order (sorted within each directory or glob), without repeats.
+    Directories give their NetCDF files and ``*.zarr`` stores (hidden entries skipped); globs
+    are expanded (also over fsspec URLs); local sources come as :class:`Path` (``file://``
+    URLs included), remote ones as the URL string. The given order is kept (sorted within
+    each directory or glob), without repeats. See :func:`nowcast.data.stores.expand_sources`.
     """
-    if isinstance(paths, (str, os.PathLike)):
-        entries = [paths]
-    else:
-        entries = list(paths)
-    if not entries:
-        raise DataError("no input paths given")
-    found: list[Path] = []
-    for entry in entries:
-        text = os.path.expanduser(str(entry))
-        path = Path(text)
-        if path.is_dir():
-            files = sorted(
-                p
-                for p in path.iterdir()
-                if p.is_file()
-                and p.suffix.lower() in NETCDF_SUFFIXES
-                and not p.name.startswith(".")
-            )
-            if not files:
-                raise DataError(
-                    f"no NetCDF files ({', '.join(NETCDF_SUFFIXES)}) in directory {path}"
-                )
-        elif path.is_file():
-            files = [path]
-        elif glob.has_magic(text):
-            files = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
-            if not files:
-                raise DataError(f"no files match {text!r}")
-        else:
-            raise DataError(f"path not found: {text}")
-        found.extend(files)
-    unique: dict[Path, Path] = {}
-    for p in found:
-        unique.setdefault(p.resolve(), p)
-    return list(unique.values())
+    return stores.expand_sources(paths, storage_options=storage_options)
+
+
+def _is_local_netcdf(source) -> bool:
+    return isinstance(source, Path) and not stores.is_zarr(source)
+
+
+def _scan_source(source, variable, storage_options):
+    """``(FileInfo, opened store or None)``; local NetCDF is scanned with netCDF4, the rest via xarray."""
+    if _is_local_netcdf(source):
+        return scan_file(source, variable), None
+    ds = stores.open_store(source, storage_options=storage_options)
+    return scan_opened(stores.NetCDFView(ds), str(source), variable), ds
 
 
 class _LazyFrames:
@@ -192,6 +171,13 @@ def _check_grid(ref: FileInfo, info: FileInfo) -> None:
         raise differs("grid mapping differs")
 
 
+def _keep_lineage(ref: FileInfo, attrs: dict) -> None:
+    """A file written by ``write_archive`` records the units its archive was first read in."""
+    first = ref.var_attrs.get("units_original")
+    if isinstance(first, str) and first:
+        attrs["units_original"] = first
+
+
 def _rate_factors(ref: FileInfo, infos: list[FileInfo], kind: str, times: np.ndarray):
     """Per-frame factor to the output units, and the attrs describing the conversion."""
     n = len(times)
@@ -199,6 +185,7 @@ def _rate_factors(ref: FileInfo, infos: list[FileInfo], kind: str, times: np.nda
     attrs: dict = {"units_original": "" if units is None else str(units)}
     if kind != "precipitation":
         attrs["units"] = attrs["units_original"]
+        _keep_lineage(ref, attrs)
         return np.ones(n, np.float32), attrs
     try:
         what, factor = cf.precipitation_units(units, ref.var_attrs.get("standard_name"))
@@ -207,6 +194,7 @@ def _rate_factors(ref: FileInfo, infos: list[FileInfo], kind: str, times: np.nda
             f"{ref.path}: variable {ref.variable!r}: {exc}; use kind='temperature' for other fields"
         ) from None
     attrs["units"] = RATE_UNITS
+    _keep_lineage(ref, attrs)
     sn = ref.var_attrs.get("standard_name")
     if what == "rate":
         attrs["standard_name"] = sn if sn else "precipitation_rate"
@@ -242,14 +230,21 @@ def _rate_factors(ref: FileInfo, infos: list[FileInfo], kind: str, times: np.nda
 
 
 def open_archive(
-    paths, *, variable: str | None = None, kind: str = "precipitation", chunks=1
+    paths,
+    *,
+    variable: str | None = None,
+    kind: str = "precipitation",
+    chunks=1,
+    storage_options: dict | None = None,
 ) -> xr.DataArray:
-    """Open NetCDF files as one lazy ``(time, y, x)`` float32 DataArray (archive convention).
+    """Open NetCDF files or Zarr stores as one lazy ``(time, y, x)`` float32 DataArray (archive convention).
 
-    ``paths``: a directory, a glob, a file or a list of them. ``variable``: the data variable
-    (default: the only ``(time?, y, x)`` variable). ``kind``: ``"precipitation"`` converts
-    accumulations and other rate units to ``mm h-1``; ``"temperature"`` keeps units.
-    ``chunks``: frames per Dask chunk (``"auto"``: about 16 MiB per chunk).
+    ``paths``: a directory, a glob, a file, a ``*.zarr`` store, an fsspec URL (``file://``,
+    ``memory://``, ``s3://`` ... with ``storage_options`` for the filesystem) or a list of
+    them. ``variable``: the data variable (default: the only ``(time?, y, x)`` variable).
+    ``kind``: ``"precipitation"`` converts accumulations and other rate units to ``mm h-1``;
+    ``"temperature"`` keeps units. ``chunks``: frames per Dask chunk (``"auto"``: about
+    16 MiB per chunk); a Zarr store keeps its own y/x chunks.
 
     Negative precipitation (a few packed -0.1 mm values in BOM files) is set to 0; fill
     values become NaN. Times are sorted; duplicate times are dropped with a warning (the
@@ -258,10 +253,11 @@ def open_archive(
     """
     if kind not in _KINDS:
         raise DataError(f"kind must be one of {', '.join(_KINDS)}, not {kind!r}")
-    files = expand_paths(paths)
+    files = expand_paths(paths, storage_options=storage_options)
     infos: list[FileInfo] = []
+    stores_open: list = []
     for path in files:
-        info = scan_file(path, variable)
+        info, opened = _scan_source(path, variable, storage_options)
         if infos:
             _check_grid(infos[0], info)
             if info.var_attrs.get("units") != infos[0].var_attrs.get("units"):
@@ -272,6 +268,7 @@ def open_archive(
         else:
             variable = info.variable
         infos.append(info)
+        stores_open.append(opened)
     ref = infos[0]
 
     times = np.concatenate([i.times for i in infos]).astype("datetime64[ns]")
@@ -301,9 +298,44 @@ def open_archive(
     if isinstance(chunks, bool) or not isinstance(chunks, (int, np.integer)) or chunks < 1:
         raise DataError(f"chunks must be a positive number of frames or 'auto', not {chunks!r}")
     clip = 0.0 if kind == "precipitation" else None
-    lazy = _LazyFrames(infos, variable, frame_file, frame_index, factors, ny, nx, clip)
-    data = _to_dask(lazy, files, variable, kind, _time_chunks(frame_file, frame_index, int(chunks)))
+    if all(opened is None for opened in stores_open):
+        lazy = _LazyFrames(infos, variable, frame_file, frame_index, factors, ny, nx, clip)
+        tchunks = _time_chunks(frame_file, frame_index, int(chunks))
+        data = _to_dask(lazy, files, variable, kind, tchunks)
+    else:
+        parts = [_source_frames(i, opened, kind) for i, opened in zip(infos, stores_open)]
+        data = _combine(parts, infos, frame_file, frame_index, factors, clip, int(chunks))
     return _build(data, ref, variable, times, conv_attrs, files)
+
+
+def _source_frames(info: FileInfo, opened, kind: str):
+    """One source's frames as a Dask ``(time, y, x)`` float32 array (unscaled, file order)."""
+    if opened is not None:
+        return stores.store_frames(opened, info)
+    n = len(info.times)
+    ny, nx = len(info.y), len(info.x)
+    lazy = _LazyFrames([info], info.variable, np.zeros(n), np.arange(n), np.ones(n), ny, nx)
+    return _to_dask(
+        lazy, [info.path], info.variable, kind, _time_chunks(lazy.frame_file, lazy.frame_index, 1)
+    )
+
+
+def _combine(parts, infos, frame_file, frame_index, factors, clip, chunks: int):
+    """Sources' frames in archive order, scaled to the output units, ``chunks`` frames per chunk."""
+    import dask.array as dsa
+
+    data = dsa.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
+    offsets = np.cumsum([0] + [len(i.times) for i in infos])[:-1]
+    index = offsets[frame_file] + frame_index
+    if not np.array_equal(index, np.arange(data.shape[0])):
+        data = data[index]
+    if not (factors == 1).all():
+        data = data * dsa.from_array(
+            factors[:, None, None].astype(np.float32), chunks=(data.chunks[0], 1, 1)
+        )
+    if clip is not None:
+        data = dsa.maximum(data, np.float32(clip))  # NaN stays NaN
+    return data.astype(np.float32).rechunk({0: chunks})
 
 
 def _to_dask(lazy: _LazyFrames, files, variable, kind, tchunks):
@@ -350,12 +382,15 @@ def _build(data, ref: FileInfo, variable: str, times, conv_attrs: dict, files) -
     return da
 
 
-def guess_kind(paths, *, variable: str | None = None) -> str:
-    """``"precipitation"`` if the first file's variable has precipitation units, else ``"temperature"``.
+def guess_kind(paths, *, variable: str | None = None, storage_options: dict | None = None) -> str:
+    """``"precipitation"`` if the first source's variable has precipitation units, else ``"temperature"``.
 
-    Reads only the first file's metadata (for ``nowcast info`` without ``--kind``).
+    Reads only the first file's (or store's) metadata (for ``nowcast info`` without ``--kind``).
     """
-    info = scan_file(expand_paths(paths)[0], variable)
+    first = expand_paths(paths, storage_options=storage_options)[0]
+    info, opened = _scan_source(first, variable, storage_options)
+    if opened is not None:
+        opened.close()
     try:
         cf.precipitation_units(info.var_attrs.get("units"), info.var_attrs.get("standard_name"))
     except ValueError:

@@ -2,7 +2,9 @@
 
 :func:`scan_file` reads only coordinates, times and attributes; :func:`read_block` reads a
 few frames of the data variable, decoded (scale/offset applied, fill values as NaN), as
-float32 ``(time, y, x)`` in the file's own y/x order.
+float32 ``(time, y, x)`` in the file's own y/x order. :func:`scan_opened` runs the same scan
+over any object with the ``netCDF4.Dataset`` interface (Zarr stores and URLs, through
+:class:`nowcast.data.stores.NetCDFView`).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ def netcdf_lock():
 class FileInfo:
     """What :func:`scan_file` learnt about one file (coordinates already normalised)."""
 
-    path: Path
+    path: Path | str  # a local file or store, or a URL
     variable: str
     ndim: int
     time_axis: int | None  # None: scalar time, one frame
@@ -80,6 +82,20 @@ def scan_file(path: Path, variable: str | None = None) -> FileInfo:
             ds.close()
 
 
+def scan_opened(ds, path, variable: str | None = None) -> FileInfo:
+    """Like :func:`scan_file` for an open dataset with the ``netCDF4.Dataset`` interface.
+
+    Used for Zarr stores and URLs through :class:`nowcast.data.stores.NetCDFView`, so every
+    format goes through the same normalisation. ``path`` only names the source in messages.
+    """
+    try:
+        return _scan(ds, path, variable)
+    except DataError:
+        raise
+    except _ERRORS as exc:
+        raise DataError(f"{path}: cannot read metadata ({_short(exc)})") from None
+
+
 def _dim_axis(ds, dim: str) -> str | None:
     v = ds.variables.get(dim)
     if v is not None and v.dimensions == (dim,):
@@ -87,7 +103,7 @@ def _dim_axis(ds, dim: str) -> str | None:
     return cf.axis_of(dim, {})
 
 
-def _choose_variable(ds, path: Path, variable: str | None) -> str:
+def _choose_variable(ds, path, variable: str | None) -> str:
     names = list(ds.variables)
     listing = ", ".join(names) if names else "none"
     if variable is not None:
@@ -204,7 +220,7 @@ def _periods_from_bounds(ds, tvar, n: int) -> np.ndarray | None:
     return None
 
 
-def _times(ds, path: Path, variable: str, dims, axes):
+def _times(ds, path, variable: str, dims, axes):
     """(time_axis, times, periods) for ``variable``."""
     gattrs = _attrs(ds)
     if "T" in axes:
@@ -261,7 +277,7 @@ def _times(ds, path: Path, variable: str, dims, axes):
     return time_axis, times, periods
 
 
-def _coord(ds, path: Path, dim: str, axis: str):
+def _coord(ds, path, dim: str, axis: str):
     v = ds.variables.get(dim)
     if v is None or v.dimensions != (dim,):
         raise DataError(f"{path}: no coordinate values for dimension {dim!r}")
@@ -297,7 +313,7 @@ def _latlon_items() -> tuple:
     return tuple(cf.latlon_grid_mapping().items())
 
 
-def _scan(ds, path: Path, variable: str | None) -> FileInfo:
+def _scan(ds, path, variable: str | None) -> FileInfo:
     variable = _choose_variable(ds, path, variable)
     var = ds.variables[variable]
     dims = var.dimensions

@@ -1,0 +1,448 @@
+"""Where archives live: local NetCDF files, Zarr stores and fsspec URLs; and the archive writer.
+
+:func:`expand_sources` turns what a user named (files, folders, globs, ``*.zarr`` stores,
+URLs such as ``file:///data/x.nc``, ``memory://radar.zarr``, ``s3://bucket/radar/*.nc``)
+into a list of sources: local NetCDF files and local Zarr stores as :class:`~pathlib.Path`,
+other URLs as ``str`` (``file://`` URLs become local paths).
+
+Local NetCDF files are read with ``netCDF4`` (:mod:`nowcast.data.scan`). Everything else is
+opened with xarray *without* CF decoding (:func:`open_store`) and wrapped in
+:class:`NetCDFView`, which offers the small part of the ``netCDF4.Dataset`` interface that
+:func:`nowcast.data.scan.scan_opened` uses, so one scanner normalises every format (axes, y
+ascending, km -> m, times, accumulation periods, grid mapping). :func:`store_frames` gives
+the data as a Dask array over the store's own chunks, decoded (fill -> NaN, scale/offset)
+and put in ``(time, y, x)`` ascending order. :func:`write_archive` writes an archive to
+NetCDF or Zarr, chosen by suffix.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import shutil
+import tempfile
+import uuid
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from nowcast.conventions import TIME, X, Y
+from nowcast.errors import DataError
+
+#: File suffixes taken from a directory as NetCDF files.
+NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf", ".cdf", ".h5")
+ZARR_SUFFIX = ".zarr"
+_ZARR_MARKERS = ("zarr.json", ".zgroup", ".zmetadata")
+#: CF decoding of values only (fill -> NaN, scale/offset); times are decoded by the scanner.
+_DECODE = dict(mask_and_scale=True, decode_times=False, decode_timedelta=False)
+
+
+# --------------------------------------------------------------------------- naming sources
+
+
+def _short(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def is_url(text) -> bool:
+    """``True`` for ``protocol://...`` strings (``file://`` and chained ``a::b://`` included)."""
+    return (
+        isinstance(text, str)
+        and re.match(r"[A-Za-z][\w+.-]*(::[A-Za-z][\w+.-]*)*://", text) is not None
+    )
+
+
+def _local_from_url(text: str) -> str | None:
+    """The local path of a ``file://`` (or ``local://``) URL, else ``None``."""
+    if text.split("://", 1)[0].lower() not in ("file", "local"):
+        return None
+    from fsspec.implementations.local import LocalFileSystem
+
+    return LocalFileSystem._strip_protocol(text)
+
+
+def is_zarr(source) -> bool:
+    """``True`` for a Zarr store: a ``*.zarr`` name, or a local folder with Zarr metadata."""
+    text = str(source).rstrip("/")
+    if text.lower().endswith(ZARR_SUFFIX):
+        return True
+    p = Path(text)
+    return not is_url(text) and p.is_dir() and any((p / m).exists() for m in _ZARR_MARKERS)
+
+
+def _wanted(name: str, is_dir: bool) -> bool:
+    """A folder entry that is an archive source: a NetCDF file or a ``*.zarr`` store."""
+    name = name.rstrip("/").rsplit("/", 1)[-1].lower()
+    if name.startswith("."):
+        return False
+    return name.endswith(ZARR_SUFFIX) if is_dir else os.path.splitext(name)[1] in NETCDF_SUFFIXES
+
+
+def _fs(url: str, storage_options: dict | None):
+    """``(filesystem, path within it)`` for a URL; :class:`DataError` for unusable protocols."""
+    import fsspec
+
+    try:
+        return fsspec.core.url_to_fs(url, **(storage_options or {}))
+    except (ImportError, ValueError) as exc:
+        raise DataError(f"cannot open {url}: {exc}") from None
+
+
+def _local_entries(text: str) -> list[Path]:
+    path = Path(text)
+    if path.is_dir() and not is_zarr(path):
+        found = sorted(p for p in path.iterdir() if _wanted(p.name, p.is_dir()))
+        if not found:
+            raise DataError(
+                f"no NetCDF files ({', '.join(NETCDF_SUFFIXES)}) or Zarr stores in directory {path}"
+            )
+        return found
+    if path.exists():
+        return [path]
+    if glob.has_magic(text):
+        found = sorted(
+            Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file() or is_zarr(p)
+        )
+        if not found:
+            raise DataError(f"no files match {text!r}")
+        return found
+    raise DataError(f"{'Zarr store' if is_zarr(text) else 'path'} not found: {text}")
+
+
+def _remote_entries(url: str, storage_options: dict | None) -> list[str]:
+    fs, root = _fs(url, storage_options)
+    root = root.rstrip("/")
+    try:
+        if glob.has_magic(root):
+            found = [
+                p for p in sorted(fs.glob(root)) if is_zarr(fs.unstrip_protocol(p)) or fs.isfile(p)
+            ]
+            if not found:
+                raise DataError(f"no files match {url!r}")
+        elif (
+            fs.isdir(root)
+            and not is_zarr(url)
+            and not any(fs.exists(f"{root}/{m}") for m in _ZARR_MARKERS)
+        ):
+            found = sorted(
+                i["name"]
+                for i in fs.ls(root, detail=True)
+                if _wanted(i["name"], i["type"] == "directory")
+            )
+            if not found:
+                raise DataError(f"no NetCDF files or Zarr stores under {url}")
+        elif fs.exists(root):
+            return [url.rstrip("/")]
+        else:
+            raise DataError(f"{'Zarr store' if is_zarr(url) else 'path'} not found: {url}")
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot list {url}: {_short(exc)}") from None
+    return [fs.unstrip_protocol(p.rstrip("/")) for p in found]
+
+
+def expand_sources(paths, *, storage_options: dict | None = None) -> list[Path | str]:
+    """Sources named by ``paths``: a directory, a glob, a file, a Zarr store, a URL, or a list.
+
+    Directories give their NetCDF files and ``*.zarr`` stores (hidden entries skipped); a
+    directory that is itself a Zarr store is one source; globs are expanded (over URLs with
+    ``fsspec.filesystem(protocol).glob``). Local sources are :class:`Path` (``file://`` URLs
+    included), remote ones the URL string. The given order is kept (sorted within each
+    directory or glob), without repeats.
+    """
+    entries = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    if not entries:
+        raise DataError("no input paths given")
+    found: list[Path | str] = []
+    for entry in entries:
+        text = os.fspath(entry) if isinstance(entry, os.PathLike) else str(entry)
+        local = _local_from_url(text) if is_url(text) else os.path.expanduser(text)
+        found.extend(
+            _remote_entries(text, storage_options) if local is None else _local_entries(local)
+        )
+    unique: dict[Any, Path | str] = {}
+    for p in found:
+        unique.setdefault(p.resolve() if isinstance(p, Path) else p, p)
+    return list(unique.values())
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _nc_attrs(attrs) -> dict[str, Any]:
+    """Attrs as netCDF4 gives them: numeric lists (Zarr's JSON) as numpy arrays."""
+    out = {}
+    for key, value in attrs.items():
+        if (
+            isinstance(value, (list, tuple))
+            and value
+            and all(
+                isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in value
+            )
+        ):
+            value = np.asarray(value)
+        out[str(key)] = value
+    return out
+
+
+class _ViewVariable:
+    """One variable of a :class:`NetCDFView`: dims, attrs and decoded (masked) values."""
+
+    def __init__(self, name: str, var: xr.Variable):
+        self.name = name
+        self._var = var
+        self._attrs = _nc_attrs(var.attrs)
+        self.dimensions = tuple(str(d) for d in var.dims)
+        self.shape = tuple(var.shape)
+        self.ndim = var.ndim
+        self.size = int(var.size)
+
+    def ncattrs(self) -> list[str]:
+        return list(self._attrs)
+
+    def getncattr(self, key: str):
+        return self._attrs[key]
+
+    def __getattr__(self, key: str):  # netCDF4 exposes attributes as Python attributes
+        if key.startswith("_"):
+            raise AttributeError(key)
+        try:
+            return self._attrs[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def __getitem__(self, key):
+        """Values with fill values masked and scale/offset applied (as netCDF4 gives them)."""
+        var = xr.conventions.decode_cf_variable(self.name, self._var, **_DECODE)
+        values = np.asarray(var.values)[key]
+        if values.dtype.kind == "f":
+            return np.ma.masked_invalid(values)
+        return np.ma.asarray(values)
+
+
+class NetCDFView:
+    """The ``netCDF4.Dataset`` interface :func:`nowcast.data.scan.scan_opened` needs, over xarray.
+
+    ``ds`` must be opened without CF decoding (raw values, ``_FillValue``/``scale_factor``
+    in the attrs), as :func:`open_store` does.
+    """
+
+    def __init__(self, ds: xr.Dataset):
+        self.variables = {str(n): _ViewVariable(str(n), v) for n, v in ds.variables.items()}
+        self._attrs = _nc_attrs(ds.attrs)
+
+    def ncattrs(self) -> list[str]:
+        return list(self._attrs)
+
+    def getncattr(self, key: str):
+        return self._attrs[key]
+
+
+def open_store(source, *, storage_options: dict | None = None) -> xr.Dataset:
+    """A Zarr store or a remote NetCDF file as a raw (undecoded, lazy, not Dask) Dataset.
+
+    Zarr: ``xr.open_dataset(store, engine="zarr", consolidated=None)`` (local path or any
+    fsspec URL). NetCDF URL: ``fsspec.open(url).open()`` read by ``h5netcdf`` (NetCDF-4/HDF5)
+    or ``scipy`` (NetCDF-3 classic). :class:`DataError` naming the source if it cannot be read.
+    """
+    text = str(source)
+    common = dict(decode_cf=False, chunks=None, cache=False)
+    if is_zarr(source):
+        if not is_url(text) and not Path(text).exists():
+            raise DataError(f"Zarr store not found: {text}")
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "Failed to open Zarr store with consolidated")
+                return xr.open_dataset(
+                    text,
+                    engine="zarr",
+                    consolidated=None,
+                    storage_options=storage_options if is_url(text) else None,
+                    **common,
+                )
+        except (OSError, ValueError, KeyError, TypeError, ImportError) as exc:
+            raise DataError(f"{text}: not a readable Zarr store ({_short(exc)})") from None
+        except Exception as exc:  # zarr's own errors (GroupNotFoundError, ...) have no common base
+            raise DataError(
+                f"{text}: not a readable Zarr store ({type(exc).__name__}: {_short(exc)})"
+            ) from None
+    import fsspec
+
+    try:
+        fobj = fsspec.open(text, mode="rb", **(storage_options or {})).open()
+        magic = fobj.read(4)
+        fobj.seek(0)
+    except (OSError, ValueError, ImportError) as exc:
+        raise DataError(f"cannot open {text}: {_short(exc)}") from None
+    engine = "scipy" if magic[:3] == b"CDF" else "h5netcdf"
+    try:
+        return xr.open_dataset(fobj, engine=engine, **common)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        fobj.close()
+        raise DataError(f"{text}: not a readable NetCDF file ({_short(exc)})") from None
+
+
+def _chunk_sizes(var: xr.Variable, time_dim: str | None) -> dict:
+    stored = var.encoding.get("chunks") or var.encoding.get("chunksizes")
+    if stored and len(stored) == var.ndim:
+        return {d: int(c) for d, c in zip(var.dims, stored)}
+    return {d: (1 if d == time_dim else -1) for d in var.dims}
+
+
+def store_frames(ds: xr.Dataset, info) -> Any:
+    """``info.variable`` of ``ds`` (from :func:`open_store`) as a float32 Dask ``(time, y, x)`` array.
+
+    Chunks are the store's chunks (one frame per chunk for unchunked NetCDF); values are
+    decoded (fill values -> NaN, scale/offset) and flipped like :class:`FileInfo` says
+    (y and x ascending). Nothing is read until computed.
+    """
+    var = ds.variables[info.variable]
+    dims = [str(d) for d in var.dims]
+    time_dim = dims[info.time_axis] if info.time_axis is not None else None
+    var = var.chunk(_chunk_sizes(var, time_dim))
+    var = xr.conventions.decode_cf_variable(info.variable, var, **_DECODE)
+    arr = var.data
+    roles = {info.time_axis: "T", info.y_axis: "Y", info.x_axis: "X"}
+    index = tuple(slice(None) if a in roles else 0 for a in range(var.ndim))
+    arr = arr[index]
+    kept = [roles[a] for a in range(var.ndim) if a in roles]
+    arr = arr.transpose([kept.index(r) for r in ("T", "Y", "X") if r in kept])
+    if info.time_axis is None:
+        arr = arr[None]
+    if info.flip_y:
+        arr = arr[:, ::-1]
+    if info.flip_x:
+        arr = arr[:, :, ::-1]
+    return arr.astype(np.float32)
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def archive_dataset(da: xr.DataArray, *, chunks: int = 1) -> tuple[xr.Dataset, dict]:
+    """The on-disk form of an archive DataArray, and the encoding to write it with.
+
+    The grid-mapping coordinate becomes a CF grid-mapping variable named by the data
+    variable's ``grid_mapping`` attr; ``attribution`` becomes the global ``source`` attr (so
+    it reads back unchanged); ``units_original`` is kept as a variable attr (the units the
+    archive was first read in). Values float32 with NaN fill, ``chunks`` frames per chunk.
+    """
+    if tuple(da.dims) != (TIME, Y, X):
+        raise DataError(f"an archive has dims ({TIME}, {Y}, {X}), not {tuple(da.dims)}")
+    name = str(da.name) if da.name is not None else "data"
+    attrs = {k: v for k, v in da.attrs.items() if k not in ("attribution", "grid_mapping")}
+    gm = da.attrs.get("grid_mapping")
+    data_vars: dict[str, xr.Variable] = {}
+    if gm and gm in da.coords:
+        attrs["grid_mapping"] = gm
+        data_vars[gm] = xr.Variable((), np.int32(0), dict(da.coords[gm].attrs))
+    ny, nx = da.sizes[Y], da.sizes[X]
+    data = da.data
+    if hasattr(data, "rechunk"):
+        data = data.rechunk((chunks, ny, nx))
+    data_vars[name] = xr.Variable(da.dims, data, attrs)
+    times = np.asarray(da[TIME].values, dtype="datetime64[ns]")
+    coords = {
+        TIME: xr.Variable(TIME, times, {"standard_name": "time", "axis": "T"}),
+        Y: xr.Variable(Y, np.asarray(da[Y].values, np.float64), dict(da[Y].attrs)),
+        X: xr.Variable(X, np.asarray(da[X].values, np.float64), dict(da[X].attrs)),
+    }
+    ds = xr.Dataset(data_vars, coords)
+    ds.attrs["Conventions"] = "CF-1.8"
+    if da.attrs.get("attribution"):
+        ds.attrs["source"] = str(da.attrs["attribution"])
+    whole = (times.astype(np.int64) % 1_000_000_000 == 0).all()
+    unit = "seconds" if whole else "nanoseconds"
+    encoding: dict[str, dict] = {
+        name: {"dtype": "float32", "_FillValue": np.float32(np.nan)},
+        TIME: {
+            "units": f"{unit} since 1970-01-01 00:00:00",
+            "calendar": "proleptic_gregorian",
+            "dtype": "int64",
+        },
+        Y: {"_FillValue": None},
+        X: {"_FillValue": None},
+    }
+    if gm in data_vars:
+        encoding[gm] = {"_FillValue": None}
+    return ds, encoding
+
+
+def _write(ds: xr.Dataset, encoding: dict, target, zarr: bool, chunks: int) -> None:
+    name = next(n for n in ds.data_vars if ds[n].ndim == 3)
+    shape = (chunks, ds.sizes[Y], ds.sizes[X])
+    if zarr:
+        encoding[name]["chunks"] = shape
+        ds.to_zarr(target, mode="w-", consolidated=True, zarr_format=2, encoding=encoding)
+    else:
+        encoding[name].update(zlib=True, complevel=1, chunksizes=shape)
+        ds.to_netcdf(target, engine="netcdf4", format="NETCDF4", encoding=encoding)
+
+
+def write_archive(
+    da: xr.DataArray, path, *, chunks: int = 1, storage_options: dict | None = None
+) -> Path | str:
+    """Write an archive (the :func:`~nowcast.data.archive.open_archive` form) to NetCDF or Zarr.
+
+    The format follows the suffix: ``.zarr`` -> a Zarr (format 2, consolidated metadata)
+    store, ``.nc``/``.nc4``/... -> NetCDF-4; ``chunks`` whole frames per chunk. Local targets
+    (and ``file://`` URLs) are written to a temporary sibling and renamed into place (an
+    existing store is moved aside only once the new one is complete); other fsspec URLs are
+    written to a temporary sibling and moved with the filesystem's ``mv`` (as atomic as that
+    filesystem's move). Dask data are streamed chunk by chunk. Returns the path (the URL
+    string for a remote target).
+    """
+    if isinstance(chunks, bool) or not isinstance(chunks, (int, np.integer)) or chunks < 1:
+        raise DataError(f"chunks must be a positive number of frames, not {chunks!r}")
+    text = os.fspath(path) if isinstance(path, os.PathLike) else str(path)
+    zarr = text.rstrip("/").lower().endswith(ZARR_SUFFIX)
+    if not zarr and not text.lower().endswith(NETCDF_SUFFIXES):
+        raise DataError(
+            f"output must end in .zarr or a NetCDF suffix ({', '.join(NETCDF_SUFFIXES)}): {text}"
+        )
+    ds, encoding = archive_dataset(da, chunks=int(chunks))
+    local = _local_from_url(text) if is_url(text) else os.path.expanduser(text)
+    if local is None:
+        _write_remote(ds, encoding, text, zarr, int(chunks), storage_options)
+        return text
+    target = Path(local)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        tmp = scratch / target.name
+        _write(ds, encoding, tmp, zarr, int(chunks))
+        if target.exists() and (target.is_dir() or tmp.is_dir()):  # folders cannot be replaced
+            os.replace(target, scratch / "previous")
+            try:
+                os.replace(tmp, target)
+            except OSError:
+                os.replace(scratch / "previous", target)
+                raise
+        else:
+            os.replace(tmp, target)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return target
+
+
+def _write_remote(ds, encoding, url: str, zarr: bool, chunks: int, storage_options) -> None:
+    fs, root = _fs(url, storage_options)
+    root = root.rstrip("/")
+    parent, _, leaf = root.rpartition("/")
+    tmp = f"{parent}/.{leaf}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        if zarr:
+            _write(ds, encoding, fs.get_mapper(tmp), True, chunks)
+        else:
+            with tempfile.TemporaryDirectory() as local:
+                _write(ds, encoding, Path(local) / leaf, False, chunks)
+                fs.put(str(Path(local) / leaf), tmp)
+        if fs.exists(root):
+            fs.rm(root, recursive=True)
+        fs.mv(tmp, root, recursive=zarr)
+    finally:
+        if fs.exists(tmp):
+            fs.rm(tmp, recursive=True)

@@ -47,7 +47,7 @@ def main(verbose: bool) -> None:
 def _register() -> None:
     import importlib
 
-    for module_name in ("info", "train", "predict", "evaluate", "render", "demo", "batch"):
+    for module_name in ("info", "train", "predict", "evaluate", "render", "demo", "batch", "convert"):
         try:
             module = importlib.import_module(f"nowcast.cli.{module_name}")
         except ModuleNotFoundError as exc:

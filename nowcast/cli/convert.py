@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from nowcast.cli.common import kind_option, variable_option
+
 
 @click.command("convert")
 @click.argument("inputs", nargs=-1, required=True)
@@ -13,16 +15,8 @@ import click
     required=True,
     help="Output: a .zarr store or a NetCDF file (.nc); a local path or an fsspec URL.",
 )
-@click.option(
-    "--variable", default=None, help="Data variable to read (default: the only (time, y, x) one)."
-)
-@click.option(
-    "--kind",
-    type=click.Choice(["auto", "precipitation", "temperature"]),
-    default="auto",
-    show_default=True,
-    help="Physical handling; auto: precipitation if the units are precipitation units.",
-)
+@variable_option
+@kind_option
 @click.option(
     "--frames-per-chunk",
     type=click.IntRange(min=1),

@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import click
 
+from nowcast.cli.common import kind_option, variable_option
+
 
 @click.command("info")
 @click.argument("paths", nargs=-1, required=True)
-@click.option(
-    "--variable", default=None, help="Data variable to read (default: the only (time, y, x) one)."
-)
-@click.option(
-    "--kind",
-    type=click.Choice(["auto", "precipitation", "temperature"]),
-    default="auto",
-    show_default=True,
-    help="Physical handling; auto: precipitation if the units are precipitation units.",
-)
+@variable_option
+@kind_option
 def command(paths: tuple[str, ...], variable: str | None, kind: str) -> None:
     """Describe the archive in PATHS (directories, globs or NetCDF files).
 

@@ -1,0 +1,244 @@
+"""Training-step and inference time of the ConvLSTM nowcaster: stock vs fused cell, torch vs jax.
+
+Run on demand (not a test)::
+
+    python benchmarks/bench_train_step.py                      # radar-5min defaults
+    python benchmarks/bench_train_step.py --steps 3 --backends torch --infer-size 256
+
+Each (backend, cell) combination runs in its own subprocess with ``KERAS_BACKEND`` set:
+it builds the model (defaults: filters (32, 64), kernel 3, downsample 4 space_to_depth,
+t_in 6, t_out 12), times ``train_on_batch`` (Adam, masked MSE, random normalised data,
+batch 4, 128 x 128 crop; warm-up steps excluded, median of ``--steps``), then one
+full-domain nowcast (batch 1, 512 x 512, 12 leads; median of ``--infer-repeats`` after
+one warm-up), and reports its peak RSS. The parent prints a Markdown table with ratios
+to the stock cell on the same backend, the machine, and this exact command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _parse(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--filters", default="32,64", help="comma-separated ConvLSTM filters (default 32,64)")
+    p.add_argument("--kernel", type=int, default=3)
+    p.add_argument("--downsample", type=int, default=4)
+    p.add_argument("--mode", default="space_to_depth", choices=["space_to_depth", "conv"])
+    p.add_argument("--t-in", type=int, default=6)
+    p.add_argument("--t-out", type=int, default=12)
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--size", type=int, default=128, help="training crop size (square)")
+    p.add_argument("--steps", type=int, default=5, help="timed training steps")
+    p.add_argument("--warmup", type=int, default=2, help="untimed training steps first")
+    p.add_argument("--infer-size", type=int, default=512, help="full-domain size for inference; 0 skips")
+    p.add_argument("--infer-repeats", type=int, default=2)
+    p.add_argument("--backends", default="torch,jax")
+    p.add_argument("--cells", default="stock,fused")
+    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: library default)")
+    p.add_argument("--fused-strategy", default=None, choices=["split", "concat"], help="override the fused layer's default")
+    p.add_argument("--fused-layout", default=None, choices=["channels_last", "channels_first"])
+    p.add_argument("--fused-loop", default=None, choices=["python", "fori"])
+    p.add_argument("--budget", type=float, default=0, help="seconds per combination for timed steps (>= 1 step); inference is skipped once spent; 0: no limit")
+    p.add_argument("--timeout", type=int, default=1200, help="seconds per combination before it is killed")
+    p.add_argument("--worker", nargs=2, metavar=("BACKEND", "CELL"), help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+# --------------------------------------------------------------------------- worker
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def _threads(backend: str) -> str:
+    if backend == "torch":
+        import torch
+
+        return f"torch {torch.get_num_threads()} threads"
+    return f"{backend} default threads"
+
+
+def _worker(args: argparse.Namespace) -> dict:
+    backend, cell = args.worker
+    os.environ["KERAS_BACKEND"] = backend
+    sys.path.insert(0, str(ROOT))
+    import numpy as np
+
+    if args.threads and backend == "torch":
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+    import keras
+
+    from nowcast.config import ModelConfig
+    from nowcast.model import FusedConvLSTM2D, build_model, make_loss
+
+    keras.utils.set_random_seed(0)
+    cfg = ModelConfig(
+        filters=tuple(int(f) for f in args.filters.split(",")),
+        kernel_size=args.kernel,
+        downsample=args.downsample,
+        downsample_mode=args.mode,
+        cell=cell,
+    )
+    model = build_model(cfg, t_in=args.t_in, t_out=args.t_out)
+    for layer in model.layers:
+        if isinstance(layer, FusedConvLSTM2D):
+            for name in ("strategy", "layout", "loop"):
+                value = getattr(args, f"fused_{name}")
+                if value is not None:
+                    setattr(layer, name, value)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=make_loss("mse"))
+
+    rng = np.random.default_rng(0)
+    s, b = args.size, args.batch
+    x = rng.normal(size=(b, args.t_in, s, s, 1)).astype("float32")
+    y = rng.normal(size=(b, args.t_out, s, s, 1)).astype("float32")
+    mask = (rng.random(y.shape) > 0.1).astype("float32")
+
+    t0 = time.perf_counter()
+    losses = []
+    for _ in range(args.warmup):
+        losses.append(float(model.train_on_batch(x, y, sample_weight=mask)))
+    warmup_s = time.perf_counter() - t0
+    start = time.perf_counter()
+    times, cpu = [], []
+    for _ in range(args.steps):
+        t0, c0 = time.perf_counter(), time.process_time()
+        losses.append(float(model.train_on_batch(x, y, sample_weight=mask)))
+        times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+        if args.budget and time.perf_counter() - start > args.budget:
+            break
+    result = {
+        "backend": backend,
+        "threads": _threads(backend),
+        "cell": cell,
+        "params": int(model.count_params()),
+        "warmup_s": warmup_s,
+        "step_ms": [t * 1000 for t in times],
+        "step_ms_median": statistics.median(times) * 1000,
+        "step_ms_min": min(times) * 1000,
+        "step_cpu_ms_median": statistics.median(cpu) * 1000,
+        "first_loss": losses[0],
+        "last_loss": losses[-1],
+        "train_peak_rss_mb": _peak_rss_mb(),
+    }
+    over_budget = args.budget and time.perf_counter() - start > args.budget
+    if args.infer_size and not over_budget:
+        n = args.infer_size
+        past = rng.normal(size=(1, args.t_in, n, n, 1)).astype("float32")
+        model.predict_on_batch(past)  # warm-up (jax: compile for this shape)
+        times = []
+        for _ in range(args.infer_repeats):
+            t0 = time.perf_counter()
+            out = model.predict_on_batch(past)
+            times.append(time.perf_counter() - t0)
+        assert out.shape == (1, args.t_out, n, n, 1)
+        result["infer_ms_median"] = statistics.median(times) * 1000
+    result["peak_rss_mb"] = _peak_rss_mb()
+    return result
+
+
+# --------------------------------------------------------------------------- parent
+
+
+def _run_combination(backend: str, cell: str, argv: list[str], timeout: int) -> dict:
+    env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONWARNINGS": "ignore"}
+    cmd = [sys.executable, str(Path(__file__).resolve()), *argv, "--worker", backend, cell]
+    try:
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"backend": backend, "cell": cell, "error": f"timed out after {timeout} s"}
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
+    if done.returncode != 0 or not lines:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        return {"backend": backend, "cell": cell, "error": tail[0][:200]}
+    return json.loads(lines[-1])
+
+
+def _machine() -> str:
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    return f"{platform.platform()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}, load average at start {load}"
+
+
+def _ms(value: float) -> str:
+    return f"{value:.0f}" if value >= 10 else f"{value:.2f}"
+
+
+def _ratio(ref: dict | None, r: dict, key: str) -> str:
+    if not ref or not ref.get(key) or not r.get(key):
+        return "-"
+    return f"{ref[key] / r[key]:.2f}x"
+
+
+def _table(results: list[dict], args: argparse.Namespace) -> str:
+    stock = {r["backend"]: r for r in results if r["cell"] == "stock" and "error" not in r}
+    n = args.infer_size
+    rows = [
+        "| backend | cell | steps | train step median (ms) | min (ms) | CPU time/step (ms) | samples/s | "
+        f"step vs stock | CPU vs stock | nowcast {n}x{n} (ms) | nowcast vs stock | peak RSS (MB) |",
+        "|" + "---|" * 12,
+    ]
+    for r in results:
+        if "error" in r:
+            rows.append(f"| {r['backend']} | {r['cell']} | error: {r['error']} |" + " |" * 9)
+            continue
+        ref = stock.get(r["backend"])
+        step = r["step_ms_median"]
+        inf = r.get("infer_ms_median")
+        rows.append(
+            f"| {r['backend']} | {r['cell']} | {len(r['step_ms'])} | {_ms(step)} | {_ms(r['step_ms_min'])} | "
+            f"{_ms(r['step_cpu_ms_median'])} | {args.batch / step * 1000:.2f} | {_ratio(ref, r, 'step_ms_median')} | "
+            f"{_ratio(ref, r, 'step_cpu_ms_median')} | {'skipped' if inf is None else _ms(inf)} | "
+            f"{_ratio(ref, r, 'infer_ms_median')} | {r['peak_rss_mb']:.0f} |"
+        )
+    return "\n".join(rows)
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = _parse(argv)
+    if args.worker:
+        print(json.dumps(_worker(args)))
+        return 0
+    t0 = time.perf_counter()
+    machine = _machine()
+    results = []
+    for backend in args.backends.split(","):
+        for cell in args.cells.split(","):
+            r = _run_combination(backend, cell, argv, args.timeout)
+            results.append(r)
+            detail = r.get("error") or f"median {r['step_ms_median']:.0f} ms, steps {[round(t) for t in r['step_ms']]}"
+            print(f"# {backend}/{cell}: {detail}", file=sys.stderr, flush=True)
+    print(
+        f"Model: filters ({args.filters}), kernel {args.kernel}, downsample {args.downsample} {args.mode}, "
+        f"t_in {args.t_in}, t_out {args.t_out}; training batch {args.batch} x {args.size}x{args.size}, "
+        f"{args.warmup} warm-up + {args.steps} timed steps; nowcast batch 1, {args.infer_repeats} timed after 1 warm-up.\n"
+    )
+    print(_table(results, args))
+    threads = sorted({r["threads"] for r in results if "threads" in r})
+    print(f"\nMachine: {machine}; {', '.join(threads)}")
+    print("Command: " + shlex.join([Path(sys.executable).name, *sys.argv]))
+    print(f"Total wall time: {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -10,23 +10,10 @@ from keras import ops
 from nowcast.model import FusedConvLSTM2D
 from nowcast.model.layers import DynamicConvLSTM2D
 
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
 
 B, T, H, W, C, F = 2, 4, 7, 9, 3, 4
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny models run faster on one thread (and far faster on a busy shared CPU)."""
-    if keras.backend.backend() != "torch":
-        yield
-        return
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _np(x):

@@ -10,21 +10,7 @@ from keras import ops
 from nowcast.errors import ConfigError
 from nowcast.model import HKO7_WEIGHTS, BalancedError, MaskedError, balanced_weights, make_loss
 
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny models run faster on one thread (and far faster on a busy shared CPU)."""
-    if keras.backend.backend() != "torch":
-        yield
-        return
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
 def _val(x) -> float:

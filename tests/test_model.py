@@ -18,23 +18,10 @@ from nowcast.errors import ConfigError, NowcastError
 from nowcast.model import build_model, load_model, make_loss, save_model
 from nowcast.model.layers import CropLike, DepthToSpace, PadToMultiple, SpaceToDepth
 
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny models run faster on one thread (and far faster on a busy shared CPU)."""
-    if keras.backend.backend() != "torch":
-        yield
-        return
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _np(x):

@@ -97,6 +97,7 @@ class ModelConfig:
     downsample_mode: Literal["space_to_depth", "conv"] = "space_to_depth"
     cell: Literal["stock", "fused"] = "stock"
     channels: int = 1
+    residual: bool = False  # predict the change from the last input frame (starts at persistence)
 
 
 @dataclass(frozen=True)

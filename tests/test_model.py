@@ -199,3 +199,17 @@ def test_load_model_errors(tmp_path):
         load_model(tmp_path / "missing.keras")
     with pytest.raises(NowcastError, match=".keras"):
         save_model(build_model(ModelConfig(filters=(4,), downsample=1), t_in=1, t_out=1), tmp_path / "m.h5")
+
+
+def test_residual_output_starts_at_persistence(tmp_path):
+    """model.residual: with the head's weights at zero the forecast is the last input frame."""
+    from nowcast.model import load_model, save_model
+
+    model = build_model(ModelConfig(filters=(4,), downsample=2, residual=True), t_in=3, t_out=2)
+    head = model.get_layer("head")
+    head.set_weights([np.zeros_like(w) for w in head.get_weights()])
+    x = np.random.default_rng(0).random((2, 3, 13, 9, 1)).astype("float32")
+    y = model.predict(x, verbose=0)
+    np.testing.assert_array_equal(y, np.repeat(x[:, -1:], 2, axis=1))
+    reloaded = load_model(save_model(model, tmp_path / "m.keras"))
+    np.testing.assert_array_equal(reloaded.predict(x, verbose=0), y)

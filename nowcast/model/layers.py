@@ -170,6 +170,22 @@ class ForecasterInput(keras.layers.Layer):
 
 
 @_register
+class AddLastFrame(keras.layers.Layer):
+    """``[delta (B, T_out, H, W, C), past (B, T_in, H, W, C)]`` -> ``past[:, -1:] + delta``.
+
+    The residual output of ``model.residual``: the network learns the change from the
+    last observed frame, so an untrained model starts at persistence.
+    """
+
+    def call(self, inputs):
+        delta, past = inputs
+        return delta + ops.cast(past[:, -1:], delta.dtype)
+
+    def compute_output_shape(self, input_shapes):
+        return input_shapes[0]
+
+
+@_register
 class DynamicConvLSTM2D(keras.layers.ConvLSTM2D):
     """:class:`keras.layers.ConvLSTM2D` (same weights and maths) that accepts unknown ``y``/``x``.
 

@@ -31,6 +31,7 @@ from nowcast.config import ModelConfig
 from nowcast.errors import ConfigError, NowcastError
 from nowcast.model.fused import FusedConvLSTM2D
 from nowcast.model.layers import (
+    AddLastFrame,
     CropLike,
     DepthToSpace,
     DynamicConvLSTM2D,
@@ -114,6 +115,8 @@ def build_model(
             )(y)
         y = CropLike(b, name="crop")([y, past])
     out = keras.layers.Dense(channels, dtype="float32", name="head")(y)
+    if cfg.residual:
+        out = AddLastFrame(dtype="float32", name="add_last_frame")([out, past])
     return keras.Model(past, out, name=name)
 
 

@@ -40,30 +40,12 @@ def _forecast_all(methods, archive, issues, n_leads):
     return out, seconds
 
 
-def _table(scores, metrics, methods, *, threshold=None, scale=None) -> str:
-    rows = ["| lead (min) | " + " | ".join(f"{m} {k}" for k in metrics for m in methods) + " |"]
-    rows.append("|---:|" + "---:|" * (len(metrics) * len(methods)))
-    for lead in sorted(scores["lead_time"].unique()):
-        cells = []
-        for metric in metrics:
-            for m in methods:
-                sel = (scores["method"] == m) & (scores["metric"] == metric) & (scores["lead_time"] == lead)
-                if threshold is not None and metric in ("CSI", "POD", "FAR", "ETS", "FSS"):
-                    sel &= scores["threshold"] == threshold
-                if scale is not None and metric == "FSS":
-                    sel &= scores["scale"] == scale
-                vals = scores.loc[sel, "value"].to_numpy()
-                cells.append(f"{vals[0]:.3f}" if vals.size else "n/a")
-        rows.append(f"| {lead:g} | " + " | ".join(cells) + " |")
-    return "\n".join(rows)
-
-
 def radar(args) -> None:
     from nowcast.data import open_archive
     from nowcast.forecast import ConvLSTMForecaster
     from nowcast.methods import get_method
     from nowcast.verify import evaluate
-    from nowcast.verify.report import write_report
+    from nowcast.verify.report import key_table, write_report
 
     event = SHARED / "radar" / "mch-2016-07-11.nc"
     archive = open_archive(event)
@@ -77,9 +59,8 @@ def radar(args) -> None:
     print(f"held-out event {event.name}: {len(issues)} issue times ({issues[0]} .. {issues[-1]}), {n_leads} leads")
     print("forecast seconds (all issue times): " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()))
     names = list(methods)
-    print("\n" + _table(scores, ["MAE"], names))
-    print("\n" + _table(scores, ["CSI"], names, threshold=1.0))
-    print("\n" + _table(scores, ["FSS"], names, threshold=1.0, scale=21))
+    for metric in ("MAE", "CSI", "FSS"):
+        print("\n" + key_table(scores, metrics=(metric,)))
     _verdict(scores, names)
 
 
@@ -103,7 +84,7 @@ def era5(args) -> None:
     from nowcast.forecast import ConvLSTMForecaster
     from nowcast.methods import get_method
     from nowcast.verify import evaluate
-    from nowcast.verify.report import write_report
+    from nowcast.verify.report import key_table, write_report
 
     path = SHARED / "era5" / "era5-t2m-2019-03-uk.nc"
     archive = open_archive(path, variable="t2m", kind="temperature")
@@ -115,8 +96,7 @@ def era5(args) -> None:
     scores = evaluate(forecasts, archive, thresholds=(273.15,), scales=(1,))
     write_report(scores, args.output / "era5")
     print(f"held-out last week: {len(issues)} issue times ({issues[0]} .. {issues[-1]}), {n_leads} leads")
-    scores = scores.assign(lead_time=scores["lead_time"] / 60.0)
-    print("\n" + _table(scores, ["RMSE", "MAE"], list(methods)).replace("lead (min)", "lead (h)"))
+    print("\n" + key_table(scores, metrics=("RMSE", "MAE")))
     rmse = {m: scores[(scores.method == m) & (scores.metric == "RMSE")].set_index("lead_time")["value"] for m in methods}
     print(f"\nconvlstm RMSE < persistence at every lead: {bool((rmse['convlstm'] < rmse['persistence']).all())}")
 

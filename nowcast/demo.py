@@ -134,7 +134,7 @@ def run_demo(
     echo("[4/6] verify against the observations")
     scores = evaluate(forecasts, archive, thresholds=(0.5, 1.0, 5.0), scales=(1, 5, 11))
     report = write_report(scores, workdir / "report")
-    table = key_table(scores)
+    table = key_table(scores, metrics=("MAE", "CSI", "FSS"))
     lap("verify")
 
     echo("[5/6] render maps and an animation")
@@ -144,7 +144,7 @@ def run_demo(
     gif = render_gif(best, path=workdir / "maps" / "convlstm.gif", truth=archive, map_data=map_data, method="convlstm")
     lap("render")
 
-    echo("[6/6] scores (lower MAE/RMSE and higher CSI are better)\n")
+    echo("[6/6] scores on the test issue times (MAE in mm h-1, lower is better; CSI and FSS at 1 mm h-1, higher is better)\n")
     echo(table)
     return DemoResult(workdir, archive_paths, run_dir, paths, report, maps, gif, table, seconds)
 

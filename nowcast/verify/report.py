@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -67,8 +68,12 @@ def key_scale(scores: pd.DataFrame) -> int | None:
     return int(scales[len(scales) // 2]) if scales else None
 
 
-def key_table(scores: pd.DataFrame) -> str:
-    """Markdown table of the key scores: rows lead time, columns method x metric."""
+def key_table(scores: pd.DataFrame, metrics: Sequence[str] | None = None) -> str:
+    """Markdown table of the key scores: rows lead time, columns method x metric.
+
+    ``metrics`` picks a subset (e.g. ``("MAE", "CSI")``) of the continuous scores, CSI at
+    the key threshold and FSS at the key threshold and scale.
+    """
     methods = list(dict.fromkeys(scores["method"]))
     thr, scale = key_threshold(scores), key_scale(scores)
     parts = [(m, None, None) for m in CONTINUOUS]
@@ -76,6 +81,8 @@ def key_table(scores: pd.DataFrame) -> str:
         parts.append(("CSI", thr, None))
     if thr is not None and scale is not None:
         parts.append(("FSS", thr, scale))
+    if metrics is not None:
+        parts = [p for p in parts if p[0] in metrics]
     data = {}
     labels, columns = [], []
     for method in methods:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from dask.callbacks import Callback
+from dask_counting import TaskCounter
 
 import nowcast.data.archive as archive_mod
 from nowcast.data import contiguous_segments, find_gaps, open_archive, time_step
@@ -41,15 +41,6 @@ def _bom_raw(path):
         raw = var[:]
         t = pd.Timestamp(int(ds["valid_time"][...]), unit="s")
         return acc, raw, ds["y"][:].data, ds["x"][:].data, t
-
-
-class _TaskCounter(Callback):
-    def __init__(self):
-        super().__init__()
-        self.n = 0
-
-    def _pretask(self, key, dsk, state):
-        self.n += 1
 
 
 # --------------------------------------------------------------------------- real data
@@ -100,12 +91,12 @@ def test_open_is_lazy(bom_dir, monkeypatch):
     reads = []
     real = archive_mod.read_block
     monkeypatch.setattr(archive_mod, "read_block", lambda *a, **k: reads.append(a) or real(*a, **k))
-    with _TaskCounter() as counter:
+    with TaskCounter() as counter:
         da = open_archive(bom_dir)
     assert counter.n == 0 and reads == []
     assert isinstance(da.data, dask.array.Array)
     assert da.chunks == ((1,) * 144, (512,), (512,))
-    with _TaskCounter() as counter:
+    with TaskCounter() as counter:
         da.isel(time=3).compute()
     assert counter.n > 0 and len(reads) == 1  # one frame, one file read
 

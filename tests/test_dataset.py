@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from dask.callbacks import Callback
+from dask_counting import TaskCounter
 
 from nowcast.config import Config, DataConfig, PreprocessConfig, SamplerConfig, SplitConfig
 from nowcast.data.archive import open_archive
@@ -57,26 +57,17 @@ def counting_archive(nt=400, ny=32, nx=32):
     return da, src
 
 
-class TaskCounter(Callback):
-    def __init__(self):
-        super().__init__()
-        self.tasks = 0
-
-    def _posttask(self, key, result, dsk, state, worker_id):
-        self.tasks += 1
-
-
 def test_building_and_drawing_a_batch_reads_only_needed_chunks():
     da, src = counting_archive()
     pre = Preprocessor.from_config(PreprocessConfig())
     with TaskCounter() as counter:
         ds = build_datasets(config(), archives=[da], preprocessor=pre)
-        assert src.frames_read == [] and counter.tasks == 0  # building computes nothing
+        assert src.frames_read == [] and counter.n == 0  # building computes nothing
         x, y, mask = ds.train[0]
     needed = {s.start + k for s in ds.train.samples(0) for k in range(4)}
     assert set(src.frames_read) == needed  # exactly the batch's frames, each once
     assert len(src.frames_read) == len(needed) <= 16
-    assert counter.tasks <= 4 * len(needed)  # a handful of tasks, far below the 400 chunks
+    assert counter.n <= 4 * len(needed)  # a handful of tasks, far below the 400 chunks
     assert x.shape == (4, 2, 16, 16, 1) and y.shape == mask.shape == (4, 2, 16, 16, 1)
     # a second batch re-uses cached frames: only frames not read before are read now
     before = set(src.frames_read)

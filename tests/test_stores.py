@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 from click.testing import CliRunner
-from dask.callbacks import Callback
+from dask_counting import TaskCounter
 
 from nowcast.cli import main
 from nowcast.data import open_archive, time_step
@@ -19,15 +19,6 @@ from nowcast.data.cf import attrs_equal
 from nowcast.data.stores import expand_sources, write_archive
 from nowcast.data.synthetic import synthetic_rain, write_synthetic_archive
 from nowcast.errors import DataError
-
-
-class _TaskCounter(Callback):
-    def __init__(self):
-        super().__init__()
-        self.n = 0
-
-    def _pretask(self, key, dsk, state):
-        self.n += 1
 
 
 @pytest.fixture
@@ -188,13 +179,13 @@ def test_descending_km_packed_accumulation_zarr(tmp_path):
 def test_open_zarr_is_lazy_and_chunked_like_the_store(tmp_path):
     ref = synthetic_rain(n_times=6, ny=10, nx=12)
     store = write_archive(ref, tmp_path / "s.zarr", chunks=2)
-    with _TaskCounter() as counter:
+    with TaskCounter() as counter:
         da = open_archive(store)
         auto = open_archive(store, chunks="auto")
     assert counter.n == 0
     assert isinstance(da.data, dask.array.Array)
     assert da.chunks == ((1,) * 6, (10,), (12,)) and auto.chunks == ((6,), (10,), (12,))
-    with _TaskCounter() as counter:
+    with TaskCounter() as counter:
         frame = da.isel(time=3).values
     assert counter.n > 0
     np.testing.assert_array_equal(frame, ref.values[3])

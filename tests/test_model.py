@@ -60,8 +60,8 @@ def test_pad_to_multiple_and_crop_back():
 # ---------------------------------------------------------------- the network
 
 CONFIGS = [
-    dict(filters=(4,), downsample=1),
-    dict(filters=(4, 6, 8), downsample=2, downsample_mode="conv", channels=2),
+    dict(filters=(4,), downsample=1, cell="stock"),
+    dict(filters=(4, 6, 8), downsample=2, downsample_mode="conv", channels=2, cell="stock"),
     dict(filters=(4, 8), downsample=4, channels=2, cell="fused"),
     dict(filters=(8,), downsample=4, downsample_mode="conv", cell="fused"),
     dict(filters=(4, 4, 4), downsample=4, cell="fused", downsample_mode="space_to_depth"),
@@ -102,7 +102,7 @@ def _copy_weights_stock_to_fused(stock: keras.Model, fused: keras.Model) -> None
 @pytest.mark.parametrize("mode", ["space_to_depth", "conv"])
 def test_stock_and_fused_models_agree_and_train_alike(mode):
     """Same weights -> same forecast; one SGD step on each -> same forecast again."""
-    cfg = ModelConfig(filters=(4, 6), downsample=2, downsample_mode=mode)
+    cfg = ModelConfig(filters=(4, 6), downsample=2, downsample_mode=mode, cell="stock")
     stock = build_model(cfg, t_in=3, t_out=3)
     fused = build_model(dataclasses.replace(cfg, cell="fused"), t_in=3, t_out=3)
     _copy_weights_stock_to_fused(stock, fused)

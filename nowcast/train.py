@@ -128,7 +128,7 @@ def build_metadata(cfg: Config, datasets: Any, *, backend: str) -> dict[str, Any
         "channels": cfg.model.channels,
         "downsample": cfg.model.downsample,
         "coarsen": cfg.preprocess.coarsen,
-        "grid_spacing": summary.get("grid_spacing"),
+        "grid_spacing": summary.get("grid_spacing") or [e.get("grid_spacing") for e in summary.get("events", [])],
         "preprocessor": datasets.preprocessor.to_dict(),
         "training": summary,
         "backend": backend,

@@ -340,7 +340,9 @@ def _resolve(entry: str, base: Path) -> str:
 
 
 def dump_config(cfg: Config, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    from nowcast.fileio import write_atomic
+
+    write_atomic(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
 
 # --------------------------------------------------------------------------- batch configs

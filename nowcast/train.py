@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from nowcast import __version__
 from nowcast.backend import device_description, select_backend
 from nowcast.config import Config, dump_config
 from nowcast.errors import NowcastError
+from nowcast.fileio import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +49,6 @@ class TrainResult:
     best_val_loss: float | None
     seconds: float
     interrupted: bool
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 @contextlib.contextmanager
@@ -208,7 +202,7 @@ def train(
         raise NowcastError(f"not enough validation windows{full}: increase sampler.split.validation or add data")
     run_dir.mkdir(parents=True, exist_ok=True)
     metadata = build_metadata(cfg, datasets, backend=backend)
-    _atomic_write_text(run_dir / METADATA_FILE, json.dumps(metadata, indent=2, default=str))
+    write_atomic(run_dir / METADATA_FILE, json.dumps(metadata, indent=2, default=str))
     dump_config(cfg, run_dir / CONFIG_FILE)
 
     precision = cfg.train.mixed_precision

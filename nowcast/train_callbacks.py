@@ -8,20 +8,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 from nowcast.backend import select_backend
+from nowcast.fileio import write_atomic
 
 select_backend()
 
 import keras  # noqa: E402
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
@@ -52,7 +46,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
             "best_val_loss": None if math.isinf(self.best) else self.best,
             "last_logs": {k: float(v) for k, v in logs.items()},
         }
-        _write_json(self.run_dir / "state.json", state)
+        write_atomic(self.run_dir / "state.json", json.dumps(state, indent=2))
 
 
 class TensorBoardScalars(keras.callbacks.Callback):

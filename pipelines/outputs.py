@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from nowcast.fileio import write_atomic
 
 #: Issue-time format in file names.
 STAMP = "%Y%m%dT%H%M"
@@ -44,19 +45,7 @@ def manifest_path(output: str | Path, issue: pd.Timestamp) -> Path:
 
 def write_json(data: Mapping[str, Any], path: str | Path) -> Path:
     """Write JSON atomically (temporary file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=1, default=str)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, json.dumps(data, indent=1, default=str))
 
 
 def write_manifest(

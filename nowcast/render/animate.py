@@ -17,7 +17,7 @@ import xarray as xr
 
 from nowcast.conventions import ISSUE_TIME, LEAD_TIME
 from nowcast.errors import NowcastError
-from nowcast.render.figure import write_atomic
+from nowcast.fileio import write_atomic
 from nowcast.render.maps import Prepared, _safe, align_truth, frame_pngs, prepare, select_leads
 
 __all__ = ["render_gif", "gif_name"]

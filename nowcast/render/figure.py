@@ -14,18 +14,15 @@ from __future__ import annotations
 
 import io
 import math
-import os
-import tempfile
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from nowcast.render.colours import Style
 
-__all__ = ["Panel", "Layout", "figure_layout", "draw_figure", "write_atomic"]
+__all__ = ["Panel", "Layout", "figure_layout", "draw_figure"]
 
 # Layout constants (inches).
 _MAP = 4.0  # longest side of one map panel
@@ -191,16 +188,3 @@ def _fit(text: str, width_in: float, size: float, inch_per_char: float) -> float
     return max(6.0, min(size, size * (width_in - 0.6) / need)) if need else size
 
 
-def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to a temporary sibling file, then rename it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

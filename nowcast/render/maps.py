@@ -24,8 +24,9 @@ import xarray as xr
 
 from nowcast.conventions import ISSUE_TIME, LEAD_TIME, TIME, VALID_TIME, X, Y
 from nowcast.errors import DataError, NowcastError
+from nowcast.fileio import write_atomic
 from nowcast.render import colours
-from nowcast.render.figure import Panel, draw_figure, write_atomic
+from nowcast.render.figure import Panel, draw_figure
 from nowcast.render.projection import crs_from_grid_mapping, grid_edges, grid_mapping_attrs
 
 __all__ = ["render_forecast", "render_field", "forecast_figure", "frame_pngs", "prepare", "output_name", "select_leads", "Prepared"]

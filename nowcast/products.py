@@ -192,6 +192,22 @@ def method_name(forecast: xr.DataArray) -> str:
     return str(forecast.attrs.get("nowcast_method", forecast.name))
 
 
+def nearest_indices(coord, values, atol: float) -> np.ndarray | None:
+    """Indices of ``values`` in the ascending coordinate ``coord``, each within ``atol``.
+
+    None when some value has no grid point that close (the grids differ). Used to find a
+    forecast's grid inside an observation archive's grid (the same grid, or a sub-grid).
+    """
+    coord = np.asarray(coord, dtype=np.float64)
+    values = np.asarray(values, dtype=np.float64)
+    if not len(coord) or not len(values) or not np.all(np.diff(coord) > 0):
+        return None
+    idx = np.clip(np.searchsorted(coord, values), 0, len(coord) - 1)
+    below = np.maximum(idx - 1, 0)
+    near = np.where(np.abs(coord[below] - values) < np.abs(coord[idx] - values), below, idx)
+    return near if np.allclose(coord[near], values, rtol=0, atol=atol) else None
+
+
 def truth_for(forecast: xr.DataArray, archive: xr.DataArray) -> xr.DataArray:
     """Observations at the forecast's valid times, shaped like the forecast.
 

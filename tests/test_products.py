@@ -94,3 +94,13 @@ def test_read_errors(tmp_path):
     ds.drop_vars("crs").to_netcdf(tmp_path / "nogm.nc")
     with pytest.raises(DataError, match="grid_mapping"):
         read_forecast(tmp_path / "nogm.nc")
+
+
+def test_nearest_indices_finds_a_sub_grid_or_nothing():
+    from nowcast.products import nearest_indices
+
+    coord = np.arange(10) * 1000.0  # 0, 1000, ..., 9000 m
+    np.testing.assert_array_equal(nearest_indices(coord, [2000.4, 3000.0, 3999.6], atol=1.0), [2, 3, 4])
+    assert nearest_indices(coord, [2500.0], atol=1.0) is None  # between grid points
+    assert nearest_indices(coord, [12000.0], atol=1.0) is None  # outside the grid
+    assert nearest_indices(coord[::-1], [2000.0], atol=1.0) is None  # descending coordinates are not searched

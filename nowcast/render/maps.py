@@ -25,6 +25,7 @@ import xarray as xr
 from nowcast.conventions import ISSUE_TIME, LEAD_TIME, TIME, VALID_TIME, X, Y
 from nowcast.errors import DataError, NowcastError
 from nowcast.fileio import write_atomic
+from nowcast.products import nearest_indices
 from nowcast.render import colours
 from nowcast.render.figure import Panel, draw_figure
 from nowcast.render.projection import crs_from_grid_mapping, grid_edges, grid_mapping_attrs
@@ -126,12 +127,11 @@ def align_truth(truth: xr.DataArray, prep: Prepared) -> xr.DataArray:
     same = t.sizes[X] == fx.size and t.sizes[Y] == fy.size
     if same and np.allclose(t[X].values, fx, atol=1e-3 * abs(fx[1] - fx[0])) and np.allclose(t[Y].values, fy, atol=1e-3 * abs(fy[1] - fy[0])):
         return t.assign_coords({X: prep.da[X], Y: prep.da[Y]})
-    try:
-        tol = 0.01 * min(abs(fx[1] - fx[0]), abs(fy[1] - fy[0]))
-        sub = t.sel({X: fx, Y: fy}, method="nearest", tolerance=tol)
-    except KeyError:
-        raise DataError(f"truth {truth.name!r} is not on the forecast's grid (x/y differ); cannot compare maps") from None
-    return sub.assign_coords({X: prep.da[X], Y: prep.da[Y]})
+    tol = 0.01 * min(abs(fx[1] - fx[0]), abs(fy[1] - fy[0]))
+    ix, iy = nearest_indices(t[X].values, fx, tol), nearest_indices(t[Y].values, fy, tol)
+    if ix is None or iy is None:
+        raise DataError(f"truth {truth.name!r} is not on the forecast's grid (x/y differ); cannot compare maps")
+    return t.isel({X: ix, Y: iy}).assign_coords({X: prep.da[X], Y: prep.da[Y]})
 
 
 def _observed(truth: xr.DataArray | None, valid_times: np.ndarray) -> list[np.ndarray | None]:

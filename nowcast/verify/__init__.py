@@ -19,6 +19,7 @@ import xarray as xr
 
 from nowcast.conventions import ISSUE_TIME, LEAD_TIME, TIME, VALID_TIME, X, Y
 from nowcast.errors import NowcastError
+from nowcast.products import nearest_indices
 from nowcast.verify.metrics import (
     CATEGORICAL_METRICS,
     CONTINUOUS_METRICS,
@@ -184,12 +185,10 @@ def _truth_on_grid(name: str, fc: xr.DataArray, truth: xr.DataArray) -> xr.DataA
         if fv.shape == tv.shape and np.allclose(fv, tv, rtol=0, atol=_tolerance(tv)):
             picks.append(None)
             continue
-        idx = np.clip(np.searchsorted(tv, fv), 0, max(len(tv) - 1, 0)) if len(tv) else np.array([], int)
-        if len(tv) and len(fv) and np.all(np.diff(tv) > 0):
-            near = np.where(np.abs(tv[np.maximum(idx - 1, 0)] - fv) < np.abs(tv[idx] - fv), np.maximum(idx - 1, 0), idx)
-            if np.allclose(tv[near], fv, rtol=0, atol=_tolerance(tv)):
-                picks.append(near)
-                continue
+        near = nearest_indices(tv, fv, _tolerance(tv))
+        if near is not None:
+            picks.append(near)
+            continue
         raise NowcastError(
             f"forecast {name!r} grid ({fc.sizes[Y]} x {fc.sizes[X]}) differs from the truth's grid "
             f"({truth.sizes[Y]} x {truth.sizes[X]}) along {dim}"

@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from nowcast.conventions import LEAD_TIME, TIME, X, Y, lead_times
+from nowcast.conventions import TIME
 from nowcast.errors import NowcastError
-from nowcast.methods import register_method
+from nowcast.methods import lead_array, register_method
 
 PACKAGED_MODELS = Path(__file__).resolve().parent / "models"
 
@@ -130,12 +130,7 @@ class ConvLSTMForecaster:
         values = pre.decode(pred).astype(np.float32)
         values = _upsample(values, factor, fine.shape[-2:])
         values[:, np.isnan(fine[-1])] = np.nan
-        leads = lead_times(n_leads, self.step)
-        coords = {LEAD_TIME: leads, Y: past[Y], X: past[X]}
-        gm = past.attrs.get("grid_mapping")
-        if gm and gm in past.coords:
-            coords[gm] = past.coords[gm]
-        return xr.DataArray(values, dims=(LEAD_TIME, Y, X), coords=coords, name=past.name, attrs=dict(past.attrs))
+        return lead_array(values, past, self.step)
 
     def describe(self) -> dict[str, Any]:
         """Global attributes for forecast files made with this model."""

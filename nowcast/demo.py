@@ -49,11 +49,13 @@ def demo_config(events: Sequence[str], overrides: Sequence[str] = ()) -> Config:
 def pick_issue_times(archive, cfg: Config, n: int = N_ISSUE_TIMES) -> list[pd.Timestamp]:
     """Issue times inside the test block (the archive's last part) with all inputs and truths."""
     from nowcast.data import contiguous_segments
+    from nowcast.data.sampler import label_frames
 
     t_in, t_out = cfg.sampler.t_in, cfg.sampler.t_out
     times = pd.DatetimeIndex(archive.time.values)
     split = cfg.sampler.split
-    first_test = int(len(times) * (1 - split.test)) if split.test > 0 else int(len(times) * 0.7)
+    labels = label_frames(times, validation=split.validation, test=split.test, test_period=split.test_period)
+    first_test = int(np.argmax(labels == 2)) if (labels == 2).any() else int(len(times) * 0.7)
     candidates = []
     for seg in contiguous_segments(archive):
         idx = np.arange(seg.start, seg.stop)

@@ -49,9 +49,16 @@ def run_one(n_workers: int, args, outdir: Path) -> dict:
     from pipelines.catalog import build_catalog
     from pipelines.runner import batch_client, run_batch
 
-    render = BatchRenderConfig(enabled=args.render, leads=(1, args.leads), truth=True, map_data=str(args.map_data))
+    render = BatchRenderConfig(
+        enabled=args.render, leads=(1, args.leads), truth=True, map_data=str(args.map_data)
+    )
     cfg = BatchConfig(
-        inputs=(str(args.input),), methods=(args.method,), n_leads=args.leads, output=str(outdir), render=render, workers=n_workers
+        inputs=(str(args.input),),
+        methods=(args.method,),
+        n_leads=args.leads,
+        output=str(outdir),
+        render=render,
+        workers=n_workers,
     ).validate()
     catalog = build_catalog(cfg.inputs, variable=None, kind=cfg.kind)
     t0 = time.perf_counter()
@@ -62,21 +69,34 @@ def run_one(n_workers: int, args, outdir: Path) -> dict:
         warm = time.perf_counter() - t1
         summary = run_batch(cfg, client=client, progress=False)
     if summary.failed:
-        raise SystemExit(f"{len(summary.failed)} issue times failed, e.g. {next(iter(summary.failed.values()))}")
+        raise SystemExit(
+            f"{len(summary.failed)} issue times failed, e.g. {next(iter(summary.failed.values()))}"
+        )
     n = len(summary.done)
     return {
-        "workers": n_workers, "issue_times": n, "seconds": summary.task_seconds, "rate": n / summary.task_seconds,
-        "task": summary.busy_seconds / n, "start": started, "warm": warm,
+        "workers": n_workers,
+        "issue_times": n,
+        "seconds": summary.task_seconds,
+        "rate": n / summary.task_seconds,
+        "task": summary.busy_seconds / n,
+        "start": started,
+        "warm": warm,
     }
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--input", type=Path, default=DEFAULT_INPUT, help="archive (file, folder or glob)")
-    parser.add_argument("--method", default="extrapolation", choices=("extrapolation", "persistence"))
+    parser.add_argument(
+        "--input", type=Path, default=DEFAULT_INPUT, help="archive (file, folder or glob)"
+    )
+    parser.add_argument(
+        "--method", default="extrapolation", choices=("extrapolation", "persistence")
+    )
     parser.add_argument("--leads", type=int, default=12)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--render", action="store_true", help="also render maps of leads 1 and the last")
+    parser.add_argument(
+        "--render", action="store_true", help="also render maps of leads 1 and the last"
+    )
     parser.add_argument("--map-data", type=Path, default=ROOT.parent / "shared" / "data" / "maps")
     args = parser.parse_args(argv)
     if not Path(args.input).exists():
@@ -88,18 +108,29 @@ def main(argv=None) -> None:
         for n in args.workers:
             rows.append(run_one(n, args, Path(tmp) / f"w{n}"))
             r = rows[-1]
-            print(f"  {n} worker(s): {r['issue_times']} issue times in {r['seconds']:.1f} s", file=sys.stderr)
+            print(
+                f"  {n} worker(s): {r['issue_times']} issue times in {r['seconds']:.1f} s",
+                file=sys.stderr,
+            )
     base = rows[0]["rate"]
-    what = f"{args.method}, {args.leads} leads, predict + write" + (" + render 2 maps" if args.render else "")
-    print(f"\nBatch throughput on {Path(args.input).name} ({what}); {os.cpu_count()} CPUs, load average {load[0]:.1f} at start\n")
-    print("| workers | issue times | seconds | issue times / s | ratio | s per task (on its worker) | cluster start s | warm-up s |")
+    what = f"{args.method}, {args.leads} leads, predict + write" + (
+        " + render 2 maps" if args.render else ""
+    )
+    print(
+        f"\nBatch throughput on {Path(args.input).name} ({what}); {os.cpu_count()} CPUs, load average {load[0]:.1f} at start\n"
+    )
+    print(
+        "| workers | issue times | seconds | issue times / s | ratio | s per task (on its worker) | cluster start s | warm-up s |"
+    )
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         print(
             f"| {r['workers']} | {r['issue_times']} | {r['seconds']:.1f} | {r['rate']:.2f} | {r['rate'] / base:.2f} "
             f"| {r['task']:.2f} | {r['start']:.1f} | {r['warm']:.1f} |"
         )
-    print(f"\nCommand: python benchmarks/bench_batch.py {shlex.join(sys.argv[1:] if argv is None else argv)}".rstrip())
+    print(
+        f"\nCommand: python benchmarks/bench_batch.py {shlex.join(sys.argv[1:] if argv is None else argv)}".rstrip()
+    )
 
 
 if __name__ == "__main__":

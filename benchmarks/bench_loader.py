@@ -75,8 +75,12 @@ def _open(reader: str, *, dask: bool):
     if reader == "archive":
         from nowcast.data.archive import open_archive
 
-        return [open_archive(DATA / e, chunks="auto") for e in EVENTS]  # as build_datasets opens them
-    return [xr.open_dataset(DATA / e, chunks={"time": 1} if dask else None)[VARIABLE] for e in EVENTS]
+        return [
+            open_archive(DATA / e, chunks="auto") for e in EVENTS
+        ]  # as build_datasets opens them
+    return [
+        xr.open_dataset(DATA / e, chunks={"time": 1} if dask else None)[VARIABLE] for e in EVENTS
+    ]
 
 
 def _measure(next_batch, seconds: float) -> tuple[int, float]:
@@ -99,12 +103,18 @@ def run_nowcast(seconds: float, reader: str, cache_mb: int | None = None, fit: b
     cfg = Config(
         data=DataConfig(events=tuple(str(DATA / e) for e in EVENTS)),
         sampler=SamplerConfig(
-            t_in=T_IN, t_out=T_OUT, patch_size=PATCH, batch_size=BATCH, split=SplitConfig(validation=0.0, test=0.0)
+            t_in=T_IN,
+            t_out=T_OUT,
+            patch_size=PATCH,
+            batch_size=BATCH,
+            split=SplitConfig(validation=0.0, test=0.0),
         ),
     )
     t0 = time.perf_counter()
     pre = None if fit else Preprocessor.from_config(PreprocessConfig())
-    ds = build_datasets(cfg, archives=_open(reader, dask=True), preprocessor=pre, cache_mb=cache_mb).train
+    ds = build_datasets(
+        cfg, archives=_open(reader, dask=True), preprocessor=pre, cache_mb=cache_mb
+    ).train
     setup = time.perf_counter() - t0
     state = {"i": 0, "n": 0, "cold": None}
 
@@ -144,7 +154,9 @@ def run_xbatcher(seconds: float, reader: str) -> dict:
     arrays = _open(reader, dask=False)
     gens = [
         xbatcher.BatchGenerator(
-            da, input_dims={"time": T_IN + T_OUT, "y": PATCH, "x": PATCH}, input_overlap={"time": T_IN + T_OUT - 1}
+            da,
+            input_dims={"time": T_IN + T_OUT, "y": PATCH, "x": PATCH},
+            input_overlap={"time": T_IN + T_OUT - 1},
         )
         for da in arrays
     ]
@@ -178,8 +190,17 @@ def run_xbatcher(seconds: float, reader: str) -> dict:
 
 def worker(loader: str, seconds: float) -> None:
     library, reader, options = LOADERS[loader]
-    out = run_nowcast(seconds, reader, **options) if library == "nowcast" else run_xbatcher(seconds, reader)
-    out.update(loader=loader, reader=reader, batches_per_s=out["batches"] / out["seconds"], peak_rss_mb=_peak_rss_mb())
+    out = (
+        run_nowcast(seconds, reader, **options)
+        if library == "nowcast"
+        else run_xbatcher(seconds, reader)
+    )
+    out.update(
+        loader=loader,
+        reader=reader,
+        batches_per_s=out["batches"] / out["seconds"],
+        peak_rss_mb=_peak_rss_mb(),
+    )
     print("RESULT " + json.dumps(out), flush=True)
 
 
@@ -205,8 +226,15 @@ def table(results: list[dict]) -> str:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=30.0, help="time budget per loader (default 30)")
-    parser.add_argument("--nocache-seconds", type=float, default=20.0, help="budget for nowcast-nocache (default 20)")
+    parser.add_argument(
+        "--seconds", type=float, default=30.0, help="time budget per loader (default 30)"
+    )
+    parser.add_argument(
+        "--nocache-seconds",
+        type=float,
+        default=20.0,
+        help="budget for nowcast-nocache (default 20)",
+    )
     parser.add_argument("--loaders", nargs="+", choices=list(LOADERS), default=list(LOADERS))
     parser.add_argument("--worker", choices=list(LOADERS), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -230,7 +258,9 @@ def main(argv=None) -> None:
         if proc.returncode or not lines:
             sys.exit(f"{loader} failed:\n{proc.stderr[-3000:]}")
         results.append(json.loads(lines[-1][len("RESULT ") :]))
-        print(f"{loader}: {results[-1]['batches_per_s']:.2f} batches/s", file=sys.stderr, flush=True)
+        print(
+            f"{loader}: {results[-1]['batches_per_s']:.2f} batches/s", file=sys.stderr, flush=True
+        )
 
     print(
         f"\nBatches of {BATCH} windows ({T_IN}+{T_OUT} frames, {PATCH}x{PATCH}) from "
@@ -238,7 +268,9 @@ def main(argv=None) -> None:
         "on the same reader; batches/s from a cold start over the time budget, warm = after nowcast's first epoch.\n"
     )
     print(table(results))
-    cmd = " ".join(["python", "benchmarks/bench_loader.py", *(argv if argv is not None else sys.argv[1:])])
+    cmd = " ".join(
+        ["python", "benchmarks/bench_loader.py", *(argv if argv is not None else sys.argv[1:])]
+    )
     print(f"\nCommand: `{cmd}`")
 
 

@@ -22,7 +22,9 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 def main() -> None:
     os.environ.setdefault("KERAS_BACKEND", "torch")
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default="radar-5min")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--issue-time", default="2016-07-11T21:30")
@@ -47,7 +49,9 @@ def main() -> None:
         rows[name] = (statistics.median(times), fc.shape)
     base = rows["extrapolation"][0]
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs; {device_description()}")
-    print(f"command: python benchmarks/bench_predict.py --model {args.model} --repeat {args.repeat}\n")
+    print(
+        f"command: python benchmarks/bench_predict.py --model {args.model} --repeat {args.repeat}\n"
+    )
     print("| method | grid | leads | seconds (median) | ratio to extrapolation |")
     print("|---|---|---:|---:|---:|")
     for name, (sec, shape) in rows.items():

@@ -57,23 +57,37 @@ def main(argv=None) -> int:
     for k in range(args.issues):
         i = 10 + 5 * k
         frame = archive.isel(time=i).values
-        fc = products.forecast_array(np.repeat(frame[None, None], args.leads, axis=1), issue_times=[archive["time"].values[i]], step=step, template=archive)
+        fc = products.forecast_array(
+            np.repeat(frame[None, None], args.leads, axis=1),
+            issue_times=[archive["time"].values[i]],
+            step=step,
+            template=archive,
+        )
         files.append(products.write_forecast(fc, tmp / f"fc{k}.nc", method="persistence"))
         if k == 0:  # warm-up: imports, coastline reading (so 1 worker is timed warm)
-            render_forecast(fc, outdir=tmp / "warm", leads=[1], map_data=args.map_data, dpi=args.dpi)
+            render_forecast(
+                fc, outdir=tmp / "warm", leads=[1], map_data=args.map_data, dpi=args.dpi
+            )
     truth = archive if args.truth else None
     n_maps = args.issues * args.leads
     rows = []
     for workers in (int(w) for w in args.workers.split(",")):
         out = tmp / f"out{workers}"
         t0 = time.perf_counter()
-        paths = render_many(files, outdir=out, workers=workers, truth=truth, map_data=args.map_data, dpi=args.dpi)
+        paths = render_many(
+            files, outdir=out, workers=workers, truth=truth, map_data=args.map_data, dpi=args.dpi
+        )
         dt = time.perf_counter() - t0
         assert len(paths) == n_maps
         rows.append((workers, n_maps, dt, n_maps / dt))
-    cmd = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__, ROOT), *(argv if argv is not None else sys.argv[1:])])
+    cmd = "python " + " ".join(
+        shlex.quote(a)
+        for a in [os.path.relpath(__file__, ROOT), *(argv if argv is not None else sys.argv[1:])]
+    )
     panels = "3 panels (truth)" if args.truth else "1 panel"
-    print(f"\n`{cmd}`  \n{args.dataset} grid {archive.sizes['y']}x{archive.sizes['x']}, {panels}, dpi {args.dpi}, {os.cpu_count()} CPUs\n")
+    print(
+        f"\n`{cmd}`  \n{args.dataset} grid {archive.sizes['y']}x{archive.sizes['x']}, {panels}, dpi {args.dpi}, {os.cpu_count()} CPUs\n"
+    )
     print("| workers | maps | seconds | maps/s | speed-up |")
     print("| ---: | ---: | ---: | ---: | ---: |")
     for workers, n, dt, rate in rows:

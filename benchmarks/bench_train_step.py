@@ -32,7 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _parse(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--filters", default="32,64", help="comma-separated ConvLSTM filters (default 32,64)")
+    p.add_argument(
+        "--filters", default="32,64", help="comma-separated ConvLSTM filters (default 32,64)"
+    )
     p.add_argument("--kernel", type=int, default=3)
     p.add_argument("--downsample", type=int, default=4)
     p.add_argument("--mode", default="space_to_depth", choices=["space_to_depth", "conv"])
@@ -42,16 +44,32 @@ def _parse(argv=None) -> argparse.Namespace:
     p.add_argument("--size", type=int, default=128, help="training crop size (square)")
     p.add_argument("--steps", type=int, default=5, help="timed training steps")
     p.add_argument("--warmup", type=int, default=2, help="untimed training steps first")
-    p.add_argument("--infer-size", type=int, default=512, help="full-domain size for inference; 0 skips")
+    p.add_argument(
+        "--infer-size", type=int, default=512, help="full-domain size for inference; 0 skips"
+    )
     p.add_argument("--infer-repeats", type=int, default=2)
     p.add_argument("--backends", default="torch,jax")
     p.add_argument("--cells", default="stock,fused")
-    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: library default)")
-    p.add_argument("--fused-strategy", default=None, choices=["split", "concat"], help="override the fused layer's default")
+    p.add_argument(
+        "--threads", type=int, default=0, help="torch intra-op threads (0: library default)"
+    )
+    p.add_argument(
+        "--fused-strategy",
+        default=None,
+        choices=["split", "concat"],
+        help="override the fused layer's default",
+    )
     p.add_argument("--fused-layout", default=None, choices=["channels_last", "channels_first"])
     p.add_argument("--fused-loop", default=None, choices=["python", "fori"])
-    p.add_argument("--budget", type=float, default=0, help="seconds per combination for timed steps (>= 1 step); inference is skipped once spent; 0: no limit")
-    p.add_argument("--timeout", type=int, default=1200, help="seconds per combination before it is killed")
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=0,
+        help="seconds per combination for timed steps (>= 1 step); inference is skipped once spent; 0: no limit",
+    )
+    p.add_argument(
+        "--timeout", type=int, default=1200, help="seconds per combination before it is killed"
+    )
     p.add_argument("--worker", nargs=2, metavar=("BACKEND", "CELL"), help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -225,7 +243,10 @@ def main(argv=None) -> int:
         for cell in args.cells.split(","):
             r = _run_combination(backend, cell, argv, args.timeout)
             results.append(r)
-            detail = r.get("error") or f"median {r['step_ms_median']:.0f} ms, steps {[round(t) for t in r['step_ms']]}"
+            detail = (
+                r.get("error")
+                or f"median {r['step_ms_median']:.0f} ms, steps {[round(t) for t in r['step_ms']]}"
+            )
             print(f"# {backend}/{cell}: {detail}", file=sys.stderr, flush=True)
     print(
         f"Model: filters ({args.filters}), kernel {args.kernel}, downsample {args.downsample} {args.mode}, "

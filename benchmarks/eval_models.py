@@ -52,12 +52,21 @@ def radar(args) -> None:
     model = ConvLSTMForecaster(args.model)
     n_leads = 12
     issues = _issue_times(archive, model.t_in, n_leads, args.every)
-    methods = {"convlstm": model, "persistence": get_method("persistence"), "extrapolation": get_method("extrapolation")}
+    methods = {
+        "convlstm": model,
+        "persistence": get_method("persistence"),
+        "extrapolation": get_method("extrapolation"),
+    }
     forecasts, seconds = _forecast_all(methods, archive, issues, n_leads)
     scores = evaluate(forecasts, archive, thresholds=(0.5, 1.0, 5.0, 10.0), scales=(1, 5, 21))
     write_report(scores, args.output / "radar")
-    print(f"held-out event {event.name}: {len(issues)} issue times ({issues[0]} .. {issues[-1]}), {n_leads} leads")
-    print("forecast seconds (all issue times): " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()))
+    print(
+        f"held-out event {event.name}: {len(issues)} issue times ({issues[0]} .. {issues[-1]}), {n_leads} leads"
+    )
+    print(
+        "forecast seconds (all issue times): "
+        + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items())
+    )
     names = list(methods)
     for metric in ("MAE", "CSI", "FSS"):
         print("\n" + key_table(scores, metrics=(metric,)))
@@ -73,10 +82,16 @@ def _verdict(scores, names) -> None:
 
     mae = {m: get(m, "MAE") for m in names}
     csi = {m: get(m, "CSI", 1.0) for m in names}
-    print(f"\nconvlstm MAE < persistence at every lead: {bool((mae['convlstm'] < mae['persistence']).all())}")
+    print(
+        f"\nconvlstm MAE < persistence at every lead: {bool((mae['convlstm'] < mae['persistence']).all())}"
+    )
     if "extrapolation" in names:
-        print(f"convlstm MAE < extrapolation at every lead: {bool((mae['convlstm'] < mae['extrapolation']).all())}")
-        print(f"convlstm CSI(1 mm/h) > extrapolation at every lead: {bool((csi['convlstm'] > csi['extrapolation']).all())}")
+        print(
+            f"convlstm MAE < extrapolation at every lead: {bool((mae['convlstm'] < mae['extrapolation']).all())}"
+        )
+        print(
+            f"convlstm CSI(1 mm/h) > extrapolation at every lead: {bool((csi['convlstm'] > csi['extrapolation']).all())}"
+        )
 
 
 def era5(args) -> None:
@@ -95,15 +110,24 @@ def era5(args) -> None:
     forecasts, seconds = _forecast_all(methods, archive, issues, n_leads)
     scores = evaluate(forecasts, archive, thresholds=(273.15,), scales=(1,))
     write_report(scores, args.output / "era5")
-    print(f"held-out last week: {len(issues)} issue times ({issues[0]} .. {issues[-1]}), {n_leads} leads")
+    print(
+        f"held-out last week: {len(issues)} issue times ({issues[0]} .. {issues[-1]}), {n_leads} leads"
+    )
     print("\n" + key_table(scores, metrics=("RMSE", "MAE")))
-    rmse = {m: scores[(scores.method == m) & (scores.metric == "RMSE")].set_index("lead_time")["value"] for m in methods}
-    print(f"\nconvlstm RMSE < persistence at every lead: {bool((rmse['convlstm'] < rmse['persistence']).all())}")
+    rmse = {
+        m: scores[(scores.method == m) & (scores.metric == "RMSE")].set_index("lead_time")["value"]
+        for m in methods
+    }
+    print(
+        f"\nconvlstm RMSE < persistence at every lead: {bool((rmse['convlstm'] < rmse['persistence']).all())}"
+    )
 
 
 def main() -> None:
     os.environ.setdefault("KERAS_BACKEND", "torch")
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("which", choices=["radar", "era5"])
     parser.add_argument("--model", default=None, help="run dir or shipped model name")
     parser.add_argument("--every", type=int, default=None, help="issue-time stride in frames")

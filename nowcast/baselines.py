@@ -97,9 +97,13 @@ class Extrapolation:
         flow_options: dict | None = None,
     ):
         if isinstance(t_in, bool) or int(t_in) != t_in or t_in < 2:
-            raise NowcastError(f"extrapolation needs t_in >= 2 frames for the optical flow, got {t_in!r}")
+            raise NowcastError(
+                f"extrapolation needs t_in >= 2 frames for the optical flow, got {t_in!r}"
+            )
         if transform not in ("auto", "dbr", "zscore"):
-            raise NowcastError(f"extrapolation transform must be 'auto', 'dbr' or 'zscore', got {transform!r}")
+            raise NowcastError(
+                f"extrapolation transform must be 'auto', 'dbr' or 'zscore', got {transform!r}"
+            )
         if interp_order not in (0, 1, 3):
             raise NowcastError(f"interp_order must be 0, 1 or 3, got {interp_order!r}")
         if not rain_threshold > 0:
@@ -134,9 +138,13 @@ class Extrapolation:
         shape = (2,) + frames.shape[1:]
         has_data = [bool(np.isfinite(f).any()) for f in frames]
         n_usable = has_data[::-1].index(False) if False in has_data else len(has_data)
-        usable = frames[len(frames) - n_usable :]  # the consecutive frames with data, up to the last
+        usable = frames[
+            len(frames) - n_usable :
+        ]  # the consecutive frames with data, up to the last
         if len(usable) < 2:
-            log.warning("extrapolation: fewer than 2 consecutive input frames with data; using zero motion")
+            log.warning(
+                "extrapolation: fewer than 2 consecutive input frames with data; using zero motion"
+            )
             return np.zeros(shape)
         field = _to_dbr(usable, self.rain_threshold) if transform == "dbr" else _zscore(usable)
         finite = field[np.isfinite(field)]
@@ -165,7 +173,12 @@ class Extrapolation:
         else:
             _, extrapolation = import_pysteps()
             values = extrapolation.get_method("semilagrangian")(
-                last, velocity, n_leads, outval=self.outval, allow_nonfinite_values=True, interp_order=self.interp_order
+                last,
+                velocity,
+                n_leads,
+                outval=self.outval,
+                allow_nonfinite_values=True,
+                interp_order=self.interp_order,
             )
         values = np.asarray(values, dtype=np.float32)
         values[:, invalid] = np.nan
@@ -188,5 +201,3 @@ def _zscore(values: np.ndarray) -> np.ndarray:
     if std == 0:
         return np.where(np.isfinite(values), 0.0, np.nan)
     return (values - finite.mean()) / std
-
-

@@ -95,7 +95,9 @@ class ModelConfig:
     kernel_size: int = 3
     downsample: int = 4
     downsample_mode: Literal["space_to_depth", "conv"] = "space_to_depth"
-    cell: Literal["stock", "fused"] = "fused"  # same maths as ConvLSTM2D, faster (README benchmarks)
+    cell: Literal["stock", "fused"] = (
+        "fused"  # same maths as ConvLSTM2D, faster (README benchmarks)
+    )
     channels: int = 1
     residual: bool = False  # predict the change from the last input frame (starts at persistence)
 
@@ -136,17 +138,28 @@ class Config:
         _require(s.patch_size is None or s.patch_size >= 1, "sampler.patch_size must be >= 1")
         _require(0 <= s.min_wet_fraction < 1, "sampler.min_wet_fraction must be in [0, 1)")
         sp = s.split
-        _require(0 <= sp.validation < 1 and 0 <= sp.test < 1, "sampler.split fractions must be in [0, 1)")
+        _require(
+            0 <= sp.validation < 1 and 0 <= sp.test < 1, "sampler.split fractions must be in [0, 1)"
+        )
         _require(sp.validation + sp.test < 1, "sampler.split.validation + test must be < 1")
         both = set(sp.holdout_events) & set(sp.validation_events)
-        _require(not both, f"sampler.split: {sorted(both)} cannot be both holdout and validation events")
+        _require(
+            not both, f"sampler.split: {sorted(both)} cannot be both holdout and validation events"
+        )
         _require(p.coarsen >= 1, "preprocess.coarsen must be >= 1")
         for name in ("crop_x", "crop_y"):
             rng = getattr(p, name)
-            _require(rng is None or rng[0] < rng[1], f"preprocess.{name} must be (min, max) with min < max")
+            _require(
+                rng is None or rng[0] < rng[1],
+                f"preprocess.{name} must be (min, max) with min < max",
+            )
         m = self.model
-        _require(len(m.filters) >= 1 and all(f >= 1 for f in m.filters), "model.filters must be positive")
-        _require(m.kernel_size >= 1 and m.kernel_size % 2 == 1, "model.kernel_size must be odd and >= 1")
+        _require(
+            len(m.filters) >= 1 and all(f >= 1 for f in m.filters), "model.filters must be positive"
+        )
+        _require(
+            m.kernel_size >= 1 and m.kernel_size % 2 == 1, "model.kernel_size must be odd and >= 1"
+        )
         _require(m.downsample >= 1, "model.downsample must be >= 1")
         _require(m.channels >= 1, "model.channels must be >= 1")
         t = self.train
@@ -154,9 +167,13 @@ class Config:
         _require(t.learning_rate > 0, "train.learning_rate must be > 0")
         _require(t.devices is None or t.devices >= 1, "train.devices must be >= 1")
         if t.data_parallel and t.devices and s.batch_size % t.devices:
-            raise ConfigError(f"sampler.batch_size={s.batch_size} must be a multiple of train.devices={t.devices} for data-parallel training")
+            raise ConfigError(
+                f"sampler.batch_size={s.batch_size} must be a multiple of train.devices={t.devices} for data-parallel training"
+            )
         if self.data.kind == "temperature" and p.transform in ("log", "dbr"):
-            raise ConfigError(f"preprocess.transform={p.transform!r} is for precipitation; use 'zscore' for temperature")
+            raise ConfigError(
+                f"preprocess.transform={p.transform!r} is for precipitation; use 'zscore' for temperature"
+            )
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -202,7 +219,9 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
                 return _coerce(value, arg, key)
             except ConfigError as exc:
                 errors.append(str(exc))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{key}: {value!r} does not fit {_type_name(tp)}")
+        raise ConfigError(
+            errors[0] if len(errors) == 1 else f"{key}: {value!r} does not fit {_type_name(tp)}"
+        )
     if origin is Literal:
         if value not in get_args(tp):
             allowed = ", ".join(repr(a) for a in get_args(tp))
@@ -324,7 +343,9 @@ def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] 
         )
         cfg = dataclasses.replace(
             cfg,
-            data=dataclasses.replace(cfg.data, events=tuple(_resolve(e, base) for e in cfg.data.events)),
+            data=dataclasses.replace(
+                cfg.data, events=tuple(_resolve(e, base) for e in cfg.data.events)
+            ),
             sampler=dataclasses.replace(cfg.sampler, split=split),
         )
     return cfg
@@ -397,14 +418,23 @@ class BatchConfig:
         _require(len(self.inputs) >= 1, "inputs: give at least one archive file, folder or glob")
         _require(len(self.methods) >= 1, "methods: give at least one forecast method")
         _require(len(set(self.methods)) == len(self.methods), "methods: each method at most once")
-        _require("convlstm" not in self.methods or self.model is not None, "methods: convlstm needs model (a run directory or a shipped model name)")
-        _require(self.model is None or "convlstm" in self.methods, "model is set but methods has no convlstm")
+        _require(
+            "convlstm" not in self.methods or self.model is not None,
+            "methods: convlstm needs model (a run directory or a shipped model name)",
+        )
+        _require(
+            self.model is None or "convlstm" in self.methods,
+            "model is set but methods has no convlstm",
+        )
         _require(self.n_leads >= 1, "n_leads must be >= 1")
         _require(self.workers >= 1, "workers must be >= 1")
         _require(all(t > 0 for t in self.thresholds), "thresholds must be > 0")
         _require(all(s >= 1 for s in self.scales), "scales must be >= 1")
         leads = self.render.leads or ()
-        _require(all(1 <= k <= self.n_leads for k in leads), f"render.leads must be in 1..n_leads ({self.n_leads})")
+        _require(
+            all(1 <= k <= self.n_leads for k in leads),
+            f"render.leads must be in 1..n_leads ({self.n_leads})",
+        )
         times = {}
         for key in ("start", "end"):
             value = getattr(self, key)
@@ -412,22 +442,31 @@ class BatchConfig:
                 try:
                     times[key] = pd.Timestamp(value)
                 except (ValueError, TypeError):
-                    raise ConfigError(f"{key}: {value!r} is not a time (use e.g. 2016-07-11T12:00)") from None
+                    raise ConfigError(
+                        f"{key}: {value!r} is not a time (use e.g. 2016-07-11T12:00)"
+                    ) from None
         if len(times) == 2:
-            _require(times["start"] <= times["end"], f"start ({self.start}) is after end ({self.end})")
+            _require(
+                times["start"] <= times["end"], f"start ({self.start}) is after end ({self.end})"
+            )
         if self.every is not None:
             try:
                 every = pd.Timedelta(self.every)
             except (ValueError, TypeError):
                 every = None
-            _require(every is not None and every > pd.Timedelta(0), f"every: {self.every!r} is not a positive time interval (e.g. 10min)")
+            _require(
+                every is not None and every > pd.Timedelta(0),
+                f"every: {self.every!r} is not a positive time interval (e.g. 10min)",
+            )
         return self
 
     def to_dict(self) -> dict[str, Any]:
         return _to_plain(dataclasses.asdict(self))
 
 
-def load_batch_config(path: str | Path | None = None, overrides: typing.Iterable[str] = ()) -> BatchConfig:
+def load_batch_config(
+    path: str | Path | None = None, overrides: typing.Iterable[str] = ()
+) -> BatchConfig:
     """Load a YAML batch config, apply ``key=value`` overrides (``render.leads=[1,6]``), validate.
 
     Relative ``inputs``, ``model`` and ``render.map_data`` are resolved against the config

@@ -54,16 +54,26 @@ def pick_issue_times(archive, cfg: Config, n: int = N_ISSUE_TIMES) -> list[pd.Ti
     t_in, t_out = cfg.sampler.t_in, cfg.sampler.t_out
     times = pd.DatetimeIndex(archive.time.values)
     split = cfg.sampler.split
-    labels = label_frames(times, validation=split.validation, test=split.test, test_period=split.test_period)
+    labels = label_frames(
+        times, validation=split.validation, test=split.test, test_period=split.test_period
+    )
     first_test = int(np.argmax(labels == 2)) if (labels == 2).any() else int(len(times) * 0.7)
     candidates = []
     for seg in contiguous_segments(archive):
         idx = np.arange(seg.start, seg.stop)
-        ok = idx[(idx - seg.start >= t_in - 1) & (idx + t_out < seg.stop) & (idx - (t_in - 1) >= first_test)]
+        ok = idx[
+            (idx - seg.start >= t_in - 1)
+            & (idx + t_out < seg.stop)
+            & (idx - (t_in - 1) >= first_test)
+        ]
         candidates.extend(ok.tolist())
     if not candidates:
-        raise NowcastError(f"the archive is too short for a test issue time ({len(times)} frames; t_in={t_in}, t_out={t_out})")
-    chosen = np.unique(np.linspace(0, len(candidates) - 1, min(n, len(candidates))).round().astype(int))
+        raise NowcastError(
+            f"the archive is too short for a test issue time ({len(times)} frames; t_in={t_in}, t_out={t_out})"
+        )
+    chosen = np.unique(
+        np.linspace(0, len(candidates) - 1, min(n, len(candidates))).round().astype(int)
+    )
     return [times[candidates[i]] for i in chosen]
 
 
@@ -101,25 +111,33 @@ def run_demo(
         archive_paths = [Path(p) for p in inputs]
         events = [str(p) for p in inputs]
     else:
-        archive_paths = write_synthetic_archive(workdir / "data" / "synthetic.nc", n_times=96, ny=64, nx=64, seed=0)
+        archive_paths = write_synthetic_archive(
+            workdir / "data" / "synthetic.nc", n_times=96, ny=64, nx=64, seed=0
+        )
         events = [str(archive_paths[0])]
     cfg = demo_config(events, overrides)
     archive = open_archive(events, kind=cfg.data.kind)
-    echo(f"      {archive.name}: {archive.sizes['time']} frames of {archive.sizes['y']} x {archive.sizes['x']}, units {archive.attrs.get('units')}")
+    echo(
+        f"      {archive.name}: {archive.sizes['time']} frames of {archive.sizes['y']} x {archive.sizes['x']}, units {archive.attrs.get('units')}"
+    )
     lap("data")
 
     echo("[2/6] train the demo ConvLSTM")
     run_dir = workdir / "run"
     if run_dir.exists():
         shutil.rmtree(run_dir)
-    result = train(cfg, run_dir=run_dir, archives=[archive], verbose=2, echo=lambda m: echo(f"      {m}"))
+    result = train(
+        cfg, run_dir=run_dir, archives=[archive], verbose=2, echo=lambda m: echo(f"      {m}")
+    )
     if result.interrupted:
         raise KeyboardInterrupt
     lap("train")
 
     issue_times = pick_issue_times(archive, cfg)
     n_leads = cfg.sampler.t_out
-    echo(f"[3/6] forecast {len(issue_times)} issue times x {n_leads} leads: convlstm, persistence, extrapolation")
+    echo(
+        f"[3/6] forecast {len(issue_times)} issue times x {n_leads} leads: convlstm, persistence, extrapolation"
+    )
     methods = {
         "convlstm": ConvLSTMForecaster(run_dir),
         "persistence": get_method("persistence"),
@@ -129,7 +147,12 @@ def run_demo(
     for name, method in methods.items():
         fc = forecast_many(method, archive, issue_times, n_leads)
         describe = getattr(method, "describe", None)
-        paths[name] = write_forecast(fc, workdir / "forecasts" / f"{name}.nc", method=name, metadata=describe() if describe else None)
+        paths[name] = write_forecast(
+            fc,
+            workdir / "forecasts" / f"{name}.nc",
+            method=name,
+            metadata=describe() if describe else None,
+        )
         forecasts[name] = fc
     lap("forecast")
 
@@ -142,11 +165,26 @@ def run_demo(
     echo("[5/6] render maps and an animation")
     best = forecasts["convlstm"].isel(issue_time=[0])
     leads = sorted({1, (n_leads + 1) // 2, n_leads})
-    maps = render_forecast(best, outdir=workdir / "maps", truth=archive, leads=leads, map_data=map_data, method="convlstm")
-    gif = render_gif(best, path=workdir / "maps" / "convlstm.gif", truth=archive, map_data=map_data, method="convlstm")
+    maps = render_forecast(
+        best,
+        outdir=workdir / "maps",
+        truth=archive,
+        leads=leads,
+        map_data=map_data,
+        method="convlstm",
+    )
+    gif = render_gif(
+        best,
+        path=workdir / "maps" / "convlstm.gif",
+        truth=archive,
+        map_data=map_data,
+        method="convlstm",
+    )
     lap("render")
 
-    echo("[6/6] scores on the test issue times (MAE in mm h-1, lower is better; CSI and FSS at 1 mm h-1, higher is better)\n")
+    echo(
+        "[6/6] scores on the test issue times (MAE in mm h-1, lower is better; CSI and FSS at 1 mm h-1, higher is better)\n"
+    )
     echo(table)
     return DemoResult(workdir, archive_paths, run_dir, paths, report, maps, gif, table, seconds)
 
@@ -159,7 +197,9 @@ def demo_summary(result: DemoResult) -> str:
     lines.append(f"  history     {result.run_dir / 'history.csv'}")
     lines += [f"  forecast    {p}" for p in result.forecasts.values()]
     lines += [f"  report      {p}" for p in result.report if p.suffix in (".csv", ".md")]
-    lines.append(f"  plots       {len([p for p in result.report if p.suffix == '.png'])} PNGs in {result.workdir / 'report'}")
+    lines.append(
+        f"  plots       {len([p for p in result.report if p.suffix == '.png'])} PNGs in {result.workdir / 'report'}"
+    )
     lines += [f"  map         {p}" for p in result.maps]
     if result.gif:
         lines.append(f"  animation   {result.gif}")

@@ -45,7 +45,9 @@ def resolve_model(spec: str | Path) -> Path:
     if (packaged / "model.keras").is_file():
         return packaged
     names = ", ".join(packaged_models()) or "none"
-    raise NowcastError(f"model {str(spec)!r} not found: give a run directory, a model.keras file or a shipped model ({names})")
+    raise NowcastError(
+        f"model {str(spec)!r} not found: give a run directory, a model.keras file or a shipped model ({names})"
+    )
 
 
 def _upsample(values: np.ndarray, factor: int, shape: tuple[int, int]) -> np.ndarray:
@@ -56,7 +58,13 @@ def _upsample(values: np.ndarray, factor: int, shape: tuple[int, int]) -> np.nda
 
     ny, nx = values.shape[-2:]
     lead = values.shape[:-2]
-    zoomed = ndimage.zoom(np.nan_to_num(values), (1,) * len(lead) + (factor, factor), order=1, mode="nearest", grid_mode=True)
+    zoomed = ndimage.zoom(
+        np.nan_to_num(values),
+        (1,) * len(lead) + (factor, factor),
+        order=1,
+        mode="nearest",
+        grid_mode=True,
+    )
     pad_y, pad_x = shape[0] - zoomed.shape[-2], shape[1] - zoomed.shape[-1]
     pad = [(0, 0)] * len(lead) + [(0, max(pad_y, 0)), (0, max(pad_x, 0))]
     return np.pad(zoomed, pad, mode="edge")[..., : shape[0], : shape[1]]
@@ -102,7 +110,9 @@ class ConvLSTMForecaster:
 
             step = time_step(past)
             if step != self.step:
-                raise NowcastError(f"model {self.model_dir.name} was trained at a {_fmt(self.step)} time step; the input's step is {_fmt(step)}")
+                raise NowcastError(
+                    f"model {self.model_dir.name} was trained at a {_fmt(self.step)} time step; the input's step is {_fmt(step)}"
+                )
 
     def predict(self, past: xr.DataArray, n_leads: int) -> xr.DataArray:
         from nowcast.data.preprocess import Preprocessor, coarsen
@@ -110,7 +120,9 @@ class ConvLSTMForecaster:
         if n_leads < 1:
             raise NowcastError("n_leads must be >= 1")
         if len(past[TIME]) < self.t_in:
-            raise NowcastError(f"{self.label} needs {self.t_in} input frames, got {len(past[TIME])}")
+            raise NowcastError(
+                f"{self.label} needs {self.t_in} input frames, got {len(past[TIME])}"
+            )
         past = past.isel({TIME: slice(-self.t_in, None)})
         self.check_compatible(past)
         pre = Preprocessor.from_dict(self.metadata["preprocessor"])
@@ -137,7 +149,20 @@ class ConvLSTMForecaster:
         meta = self.metadata
         return {
             "model": self.model_dir.name,
-            "model_training": {k: meta.get(k) for k in ("name", "variable", "units", "t_in", "t_out", "time_step_seconds", "coarsen", "downsample", "training")},
+            "model_training": {
+                k: meta.get(k)
+                for k in (
+                    "name",
+                    "variable",
+                    "units",
+                    "t_in",
+                    "t_out",
+                    "time_step_seconds",
+                    "coarsen",
+                    "downsample",
+                    "training",
+                )
+            },
         }
 
 
@@ -152,10 +177,14 @@ def make_forecaster(*, model: str | Path | None = None, method: str | None = Non
 
     method = method or ("convlstm" if model is not None else None)
     if method is None:
-        raise NowcastError("give --model MODEL (the trained ConvLSTM) or --method NAME (e.g. persistence, extrapolation)")
+        raise NowcastError(
+            "give --model MODEL (the trained ConvLSTM) or --method NAME (e.g. persistence, extrapolation)"
+        )
     if method == "convlstm":
         if model is None:
-            raise NowcastError("--method convlstm needs --model (a run directory or a shipped model name)")
+            raise NowcastError(
+                "--method convlstm needs --model (a run directory or a shipped model name)"
+            )
         return get_method("convlstm", model=model)
     if model is not None:
         raise NowcastError(f"--model is for the convlstm method, not {method!r}")
@@ -179,11 +208,15 @@ def predict_to_file(
 
     forecaster = make_forecaster(model=model, method=method)
     metadata = getattr(forecaster, "metadata", None) or {}
-    archive = open_archive(list(inputs), variable=variable, kind=metadata.get("kind", "precipitation"))
+    archive = open_archive(
+        list(inputs), variable=variable, kind=metadata.get("kind", "precipitation")
+    )
     n_leads = n_leads or getattr(forecaster, "t_out", None) or 12
     check = getattr(forecaster, "check_compatible", None)
     if check is not None:
         check(archive)
     forecast = forecast_many(forecaster, archive, list(issue_times), n_leads)
     describe = getattr(forecaster, "describe", None)
-    return write_forecast(forecast, output, method=forecaster.name, metadata=describe() if describe else None)
+    return write_forecast(
+        forecast, output, method=forecaster.name, metadata=describe() if describe else None
+    )

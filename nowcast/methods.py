@@ -65,7 +65,9 @@ def register_method(name: str) -> Callable[[Callable[..., Forecaster]], Callable
     def decorator(factory: Callable[..., Forecaster]) -> Callable[..., Forecaster]:
         known = _REGISTRY.get(name)
         if known is not None and _qualname(known) != _qualname(factory):
-            raise ValueError(f"forecast method {name!r} is already registered by {_qualname(known)}")
+            raise ValueError(
+                f"forecast method {name!r} is already registered by {_qualname(known)}"
+            )
         _REGISTRY[name] = factory
         return factory
 
@@ -106,7 +108,9 @@ def get_method(name: str, **options) -> Forecaster:
         inspect.signature(factory).bind(**options)
     except TypeError:
         params = [p for p in inspect.signature(factory).parameters if p != "self"]
-        raise NowcastError(f"method {name!r} takes options {', '.join(params) or 'none'}; got {', '.join(options)}") from None
+        raise NowcastError(
+            f"method {name!r} takes options {', '.join(params) or 'none'}; got {', '.join(options)}"
+        ) from None
     return factory(**options)
 
 
@@ -125,10 +129,14 @@ def infer_step(times, step=None) -> pd.Timedelta:
         return out
     values = pd.DatetimeIndex(np.asarray(times)).values
     if len(values) < 2:
-        raise NowcastError("cannot infer the time step from a single input frame; pass step=... (e.g. '5min')")
+        raise NowcastError(
+            "cannot infer the time step from a single input frame; pass step=... (e.g. '5min')"
+        )
     diffs = np.unique(np.diff(values))
     if len(diffs) != 1 or diffs[0] <= np.timedelta64(0, "ns"):
-        raise NowcastError(f"input frames are not evenly spaced in time (steps {', '.join(str(pd.Timedelta(d)) for d in diffs)})")
+        raise NowcastError(
+            f"input frames are not evenly spaced in time (steps {', '.join(str(pd.Timedelta(d)) for d in diffs)})"
+        )
     return pd.Timedelta(diffs[0])
 
 
@@ -151,17 +159,29 @@ def check_n_leads(n_leads: int) -> int:
 def lead_array(values: np.ndarray, past: xr.DataArray, step: pd.Timedelta) -> xr.DataArray:
     """Wrap ``(lead_time, y, x)`` values on ``past``'s grid with its name, attrs and grid mapping."""
     values = np.asarray(values, dtype=np.float32)
-    coords = {LEAD_TIME: (LEAD_TIME, lead_times(values.shape[0], step), {"standard_name": "forecast_period"}), Y: past[Y], X: past[X]}
+    coords = {
+        LEAD_TIME: (
+            LEAD_TIME,
+            lead_times(values.shape[0], step),
+            {"standard_name": "forecast_period"},
+        ),
+        Y: past[Y],
+        X: past[X],
+    }
     gm = past.attrs.get("grid_mapping")
     if gm and gm in past.coords:
         coords[gm] = past.coords[gm]
-    return xr.DataArray(values, dims=(LEAD_TIME, Y, X), coords=coords, name=past.name, attrs=dict(past.attrs))
+    return xr.DataArray(
+        values, dims=(LEAD_TIME, Y, X), coords=coords, name=past.name, attrs=dict(past.attrs)
+    )
 
 
 # --------------------------------------------------------------------------- many issue times
 
 
-def forecast_many(method: Forecaster, archive: xr.DataArray, issue_times: Sequence, n_leads: int, *, step=None) -> xr.DataArray:
+def forecast_many(
+    method: Forecaster, archive: xr.DataArray, issue_times: Sequence, n_leads: int, *, step=None
+) -> xr.DataArray:
     """Run ``method`` at each issue time of ``archive``; returns ``(issue_time, lead_time, y, x)``.
 
     For each issue time the last ``t_in`` frames up to it, spaced by ``step`` (default:
@@ -199,22 +219,30 @@ def forecast_many(method: Forecaster, archive: xr.DataArray, issue_times: Sequen
     result_step = step
     for i, issue in enumerate(issues):
         if issue < times[0] or issue > times[-1]:
-            raise NowcastError(f"issue time {issue} is outside the archive ({times[0]} to {times[-1]})")
+            raise NowcastError(
+                f"issue time {issue} is outside the archive ({times[0]} to {times[-1]})"
+            )
         frame_times = pd.DatetimeIndex([issue - k * step for k in range(n_frames - 1, -1, -1)])
         for t in frame_times[-t_in:]:
             if t not in times:
-                raise NowcastError(f"input frame {t} (for issue time {issue}) is missing from the archive")
+                raise NowcastError(
+                    f"input frame {t} (for issue time {issue}) is missing from the archive"
+                )
         past = archive.reindex({TIME: frame_times}).load()
         pred = method.predict(past, n_leads)
         expected = (n_leads, archive.sizes[Y], archive.sizes[X])
         if tuple(pred.shape) != expected or (LEAD_TIME in pred.dims and pred.dims[0] != LEAD_TIME):
-            raise NowcastError(f"method {method.name!r} returned shape {tuple(pred.shape)}, expected {expected}")
+            raise NowcastError(
+                f"method {method.name!r} returned shape {tuple(pred.shape)}, expected {expected}"
+            )
         if out is None:
             out = np.empty((len(issues),) + expected, dtype=np.float32)
             if LEAD_TIME in pred.coords:
                 result_step = pd.Timedelta(pred[LEAD_TIME].values[0])
         out[i] = np.asarray(pred.values, dtype=np.float32)
-    return forecast_array(out, issue_times=pd.DatetimeIndex(issues), step=result_step, template=archive)
+    return forecast_array(
+        out, issue_times=pd.DatetimeIndex(issues), step=result_step, template=archive
+    )
 
 
 def _as_timestamp(value) -> pd.Timestamp:

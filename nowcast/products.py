@@ -58,13 +58,27 @@ def forecast_array(
     """
     values = np.asarray(values, dtype=np.float32)
     if values.ndim != 4:
-        raise ValueError(f"forecast values must be 4-D (issue_time, lead_time, y, x), got {values.shape}")
+        raise ValueError(
+            f"forecast values must be 4-D (issue_time, lead_time, y, x), got {values.shape}"
+        )
     issue = pd.DatetimeIndex(issue_times).values.astype("datetime64[ns]")
     leads = lead_times(values.shape[1], step)
     coords: dict[str, Any] = {
-        ISSUE_TIME: (ISSUE_TIME, issue, {"standard_name": FORECAST_REFERENCE_TIME, "long_name": "issue time"}),
-        LEAD_TIME: (LEAD_TIME, leads, {"standard_name": "forecast_period", "long_name": "lead time"}),
-        VALID_TIME: ((ISSUE_TIME, LEAD_TIME), valid_times(issue, leads), {"standard_name": "time", "long_name": "valid time"}),
+        ISSUE_TIME: (
+            ISSUE_TIME,
+            issue,
+            {"standard_name": FORECAST_REFERENCE_TIME, "long_name": "issue time"},
+        ),
+        LEAD_TIME: (
+            LEAD_TIME,
+            leads,
+            {"standard_name": "forecast_period", "long_name": "lead time"},
+        ),
+        VALID_TIME: (
+            (ISSUE_TIME, LEAD_TIME),
+            valid_times(issue, leads),
+            {"standard_name": "time", "long_name": "valid time"},
+        ),
         Y: template[Y],
         X: template[X],
     }
@@ -72,10 +86,14 @@ def forecast_array(
     if gm and gm in template.coords:
         coords[gm] = template.coords[gm]
     attrs = {k: v for k, v in template.attrs.items() if k not in _GRID_ATTRS_DROP}
-    return xr.DataArray(values, dims=(ISSUE_TIME, LEAD_TIME, Y, X), coords=coords, name=template.name, attrs=attrs)
+    return xr.DataArray(
+        values, dims=(ISSUE_TIME, LEAD_TIME, Y, X), coords=coords, name=template.name, attrs=attrs
+    )
 
 
-def to_dataset(forecast: xr.DataArray, *, method: str, metadata: Mapping[str, Any] | None = None) -> xr.Dataset:
+def to_dataset(
+    forecast: xr.DataArray, *, method: str, metadata: Mapping[str, Any] | None = None
+) -> xr.Dataset:
     """The on-disk CF form of a 4-D forecast DataArray."""
     name = forecast.name or "forecast"
     gm = forecast.attrs.get("grid_mapping")
@@ -83,7 +101,9 @@ def to_dataset(forecast: xr.DataArray, *, method: str, metadata: Mapping[str, An
         da = forecast.isel({ISSUE_TIME: 0}).rename({ISSUE_TIME: FORECAST_REFERENCE_TIME})
     else:  # several: dim issue_time, coordinate forecast_reference_time along it
         issue = forecast[ISSUE_TIME]
-        da = forecast.drop_vars(ISSUE_TIME).assign_coords({FORECAST_REFERENCE_TIME: (ISSUE_TIME, issue.values, issue.attrs)})
+        da = forecast.drop_vars(ISSUE_TIME).assign_coords(
+            {FORECAST_REFERENCE_TIME: (ISSUE_TIME, issue.values, issue.attrs)}
+        )
     ds = da.to_dataset(name=name)
     if gm and gm in ds.coords:
         ds = ds.reset_coords(gm)
@@ -98,15 +118,23 @@ def to_dataset(forecast: xr.DataArray, *, method: str, metadata: Mapping[str, An
     if attribution:
         ds.attrs["references"] = f"input data: {attribution}"
     for key, value in (metadata or {}).items():
-        ds.attrs[f"nowcast_{key}"] = value if isinstance(value, (str, int, float)) else json.dumps(value, default=str)
-    ds[name].encoding.update({"dtype": "float32", "zlib": True, "complevel": 4, "_FillValue": np.float32(np.nan)})
+        ds.attrs[f"nowcast_{key}"] = (
+            value if isinstance(value, (str, int, float)) else json.dumps(value, default=str)
+        )
+    ds[name].encoding.update(
+        {"dtype": "float32", "zlib": True, "complevel": 4, "_FillValue": np.float32(np.nan)}
+    )
     for coord in (LEAD_TIME,):
         ds[coord].encoding.update({"units": "minutes", "dtype": "int32"})
     return ds
 
 
 def write_forecast(
-    forecast: xr.DataArray, path: str | os.PathLike, *, method: str, metadata: Mapping[str, Any] | None = None
+    forecast: xr.DataArray,
+    path: str | os.PathLike,
+    *,
+    method: str,
+    metadata: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write atomically as NetCDF (or Zarr when the path ends in ``.zarr``); returns the path."""
     ds = to_dataset(forecast, method=method, metadata=metadata)
@@ -155,15 +183,21 @@ def forecast_from_dataset(ds: xr.Dataset, *, source: str = "dataset") -> xr.Data
     """The 4-D forecast DataArray held by an on-disk-form dataset (see :func:`to_dataset`)."""
     candidates = [v for v in ds.data_vars if LEAD_TIME in ds[v].dims]
     if len(candidates) != 1:
-        raise DataError(f"{source}: not a nowcast forecast (expected one variable with a lead_time dimension, found {candidates or 'none'})")
+        raise DataError(
+            f"{source}: not a nowcast forecast (expected one variable with a lead_time dimension, found {candidates or 'none'})"
+        )
     name = candidates[0]
     da = ds[name]
     expected = {LEAD_TIME, Y, X} | ({ISSUE_TIME} if ISSUE_TIME in da.dims else set())
     if set(da.dims) != expected:
-        raise DataError(f"{source}: variable {name!r} has dims {da.dims}; expected (issue_time, lead_time, y, x) or (lead_time, y, x)")
+        raise DataError(
+            f"{source}: variable {name!r} has dims {da.dims}; expected (issue_time, lead_time, y, x) or (lead_time, y, x)"
+        )
     gm = da.attrs.get("grid_mapping") or da.encoding.get("grid_mapping")
     if not gm or (gm not in ds.variables):
-        raise DataError(f"{source}: variable {name!r} has no grid_mapping variable; cannot place it on a map")
+        raise DataError(
+            f"{source}: variable {name!r} has no grid_mapping variable; cannot place it on a map"
+        )
     if FORECAST_REFERENCE_TIME not in ds.coords and FORECAST_REFERENCE_TIME not in ds.variables:
         raise DataError(f"{source}: no forecast_reference_time coordinate")
     frt = ds[FORECAST_REFERENCE_TIME]
@@ -175,12 +209,18 @@ def forecast_from_dataset(ds: xr.Dataset, *, source: str = "dataset") -> xr.Data
     leads = da[LEAD_TIME].values.astype("timedelta64[ns]")
     da = da.assign_coords(
         {
-            ISSUE_TIME: (ISSUE_TIME, da[ISSUE_TIME].values.astype("datetime64[ns]"), {"standard_name": FORECAST_REFERENCE_TIME}),
+            ISSUE_TIME: (
+                ISSUE_TIME,
+                da[ISSUE_TIME].values.astype("datetime64[ns]"),
+                {"standard_name": FORECAST_REFERENCE_TIME},
+            ),
             LEAD_TIME: (LEAD_TIME, leads, {"standard_name": "forecast_period"}),
             gm: ds[gm],
         }
     )
-    da = da.assign_coords({VALID_TIME: ((ISSUE_TIME, LEAD_TIME), valid_times(da[ISSUE_TIME].values, leads))})
+    da = da.assign_coords(
+        {VALID_TIME: ((ISSUE_TIME, LEAD_TIME), valid_times(da[ISSUE_TIME].values, leads))}
+    )
     da.attrs["grid_mapping"] = gm
     da.attrs.setdefault("nowcast_method", ds.attrs.get("nowcast_method", "unknown"))
     da = da.transpose(ISSUE_TIME, LEAD_TIME, Y, X)
@@ -218,5 +258,10 @@ def truth_for(forecast: xr.DataArray, archive: xr.DataArray) -> xr.DataArray:
     obs = archive.reindex({TIME: flat})
     data = obs.data.reshape(vt.shape + obs.shape[1:])
     return xr.DataArray(
-        data, dims=(ISSUE_TIME, LEAD_TIME, Y, X), coords={k: forecast.coords[k] for k in (ISSUE_TIME, LEAD_TIME, VALID_TIME)} | {Y: archive[Y], X: archive[X]}, name=archive.name, attrs=archive.attrs
+        data,
+        dims=(ISSUE_TIME, LEAD_TIME, Y, X),
+        coords={k: forecast.coords[k] for k in (ISSUE_TIME, LEAD_TIME, VALID_TIME)}
+        | {Y: archive[Y], X: archive[X]},
+        name=archive.name,
+        attrs=archive.attrs,
     )

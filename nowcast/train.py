@@ -83,9 +83,13 @@ def distribution_scope(cfg: Config, echo=print) -> Iterator[Any]:
     devices = keras.distribution.list_devices()
     n = cfg.train.devices or len(devices)
     if n > len(devices):
-        raise NowcastError(f"train.devices={n} but only {len(devices)} device(s) are visible: {', '.join(devices)}")
+        raise NowcastError(
+            f"train.devices={n} but only {len(devices)} device(s) are visible: {', '.join(devices)}"
+        )
     if cfg.sampler.batch_size % n:
-        raise NowcastError(f"sampler.batch_size={cfg.sampler.batch_size} must be a multiple of the {n} devices")
+        raise NowcastError(
+            f"sampler.batch_size={cfg.sampler.batch_size} must be a multiple of the {n} devices"
+        )
     distribution = keras.distribution.DataParallel(devices=devices[:n])
     echo(f"data-parallel training on {n} devices: {', '.join(devices[:n])}")
     with distribution.scope():
@@ -122,7 +126,8 @@ def build_metadata(cfg: Config, datasets: Any, *, backend: str) -> dict[str, Any
         "channels": cfg.model.channels,
         "downsample": cfg.model.downsample,
         "coarsen": cfg.preprocess.coarsen,
-        "grid_spacing": summary.get("grid_spacing") or [e.get("grid_spacing") for e in summary.get("events", [])],
+        "grid_spacing": summary.get("grid_spacing")
+        or [e.get("grid_spacing") for e in summary.get("events", [])],
         "preprocessor": datasets.preprocessor.to_dict(),
         "training": summary,
         "backend": backend,
@@ -141,7 +146,9 @@ def _compile(model, cfg: Config, preprocessor) -> None:
     loss = make_loss(cfg.train.loss, thresholds_normalised=thresholds)
     lr: Any = cfg.train.learning_rate
     if cfg.train.lr_schedule == "cosine" and cfg.train.steps_per_epoch:
-        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=cfg.train.epochs * cfg.train.steps_per_epoch, alpha=0.05)
+        lr = keras.optimizers.schedules.CosineDecay(
+            lr, decay_steps=cfg.train.epochs * cfg.train.steps_per_epoch, alpha=0.05
+        )
     optimizer = keras.optimizers.Adam(learning_rate=lr, clipnorm=1.0)
     if cfg.train.mixed_precision == "float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
@@ -156,12 +163,23 @@ def _callbacks(run_dir: Path, cfg: Config, *, resume: bool, state: dict[str, Any
     cbs: list = [
         EpochCheckpoint(run_dir, best=state.get("best_val_loss")),
         keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=resume),
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.train.early_stopping_patience, restore_best_weights=False),
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss",
+            patience=cfg.train.early_stopping_patience,
+            restore_best_weights=False,
+        ),
         keras.callbacks.TerminateOnNaN(),
         TensorBoardScalars(run_dir / "tensorboard"),
     ]
     if cfg.train.lr_schedule == "plateau":
-        cbs.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(1, cfg.train.early_stopping_patience // 2), min_lr=1e-5))
+        cbs.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_loss",
+                factor=0.5,
+                patience=max(1, cfg.train.early_stopping_patience // 2),
+                min_lr=1e-5,
+            )
+        )
     return cbs
 
 
@@ -181,7 +199,9 @@ def train(
     if resume and not (run_dir / CHECKPOINT_FILE).exists():
         raise NowcastError(f"--resume: no checkpoint in {run_dir}")
     if not resume and (run_dir / CHECKPOINT_FILE).exists():
-        raise NowcastError(f"{run_dir} already holds a training run; use --resume to continue it or choose another --output")
+        raise NowcastError(
+            f"{run_dir} already holds a training run; use --resume to continue it or choose another --output"
+        )
     import keras
 
     from nowcast.data.sampler import build_datasets
@@ -195,11 +215,19 @@ def train(
         steps_per_epoch=cfg.train.steps_per_epoch,
         drop_remainder=cfg.train.data_parallel,
     )
-    full = f" (data-parallel training needs full batches of {cfg.sampler.batch_size})" if cfg.train.data_parallel else ""
+    full = (
+        f" (data-parallel training needs full batches of {cfg.sampler.batch_size})"
+        if cfg.train.data_parallel
+        else ""
+    )
     if datasets.train is None:
-        raise NowcastError(f"not enough training windows{full}: lower sampler.batch_size or add data")
+        raise NowcastError(
+            f"not enough training windows{full}: lower sampler.batch_size or add data"
+        )
     if datasets.validation is None:
-        raise NowcastError(f"not enough validation windows{full}: increase sampler.split.validation or add data")
+        raise NowcastError(
+            f"not enough validation windows{full}: increase sampler.split.validation or add data"
+        )
     run_dir.mkdir(parents=True, exist_ok=True)
     metadata = build_metadata(cfg, datasets, backend=backend)
     write_atomic(run_dir / METADATA_FILE, json.dumps(metadata, indent=2, default=str))
@@ -219,11 +247,18 @@ def train(
             echo(f"resuming at epoch {state['epoch'] + 1} (optimizer step {step})")
         else:
             with dtype_policy(precision):
-                model = build_model(cfg.model, t_in=cfg.sampler.t_in, t_out=cfg.sampler.t_out, channels=cfg.model.channels)
+                model = build_model(
+                    cfg.model,
+                    t_in=cfg.sampler.t_in,
+                    t_out=cfg.sampler.t_out,
+                    channels=cfg.model.channels,
+                )
             _compile(model, cfg, datasets.preprocessor)
         initial_epoch = int(state.get("epoch", 0))
         if initial_epoch >= cfg.train.epochs:
-            echo(f"already trained for {initial_epoch} epochs (train.epochs = {cfg.train.epochs}); nothing to do")
+            echo(
+                f"already trained for {initial_epoch} epochs (train.epochs = {cfg.train.epochs}); nothing to do"
+            )
             return TrainResult(run_dir, 0, state.get("best_val_loss"), 0.0, False)
         echo(
             f"{model.count_params():,} parameters; {len(datasets.train)} train batches/epoch, "
@@ -239,13 +274,17 @@ def train(
                 epochs=cfg.train.epochs,
                 initial_epoch=initial_epoch,
                 steps_per_epoch=cfg.train.steps_per_epoch,
-                validation_steps=min(cfg.train.validation_steps, len(datasets.validation)) if cfg.train.validation_steps else None,
+                validation_steps=min(cfg.train.validation_steps, len(datasets.validation))
+                if cfg.train.validation_steps
+                else None,
                 callbacks=_callbacks(run_dir, cfg, resume=resume, state=state),
                 verbose=verbose,
             )
         except KeyboardInterrupt:
             interrupted = True
-            echo(f"\ninterrupted: the last completed epoch is saved in {run_dir / CHECKPOINT_FILE}; continue with --resume")
+            echo(
+                f"\ninterrupted: the last completed epoch is saved in {run_dir / CHECKPOINT_FILE}; continue with --resume"
+            )
     seconds = time.perf_counter() - start
     final_state = json.loads(state_path.read_text()) if state_path.exists() else {}
     epochs_run = int(final_state.get("epoch", initial_epoch)) - initial_epoch
@@ -259,4 +298,3 @@ def load_metadata(run_dir: str | Path) -> dict[str, Any]:
     if not path.exists():
         raise NowcastError(f"no {METADATA_FILE} in {run_dir}: not a nowcast run directory")
     return json.loads(path.read_text())
-

@@ -20,7 +20,9 @@ from pipelines.outputs import forecast_path
 from pipelines.runner import BatchSummary, finish, run_batch
 
 
-def read_forecasts(output: str | Path, methods: Sequence[str], issue_times: Sequence[pd.Timestamp]) -> dict:
+def read_forecasts(
+    output: str | Path, methods: Sequence[str], issue_times: Sequence[pd.Timestamp]
+) -> dict:
     """``{method: (issue_time, lead_time, y, x)}`` from the batch's per-issue-time files (lazy)."""
     import xarray as xr
 
@@ -28,12 +30,18 @@ def read_forecasts(output: str | Path, methods: Sequence[str], issue_times: Sequ
 
     out = {}
     for m in methods:
-        parts = [read_forecast(forecast_path(output, m, t)).chunk({"issue_time": 1}) for t in issue_times]
-        out[m] = xr.concat(parts, dim="issue_time", coords="minimal", compat="override", join="exact")
+        parts = [
+            read_forecast(forecast_path(output, m, t)).chunk({"issue_time": 1}) for t in issue_times
+        ]
+        out[m] = xr.concat(
+            parts, dim="issue_time", coords="minimal", compat="override", join="exact"
+        )
     return out
 
 
-def evaluate_outputs(cfg: BatchConfig, summary: BatchSummary, *, echo: Callable[[str], None] | None = None) -> list[Path]:
+def evaluate_outputs(
+    cfg: BatchConfig, summary: BatchSummary, *, echo: Callable[[str], None] | None = None
+) -> list[Path]:
     """Verify every complete issue time of a finished batch; the report's paths."""
     from nowcast.data import open_archive
     from nowcast.verify import evaluate
@@ -48,15 +56,21 @@ def evaluate_outputs(cfg: BatchConfig, summary: BatchSummary, *, echo: Callable[
     truth = open_archive(list(summary.sources), variable=cfg.variable, kind=cfg.kind)
     scores = evaluate(forecasts, truth, thresholds=tuple(cfg.thresholds), scales=tuple(cfg.scales))
     summary.report_issue_times = len(times)
-    return [Path(p) for p in write_report(scores, Path(cfg.output) / "report", plots=cfg.report_plots)]
+    return [
+        Path(p) for p in write_report(scores, Path(cfg.output) / "report", plots=cfg.report_plots)
+    ]
 
 
-def run_backfill(cfg: BatchConfig, *, echo: Callable[[str], None] | None = None, **options) -> BatchSummary:
+def run_backfill(
+    cfg: BatchConfig, *, echo: Callable[[str], None] | None = None, **options
+) -> BatchSummary:
     """Forecast every issue time with every method (resumable), then verify them together."""
     if cfg.mode != "backfill":
         cfg = dataclasses.replace(cfg, mode="backfill")
     summary = run_batch(cfg, echo=echo, **options)
     if echo:
-        echo(f"verifying {len(summary.done) + len(summary.skipped)} issue times x {len(cfg.methods)} methods")
+        echo(
+            f"verifying {len(summary.done) + len(summary.skipped)} issue times x {len(cfg.methods)} methods"
+        )
     summary.report = evaluate_outputs(cfg, summary, echo=echo)
     return finish(summary)

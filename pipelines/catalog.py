@@ -45,7 +45,9 @@ class Catalog:
     step: pd.Timedelta
     bad_files: tuple[BadFile, ...] = ()
 
-    def missing_frame_error(self, issue: pd.Timestamp, needed: Sequence[pd.Timestamp]) -> str | None:
+    def missing_frame_error(
+        self, issue: pd.Timestamp, needed: Sequence[pd.Timestamp]
+    ) -> str | None:
         """The one-line error for an issue time whose frames lie in an unreadable file, else None."""
         if not self.bad_files:
             return None
@@ -116,7 +118,9 @@ def build_catalog(inputs: Sequence[str], *, variable: str | None, kind: str) -> 
     if not good:
         raise DataError(f"no readable file in the archive (first error: {bad[0][2]})")
     sources = [p for _, p, _ in good]
-    archive = open_archive(sources, variable=variable, kind=kind)  # grid/units mismatches raise here
+    archive = open_archive(
+        sources, variable=variable, kind=kind
+    )  # grid/units mismatches raise here
     times, step = _times_and_step(archive)
     bad_files = []
     for i, path, error in bad:

@@ -62,8 +62,14 @@ class BatchSummary:
         failed = sorted(self.failed.items())
         out = [f"FAILED {t:%Y-%m-%d %H:%M}: {msg}" for t, msg in failed[:MAX_FAILED_LINES]]
         if len(failed) > MAX_FAILED_LINES:
-            out.append(f"... and {len(failed) - MAX_FAILED_LINES} more failed issue times (all in {self.output / 'batch-summary.json'})")
-        rate = f", {len(self.done) / self.task_seconds:.2f} issue times/s" if self.done and self.task_seconds > 0 else ""
+            out.append(
+                f"... and {len(failed) - MAX_FAILED_LINES} more failed issue times (all in {self.output / 'batch-summary.json'})"
+            )
+        rate = (
+            f", {len(self.done) / self.task_seconds:.2f} issue times/s"
+            if self.done and self.task_seconds > 0
+            else ""
+        )
         out.append(
             f"{self.mode}: {len(self.issue_times)} issue times: {len(self.done)} done, "
             f"{len(self.skipped)} skipped (already complete), {len(self.failed)} failed "
@@ -100,7 +106,9 @@ def signature(cfg: BatchConfig) -> dict[str, Any]:
         "n_leads": cfg.n_leads,
         "variable": cfg.variable,
         "kind": cfg.kind,
-        "render": {"leads": list(r.leads) if r.leads else None, "truth": r.truth} if r.enabled else None,
+        "render": {"leads": list(r.leads) if r.leads else None, "truth": r.truth}
+        if r.enabled
+        else None,
     }
 
 
@@ -115,18 +123,23 @@ def batch_client(*, scheduler: str | None = None, workers: int = 2) -> Iterator[
             try:
                 client = Client(scheduler, timeout="20s", set_as_default=False)
             except (OSError, TimeoutError) as exc:
-                raise NowcastError(f"cannot connect to the dask scheduler at {scheduler} ({one_line(exc)})") from None
+                raise NowcastError(
+                    f"cannot connect to the dask scheduler at {scheduler} ({one_line(exc)})"
+                ) from None
             with client:
                 yield client
             return
-        with LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            silence_logs=logging.CRITICAL,
-        ) as cluster, Client(cluster, set_as_default=False) as client:
+        with (
+            LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+                silence_logs=logging.CRITICAL,
+            ) as cluster,
+            Client(cluster, set_as_default=False) as client,
+        ):
             yield client
 
 
@@ -145,7 +158,10 @@ def _quiet(name: str, level: int) -> Iterator[None]:
 def _max_t_in(cfg: BatchConfig) -> int:
     from nowcast.forecast import make_forecaster
 
-    return max(int(make_forecaster(model=cfg.model if m == "convlstm" else None, method=m).t_in) for m in cfg.methods)
+    return max(
+        int(make_forecaster(model=cfg.model if m == "convlstm" else None, method=m).t_in)
+        for m in cfg.methods
+    )
 
 
 def _absolute(path: str | None) -> str | None:
@@ -153,13 +169,19 @@ def _absolute(path: str | None) -> str | None:
     return os.path.abspath(path) if path is not None and os.path.exists(path) else path
 
 
-def plan(cfg: BatchConfig, catalog: Catalog, t_in: int) -> tuple[list[pd.Timestamp], list[IssueTask], list[pd.Timestamp], dict]:
+def plan(
+    cfg: BatchConfig, catalog: Catalog, t_in: int
+) -> tuple[list[pd.Timestamp], list[IssueTask], list[pd.Timestamp], dict]:
     """(all issue times, tasks to run, issue times already complete, failures known up front)."""
     times = list(issue_times(catalog, start=cfg.start, end=cfg.end, every=cfg.every, t_in=t_in))
     sig = signature(cfg)
     r = cfg.render
     # absolute paths: a worker of a remote cluster need not share the client's working directory
-    render = RenderSpec(leads=r.leads, truth=r.truth, map_data=_absolute(r.map_data)) if r.enabled else None
+    render = (
+        RenderSpec(leads=r.leads, truth=r.truth, map_data=_absolute(r.map_data))
+        if r.enabled
+        else None
+    )
     sources = tuple(os.path.abspath(p) for p in catalog.sources)
     output, model = os.path.abspath(cfg.output), _absolute(cfg.model)
     tasks, skipped, failed = [], [], {}
@@ -195,17 +217,30 @@ def _progress(n: int, enabled: bool):
 
     if not enabled:
         return contextlib.nullcontext(None)
-    return click.progressbar(length=n, label="issue times", file=sys.stderr, show_pos=True, show_eta=True)
+    return click.progressbar(
+        length=n, label="issue times", file=sys.stderr, show_pos=True, show_eta=True
+    )
 
 
-def run_tasks(client, tasks: list[IssueTask], *, progress: bool = True, on_result: Callable[[IssueResult], None] | None = None) -> tuple[dict, float]:
+def run_tasks(
+    client,
+    tasks: list[IssueTask],
+    *,
+    progress: bool = True,
+    on_result: Callable[[IssueResult], None] | None = None,
+) -> tuple[dict, float]:
     """Submit one task per issue time; ``({issue: IssueResult}, seconds)`` as they finish."""
     from distributed import as_completed
 
     run = uuid.uuid4().hex[:8]
     start = time.perf_counter()
     futures = {
-        client.submit(run_issue_time, task, key=f"nowcast-batch-{run}-{task.issue_time:%Y%m%dT%H%M%S}", pure=False): task
+        client.submit(
+            run_issue_time,
+            task,
+            key=f"nowcast-batch-{run}-{task.issue_time:%Y%m%dT%H%M%S}",
+            pure=False,
+        ): task
         for task in tasks
     }
     results: dict[pd.Timestamp, IssueResult] = {}
@@ -216,7 +251,11 @@ def run_tasks(client, tasks: list[IssueTask], *, progress: bool = True, on_resul
                 try:
                     res = fut.result()
                 except Exception as exc:  # a task lost with its worker too often, or cancelled
-                    res = IssueResult(task.issue_time, "failed", error=f"task failed on the cluster: {one_line(exc)}")
+                    res = IssueResult(
+                        task.issue_time,
+                        "failed",
+                        error=f"task failed on the cluster: {one_line(exc)}",
+                    )
                 results[task.issue_time] = res
                 if on_result is not None:
                     on_result(res)
@@ -250,9 +289,13 @@ def run_batch(
     for bad in catalog.bad_files:
         echo(f"warning: unreadable input file, its issue times will fail: {bad.error}")
     times, tasks, skipped, failed = plan(cfg, catalog, _max_t_in(cfg))
-    summary = BatchSummary(cfg.mode, output, times, skipped=skipped, failed=dict(failed), sources=catalog.sources)
-    echo(f"{cfg.mode}: {len(times)} issue times {times[0]:%Y-%m-%d %H:%M} .. {times[-1]:%Y-%m-%d %H:%M}; "
-         f"{len(skipped)} already complete, {len(tasks)} to run")
+    summary = BatchSummary(
+        cfg.mode, output, times, skipped=skipped, failed=dict(failed), sources=catalog.sources
+    )
+    echo(
+        f"{cfg.mode}: {len(times)} issue times {times[0]:%Y-%m-%d %H:%M} .. {times[-1]:%Y-%m-%d %H:%M}; "
+        f"{len(skipped)} already complete, {len(tasks)} to run"
+    )
     if tasks:
         if client is not None:
             results, summary.task_seconds = run_tasks(client, tasks, progress=progress)

@@ -148,10 +148,19 @@ def run_issue_time(task: IssueTask) -> IssueResult:
                         raise NowcastError(error)
                 fc = forecast_many(forecaster, archive, [issue], task.n_leads)
                 forecasts[name] = write_forecast(
-                    fc, forecast_path(task.output, name, issue), method=name, metadata=_metadata(forecaster)
+                    fc,
+                    forecast_path(task.output, name, issue),
+                    method=name,
+                    metadata=_metadata(forecaster),
                 )
                 if task.render is not None:
-                    maps[name] = _render(fc, archive, outdir=maps_dir(task.output, name, issue), spec=task.render, method=name)
+                    maps[name] = _render(
+                        fc,
+                        archive,
+                        outdir=maps_dir(task.output, name, issue),
+                        spec=task.render,
+                        method=name,
+                    )
         seconds = time.perf_counter() - start
         write_manifest(
             task.output,
@@ -162,7 +171,9 @@ def run_issue_time(task: IssueTask) -> IssueResult:
             extra={"seconds": round(seconds, 3), "pid": os.getpid()},
         )
         result.status = "done"
-        result.outputs = [str(p) for p in forecasts.values()] + [str(p) for ps in maps.values() for p in ps]
+        result.outputs = [str(p) for p in forecasts.values()] + [
+            str(p) for ps in maps.values() for p in ps
+        ]
     except Exception as exc:  # one issue time's failure is reported, never raised
         result.error = one_line(exc)
     result.seconds = time.perf_counter() - start

@@ -28,7 +28,14 @@ def _write_archive(folder: Path, *, one_file_per_time: bool = True) -> list[Path
     from nowcast.data.synthetic import write_synthetic_archive
 
     return write_synthetic_archive(
-        folder, one_file_per_time=one_file_per_time, n_times=N_TIMES, ny=24, nx=28, seed=3, start=str(START), step="5min"
+        folder,
+        one_file_per_time=one_file_per_time,
+        n_times=N_TIMES,
+        ny=24,
+        nx=28,
+        seed=3,
+        start=str(START),
+        step="5min",
     )
 
 
@@ -57,10 +64,26 @@ def _cfg(inputs, output, **kw) -> BatchConfig:
 def test_load_batch_config_resolves_and_overrides(tmp_path, archive_dir):
     (tmp_path / "data").symlink_to(archive_dir)
     path = tmp_path / "b.yaml"
-    path.write_text(yaml.safe_dump({"mode": "backfill", "inputs": ["data"], "methods": ["persistence"], "start": "2021-06-01T12:10", "render": {"leads": [1]}}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "mode": "backfill",
+                "inputs": ["data"],
+                "methods": ["persistence"],
+                "start": "2021-06-01T12:10",
+                "render": {"leads": [1]},
+            }
+        )
+    )
     cfg = load_batch_config(path, ["n_leads=3", "render.leads=[1,3]", "every=10min"])
     assert cfg.inputs == (str(tmp_path / "data"),)  # relative to the config's folder
-    assert (cfg.mode, cfg.n_leads, cfg.render.leads, cfg.every, cfg.start) == ("backfill", 3, (1, 3), "10min", "2021-06-01T12:10")
+    assert (cfg.mode, cfg.n_leads, cfg.render.leads, cfg.every, cfg.start) == (
+        "backfill",
+        3,
+        (1, 3),
+        "10min",
+        "2021-06-01T12:10",
+    )
     assert cfg.workers == 2 and cfg.output == "batch-output"
 
 
@@ -92,8 +115,14 @@ def test_issue_times_defaults_and_every(archive_dir):
     cat = build_catalog([str(archive_dir)], variable=None, kind="precipitation")
     assert cat.step == STEP and len(cat.times) == N_TIMES and not cat.bad_files
     times = issue_times(cat, start=None, end=None, every=None, t_in=3)
-    assert times[0] == START + 2 * STEP and times[-1] == START + (N_TIMES - 1) * STEP and len(times) == N_TIMES - 2
-    times = issue_times(cat, start="2021-06-01T12:10", end="2021-06-01T12:40", every="10min", t_in=1)
+    assert (
+        times[0] == START + 2 * STEP
+        and times[-1] == START + (N_TIMES - 1) * STEP
+        and len(times) == N_TIMES - 2
+    )
+    times = issue_times(
+        cat, start="2021-06-01T12:10", end="2021-06-01T12:40", every="10min", t_in=1
+    )
     assert list(times.strftime("%H:%M")) == ["12:10", "12:20", "12:30", "12:40"]
 
 
@@ -108,7 +137,9 @@ def test_truncated_input_fails_only_the_issue_times_needing_it(tmp_path):
     os.truncate(bad, bad.stat().st_size // 2)
     cat = build_catalog([str(tmp_path / "arch")], variable=None, kind="precipitation")
     assert len(cat.sources) == N_TIMES - 1 and str(bad) not in cat.sources
-    assert cat.bad_files[0].after == START + 4 * STEP and cat.bad_files[0].before == START + 6 * STEP
+    assert (
+        cat.bad_files[0].after == START + 4 * STEP and cat.bad_files[0].before == START + 6 * STEP
+    )
     cfg = _cfg(tmp_path / "arch", tmp_path / "out", methods=("extrapolation",))
     times, tasks, skipped, failed = plan(cfg, cat, t_in=3)
     t5 = START + 5 * STEP
@@ -126,13 +157,23 @@ def _task(cfg, issue, catalog):
 
     r = cfg.render
     return IssueTask(
-        issue_time=issue, sources=catalog.sources, stamps=catalog.stamps, variable=None, kind="precipitation",
-        methods=cfg.methods, model=None, n_leads=cfg.n_leads, output=cfg.output, signature=signature(cfg),
+        issue_time=issue,
+        sources=catalog.sources,
+        stamps=catalog.stamps,
+        variable=None,
+        kind="precipitation",
+        methods=cfg.methods,
+        model=None,
+        n_leads=cfg.n_leads,
+        output=cfg.output,
+        signature=signature(cfg),
         render=RenderSpec(leads=r.leads, truth=r.truth, map_data=r.map_data) if r.enabled else None,
     )
 
 
-def test_run_issue_time_writes_forecast_maps_and_manifest(tmp_path, archive_dir, archive, shared_data):
+def test_run_issue_time_writes_forecast_maps_and_manifest(
+    tmp_path, archive_dir, archive, shared_data
+):
     from nowcast.products import read_forecast
     from pipelines.catalog import build_catalog
     from pipelines.outputs import forecast_path, is_complete, manifest_path
@@ -153,7 +194,9 @@ def test_run_issue_time_writes_forecast_maps_and_manifest(tmp_path, archive_dir,
     manifest = json.loads(manifest_path(cfg.output, issue).read_text())
     pngs = [Path(cfg.output) / p for p in manifest["maps"]["persistence"]]
     assert len(pngs) == 2 and all(p.suffix == ".png" and p.stat().st_size > 0 for p in pngs)
-    assert manifest["forecasts"] == {"persistence": "forecasts/persistence/persistence_20210601T1220.nc"}
+    assert manifest["forecasts"] == {
+        "persistence": "forecasts/persistence/persistence_20210601T1220.nc"
+    }
 
     sig = signature(cfg)
     assert is_complete(cfg.output, issue, sig)
@@ -234,16 +277,35 @@ def test_cli_batch_operational_on_cluster(tmp_path, archive_dir, archive, client
     out = tmp_path / "out"
     end = START + (N_TIMES + 1) * STEP  # two issue times past the archive's end: they fail
     config = tmp_path / "op.yaml"
-    config.write_text(yaml.safe_dump({
-        "mode": "operational", "inputs": [str(archive_dir)], "methods": ["persistence"],
-        "n_leads": 4, "output": str(out), "render": {"enabled": False},
-    }))
-    args = ["batch", str(config), "--scheduler", client.scheduler.address, "--no-progress", "--end", end.isoformat()]
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "mode": "operational",
+                "inputs": [str(archive_dir)],
+                "methods": ["persistence"],
+                "n_leads": 4,
+                "output": str(out),
+                "render": {"enabled": False},
+            }
+        )
+    )
+    args = [
+        "batch",
+        str(config),
+        "--scheduler",
+        client.scheduler.address,
+        "--no-progress",
+        "--end",
+        end.isoformat(),
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1, result.output
     issues = pd.date_range(START, end, freq=STEP)  # persistence needs 1 frame
     good = [t for t in issues if t <= START + (N_TIMES - 1) * STEP]
-    assert f"{len(issues)} issue times: {len(good)} done, 0 skipped (already complete), 2 failed" in result.output
+    assert (
+        f"{len(issues)} issue times: {len(good)} done, 0 skipped (already complete), 2 failed"
+        in result.output
+    )
     assert result.output.count("FAILED") == 2 and "outside the archive" in result.output
     for t in good:
         assert manifest_path(out, t).is_file()
@@ -255,7 +317,17 @@ def test_cli_batch_operational_on_cluster(tmp_path, archive_dir, archive, client
     assert len(summary["done"]) == len(good) and len(summary["failed"]) == 2
 
     mtimes = {t: forecast_path(out, "persistence", t).stat().st_mtime_ns for t in good}
-    again = CliRunner().invoke(main, [*args[:2], "--scheduler", "tcp://127.0.0.1:9", "--no-progress", "--end", good[-1].isoformat()])
+    again = CliRunner().invoke(
+        main,
+        [
+            *args[:2],
+            "--scheduler",
+            "tcp://127.0.0.1:9",
+            "--no-progress",
+            "--end",
+            good[-1].isoformat(),
+        ],
+    )
     assert again.exit_code == 0, again.output  # all complete: no cluster needed, nothing redone
     assert f"0 done, {len(good)} skipped" in again.output
     assert mtimes == {t: forecast_path(out, "persistence", t).stat().st_mtime_ns for t in good}
@@ -265,10 +337,23 @@ def test_backfill_on_cluster_verifies_all_methods(tmp_path, archive_dir, archive
     pytest.importorskip("nowcast.verify.report")
     from pipelines import run_backfill
 
-    cfg = _cfg(archive_dir, tmp_path / "out", mode="backfill", methods=("persistence", "extrapolation"), n_leads=3,
-               end=str(START + (N_TIMES - 4) * STEP), thresholds=(0.5, 2.0), scales=(1, 3), report_plots=False)
+    cfg = _cfg(
+        archive_dir,
+        tmp_path / "out",
+        mode="backfill",
+        methods=("persistence", "extrapolation"),
+        n_leads=3,
+        end=str(START + (N_TIMES - 4) * STEP),
+        thresholds=(0.5, 2.0),
+        scales=(1, 3),
+        report_plots=False,
+    )
     summary = run_backfill(cfg, client=client, progress=False)
-    assert summary.exit_code == 0 and len(summary.done) == N_TIMES - 5 and summary.report_issue_times == N_TIMES - 5
+    assert (
+        summary.exit_code == 0
+        and len(summary.done) == N_TIMES - 5
+        and summary.report_issue_times == N_TIMES - 5
+    )
     csv = [p for p in summary.report if p.suffix == ".csv"]
     assert csv and all(p.parent == Path(cfg.output) / "report" for p in summary.report)
     scores = pd.read_csv(csv[0])
@@ -294,7 +379,10 @@ def test_example_configs_load_and_find_their_inputs(name, shared_data):
 
 @pytest.mark.parametrize(
     "archive_path, issue",
-    [("radar/mch-2016-07-11.nc", "2016-07-11T21:30"), ("radar/bom-66-2020-10-31", "2020-10-31T05:00")],
+    [
+        ("radar/mch-2016-07-11.nc", "2016-07-11T21:30"),
+        ("radar/bom-66-2020-10-31", "2020-10-31T05:00"),
+    ],
 )
 def test_one_issue_time_on_real_archives(tmp_path, shared_data, archive_path, issue):
     """A single-file archive and a folder of one file per time (scalar times, accumulations)."""
@@ -333,17 +421,34 @@ def test_task_reads_only_the_frames_its_issue_time_needs(tmp_path, archive_dir, 
     issue = START + 6 * STEP
     assert run_issue_time(_task(cfg, issue, cat)).status == "done"
     # forecast_many passes the last two frames (the step is read from them): 12:25 and 12:30
-    assert sorted(reads) == [("synthetic_20210601T122500.nc", 0, 1), ("synthetic_20210601T123000.nc", 0, 1)]
+    assert sorted(reads) == [
+        ("synthetic_20210601T122500.nc", 0, 1),
+        ("synthetic_20210601T123000.nc", 0, 1),
+    ]
 
 
 def test_summary_lists_failures_then_counts():
     from pipelines.runner import MAX_FAILED_LINES, BatchSummary
 
     times = list(pd.date_range(START, periods=MAX_FAILED_LINES + 7, freq=STEP))
-    s = BatchSummary("operational", Path("out"), times, done=times[:2], failed={t: f"boom {i}" for i, t in enumerate(times[2:])})
+    s = BatchSummary(
+        "operational",
+        Path("out"),
+        times,
+        done=times[:2],
+        failed={t: f"boom {i}" for i, t in enumerate(times[2:])},
+    )
     lines = s.lines()
     assert lines[0] == "FAILED 2021-06-01 12:10: boom 0"
     assert sum(line.startswith("FAILED") for line in lines) == MAX_FAILED_LINES
-    assert lines[MAX_FAILED_LINES] == f"... and 5 more failed issue times (all in {Path('out') / 'batch-summary.json'})"
-    assert f"{MAX_FAILED_LINES + 7} issue times: 2 done, 0 skipped (already complete), {MAX_FAILED_LINES + 5} failed" in lines[-2]
-    assert s.exit_code == 1 and BatchSummary("backfill", Path("out"), times, done=times).exit_code == 0
+    assert (
+        lines[MAX_FAILED_LINES]
+        == f"... and 5 more failed issue times (all in {Path('out') / 'batch-summary.json'})"
+    )
+    assert (
+        f"{MAX_FAILED_LINES + 7} issue times: 2 done, 0 skipped (already complete), {MAX_FAILED_LINES + 5} failed"
+        in lines[-2]
+    )
+    assert (
+        s.exit_code == 1 and BatchSummary("backfill", Path("out"), times, done=times).exit_code == 0
+    )

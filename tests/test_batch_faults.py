@@ -29,13 +29,26 @@ N_LEADS = 3
 def _write_archive(folder: Path, n_times: int) -> list[Path]:
     from nowcast.data.synthetic import write_synthetic_archive
 
-    return write_synthetic_archive(folder, one_file_per_time=True, n_times=n_times, ny=24, nx=24, seed=5, start=str(START), step="5min")
+    return write_synthetic_archive(
+        folder,
+        one_file_per_time=True,
+        n_times=n_times,
+        ny=24,
+        nx=24,
+        seed=5,
+        start=str(START),
+        step="5min",
+    )
 
 
 def _cfg(inputs, output, **kw) -> BatchConfig:
     return BatchConfig(
-        inputs=(str(inputs),), output=str(output), methods=("persistence",), n_leads=N_LEADS,
-        render=BatchRenderConfig(enabled=False), **kw,
+        inputs=(str(inputs),),
+        output=str(output),
+        methods=("persistence",),
+        n_leads=N_LEADS,
+        render=BatchRenderConfig(enabled=False),
+        **kw,
     ).validate()
 
 
@@ -119,10 +132,16 @@ def test_rerun_after_interruption_redoes_only_missing_issue_times(tmp_path, clie
     torn = forecast_path(cfg.output, "persistence", times[8])
     os.truncate(torn, torn.stat().st_size // 2)
     redo = {times[i] for i in (1, 4, 6, 8)}
-    before = {t: forecast_path(cfg.output, "persistence", t).stat().st_mtime_ns for t in times if t not in redo}
+    before = {
+        t: forecast_path(cfg.output, "persistence", t).stat().st_mtime_ns
+        for t in times
+        if t not in redo
+    }
 
     second = run_batch(cfg, client=client, progress=False)
-    assert set(second.done) == redo and set(second.skipped) == set(times) - redo and not second.failed
+    assert (
+        set(second.done) == redo and set(second.skipped) == set(times) - redo and not second.failed
+    )
     after = {t: forecast_path(cfg.output, "persistence", t).stat().st_mtime_ns for t in before}
     assert after == before  # complete issue times were not rewritten
     _check_outputs(cfg.output, open_archive(tmp_path / "arch"), times)
@@ -137,11 +156,20 @@ def test_corrupt_input_file_fails_only_its_issue_time(tmp_path, client):
     bad = files[4]
     os.truncate(bad, bad.stat().st_size // 2)
     config = tmp_path / "b.yaml"
-    config.write_text(yaml.safe_dump({
-        "inputs": [str(tmp_path / "arch")], "methods": ["persistence"], "n_leads": N_LEADS,
-        "output": str(tmp_path / "out"), "render": {"enabled": False},
-    }))
-    result = CliRunner().invoke(main, ["batch", str(config), "--scheduler", client.scheduler.address, "--no-progress"])
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "inputs": [str(tmp_path / "arch")],
+                "methods": ["persistence"],
+                "n_leads": N_LEADS,
+                "output": str(tmp_path / "out"),
+                "render": {"enabled": False},
+            }
+        )
+    )
+    result = CliRunner().invoke(
+        main, ["batch", str(config), "--scheduler", client.scheduler.address, "--no-progress"]
+    )
     assert result.exit_code == 1, result.output
     assert f"{n} issue times: {n - 1} done, 0 skipped (already complete), 1 failed" in result.output
     failed = [line for line in result.output.splitlines() if line.startswith("FAILED")]

@@ -21,13 +21,25 @@ def _truth_dataset(seed=0, start="2021-06-01T12:00", x0=0.0) -> xr.Dataset:
     rain[:, :3, :4] = np.nan  # outside coverage
     return xr.Dataset(
         {
-            "precipitation_rate": (("time", "y", "x"), rain, {"units": "mm h-1", "grid_mapping": "crs"}),
+            "precipitation_rate": (
+                ("time", "y", "x"),
+                rain,
+                {"units": "mm h-1", "grid_mapping": "crs"},
+            ),
             "crs": ((), 0, {"grid_mapping_name": "transverse_mercator"}),
         },
         coords={
             "time": pd.date_range(start, periods=NT, freq=STEP),
-            "y": ("y", np.arange(NY) * 1000.0, {"units": "m", "standard_name": "projection_y_coordinate"}),
-            "x": ("x", x0 + np.arange(NX) * 1000.0, {"units": "m", "standard_name": "projection_x_coordinate"}),
+            "y": (
+                "y",
+                np.arange(NY) * 1000.0,
+                {"units": "m", "standard_name": "projection_y_coordinate"},
+            ),
+            "x": (
+                "x",
+                x0 + np.arange(NX) * 1000.0,
+                {"units": "m", "standard_name": "projection_x_coordinate"},
+            ),
         },
     )
 
@@ -41,7 +53,9 @@ def files(tmp_path):
     issues = arc.time.values[[1, 3]]
     # "persistence": the frame at the issue time; "noisy": the truth plus noise
     pers = np.stack([np.repeat(arc.values[[i]], 3, axis=0) for i in (1, 3)])
-    noisy = np.stack([arc.values[i + 1 : i + 4] for i in (1, 3)]) + np.random.default_rng(1).normal(0, 0.5, (2, 3, NY, NX))
+    noisy = np.stack([arc.values[i + 1 : i + 4] for i in (1, 3)]) + np.random.default_rng(1).normal(
+        0, 0.5, (2, 3, NY, NX)
+    )
     paths = {}
     for name, values in (("persistence", pers), ("noisy", noisy)):
         fc = forecast_array(values, issue_times=issues, step=STEP, template=arc)
@@ -59,7 +73,22 @@ def test_evaluate_end_to_end(files, tmp_path):
 
     truth, paths = files
     out = tmp_path / "report"
-    result = _run(["-f", paths["persistence"], "-f", paths["noisy"], "--truth", truth, "--thresholds", "2", "--scales", "1,3", "--output", out])
+    result = _run(
+        [
+            "-f",
+            paths["persistence"],
+            "-f",
+            paths["noisy"],
+            "--truth",
+            truth,
+            "--thresholds",
+            "2",
+            "--scales",
+            "1,3",
+            "--output",
+            out,
+        ]
+    )
     assert result.exit_code == 0, result.output
     assert "| lead (min) | persistence MAE" in result.stdout and "noisy FSS" in result.stdout
     names = sorted(p.name for p in out.iterdir())
@@ -73,15 +102,26 @@ def test_evaluate_end_to_end(files, tmp_path):
 
     csv = pd.read_csv(out / "scores.csv")
     fcs = {n: read_forecast(p) for n, p in paths.items()}
-    expected = evaluate({"persistence": fcs["persistence"], "noisy": fcs["noisy"]}, open_archive(truth), thresholds=(2,), scales=(1, 3))
-    assert list(csv.columns) == list(expected.columns) and len(csv) == len(expected) == 2 * 3 * (4 + 4 + 2)
+    expected = evaluate(
+        {"persistence": fcs["persistence"], "noisy": fcs["noisy"]},
+        open_archive(truth),
+        thresholds=(2,),
+        scales=(1, 3),
+    )
+    assert list(csv.columns) == list(expected.columns) and len(csv) == len(expected) == 2 * 3 * (
+        4 + 4 + 2
+    )
     assert (csv.method == expected.method).all() and (csv.metric == expected.metric).all()
     np.testing.assert_allclose(csv.value, expected.value, rtol=1e-12)
     np.testing.assert_array_equal(csv.lead_time, expected.lead_time)
     # the noisy truth beats persistence on MAE at every lead
-    mae = expected[expected.metric == "MAE"].pivot(index="lead_time", columns="method", values="value")
+    mae = expected[expected.metric == "MAE"].pivot(
+        index="lead_time", columns="method", values="value"
+    )
     assert (mae["noisy"] < mae["persistence"]).all()
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folders left
+    assert not [
+        p for p in tmp_path.iterdir() if p.name.startswith(".")
+    ]  # no temporary folders left
 
 
 def test_same_method_twice_uses_file_names(files, tmp_path):
@@ -89,7 +129,23 @@ def test_same_method_twice_uses_file_names(files, tmp_path):
     copy = tmp_path / "other.nc"
     copy.write_bytes(paths["persistence"].read_bytes())
     out = tmp_path / "r"
-    result = _run(["-f", paths["persistence"], "-f", copy, "--truth", truth, "--thresholds", "1", "--scales", "1", "--no-plots", "-o", out])
+    result = _run(
+        [
+            "-f",
+            paths["persistence"],
+            "-f",
+            copy,
+            "--truth",
+            truth,
+            "--thresholds",
+            "1",
+            "--scales",
+            "1",
+            "--no-plots",
+            "-o",
+            out,
+        ]
+    )
     assert result.exit_code == 0, result.output
     methods = set(pd.read_csv(out / "scores.csv").method)
     assert methods == {"persistence (persistence)", "persistence (other)"}

@@ -69,7 +69,14 @@ def test_bad_values(override, message):
 
 
 def test_overrides_apply_nested_values():
-    cfg = load_config(None, ["model.filters=[8, 16, 32]", "sampler.split.test_period=[2019-03-25, 2019-03-31]", "name=x"])
+    cfg = load_config(
+        None,
+        [
+            "model.filters=[8, 16, 32]",
+            "sampler.split.test_period=[2019-03-25, 2019-03-31]",
+            "name=x",
+        ],
+    )
     assert cfg.model.filters == (8, 16, 32)
     assert cfg.sampler.split.test_period == ("2019-03-25", "2019-03-31")
     assert cfg.name == "x"

@@ -50,7 +50,11 @@ def counting_archive(nt=400, ny=32, nx=32):
     da = xr.DataArray(
         data,
         dims=("time", "y", "x"),
-        coords={"time": pd.date_range("2020", periods=nt, freq="5min"), "y": np.arange(ny) * 1e3, "x": np.arange(nx) * 1e3},
+        coords={
+            "time": pd.date_range("2020", periods=nt, freq="5min"),
+            "y": np.arange(ny) * 1e3,
+            "x": np.arange(nx) * 1e3,
+        },
         name="precipitation_rate",
         attrs={"units": "mm h-1"},
     )
@@ -97,7 +101,9 @@ def test_frame_cache_is_bounded():
 def test_no_cache_still_works_and_dataset_pickles():
     da, _ = counting_archive(nt=30)
     pre = Preprocessor.from_config(PreprocessConfig())
-    ds = build_datasets(config(), archives=[da], preprocessor=pre, cache_mb=0, workers=2, use_multiprocessing=True)
+    ds = build_datasets(
+        config(), archives=[da], preprocessor=pre, cache_mb=0, workers=2, use_multiprocessing=True
+    )
     assert (ds.train.workers, ds.train.use_multiprocessing) == (2, True)
     a = ds.train[0]
     assert len(ds.train.cache) == 0
@@ -131,7 +137,9 @@ def test_knmi_coverage_nan_becomes_mask_zero(shared_data):
     assert not np.isnan(x).any() and not np.isnan(y).any()
     assert 0 < mask.mean() < 1  # the drawn crops include outside-coverage pixels
     for i, s in enumerate(ds.train.samples(0)):
-        truth = archive.isel(time=slice(s.start + 2, s.start + 4), y=slice(s.oy, s.oy + 96), x=slice(s.ox, s.ox + 96))
+        truth = archive.isel(
+            time=slice(s.start + 2, s.start + 4), y=slice(s.oy, s.oy + 96), x=slice(s.ox, s.ox + 96)
+        )
         nan = np.isnan(truth.values)
         np.testing.assert_array_equal(mask[i, ..., 0] == 0, nan)
         assert (y[i, ..., 0][nan] == np.float32(pre.fill_value)).all()
@@ -145,9 +153,16 @@ def test_bom_missing_file_no_window_crosses_gap(shared_data, tmp_path):
     archive = open_archive(tmp_path)
     assert archive.sizes["time"] == 143
     cfg = config(t_in=3, t_out=3, patch_size=64)
-    ds = build_datasets(cfg, archives=[archive], preprocessor=Preprocessor.from_config(PreprocessConfig()))
+    ds = build_datasets(
+        cfg, archives=[archive], preprocessor=Preprocessor.from_config(PreprocessConfig())
+    )
     times = archive.time.values
-    windows = [int(t) for name in SPLITS if getattr(ds, name) is not None for _, t in getattr(ds, name).sampler.windows]
+    windows = [
+        int(t)
+        for name in SPLITS
+        if getattr(ds, name) is not None
+        for _, t in getattr(ds, name).sampler.windows
+    ]
     # frames 0..69 (70) and 70..142 (73 after the gap): (70 - 6 + 1) + (73 - 6 + 1) windows
     assert len(windows) == 65 + 68
     for t in windows:
@@ -163,19 +178,32 @@ def test_whole_chunks_are_read_once_and_cached():
     da = xr.DataArray(
         dsa.from_array(src, chunks=(5, 16, 16), lock=False, asarray=False),
         dims=("time", "y", "x"),
-        coords={"time": pd.date_range("2020", periods=40, freq="5min"), "y": np.arange(16.0), "x": np.arange(16.0)},
+        coords={
+            "time": pd.date_range("2020", periods=40, freq="5min"),
+            "y": np.arange(16.0),
+            "x": np.arange(16.0),
+        },
         attrs={"units": "mm h-1"},
     )
-    ds = build_datasets(config(batch_size=1), archives=[da], preprocessor=Preprocessor.from_config(PreprocessConfig()))
+    ds = build_datasets(
+        config(batch_size=1),
+        archives=[da],
+        preprocessor=Preprocessor.from_config(PreprocessConfig()),
+    )
     (s,) = ds.train.samples(0)
     ds.train[0]
-    first, last = s.start // 5 * 5, (s.start + 3) // 5 * 5 + 5  # the chunks holding frames start..start+3
+    first, last = (
+        s.start // 5 * 5,
+        (s.start + 3) // 5 * 5 + 5,
+    )  # the chunks holding frames start..start+3
     assert sorted(src.frames_read) == list(range(first, last))
     assert len(ds.train.cache) == last - first  # the chunks' other frames are cached too
     read = len(src.frames_read)
     x, _, _ = ds.train.assemble([dataclasses.replace(s, start=first)])  # inside the cached chunks
     assert len(src.frames_read) == read
-    expected = ds.preprocessor.encode(src.values[first : first + 2, s.oy : s.oy + 16, s.ox : s.ox + 16])[0]
+    expected = ds.preprocessor.encode(
+        src.values[first : first + 2, s.oy : s.oy + 16, s.ox : s.ox + 16]
+    )[0]
     np.testing.assert_allclose(x[0, ..., 0], expected, rtol=1e-6)
 
 
@@ -184,7 +212,9 @@ def test_steps_per_epoch_runs_on_through_shuffled_passes():
     pre = Preprocessor.from_config(PreprocessConfig())
     ds = build_datasets(config(), archives=[da], preprocessor=pre, steps_per_epoch=7)
     assert (len(ds.train), ds.train.sampler.num_batches) == (7, 3)
-    passes = [[s.start for i in range(3 * p, 3 * p + 3) for s in ds.train.samples(i)] for p in range(2)]
+    passes = [
+        [s.start for i in range(3 * p, 3 * p + 3) for s in ds.train.samples(i)] for p in range(2)
+    ]
     assert sorted(passes[0]) == sorted(passes[1]) == list(range(9)) and passes[0] != passes[1]
     assert ds.train.samples(6) == ds.train.sampler.batch(0, 2)  # third pass
     ds.train.on_epoch_end()

@@ -15,8 +15,19 @@ from nowcast.cli import main
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory, shared_data):
     workdir = tmp_path_factory.mktemp("demo")
-    args = ["demo", "--workdir", str(workdir), "--map-data", str(shared_data / "maps"),
-            "--set", "train.epochs=2", "--set", "train.steps_per_epoch=4", "--set", "train.validation_steps=2"]
+    args = [
+        "demo",
+        "--workdir",
+        str(workdir),
+        "--map-data",
+        str(shared_data / "maps"),
+        "--set",
+        "train.epochs=2",
+        "--set",
+        "train.steps_per_epoch=4",
+        "--set",
+        "train.validation_steps=2",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     return workdir, result.output
@@ -26,7 +37,15 @@ def test_demo_writes_every_product(demo_run):
     workdir, output = demo_run
     for line in output.splitlines():
         parts = line.split()
-        if len(parts) == 2 and parts[0] in ("archive", "model", "history", "forecast", "report", "map", "animation"):
+        if len(parts) == 2 and parts[0] in (
+            "archive",
+            "model",
+            "history",
+            "forecast",
+            "report",
+            "map",
+            "animation",
+        ):
             assert Path(parts[1]).exists(), line
     for method in ("convlstm", "persistence", "extrapolation"):
         assert (workdir / "forecasts" / f"{method}.nc").exists()
@@ -41,7 +60,10 @@ def test_demo_forecasts_share_the_grid_and_issue_times(demo_run):
     from nowcast.products import read_forecast
 
     workdir, _ = demo_run
-    fcs = [read_forecast(workdir / "forecasts" / f"{m}.nc") for m in ("convlstm", "persistence", "extrapolation")]
+    fcs = [
+        read_forecast(workdir / "forecasts" / f"{m}.nc")
+        for m in ("convlstm", "persistence", "extrapolation")
+    ]
     for fc in fcs[1:]:
         assert fc.shape == fcs[0].shape
         assert (fc.issue_time.values == fcs[0].issue_time.values).all()
@@ -49,6 +71,12 @@ def test_demo_forecasts_share_the_grid_and_issue_times(demo_run):
 
 
 def test_demo_bad_input_is_one_line(tmp_path):
-    result = CliRunner().invoke(main, ["demo", "--workdir", str(tmp_path / "w"), "--input", str(tmp_path / "missing.nc")])
+    result = CliRunner().invoke(
+        main, ["demo", "--workdir", str(tmp_path / "w"), "--input", str(tmp_path / "missing.nc")]
+    )
     assert result.exit_code == 1
-    assert result.output.startswith("[1/6]") and "Error:" in result.output and "Traceback" not in result.output
+    assert (
+        result.output.startswith("[1/6]")
+        and "Error:" in result.output
+        and "Traceback" not in result.output
+    )

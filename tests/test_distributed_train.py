@@ -21,8 +21,17 @@ train: {{epochs: 1, steps_per_epoch: 2, validation_steps: 1, data_parallel: true
 
 
 def _run(args, cwd, **env):
-    full_env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "XLA_FLAGS")} | env
-    return subprocess.run([sys.executable, "-m", "nowcast.cli", *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=600)
+    full_env = {
+        k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "XLA_FLAGS")
+    } | env
+    return subprocess.run(
+        [sys.executable, "-m", "nowcast.cli", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_data_parallel_training_on_two_virtual_devices(tmp_path):
@@ -31,7 +40,12 @@ def test_data_parallel_training_on_two_virtual_devices(tmp_path):
     archive = write_synthetic_archive(tmp_path / "a.nc", n_times=24, ny=24, nx=24, seed=1)[0]
     cfg = tmp_path / "dp.yaml"
     cfg.write_text(CONFIG.format(archive=archive))
-    res = _run(["train", str(cfg), "--output", "run"], tmp_path, KERAS_BACKEND="jax", XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    res = _run(
+        ["train", str(cfg), "--output", "run"],
+        tmp_path,
+        KERAS_BACKEND="jax",
+        XLA_FLAGS="--xla_force_host_platform_device_count=2",
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     assert "data-parallel training on 2 devices: cpu:0, cpu:1" in res.stdout
     assert (tmp_path / "run" / "model.keras").exists()
@@ -43,7 +57,13 @@ def test_data_parallel_training_on_two_virtual_devices(tmp_path):
         "y = m.predict(np.zeros((1, 2, 16, 16, 1), 'float32'), verbose=0); "
         "assert y.shape == (1, 2, 16, 16, 1) and np.isfinite(y).all(); print('ok')"
     )
-    res = subprocess.run([sys.executable, "-c", check], env=os.environ | {"KERAS_BACKEND": "torch"}, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [sys.executable, "-c", check],
+        env=os.environ | {"KERAS_BACKEND": "torch"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0 and "ok" in res.stdout, res.stderr
 
 

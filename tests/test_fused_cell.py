@@ -30,7 +30,9 @@ def data():
 
 
 def _stock(return_sequences=True, return_state=True, seed=1):
-    layer = keras.layers.ConvLSTM2D(F, 3, padding="same", return_sequences=return_sequences, return_state=return_state)
+    layer = keras.layers.ConvLSTM2D(
+        F, 3, padding="same", return_sequences=return_sequences, return_state=return_state
+    )
     layer.build((None, T, H, W, C))
     kernel, recurrent, bias = layer.get_weights()
     # A random bias too, so every gate's bias is exercised (default is 0 / 1).
@@ -41,7 +43,9 @@ def _stock(return_sequences=True, return_state=True, seed=1):
 
 def _fused_like(stock, **kwargs):
     kernel, recurrent, bias = stock.get_weights()
-    layer = FusedConvLSTM2D(F, 3, return_sequences=stock.return_sequences, return_state=stock.return_state, **kwargs)
+    layer = FusedConvLSTM2D(
+        F, 3, return_sequences=stock.return_sequences, return_state=stock.return_state, **kwargs
+    )
     layer.build((None, T, H, W, C))
     layer.set_weights([np.concatenate([kernel, recurrent], axis=2), bias])
     return layer
@@ -119,7 +123,9 @@ def test_fused_config_round_trip(data):
     clone.build((None, T, H, W, C))
     clone.set_weights(layer.get_weights())
     assert clone.get_config() == layer.get_config()
-    np.testing.assert_array_equal(_np(clone(x, initial_state=[h0, c0])[0]), _np(layer(x, initial_state=[h0, c0])[0]))
+    np.testing.assert_array_equal(
+        _np(clone(x, initial_state=[h0, c0])[0]), _np(layer(x, initial_state=[h0, c0])[0])
+    )
 
 
 @pytest.mark.parametrize("bad", [{"padding": "valid"}, {"kernel_size": 2}, {"strategy": "magic"}])

@@ -30,7 +30,9 @@ def batch():
 def test_masked_mse_is_mean_over_valid_pixels(batch):
     y_true, y_pred, mask = batch
     loss = make_loss("mse")
-    assert _val(loss(y_true, y_pred, sample_weight=mask)) == pytest.approx((1 + 4 + 9 + 16) / 4)  # 7.5
+    assert _val(loss(y_true, y_pred, sample_weight=mask)) == pytest.approx(
+        (1 + 4 + 9 + 16) / 4
+    )  # 7.5
     assert _val(loss(y_true, y_pred)) == pytest.approx(204 / 8)  # sum of squares 1..8 / 8
 
 
@@ -85,11 +87,19 @@ def test_balanced_loss_by_hand(kind):
 
 
 def test_losses_serialise():
-    for loss in (make_loss("mae"), make_loss("balanced_mse", thresholds_normalised=[-1.0, 0.0, 0.5, 2.0])):
+    for loss in (
+        make_loss("mae"),
+        make_loss("balanced_mse", thresholds_normalised=[-1.0, 0.0, 0.5, 2.0]),
+    ):
         clone = keras.losses.deserialize(keras.losses.serialize(loss))
         assert type(clone) is type(loss) and clone.get_config() == loss.get_config()
     assert isinstance(make_loss("mse"), MaskedError)
-    assert make_loss("balanced_mae", thresholds_normalised=[1, 2, 3, 4]).thresholds == (1.0, 2.0, 3.0, 4.0)
+    assert make_loss("balanced_mae", thresholds_normalised=[1, 2, 3, 4]).thresholds == (
+        1.0,
+        2.0,
+        3.0,
+        4.0,
+    )
 
 
 def test_make_loss_errors():

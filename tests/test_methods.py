@@ -34,7 +34,9 @@ def _blobs(ny, nx, shift_x=0.0, shift_y=0.0, *, seed=0, n=12):
     return out
 
 
-def _archive(frames, *, units="mm h-1", name="precipitation_rate", start="2021-06-01T12:00", times=None):
+def _archive(
+    frames, *, units="mm h-1", name="precipitation_rate", start="2021-06-01T12:00", times=None
+):
     frames = np.asarray(frames, dtype=np.float32)
     nt, ny, nx = frames.shape
     times = pd.date_range(start, periods=nt, freq=STEP) if times is None else times
@@ -68,7 +70,10 @@ def test_registry_lists_and_builds_baselines():
 
 
 def test_unknown_method_and_options():
-    with pytest.raises(NowcastError, match=r"unknown forecast method 'nope' \(available: .*extrapolation.*persistence"):
+    with pytest.raises(
+        NowcastError,
+        match=r"unknown forecast method 'nope' \(available: .*extrapolation.*persistence",
+    ):
         get_method("nope")
     with pytest.raises(NowcastError, match="persistence.*takes options step; got t_in"):
         get_method("persistence", t_in=3)
@@ -194,7 +199,9 @@ def test_extrapolation_too_few_frames():
 
 def test_pysteps_import_prints_nothing():
     code = "from nowcast.baselines import import_pysteps; import_pysteps()"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout == ""
 
 
@@ -216,7 +223,10 @@ def test_forecast_many_persistence_and_errors():
     with pytest.raises(NowcastError, match=r"input frame 2021-06-01 11:55:00 .* is missing"):
         forecast_many(get_method("extrapolation"), arc, [arc.time.values[1]], 2)
     gappy = arc.drop_isel(time=2)
-    with pytest.raises(NowcastError, match=r"input frame 2021-06-01 12:10:00 \(for issue time 2021-06-01 12:20:00\) is missing"):
+    with pytest.raises(
+        NowcastError,
+        match=r"input frame 2021-06-01 12:10:00 \(for issue time 2021-06-01 12:20:00\) is missing",
+    ):
         forecast_many(get_method("extrapolation"), gappy, [arc.time.values[4]], 2)
 
 

@@ -166,9 +166,19 @@ def _load_elsewhere(tmp_path, backends) -> None:
     """Load and predict in one fresh process per backend (run side by side)."""
     procs = []
     for backend in backends:
-        code = _LOADER.format(root=ROOT, x=str(tmp_path / "x.npy"), tmp=str(tmp_path), backend=backend)
+        code = _LOADER.format(
+            root=ROOT, x=str(tmp_path / "x.npy"), tmp=str(tmp_path), backend=backend
+        )
         env = {**os.environ, "KERAS_BACKEND": backend, "OMP_NUM_THREADS": "1"}
-        procs.append(subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", code],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     for proc in procs:
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err[-3000:]
@@ -183,7 +193,11 @@ def test_save_and_load_in_fresh_processes_on_torch_and_jax(tmp_path):
         model = build_model(ModelConfig(filters=(4,), downsample=4, cell=cell), t_in=3, t_out=2)
         expected[cell] = np.asarray(model.predict(x, verbose=0))
         assert save_model(model, tmp_path / f"{cell}.keras") == tmp_path / f"{cell}.keras"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["fused.keras", "stock.keras", "x.npy"]  # no temp left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "fused.keras",
+        "stock.keras",
+        "x.npy",
+    ]  # no temp left
     reloaded = load_model(tmp_path / "fused.keras")
     np.testing.assert_array_equal(reloaded.predict(x, verbose=0), expected["fused"])
     _load_elsewhere(tmp_path, [keras.backend.backend(), "jax"])
@@ -198,7 +212,9 @@ def test_load_model_errors(tmp_path):
     with pytest.raises(NowcastError, match="not found"):
         load_model(tmp_path / "missing.keras")
     with pytest.raises(NowcastError, match=".keras"):
-        save_model(build_model(ModelConfig(filters=(4,), downsample=1), t_in=1, t_out=1), tmp_path / "m.h5")
+        save_model(
+            build_model(ModelConfig(filters=(4,), downsample=1), t_in=1, t_out=1), tmp_path / "m.h5"
+        )
 
 
 def test_residual_output_starts_at_persistence(tmp_path):

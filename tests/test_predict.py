@@ -24,10 +24,23 @@ def tiny_run(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("predict")
     archive = write_synthetic_archive(root / "a.nc", n_times=30, ny=30, nx=26, seed=2)[0]
-    cfg = load_config(None, [f"data.events=[{archive}]", "preprocess.coarsen=2", "sampler.t_in=3", "sampler.t_out=2",
-                             "sampler.patch_size=8", "sampler.batch_size=4", "sampler.split.validation=0.3",
-                             "model.filters=[4]", "model.downsample=2", "train.epochs=1", "train.steps_per_epoch=2",
-                             "train.validation_steps=1"])
+    cfg = load_config(
+        None,
+        [
+            f"data.events=[{archive}]",
+            "preprocess.coarsen=2",
+            "sampler.t_in=3",
+            "sampler.t_out=2",
+            "sampler.patch_size=8",
+            "sampler.batch_size=4",
+            "sampler.split.validation=0.3",
+            "model.filters=[4]",
+            "model.downsample=2",
+            "train.epochs=1",
+            "train.steps_per_epoch=2",
+            "train.validation_steps=1",
+        ],
+    )
     train(cfg, run_dir=root / "run", verbose=0, echo=lambda m: None)
     return root / "run", archive
 
@@ -43,8 +56,22 @@ def test_predict_writes_cf_forecast_on_the_input_grid(tiny_run, tmp_path):
     run, archive = tiny_run
     times = pd.DatetimeIndex(open_archive(archive).time.values)
     out = tmp_path / "fc.nc"
-    res = _predict(["--model", str(run), "-i", str(archive), "--issue-time", str(times[10]), "--issue-time", str(times[12]),
-                    "--leads", "5", "-o", str(out)])
+    res = _predict(
+        [
+            "--model",
+            str(run),
+            "-i",
+            str(archive),
+            "--issue-time",
+            str(times[10]),
+            "--issue-time",
+            str(times[12]),
+            "--leads",
+            "5",
+            "-o",
+            str(out),
+        ]
+    )
     assert res.exit_code == 0, res.output
     fc = read_forecast(out)
     assert fc.shape == (2, 5, 30, 26)  # coarsening undone: the input grid, odd sizes included
@@ -60,9 +87,22 @@ def test_predict_keeps_nan_outside_coverage(tiny_run, tmp_path):
     from nowcast.products import read_forecast
 
     run, _ = tiny_run
-    archive = write_synthetic_archive(tmp_path / "nan.nc", n_times=12, ny=30, nx=26, seed=4, nan_fraction=0.3)[0]
+    archive = write_synthetic_archive(
+        tmp_path / "nan.nc", n_times=12, ny=30, nx=26, seed=4, nan_fraction=0.3
+    )[0]
     out = tmp_path / "fc.nc"
-    res = _predict(["--model", str(run), "-i", str(archive), "--issue-time", "2021-06-01T12:40", "-o", str(out)])
+    res = _predict(
+        [
+            "--model",
+            str(run),
+            "-i",
+            str(archive),
+            "--issue-time",
+            "2021-06-01T12:40",
+            "-o",
+            str(out),
+        ]
+    )
     if res.exit_code != 0 and "outside the archive" in res.output:
         pytest.fail(res.output)
     assert res.exit_code == 0, res.output
@@ -92,11 +132,31 @@ def test_predict_errors_leave_no_file(tiny_run, tmp_path, extra, message):
 def test_predict_refuses_other_time_step_and_variable(tiny_run, tmp_path, shared_data):
     run, _ = tiny_run
     out = tmp_path / "fc.nc"
-    res = _predict(["--model", str(run), "-i", str(shared_data / "radar" / "bom-66-2020-10-31"),
-                    "--issue-time", "2020-10-31T02:00", "-o", str(out)])
+    res = _predict(
+        [
+            "--model",
+            str(run),
+            "-i",
+            str(shared_data / "radar" / "bom-66-2020-10-31"),
+            "--issue-time",
+            "2020-10-31T02:00",
+            "-o",
+            str(out),
+        ]
+    )
     assert res.exit_code == 1 and "5 min time step" in res.output and "10 min" in res.output
-    res = _predict(["--model", str(run), "-i", str(shared_data / "era5" / "era5-t2m-2019-03-uk.nc"),
-                    "--issue-time", "2019-03-10T12:00", "-o", str(out)])
+    res = _predict(
+        [
+            "--model",
+            str(run),
+            "-i",
+            str(shared_data / "era5" / "era5-t2m-2019-03-uk.nc"),
+            "--issue-time",
+            "2019-03-10T12:00",
+            "-o",
+            str(out),
+        ]
+    )
     assert res.exit_code == 1 and "Error:" in res.output and "Traceback" not in res.output
     assert not out.exists()
 
@@ -107,12 +167,27 @@ def test_predict_whole_fmi_grid(tiny_run, tmp_path, shared_data):
 
     run, _ = tiny_run
     out = tmp_path / "fmi.nc"
-    res = _predict(["--model", str(run), "-i", str(shared_data / "radar" / "fmi-2016-09-28.nc"),
-                    "--issue-time", "2016-09-28T16:00", "--leads", "2", "-o", str(out)])
+    res = _predict(
+        [
+            "--model",
+            str(run),
+            "-i",
+            str(shared_data / "radar" / "fmi-2016-09-28.nc"),
+            "--issue-time",
+            "2016-09-28T16:00",
+            "--leads",
+            "2",
+            "-o",
+            str(out),
+        ]
+    )
     assert res.exit_code == 0, res.output
     fc = read_forecast(out)
     assert fc.shape == (1, 2, 1226, 760)
-    assert fc.attrs["grid_mapping"] == "crs" and fc.crs.attrs["grid_mapping_name"] == "polar_stereographic"
+    assert (
+        fc.attrs["grid_mapping"] == "crs"
+        and fc.crs.attrs["grid_mapping_name"] == "polar_stereographic"
+    )
 
 
 def test_baseline_methods_share_the_interface(tmp_path, shared_data):
@@ -122,12 +197,40 @@ def test_baseline_methods_share_the_interface(tmp_path, shared_data):
     outs = {}
     for method in ("persistence", "extrapolation"):
         outs[method] = tmp_path / f"{method}.nc"
-        res = _predict(["--method", method, "-i", str(src), "--issue-time", "2016-07-11T21:30", "--leads", "3", "-o", str(outs[method])])
+        res = _predict(
+            [
+                "--method",
+                method,
+                "-i",
+                str(src),
+                "--issue-time",
+                "2016-07-11T21:30",
+                "--leads",
+                "3",
+                "-o",
+                str(outs[method]),
+            ]
+        )
         assert res.exit_code == 0, res.output
     p, e = (read_forecast(outs[m]) for m in ("persistence", "extrapolation"))
     assert p.shape == e.shape == (1, 3, 640, 710)
-    assert p.attrs["nowcast_method"] == "persistence" and e.attrs["nowcast_method"] == "extrapolation"
-    res = _predict(["--method", "persistence", "--model", "x", "-i", str(src), "--issue-time", "2016-07-11T21:30", "-o", str(tmp_path / "z.nc")])
+    assert (
+        p.attrs["nowcast_method"] == "persistence" and e.attrs["nowcast_method"] == "extrapolation"
+    )
+    res = _predict(
+        [
+            "--method",
+            "persistence",
+            "--model",
+            "x",
+            "-i",
+            str(src),
+            "--issue-time",
+            "2016-07-11T21:30",
+            "-o",
+            str(tmp_path / "z.nc"),
+        ]
+    )
     assert res.exit_code == 1 and "--model is for the convlstm method" in res.output
 
 
@@ -141,7 +244,18 @@ def test_shipped_radar_model(tmp_path, shared_data):
     shutil.copy(shared_data / "radar" / "mch-2016-07-11.nc", src)
     before = src.read_bytes()
     out = tmp_path / "fc.nc"
-    res = _predict(["--model", "radar-5min", "-i", str(src), "--issue-time", "2016-07-11T21:30", "-o", str(out)])
+    res = _predict(
+        [
+            "--model",
+            "radar-5min",
+            "-i",
+            str(src),
+            "--issue-time",
+            "2016-07-11T21:30",
+            "-o",
+            str(out),
+        ]
+    )
     assert res.exit_code == 0, res.output
     fc = read_forecast(out)
     assert fc.shape == (1, 12, 640, 710)

@@ -46,7 +46,9 @@ def test_crop_selects_cells_inside_native_range_lazily():
     assert "crs" in out.coords and out.attrs["units"] == "mm h-1"
 
 
-@pytest.mark.parametrize("kwargs", [{"x": (20_000, 30_000)}, {"y": (-5000, -1000)}, {"x": (2100, 2900)}])
+@pytest.mark.parametrize(
+    "kwargs", [{"x": (20_000, 30_000)}, {"y": (-5000, -1000)}, {"x": (2100, 2900)}]
+)
 def test_crop_outside_or_empty_is_a_data_error(kwargs):
     da = make_archive(np.zeros((1, 6, 10)))
     with pytest.raises(DataError, match="selects nothing"):
@@ -92,17 +94,23 @@ def test_log_and_dbr_round_trip_and_clamp():
     back = inverse(z, transform="log", log_offset=0.01)
     np.testing.assert_allclose(back[:-1], rates[:-1], rtol=1e-5, atol=1e-6)
     assert np.isnan(back[-1])
-    assert inverse(np.array([math.log(0.01) - 1.0]), transform="log", log_offset=0.01)[0] == 0.0  # clamp
+    assert (
+        inverse(np.array([math.log(0.01) - 1.0]), transform="log", log_offset=0.01)[0] == 0.0
+    )  # clamp
 
     db = forward(rates, transform="dbr", dbr_floor=0.1)
     np.testing.assert_allclose(db[:6], [-10, -10, -10, 0, 10, 10 * math.log10(150)], rtol=1e-6)
     assert np.isnan(db[-1])
     back = inverse(db, transform="dbr", dbr_floor=0.1)
-    np.testing.assert_allclose(back[:6], [0, 0, 0, 1, 10, 150], rtol=1e-5)  # at/below floor -> no rain
+    np.testing.assert_allclose(
+        back[:6], [0, 0, 0, 1, 10, 150], rtol=1e-5
+    )  # at/below floor -> no rain
 
     temps = np.array([270.5, 280.0], dtype="float32")
     for name in ("zscore", "none"):
-        np.testing.assert_array_equal(inverse(forward(temps, transform=name), transform=name), temps)
+        np.testing.assert_array_equal(
+            inverse(forward(temps, transform=name), transform=name), temps
+        )
 
 
 def test_transforms_work_lazily_on_dataarrays():
@@ -123,7 +131,9 @@ def test_fit_statistics_hand_computed_one_compute(monkeypatch):
     calls = []
     real = dask.compute
     monkeypatch.setattr(dask, "compute", lambda *a, **k: calls.append(1) or real(*a, **k))
-    pre = Preprocessor.fit(arrays, PreprocessConfig(transform="log", log_offset=0.01), kind="precipitation")
+    pre = Preprocessor.fit(
+        arrays, PreprocessConfig(transform="log", log_offset=0.01), kind="precipitation"
+    )
     assert len(calls) == 1
     values = np.log(np.array([1.01] * 2 + [3.01] * 4 + [1.01] * 4))  # 6 valid + 4 valid
     assert pre.mean == pytest.approx(values.mean(), rel=1e-6)
@@ -149,7 +159,9 @@ def test_encode_decode_mask_and_fill():
 
 def test_temperature_zscore_fill_is_mean():
     arrays = [make_archive(np.array([[[270.0, 280.0]]]))]
-    pre = Preprocessor.fit(arrays, PreprocessConfig(transform="zscore", normalise=False), kind="temperature")
+    pre = Preprocessor.fit(
+        arrays, PreprocessConfig(transform="zscore", normalise=False), kind="temperature"
+    )
     assert pre.normalise  # zscore always normalises
     assert (pre.mean, pre.std) == pytest.approx((275.0, 5.0))
     assert pre.fill_value == 0.0
@@ -162,10 +174,14 @@ def test_temperature_zscore_fill_is_mean():
 
 def test_prepare_crops_then_coarsens():
     da = make_archive(np.arange(1 * 8 * 8, dtype="float32").reshape(1, 8, 8))
-    pre = Preprocessor.from_config(PreprocessConfig(crop_x=(2000, 5000), crop_y=(0, 3000), coarsen=2))
+    pre = Preprocessor.from_config(
+        PreprocessConfig(crop_x=(2000, 5000), crop_y=(0, 3000), coarsen=2)
+    )
     out = pre.prepare(da)
     assert out.shape == (1, 2, 2)
-    np.testing.assert_allclose(out.values[0], da.values[0, 0:4, 2:6].reshape(2, 2, 2, 2).mean(axis=(1, 3)))
+    np.testing.assert_allclose(
+        out.values[0], da.values[0, 0:4, 2:6].reshape(2, 2, 2, 2).mean(axis=(1, 3))
+    )
 
 
 def test_serialisation_round_trip(tmp_path):

@@ -52,7 +52,9 @@ def test_grid_points_match_pyproj_wkt(shared_data, key):
     crs = crs_from_grid_mapping(attrs)
     xx, yy = np.meshgrid(x[[0, x.size // 2, -1]], y[[0, y.size // 2, -1]])
     lon, lat = _to_lonlat(crs, xx.ravel(), yy.ravel())
-    ref = pyproj.Transformer.from_crs(pyproj.CRS.from_wkt(attrs["crs_wkt"]), "EPSG:4326", always_xy=True)
+    ref = pyproj.Transformer.from_crs(
+        pyproj.CRS.from_wkt(attrs["crs_wkt"]), "EPSG:4326", always_xy=True
+    )
     rlon, rlat = ref.transform(xx.ravel(), yy.ravel())
     np.testing.assert_allclose(lon, rlon, atol=1e-6)
     np.testing.assert_allclose(lat, rlat, atol=1e-6)
@@ -79,7 +81,12 @@ def test_bom_radar_site_and_brisbane(shared_data):
 
 def test_known_places_inside_the_right_grids(shared_data):
     """Cities in each radar's domain map to grid coordinates inside it (~0.05 deg is < 10 km)."""
-    places = {"knmi": (5.18, 52.10), "mch": (8.54, 47.37), "fmi": (24.94, 60.17), "rmi": (4.35, 50.85)}
+    places = {
+        "knmi": (5.18, 52.10),
+        "mch": (8.54, 47.37),
+        "fmi": (24.94, 60.17),
+        "rmi": (4.35, 50.85),
+    }
     for key, (lon, lat) in places.items():
         attrs, x, y = _grid(shared_data, key)
         crs = crs_from_grid_mapping(attrs)
@@ -97,7 +104,9 @@ def test_latitude_longitude_is_plate_carree():
     crs = crs_from_grid_mapping({"grid_mapping_name": "latitude_longitude"})
     assert isinstance(crs, ccrs.PlateCarree)
     assert crs.transform_point(-0.1, 51.5, lonlat_crs()) == pytest.approx((-0.1, 51.5))
-    sphere = crs_from_grid_mapping({"grid_mapping_name": "latitude_longitude", "earth_radius": 6371229.0})
+    sphere = crs_from_grid_mapping(
+        {"grid_mapping_name": "latitude_longitude", "earth_radius": 6371229.0}
+    )
     assert isinstance(sphere, ccrs.PlateCarree) and sphere.globe.semimajor_axis == 6371229.0
 
 
@@ -108,14 +117,18 @@ def test_southern_polar_stereographic_and_general_oblique_mercator():
              "longitude_of_projection_origin": 115.0, "azimuth_of_central_line": 53.3158204722,
              "scale_factor_at_projection_origin": 0.99984}  # fmt: skip
     # CF has no rectified-grid angle: PROJ's omerc default (gamma = azimuth) is the reading used
-    omerc_ref = pyproj.CRS("+proj=omerc +lat_0=4 +lonc=115 +alpha=53.3158204722 +k=0.99984 +ellps=WGS84 +units=m")
+    omerc_ref = pyproj.CRS(
+        "+proj=omerc +lat_0=4 +lonc=115 +alpha=53.3158204722 +k=0.99984 +ellps=WGS84 +units=m"
+    )
     cases = ((south, ccrs.Stereographic, pyproj.CRS.from_cf(south), (140.0, -66.7)),
              (omerc, ccrs.ObliqueMercator, omerc_ref, (114.0, 4.5)))  # fmt: skip
     for attrs, cls, ref_crs, lonlat in cases:
         crs = crs_from_grid_mapping(attrs)
         assert isinstance(crs, cls)
         x, y = crs.transform_point(*lonlat, lonlat_crs())
-        rx, ry = pyproj.Transformer.from_crs("EPSG:4326", ref_crs, always_xy=True).transform(*lonlat)
+        rx, ry = pyproj.Transformer.from_crs("EPSG:4326", ref_crs, always_xy=True).transform(
+            *lonlat
+        )
         assert (x, y) == pytest.approx((rx, ry), abs=0.01)
     assert crs_from_grid_mapping(south).proj4_params["lat_0"] == -90
 
@@ -126,7 +139,9 @@ def test_wkt_fallback_and_errors(shared_data):
     crs = crs_from_grid_mapping(odd, extent=grid_edges(x, y))
     assert isinstance(crs, ccrs.Projection)
     lon, lat = _to_lonlat(crs, [x[10]], [y[20]])
-    rlon, rlat = pyproj.Transformer.from_crs(pyproj.CRS.from_wkt(attrs["crs_wkt"]), "EPSG:4326", always_xy=True).transform(x[10], y[20])
+    rlon, rlat = pyproj.Transformer.from_crs(
+        pyproj.CRS.from_wkt(attrs["crs_wkt"]), "EPSG:4326", always_xy=True
+    ).transform(x[10], y[20])
     assert (lon[0], lat[0]) == pytest.approx((rlon, rlat), abs=1e-6)
     x0, x1, y0, y1 = crs.bounds
     assert x0 < x.min() and x1 > x.max() and y0 < y.min() and y1 > y.max()
@@ -136,7 +151,13 @@ def test_wkt_fallback_and_errors(shared_data):
     with pytest.raises(NowcastError, match="vertical_perspective"):
         crs_from_grid_mapping({"grid_mapping_name": "vertical_perspective"})
     with pytest.raises(NowcastError, match="albers_conical_equal_area.*standard_parallel"):
-        crs_from_grid_mapping({"grid_mapping_name": "albers_conical_equal_area", "longitude_of_central_meridian": 0, "latitude_of_projection_origin": 0})
+        crs_from_grid_mapping(
+            {
+                "grid_mapping_name": "albers_conical_equal_area",
+                "longitude_of_central_meridian": 0,
+                "latitude_of_projection_origin": 0,
+            }
+        )
     with pytest.raises(NowcastError, match="no grid_mapping_name"):
         crs_from_grid_mapping({})
 

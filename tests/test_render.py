@@ -31,7 +31,14 @@ open_archive = pytest.importorskip("nowcast.data.archive").open_archive
 
 # key -> (paths under shared/data, kind, frame index with rain / a mid-month hour)
 EVENTS = {
-    "bom": (["radar/bom-66-2020-10-31/66_20201031_04*.nc", "radar/bom-66-2020-10-31/66_20201031_05*.nc"], "precipitation", 6),
+    "bom": (
+        [
+            "radar/bom-66-2020-10-31/66_20201031_04*.nc",
+            "radar/bom-66-2020-10-31/66_20201031_05*.nc",
+        ],
+        "precipitation",
+        6,
+    ),
     "knmi": (["radar/knmi-2010-08-26.nc"], "precipitation", 0),
     "mch": (["radar/mch-2015-05-15.nc"], "precipitation", 0),
     "fmi": (["radar/fmi-2016-09-28.nc"], "precipitation", 32),
@@ -64,7 +71,9 @@ def persistence(archive: xr.DataArray, index: int, n_leads: int) -> xr.DataArray
     frame = archive.isel({TIME: index}).values
     step = archive[TIME].values[1] - archive[TIME].values[0]
     values = np.repeat(frame[None, None], n_leads, axis=1)
-    return products.forecast_array(values, issue_times=[archive[TIME].values[index]], step=step, template=archive)
+    return products.forecast_array(
+        values, issue_times=[archive[TIME].values[index]], step=step, template=archive
+    )
 
 
 def edges(archive):
@@ -77,7 +86,9 @@ def map_box(extent, n_panels, size, figsize, dpi, panel=0):
     """Pixel slices (rows, cols) of one map panel in the PNG."""
     x0, y0, w, h = figure_layout(extent, n_panels, figsize=figsize, dpi=dpi).maps[panel]
     W, H = size
-    return slice(int(H * (1 - y0 - h)) + 2, int(H * (1 - y0)) - 2), slice(int(W * x0) + 2, int(W * (x0 + w)) - 2)
+    return slice(int(H * (1 - y0 - h)) + 2, int(H * (1 - y0)) - 2), slice(
+        int(W * x0) + 2, int(W * (x0 + w)) - 2
+    )
 
 
 def pixel(fig, png: bytes, ax, x, y):
@@ -94,10 +105,14 @@ def test_map_for_each_shared_dataset(key, archives, maps_dir, tmp_path):
     fc = persistence(archive, index, 2)
     if key != "era5":
         assert float((fc.values[0, 0] > 0.1).mean()) > 0.05  # a frame with rain
-    paths = render_forecast(fc, outdir=tmp_path, leads=[2], map_data=maps_dir, dpi=DPI, figsize=FIGSIZE)
+    paths = render_forecast(
+        fc, outdir=tmp_path, leads=[2], map_data=maps_dir, dpi=DPI, figsize=FIGSIZE
+    )
     issue = pd.Timestamp(archive[TIME].values[index])
     minutes = int((archive[TIME].values[1] - archive[TIME].values[0]) / np.timedelta64(1, "m")) * 2
-    assert [p.name for p in paths] == [f"{archive.name}_forecast_{issue:%Y%m%dT%H%M}_lead{minutes:03d}.png"]
+    assert [p.name for p in paths] == [
+        f"{archive.name}_forecast_{issue:%Y%m%dT%H%M}_lead{minutes:03d}.png"
+    ]
     im = Image.open(paths[0]).convert("RGB")
     assert im.size == (int(FIGSIZE[0] * DPI), int(FIGSIZE[1] * DPI))
     area = np.asarray(im)[map_box(edges(archive), 1, im.size, FIGSIZE, DPI)].astype(int)
@@ -121,13 +136,17 @@ def test_map_for_each_shared_dataset(key, archives, maps_dir, tmp_path):
     assert crs.transform_point(lon, lat, lonlat_crs()) == pytest.approx(corner, abs=1e-3)
     gm = archive.coords[archive.attrs["grid_mapping"]].attrs
     if "crs_wkt" in gm:
-        ref = pyproj.Transformer.from_crs(pyproj.CRS.from_wkt(gm["crs_wkt"]), "EPSG:4326", always_xy=True)
+        ref = pyproj.Transformer.from_crs(
+            pyproj.CRS.from_wkt(gm["crs_wkt"]), "EPSG:4326", always_xy=True
+        )
         assert (lon, lat) == pytest.approx(ref.transform(*corner), abs=1e-6)
     else:  # BOM: 128 km west and south of the radar at 153.24E 27.72S
         assert (lon, lat) == pytest.approx((151.95, -28.87), abs=0.05)
 
 
-@pytest.mark.filterwarnings("ignore::nowcast.render.mapdata.MissingMapDataWarning")  # no coastlines wanted
+@pytest.mark.filterwarnings(
+    "ignore::nowcast.render.mapdata.MissingMapDataWarning"
+)  # no coastlines wanted
 @pytest.mark.parametrize(("key", "lonlat", "flip"), [("bom", (153.03, -27.47), False), ("bom", (153.03, -27.47), True),
                                                      ("mch", (8.54, 47.37), False), ("era5", (-1.9, 52.48), False)])  # fmt: skip
 def test_field_lands_at_its_place_right_way_up(key, lonlat, flip, archives):
@@ -141,7 +160,12 @@ def test_field_lands_at_its_place_right_way_up(key, lonlat, flip, archives):
     j = int(np.abs(archive["x"].values - mx).argmin())
     values = np.zeros(archive.shape[1:], np.float32)
     values[i - 2 : i + 3, j - 2 : j + 3] = 60.0  # class 50-100 mm/h
-    fc = products.forecast_array(values[None, None], issue_times=archive[TIME].values[:1], step=np.timedelta64(5, "m"), template=archive)
+    fc = products.forecast_array(
+        values[None, None],
+        issue_times=archive[TIME].values[:1],
+        step=np.timedelta64(5, "m"),
+        template=archive,
+    )
     if flip:  # descending y must be drawn the same way
         fc = fc.isel(y=slice(None, None, -1))
     png, fig = forecast_figure(fc, map_data=None, dpi=DPI, figsize=FIGSIZE)
@@ -161,17 +185,25 @@ def test_truth_panels_difference_and_missing_observation(archives, tmp_path):
     archive = archives("mch").isel({TIME: slice(0, 6), "x": slice(200, 500), "y": slice(150, 450)})
     fc = persistence(archive, 4, 3)  # lead 1 observed (index 5); leads 2, 3 beyond the archive
     size = (12.0, 4.5)
-    paths = render_forecast(fc, outdir=tmp_path, truth=archive, leads=[1, 2], map_data=None, dpi=40, figsize=size)
+    paths = render_forecast(
+        fc, outdir=tmp_path, truth=archive, leads=[1, 2], map_data=None, dpi=40, figsize=size
+    )
     assert [p.name.rsplit("_", 1)[1] for p in paths] == ["lead005.png", "lead010.png"]
     assert Image.open(paths[0]).size == (480, 180)
 
     _, fig = forecast_figure(fc, lead=1, truth=archive, dpi=40, figsize=size)
     maps = [ax for ax in fig.axes if hasattr(ax, "projection")]
-    assert [ax.get_title() for ax in maps] == ["Observed", "Forecast (+5 min)", "Forecast − observed"]
+    assert [ax.get_title() for ax in maps] == [
+        "Observed",
+        "Forecast (+5 min)",
+        "Forecast − observed",
+    ]
     obs, fcst, diff = (ax.get_images()[0].get_array() for ax in maps)
     want_obs = archive.isel({TIME: 5}).values
     np.testing.assert_array_equal(np.ma.filled(obs, np.nan), want_obs)
-    np.testing.assert_array_equal(np.ma.filled(diff, np.nan), archive.isel({TIME: 4}).values - want_obs)
+    np.testing.assert_array_equal(
+        np.ma.filled(diff, np.nan), archive.isel({TIME: 4}).values - want_obs
+    )
     assert not any("no observation" in t.get_text() for ax in maps for t in ax.texts)
 
     _, fig = forecast_figure(fc, lead=2, truth=archive, dpi=40, figsize=size)
@@ -191,7 +223,10 @@ def test_gif_has_one_frame_per_lead(archives, maps_dir, tmp_path):
     archive = archives("rmi").isel({TIME: slice(0, 4), "x": slice(200, 400), "y": slice(250, 450)})
     fc = persistence(archive, 0, 3)
     path = render_gif(fc, outdir=tmp_path, map_data=maps_dir, dpi=40, duration_ms=300)
-    assert path.name == f"precipitation_rate_forecast_{pd.Timestamp(archive[TIME].values[0]):%Y%m%dT%H%M}.gif"
+    assert (
+        path.name
+        == f"precipitation_rate_forecast_{pd.Timestamp(archive[TIME].values[0]):%Y%m%dT%H%M}.gif"
+    )
     with Image.open(path) as im:
         assert im.n_frames == 3 and im.info["loop"] == 0 and im.info["duration"] == 300
     path = render_gif(fc, path=tmp_path / "two.gif", truth=archive, leads=[1, 3], dpi=40)
@@ -199,7 +234,9 @@ def test_gif_has_one_frame_per_lead(archives, maps_dir, tmp_path):
         assert im.n_frames == 2 and im.size[0] > 2 * im.size[1]  # three panels side by side
 
 
-def test_offline_without_map_data_warns_once_and_never_uses_network(archives, tmp_path, monkeypatch):
+def test_offline_without_map_data_warns_once_and_never_uses_network(
+    archives, tmp_path, monkeypatch
+):
     import cartopy.io
 
     calls = []
@@ -213,7 +250,9 @@ def test_offline_without_map_data_warns_once_and_never_uses_network(archives, tm
     monkeypatch.setattr(socket.socket, "connect", no_network)
     empty = tmp_path / "no-maps"
     empty.mkdir()
-    fc = persistence(archives("knmi").isel({TIME: [0, 1], "x": slice(300, 400), "y": slice(300, 400)}), 0, 2)
+    fc = persistence(
+        archives("knmi").isel({TIME: [0, 1], "x": slice(300, 400), "y": slice(300, 400)}), 0, 2
+    )
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         first = render_forecast(fc, outdir=tmp_path / "a", map_data=empty, dpi=40)
@@ -238,7 +277,9 @@ def test_render_field_and_bom_km_grid(archives, shared_data, maps_dir, tmp_path)
     assert Image.open(path).size[0] > 100
     # BOM straight from one file: x/y in km, y descending -> same extent in metres as the archive
     raw = xr.open_dataset(shared_data / "radar/bom-66-2020-10-31/66_20201031_050000.prcp-c10.nc")
-    da = raw["precipitation"].expand_dims({ISSUE_TIME: [raw["valid_time"].values], LEAD_TIME: [np.timedelta64(10, "m")]})
+    da = raw["precipitation"].expand_dims(
+        {ISSUE_TIME: [raw["valid_time"].values], LEAD_TIME: [np.timedelta64(10, "m")]}
+    )
     da = da.assign_coords(proj=raw["proj"]).assign_attrs(grid_mapping="proj", units="mm h-1")
     assert prepare(da).extent == pytest.approx(edges(archives("bom")))
 
@@ -258,7 +299,9 @@ def test_colour_scales():
     b = diff.norm.boundaries
     np.testing.assert_allclose(b, -b[::-1])
     assert b[-1] == 5.0 and diff.cmap(diff.norm(0.0))[3] == 0.0  # ~0: transparent
-    assert colours.difference_style(None, kind="precipitation", units="mm").norm.boundaries[-1] == 20.0
+    assert (
+        colours.difference_style(None, kind="precipitation", units="mm").norm.boundaries[-1] == 20.0
+    )
 
 
 def test_plan_tasks_splits_leads_for_workers():
@@ -315,11 +358,14 @@ def _write_variant(src: Path, dst: Path, change) -> Path:
     return dst
 
 
-@pytest.mark.parametrize("case", ["no_grid_mapping", "wrong_dims", "not_netcdf", "lead_out_of_range"])
+@pytest.mark.parametrize(
+    "case", ["no_grid_mapping", "wrong_dims", "not_netcdf", "lead_out_of_range"]
+)
 def test_cli_bad_forecast_is_one_line_error_and_writes_nothing(case, small_forecast, tmp_path):
     src = small_forecast
     args = []
     if case == "no_grid_mapping":
+
         def drop(ds):
             ds = ds.drop_vars("crs")
             ds["precipitation_rate"].attrs.pop("grid_mapping", None)
@@ -328,7 +374,11 @@ def test_cli_bad_forecast_is_one_line_error_and_writes_nothing(case, small_forec
 
         path, expect = _write_variant(src, tmp_path / "bad.nc", drop), "grid_mapping"
     elif case == "wrong_dims":
-        path = _write_variant(src, tmp_path / "bad.nc", lambda ds: ds.assign(precipitation_rate=ds["precipitation_rate"].expand_dims(member=2)))
+        path = _write_variant(
+            src,
+            tmp_path / "bad.nc",
+            lambda ds: ds.assign(precipitation_rate=ds["precipitation_rate"].expand_dims(member=2)),
+        )
         expect = "dims"
     elif case == "not_netcdf":
         path, expect = tmp_path / "bad.nc", "cannot read forecast"

@@ -16,9 +16,13 @@ from nowcast.data.sampler import SPLITS, build_datasets, label_frames, window_st
 from nowcast.errors import ConfigError, DataError
 
 
-def make_archive(values: np.ndarray, *, start="2021-07-04", freq="5min", times=None, name="precipitation_rate"):
+def make_archive(
+    values: np.ndarray, *, start="2021-07-04", freq="5min", times=None, name="precipitation_rate"
+):
     nt, ny, nx = values.shape
-    times = pd.date_range(start, periods=nt, freq=freq) if times is None else pd.DatetimeIndex(times)
+    times = (
+        pd.date_range(start, periods=nt, freq=freq) if times is None else pd.DatetimeIndex(times)
+    )
     da = xr.DataArray(
         values.astype("float32"),
         dims=("time", "y", "x"),
@@ -38,7 +42,11 @@ def config(events=("a", "b"), **sampler) -> Config:
     split = sampler.pop("split", SplitConfig(validation=0.0, test=0.0))
     base = dict(t_in=2, t_out=2, patch_size=8, batch_size=4, split=split)
     base.update(sampler)
-    return Config(data=DataConfig(events=tuple(events)), sampler=SamplerConfig(**base), preprocess=PreprocessConfig())
+    return Config(
+        data=DataConfig(events=tuple(events)),
+        sampler=SamplerConfig(**base),
+        preprocess=PreprocessConfig(),
+    )
 
 
 def all_windows(ds):
@@ -63,7 +71,9 @@ def test_label_frames_fractions_hand_worked():
 
 def test_label_frames_test_period_and_holdout():
     times = pd.date_range("2020-01-01", periods=20, freq="5min")
-    labels = label_frames(times, validation=0.2, test=0.5, test_period=("2020-01-01T00:50", "2020-01-01T01:00"))
+    labels = label_frames(
+        times, validation=0.2, test=0.5, test_period=("2020-01-01T00:50", "2020-01-01T01:00")
+    )
     assert np.flatnonzero(labels == 2).tolist() == [10, 11, 12]
     # 17 other frames, int(17 * 0.2) = 3 validation frames: the last three
     assert np.flatnonzero(labels == 1).tolist() == [17, 18, 19]
@@ -71,7 +81,9 @@ def test_label_frames_test_period_and_holdout():
 
 
 def test_window_starts_never_cross_gaps_or_labels():
-    times = pd.date_range("2020", periods=20, freq="5min").delete(10)  # gap between 9 and 10 (index)
+    times = pd.date_range("2020", periods=20, freq="5min").delete(
+        10
+    )  # gap between 9 and 10 (index)
     labels = np.array([0] * 15 + [1] * 4, dtype=np.int8)
     starts = window_starts(times, labels, length=4, stride=1)
     assert starts["train"].tolist() == list(range(0, 7)) + [10, 11]  # runs [0,10) and [10,15)
@@ -86,7 +98,9 @@ def test_window_starts_never_cross_gaps_or_labels():
 def test_no_window_straddles_splits_and_test_period_respected():
     a = random_archive(40, seed=1)
     b = random_archive(30, seed=2, start="2021-07-04T01:00")
-    cfg = config(split=SplitConfig(validation=0.25, test_period=("2021-07-04T02:00", "2021-07-04T02:40")))
+    cfg = config(
+        split=SplitConfig(validation=0.25, test_period=("2021-07-04T02:00", "2021-07-04T02:40"))
+    )
     ds = build_datasets(cfg, archives=[a, b])
     test_start = pd.Timestamp("2021-07-04T02:00")
     test_end = pd.Timestamp("2021-07-04T02:40")
@@ -110,7 +124,9 @@ def test_no_window_straddles_splits_and_test_period_respected():
 
 def test_holdout_events_only_in_test():
     a, b = random_archive(20, seed=1), random_archive(20, seed=2)
-    cfg = config(events=("data/a.nc", "data/b.nc"), split=SplitConfig(validation=0.2, holdout_events=("b",)))
+    cfg = config(
+        events=("data/a.nc", "data/b.nc"), split=SplitConfig(validation=0.2, holdout_events=("b",))
+    )
     ds = build_datasets(cfg, archives=[a, b])
     windows = all_windows(ds)
     assert {s for s, e, _ in windows if e == 1} == {"test"}
@@ -150,7 +166,10 @@ def test_statistics_use_the_train_period_only():
     assert ds.summary["events"][0]["train_period"] == ["2021-07-04T00:00:00", "2021-07-04T00:45:00"]
     assert ds.summary["windows"] == {"train": 7, "validation": 2, "test": 2}
     assert json.loads(json.dumps(ds.summary)) == ds.summary  # JSON-safe as it is
-    assert ds.summary["time_step_seconds"] == 300.0 and ds.summary["grid_spacing"] == [1000.0, 1000.0]
+    assert ds.summary["time_step_seconds"] == 300.0 and ds.summary["grid_spacing"] == [
+        1000.0,
+        1000.0,
+    ]
 
 
 def test_same_seed_same_batches_different_seed_differs_and_epochs_change():
@@ -163,7 +182,10 @@ def test_same_seed_same_batches_different_seed_differs_and_epochs_change():
         for u, v in zip(one.train[i], two.train[i]):
             np.testing.assert_array_equal(u, v)
     assert [one.train.samples(i) for i in range(3)] != [other.train.samples(i) for i in range(3)]
-    assert {s.event for i in range(len(one.train)) for s in one.train.samples(i)} == {0, 1}  # two grids, one set
+    assert {s.event for i in range(len(one.train)) for s in one.train.samples(i)} == {
+        0,
+        1,
+    }  # two grids, one set
     first = one.train.samples(0)
     one.train.on_epoch_end()
     assert one.train.samples(0) != first  # new order and crops in the next epoch

@@ -11,7 +11,16 @@ from nowcast.config import load_config
 from nowcast.errors import ConfigError, NowcastError
 
 # A tiny advection problem: cells move 2 px/step east and 1 px/step north, no growth.
-ARCHIVE = dict(n_times=64, ny=32, nx=32, seed=3, n_cells=5, velocity=(2.0, 1.0), cell_size=(2.5, 4.0), max_rate=20.0)
+ARCHIVE = dict(
+    n_times=64,
+    ny=32,
+    nx=32,
+    seed=3,
+    n_cells=5,
+    velocity=(2.0, 1.0),
+    cell_size=(2.5, 4.0),
+    max_rate=20.0,
+)
 
 
 def _cfg(events, *extra):
@@ -61,7 +70,9 @@ def test_learns_advection_better_than_persistence(archive, tmp_path):
     from nowcast.data.sampler import build_datasets
     from nowcast.train import train
 
-    cfg = _cfg(archive, "train.epochs=5", "train.steps_per_epoch=12", "train.early_stopping_patience=10")
+    cfg = _cfg(
+        archive, "train.epochs=5", "train.steps_per_epoch=12", "train.early_stopping_patience=10"
+    )
     result = train(cfg, run_dir=tmp_path / "run", verbose=0, echo=lambda m: None)
     datasets = build_datasets(cfg)
     persistence = _persistence_loss(datasets.validation)
@@ -76,7 +87,14 @@ def test_run_directory_and_resume(archive, tmp_path):
     cfg = _cfg(archive, "train.epochs=1", "train.steps_per_epoch=3")
     first = train(cfg, run_dir=run, verbose=0, echo=lambda m: None)
     assert first.epochs_run == 1
-    for name in ("model.keras", "checkpoint.keras", "state.json", "metadata.json", "config.yaml", "history.csv"):
+    for name in (
+        "model.keras",
+        "checkpoint.keras",
+        "state.json",
+        "metadata.json",
+        "config.yaml",
+        "history.csv",
+    ):
         assert (run / name).exists(), name
     assert list((run / "tensorboard").iterdir()), "no TensorBoard event file"
     meta = json.loads((run / "metadata.json").read_text())
@@ -85,7 +103,11 @@ def test_run_directory_and_resume(archive, tmp_path):
 
     import keras
 
-    step_after_first = int(keras.ops.convert_to_numpy(keras.saving.load_model(run / "checkpoint.keras").optimizer.iterations))
+    step_after_first = int(
+        keras.ops.convert_to_numpy(
+            keras.saving.load_model(run / "checkpoint.keras").optimizer.iterations
+        )
+    )
     assert step_after_first == 3
 
     with pytest.raises(NowcastError, match="--resume"):
@@ -99,7 +121,9 @@ def test_run_directory_and_resume(archive, tmp_path):
     state = json.loads((run / "state.json").read_text())
     assert state["epoch"] == 2
     ckpt = keras.saving.load_model(run / "checkpoint.keras")
-    assert int(keras.ops.convert_to_numpy(ckpt.optimizer.iterations)) == 6  # optimizer state carried on
+    assert (
+        int(keras.ops.convert_to_numpy(ckpt.optimizer.iterations)) == 6
+    )  # optimizer state carried on
     rows = (run / "history.csv").read_text().strip().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["0", "1"]
 
@@ -113,7 +137,11 @@ def test_resume_without_checkpoint_is_an_error(archive, tmp_path):
 
 @pytest.mark.parametrize(
     "override, match",
-    [("sampler.t_out=0", "t_out must be >= 1"), ("sampler.patch_size=64", "patch"), ("model.filterz=[4]", "model.filterz")],
+    [
+        ("sampler.t_out=0", "t_out must be >= 1"),
+        ("sampler.patch_size=64", "patch"),
+        ("model.filterz=[4]", "model.filterz"),
+    ],
 )
 def test_bad_config_fails_before_training(archive, tmp_path, override, match):
     from click.testing import CliRunner
@@ -121,9 +149,13 @@ def test_bad_config_fails_before_training(archive, tmp_path, override, match):
     from nowcast.cli import main
 
     cfg_path = tmp_path / "c.yaml"
-    cfg_path.write_text(f"data:\n  events: [{archive}]\nsampler:\n  t_in: 3\n  t_out: 3\n  patch_size: 24\n")
+    cfg_path.write_text(
+        f"data:\n  events: [{archive}]\nsampler:\n  t_in: 3\n  t_out: 3\n  patch_size: 24\n"
+    )
     run = tmp_path / "run"
-    result = CliRunner().invoke(main, ["train", str(cfg_path), "--set", override, "--output", str(run)])
+    result = CliRunner().invoke(
+        main, ["train", str(cfg_path), "--set", override, "--output", str(run)]
+    )
     assert result.exit_code != 0
     assert match in result.output
     assert "Traceback" not in result.output

@@ -70,7 +70,9 @@ def _hand_case(issues=(0, 1)):
     """Truth archive t0..t2 (t1 = O1, t2 = O2); forecast issued at t0 and t1, one lead."""
     truth = _archive(np.stack([np.zeros((3, 3)), O1, O2]))
     values = np.stack([F1, F2])[list(issues)][:, None]
-    fc = forecast_array(values, issue_times=truth.time.values[list(issues)], step=STEP, template=truth)
+    fc = forecast_array(
+        values, issue_times=truth.time.values[list(issues)], step=STEP, template=truth
+    )
     return fc, truth
 
 
@@ -164,7 +166,9 @@ def test_fss_pooled_over_issue_times():
     f1, o1 = _point_fields()
     f2, o2 = _point_fields(f_at=None)
     truth = _archive(np.stack([np.zeros_like(o1), o1, o2]))
-    fc = forecast_array(np.stack([f1, f2])[:, None], issue_times=truth.time.values[:2], step=STEP, template=truth)
+    fc = forecast_array(
+        np.stack([f1, f2])[:, None], issue_times=truth.time.values[:2], step=STEP, template=truth
+    )
     df = evaluate({"m": fc}, truth, thresholds=(0.5,), scales=(5,))
     assert _value(df, "FSS", 0.5, 5) == pytest.approx(0.4)
 
@@ -176,7 +180,9 @@ def test_common_mask_scores_methods_on_same_pixels():
     both = evaluate({"m": fc, "o": other}, truth, thresholds=(1,), scales=(1,))
     indep = evaluate({"m": fc, "o": other}, truth, thresholds=(1,), scales=(1,), common_mask=False)
     # (0,0) had error 0: without it n = 6, MAE = 7/6
-    assert _value(both, "MAE") == pytest.approx(7 / 6) and _value(both, "MAE", method="o") == pytest.approx(7 / 6)
+    assert _value(both, "MAE") == pytest.approx(7 / 6) and _value(
+        both, "MAE", method="o"
+    ) == pytest.approx(7 / 6)
     assert _value(indep, "MAE") == pytest.approx(_value(alone, "MAE")) == pytest.approx(1.0)
 
 
@@ -194,7 +200,9 @@ def test_evaluate_errors():
 
 def test_forecast_on_subgrid_of_truth():
     fc, truth = _hand_case()
-    big = xr.concat([truth, truth.isel(x=[0]).assign_coords(x=[3000.0])], dim="x")  # one more column
+    big = xr.concat(
+        [truth, truth.isel(x=[0]).assign_coords(x=[3000.0])], dim="x"
+    )  # one more column
     df_big = evaluate({"m": fc}, big, thresholds=(1,), scales=(1, 3))
     df = evaluate({"m": fc}, truth, thresholds=(1,), scales=(1, 3))
     pd.testing.assert_frame_equal(df, df_big)
@@ -222,7 +230,9 @@ def test_against_pysteps_on_real_field(mch):
     frame_f = mch.isel(time=t).values  # forecast = frame t (persistence), truth = frame t + 3
     frame_o = mch.isel(time=t + 3).values
     # one lead of 15 min: valid time = frame t + 3
-    fc = forecast_array(frame_f[None, None], issue_times=mch.time.values[[t]], step=3 * STEP, template=mch)
+    fc = forecast_array(
+        frame_f[None, None], issue_times=mch.time.values[[t]], step=3 * STEP, template=mch
+    )
     thresholds = (0.5, 1, 5, 10)
     df = evaluate({"m": fc}, mch.isel(time=slice(t, t + 4)), thresholds=thresholds, scales=(1,))
     # Give pySTEPS only the jointly valid pairs: its det_cat_fct counts NaN pairs as correct
@@ -232,13 +242,17 @@ def test_against_pysteps_on_real_field(mch):
     pf, po = frame_f[both], frame_o[both]
     cont = det_cont_fct(pf, po, scores=["MAE", "RMSE", "ME", "corr_p"])
     for ours, theirs in (("MAE", "MAE"), ("RMSE", "RMSE"), ("bias", "ME"), ("corr", "corr_p")):
-        assert _value(df, ours, lead=15) == pytest.approx(float(cont[theirs]), rel=1e-6, abs=1e-9), ours
+        assert _value(df, ours, lead=15) == pytest.approx(
+            float(cont[theirs]), rel=1e-6, abs=1e-9
+        ), ours
     for thr in thresholds:
         # pySTEPS counts value > thr; ours value >= thr: compare at the next float32 below thr
         below = np.nextafter(np.float32(thr), np.float32(-np.inf))
         cat = det_cat_fct(pf, po, below, scores=["CSI", "POD", "FAR", "ETS"])
         for metric in ("CSI", "POD", "FAR", "ETS"):
-            assert _value(df, metric, thr, lead=15) == pytest.approx(float(cat[metric]), rel=1e-9), (metric, thr)
+            assert _value(df, metric, thr, lead=15) == pytest.approx(
+                float(cat[metric]), rel=1e-9
+            ), (metric, thr)
     assert (frame_o == 0.5).any()  # the >= / > difference matters on this field
 
     # FSS on a NaN-free crop with rain in it
@@ -246,13 +260,17 @@ def test_against_pysteps_on_real_field(mch):
     sub = mch.isel(crop)
     cf, co = sub.isel(time=t).values, sub.isel(time=t + 3).values
     assert np.isfinite(cf).all() and np.isfinite(co).all() and (co >= 5).sum() > 50
-    fc_sub = forecast_array(cf[None, None], issue_times=sub.time.values[[t]], step=3 * STEP, template=sub)
+    fc_sub = forecast_array(
+        cf[None, None], issue_times=sub.time.values[[t]], step=3 * STEP, template=sub
+    )
     scales = (1, 5, 21)
     df = evaluate({"m": fc_sub}, sub.isel(time=slice(t, t + 4)), thresholds=(1, 5), scales=scales)
     for thr in (1, 5):
         for scale in scales:
             expected = pysteps_fss(cf, co, thr, scale)
-            assert _value(df, "FSS", thr, scale, lead=15) == pytest.approx(expected, rel=1e-9, abs=1e-12), (thr, scale)
+            assert _value(df, "FSS", thr, scale, lead=15) == pytest.approx(
+                expected, rel=1e-9, abs=1e-12
+            ), (thr, scale)
 
 
 def test_write_report_replaces_files_atomically(tmp_path):
@@ -263,7 +281,11 @@ def test_write_report_replaces_files_atomically(tmp_path):
     scores = scores[scores.metric.isin(["MAE", "CSI"])]  # two plots keep this quick
     out = tmp_path / "report"
     first = write_report(scores, out)
-    assert sorted(p.name for p in first) == sorted(p.name for p in out.iterdir()) == ["csi_t1.png", "mae.png", "scores.csv", "scores.md"]
+    assert (
+        sorted(p.name for p in first)
+        == sorted(p.name for p in out.iterdir())
+        == ["csi_t1.png", "mae.png", "scores.csv", "scores.md"]
+    )
     (out / "csi_t5.png").write_bytes(b"stale plot of an earlier report")
     (out / "notes.txt").write_text("mine")
     second = write_report(scores, out)

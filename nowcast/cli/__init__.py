@@ -20,7 +20,9 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except NowcastError as exc:
-            raise click.ClickException(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+            raise click.ClickException(
+                str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            ) from None
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             sys.exit(130)
@@ -30,7 +32,9 @@ class _Group(click.Group):
             if ctx.params.get("verbose"):
                 raise
             first = str(exc).splitlines()[0] if str(exc) else ""
-            raise click.ClickException(f"{type(exc).__name__}: {first} (run with nowcast -v for the traceback)") from None
+            raise click.ClickException(
+                f"{type(exc).__name__}: {first} (run with nowcast -v for the traceback)"
+            ) from None
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -47,7 +51,16 @@ def main(verbose: bool) -> None:
 def _register() -> None:
     import importlib
 
-    for module_name in ("info", "train", "predict", "evaluate", "render", "demo", "batch", "convert"):
+    for module_name in (
+        "info",
+        "train",
+        "predict",
+        "evaluate",
+        "render",
+        "demo",
+        "batch",
+        "convert",
+    ):
         try:
             module = importlib.import_module(f"nowcast.cli.{module_name}")
         except ModuleNotFoundError as exc:

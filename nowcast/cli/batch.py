@@ -12,12 +12,34 @@ from nowcast.cli.common import set_option
 
 @click.command("batch")
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--start", default=None, help="First issue time, e.g. 2016-07-11T21:00 [config start, or the first with enough input frames].")
-@click.option("--end", default=None, help="Last issue time (inclusive) [config end, or the archive's last time].")
-@click.option("--every", default=None, help="Issue-time spacing, e.g. 10min [config every, or the archive's step].")
+@click.option(
+    "--start",
+    default=None,
+    help="First issue time, e.g. 2016-07-11T21:00 [config start, or the first with enough input frames].",
+)
+@click.option(
+    "--end",
+    default=None,
+    help="Last issue time (inclusive) [config end, or the archive's last time].",
+)
+@click.option(
+    "--every",
+    default=None,
+    help="Issue-time spacing, e.g. 10min [config every, or the archive's step].",
+)
 @click.option("--output", "-o", default=None, help="Output folder [config output].")
-@click.option("--scheduler", default=None, metavar="ADDRESS", help="Use a running dask scheduler (tcp://host:8786) instead of a local cluster.")
-@click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes of the local cluster [config workers].")
+@click.option(
+    "--scheduler",
+    default=None,
+    metavar="ADDRESS",
+    help="Use a running dask scheduler (tcp://host:8786) instead of a local cluster.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes of the local cluster [config workers].",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @set_option
 def command(config, start, end, every, output, scheduler, workers, no_progress, overrides) -> None:
@@ -38,9 +60,15 @@ def command(config, start, end, every, output, scheduler, workers, no_progress, 
     from nowcast.config import load_batch_config
     from pipelines import run_config
 
-    extra = [f"{key}={json.dumps(value)}" for key, value in (("start", start), ("end", end), ("every", every), ("output", output)) if value is not None]
+    extra = [
+        f"{key}={json.dumps(value)}"
+        for key, value in (("start", start), ("end", end), ("every", every), ("output", output))
+        if value is not None
+    ]
     cfg = load_batch_config(config, [*overrides, *extra])
-    summary = run_config(cfg, scheduler=scheduler, workers=workers, progress=not no_progress, echo=click.echo)
+    summary = run_config(
+        cfg, scheduler=scheduler, workers=workers, progress=not no_progress, echo=click.echo
+    )
     for line in summary.lines():
         click.echo(line)
     if summary.exit_code:

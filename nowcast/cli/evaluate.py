@@ -12,7 +12,9 @@ def _numbers(kind):
         try:
             items = [kind(v) for v in value.split(",") if v.strip()]
         except ValueError:
-            raise click.BadParameter(f"{value!r}: expected comma-separated numbers, e.g. 0.5,1,5") from None
+            raise click.BadParameter(
+                f"{value!r}: expected comma-separated numbers, e.g. 0.5,1,5"
+            ) from None
         if not items:
             raise click.BadParameter("give at least one value")
         return tuple(items)
@@ -21,14 +23,56 @@ def _numbers(kind):
 
 
 @click.command("evaluate")
-@click.option("--forecast", "-f", "forecasts", multiple=True, required=True, type=click.Path(path_type=Path), help="Forecast file (NetCDF or .zarr, from nowcast predict); repeatable.")
-@click.option("--truth", "-t", "truth", multiple=True, required=True, help="Observation archive: files, folders or globs (repeatable).")
-@click.option("--variable", default=None, help="Variable in the truth files [the forecast's variable name].")
-@click.option("--thresholds", default="0.5,1,5,10", show_default=True, callback=_numbers(float), help="Event thresholds (value >= threshold), in the data's units.")
-@click.option("--scales", default="1,5,21", show_default=True, callback=_numbers(int), help="FSS neighbourhood sizes in pixels (odd).")
-@click.option("--common-mask/--no-common-mask", default=True, show_default=True, help="Score every method on the pixels valid in all of them.")
-@click.option("--plots/--no-plots", default=True, show_default=True, help="Write one PNG per score.")
-@click.option("--output", "-o", required=True, type=click.Path(file_okay=False, path_type=Path), help="Report folder (scores.csv, scores.md, PNGs).")
+@click.option(
+    "--forecast",
+    "-f",
+    "forecasts",
+    multiple=True,
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Forecast file (NetCDF or .zarr, from nowcast predict); repeatable.",
+)
+@click.option(
+    "--truth",
+    "-t",
+    "truth",
+    multiple=True,
+    required=True,
+    help="Observation archive: files, folders or globs (repeatable).",
+)
+@click.option(
+    "--variable", default=None, help="Variable in the truth files [the forecast's variable name]."
+)
+@click.option(
+    "--thresholds",
+    default="0.5,1,5,10",
+    show_default=True,
+    callback=_numbers(float),
+    help="Event thresholds (value >= threshold), in the data's units.",
+)
+@click.option(
+    "--scales",
+    default="1,5,21",
+    show_default=True,
+    callback=_numbers(int),
+    help="FSS neighbourhood sizes in pixels (odd).",
+)
+@click.option(
+    "--common-mask/--no-common-mask",
+    default=True,
+    show_default=True,
+    help="Score every method on the pixels valid in all of them.",
+)
+@click.option(
+    "--plots/--no-plots", default=True, show_default=True, help="Write one PNG per score."
+)
+@click.option(
+    "--output",
+    "-o",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Report folder (scores.csv, scores.md, PNGs).",
+)
 def command(forecasts, truth, variable, thresholds, scales, common_mask, plots, output) -> None:
     """Verify forecasts against observations: MAE, RMSE, bias, correlation, CSI/POD/FAR/ETS
     and FSS per lead time, pooled over issue times. Methods are named by the files'

@@ -17,23 +17,48 @@ def parse_leads(value: str | None) -> list[int] | None:
         if "-" in part[1:]:
             lo, hi = part.split("-", 1)
             if not (lo.strip().isdigit() and hi.strip().isdigit()):
-                raise click.BadParameter(f"{part!r} is not a lead range like 1-6", param_hint="--leads")
+                raise click.BadParameter(
+                    f"{part!r} is not a lead range like 1-6", param_hint="--leads"
+                )
             out.extend(range(int(lo), int(hi) + 1))
         elif part.isdigit():
             out.append(int(part))
         else:
-            raise click.BadParameter(f"{part!r} is not a lead number (1-based, e.g. 1,6,12)", param_hint="--leads")
+            raise click.BadParameter(
+                f"{part!r} is not a lead number (1-based, e.g. 1,6,12)", param_hint="--leads"
+            )
     return out
 
 
 @click.command("render")
 @click.argument("forecast", type=click.Path(path_type=Path))
-@click.option("--truth", "truth", multiple=True, help="Observed archive (files, folders or globs; repeatable): adds observed and difference panels.")
-@click.option("--output", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("maps"), show_default=True, help="Folder for the maps.")
+@click.option(
+    "--truth",
+    "truth",
+    multiple=True,
+    help="Observed archive (files, folders or globs; repeatable): adds observed and difference panels.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("maps"),
+    show_default=True,
+    help="Folder for the maps.",
+)
 @click.option("--leads", default=None, help="1-based leads to draw, e.g. 1,6,12 or 1-6 [all].")
-@click.option("--gif", is_flag=True, help="Also write an animated GIF through the leads per issue time.")
-@click.option("--map-data", type=click.Path(file_okay=False, path_type=Path), default=None, help="Offline coastline folder [$NOWCAST_MAP_DATA, Cartopy's data dirs].")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes.")
+@click.option(
+    "--gif", is_flag=True, help="Also write an animated GIF through the leads per issue time."
+)
+@click.option(
+    "--map-data",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Offline coastline folder [$NOWCAST_MAP_DATA, Cartopy's data dirs].",
+)
+@click.option(
+    "--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes."
+)
 @click.option("--dpi", type=click.IntRange(min=20, max=600), default=100, show_default=True)
 def command(forecast, truth, output, leads, gif, map_data, workers, dpi) -> None:
     """Draw FORECAST (a nowcast NetCDF/Zarr) as maps in its own projection; prints the paths.
@@ -60,9 +85,27 @@ def command(forecast, truth, output, leads, gif, map_data, workers, dpi) -> None
         kind = "temperature" if field_kind(fc.attrs) == "temperature" else "precipitation"
         obs = open_archive(list(truth), variable=str(fc.name), kind=kind)
         align_truth(obs, prep)
-    paths = render_many([forecast], outdir=output, workers=workers, truth=obs, leads=lead_list, map_data=map_data, dpi=dpi)
+    paths = render_many(
+        [forecast],
+        outdir=output,
+        workers=workers,
+        truth=obs,
+        leads=lead_list,
+        map_data=map_data,
+        dpi=dpi,
+    )
     if gif:
         for i in range(fc.sizes["issue_time"]):
-            paths.append(render_gif(fc, outdir=output, truth=obs, issue_index=i, leads=lead_list, map_data=map_data, dpi=min(dpi, 80)))
+            paths.append(
+                render_gif(
+                    fc,
+                    outdir=output,
+                    truth=obs,
+                    issue_index=i,
+                    leads=lead_list,
+                    map_data=map_data,
+                    dpi=min(dpi, 80),
+                )
+            )
     for p in paths:
         click.echo(str(p))

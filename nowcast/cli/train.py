@@ -12,7 +12,13 @@ from nowcast.cli.common import set_option
 @click.command("train")
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
 @set_option
-@click.option("--output", "-o", "run_dir", type=click.Path(file_okay=False, path_type=Path), help="Run directory [runs/<config name>].")
+@click.option(
+    "--output",
+    "-o",
+    "run_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run directory [runs/<config name>].",
+)
 @click.option("--resume", is_flag=True, help="Continue from the run directory's last checkpoint.")
 def command(config: Path, overrides: tuple[str, ...], run_dir: Path | None, resume: bool) -> None:
     """Train the ConvLSTM encoder-forecaster described by CONFIG (YAML).
@@ -28,6 +34,8 @@ def command(config: Path, overrides: tuple[str, ...], run_dir: Path | None, resu
     run_dir = run_dir or Path("runs") / cfg.name
     result = train(cfg, run_dir=run_dir, resume=resume, echo=click.echo)
     best = "n/a" if result.best_val_loss is None else f"{result.best_val_loss:.4f}"
-    click.echo(f"{result.epochs_run} epochs in {result.seconds:.0f} s; best validation loss {best}; model: {result.run_dir / 'model.keras'}")
+    click.echo(
+        f"{result.epochs_run} epochs in {result.seconds:.0f} s; best validation loss {best}; model: {result.run_dir / 'model.keras'}"
+    )
     if result.interrupted:
         raise SystemExit(130)

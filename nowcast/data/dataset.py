@@ -99,10 +99,22 @@ class SequenceDataset(keras.utils.PyDataset):
     ``workers``, ``use_multiprocessing`` and ``max_queue_size`` go to ``PyDataset``.
     """
 
-    def __init__(self, sampler: WindowSampler, preprocessor, *, cache: FrameCache | None = None,
-                 cache_bytes: int = 0, epoch: int = 0, steps: int | None = None, workers: int = 1,
-                 use_multiprocessing: bool = False, max_queue_size: int = 10) -> None:
-        super().__init__(workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size)
+    def __init__(
+        self,
+        sampler: WindowSampler,
+        preprocessor,
+        *,
+        cache: FrameCache | None = None,
+        cache_bytes: int = 0,
+        epoch: int = 0,
+        steps: int | None = None,
+        workers: int = 1,
+        use_multiprocessing: bool = False,
+        max_queue_size: int = 10,
+    ) -> None:
+        super().__init__(
+            workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size
+        )
         self.sampler = sampler
         self.preprocessor = preprocessor
         self.cache = cache if cache is not None else FrameCache(cache_bytes)
@@ -136,7 +148,9 @@ class SequenceDataset(keras.utils.PyDataset):
         for i, smp in enumerate(samples):
             frames = self._frames(smp.event, smp.start, s.length)
             for k, frame in enumerate(frames):
-                crop = augment_window(frame[smp.oy : smp.oy + py, smp.ox : smp.ox + px], smp.rot, smp.flip)
+                crop = augment_window(
+                    frame[smp.oy : smp.oy + py, smp.ox : smp.ox + px], smp.rot, smp.flip
+                )
                 if k < s.t_in:
                     x[i, k, :, :, 0] = crop
                 else:
@@ -164,7 +178,9 @@ class SequenceDataset(keras.utils.PyDataset):
         blocks = _compute_all([data.isel({TIME: slice(a, b)}) for a, b in runs])
         for (a, _), block in zip(runs, blocks):
             for j, frame in enumerate(self.preprocessor.normalise_values(block)):
-                frame = frame.copy() if keep else frame  # detach from the block, so eviction frees it
+                frame = (
+                    frame.copy() if keep else frame
+                )  # detach from the block, so eviction frees it
                 if start <= a + j < start + count:
                     frames[a + j - start] = frame
                 self.cache.put((event, a + j), frame)

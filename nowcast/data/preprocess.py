@@ -37,7 +37,9 @@ TRANSFORMS = ("log", "dbr", "zscore", "none")
 # --------------------------------------------------------------------------- grid ops
 
 
-def crop(da: xr.DataArray, *, x: tuple[float, float] | None = None, y: tuple[float, float] | None = None) -> xr.DataArray:
+def crop(
+    da: xr.DataArray, *, x: tuple[float, float] | None = None, y: tuple[float, float] | None = None
+) -> xr.DataArray:
     """Keep cells whose centre lies in ``[min, max]`` of ``x`` and/or ``y`` (native coordinates).
 
     Lazy (an index slice). Raises :class:`DataError` when the crop selects no cell.
@@ -96,7 +98,11 @@ def inverse(values, *, transform: str, log_offset: float = 0.01, dbr_floor: floa
     if transform == "dbr":
         floor_db = 10.0 * math.log10(dbr_floor)
         rate = 10.0 ** (values / 10.0)
-        return rate.where(~(values <= floor_db), 0.0) if isinstance(rate, xr.DataArray) else np.where(values <= floor_db, 0.0, rate)
+        return (
+            rate.where(~(values <= floor_db), 0.0)
+            if isinstance(rate, xr.DataArray)
+            else np.where(values <= floor_db, 0.0, rate)
+        )
     if transform in ("zscore", "none"):
         return values
     raise ConfigError(f"unknown transform {transform!r} (known: {', '.join(TRANSFORMS)})")
@@ -133,7 +139,9 @@ class Preprocessor:
         if cfg.transform not in TRANSFORMS:
             raise ConfigError(f"preprocess.transform: unknown {cfg.transform!r}")
         if kind == "temperature" and cfg.transform in ("log", "dbr"):
-            raise ConfigError(f"preprocess.transform={cfg.transform!r} is for precipitation; use 'zscore' for temperature")
+            raise ConfigError(
+                f"preprocess.transform={cfg.transform!r} is for precipitation; use 'zscore' for temperature"
+            )
         pre = cls(
             kind=kind,
             transform=cfg.transform,
@@ -148,7 +156,9 @@ class Preprocessor:
         return pre
 
     @classmethod
-    def fit(cls, arrays: list[xr.DataArray], cfg: PreprocessConfig, *, kind: str = "precipitation") -> Preprocessor:
+    def fit(
+        cls, arrays: list[xr.DataArray], cfg: PreprocessConfig, *, kind: str = "precipitation"
+    ) -> Preprocessor:
         """Fit mean/std of the transformed field over ``arrays`` (training period only).
 
         ``arrays`` are raw archives (or time slices of them); they are prepared (crop,
@@ -168,7 +178,9 @@ class Preprocessor:
         (computed,) = dask.compute(tasks)
         count = sum(float(c) for c, _, _ in computed)
         if count == 0:
-            raise DataError("the training period has no valid (non-NaN) value to fit the normalisation on")
+            raise DataError(
+                "the training period has no valid (non-NaN) value to fit the normalisation on"
+            )
         mean = sum(float(s) for _, s, _ in computed) / count
         var = max(sum(float(q) for _, _, q in computed) / count - mean * mean, 0.0)
         # Kept even when normalise=False (then not applied; temperature fills with the mean).
@@ -196,10 +208,14 @@ class Preprocessor:
         return coarsen(da, self.coarsen)
 
     def forward(self, values):
-        return forward(values, transform=self.transform, log_offset=self.log_offset, dbr_floor=self.dbr_floor)
+        return forward(
+            values, transform=self.transform, log_offset=self.log_offset, dbr_floor=self.dbr_floor
+        )
 
     def inverse(self, values):
-        return inverse(values, transform=self.transform, log_offset=self.log_offset, dbr_floor=self.dbr_floor)
+        return inverse(
+            values, transform=self.transform, log_offset=self.log_offset, dbr_floor=self.dbr_floor
+        )
 
     # ---- model-space operations
 

@@ -71,8 +71,15 @@ class Sample:
     flip: bool = False
 
 
-def label_frames(times, *, validation: float, test: float, test_period=None, holdout: bool = False,
-                 validation_event: bool = False) -> np.ndarray:
+def label_frames(
+    times,
+    *,
+    validation: float,
+    test: float,
+    test_period=None,
+    holdout: bool = False,
+    validation_event: bool = False,
+) -> np.ndarray:
     """Split code per frame (0 train, 1 validation, 2 test) for one event, in time order.
 
     Without ``test_period``: ``[train | validation | test]`` with the test block starting at
@@ -118,7 +125,9 @@ def window_starts(times, labels: np.ndarray, *, length: int, stride: int) -> dic
         cuts = [0, *(np.flatnonzero(np.diff(lab)) + 1).tolist(), len(lab)]
         for a, b in zip(cuts[:-1], cuts[1:]):
             if b - a >= length:
-                out[SPLITS[int(lab[a])]].append(np.arange(seg.start + a, seg.start + b - length + 1, stride))
+                out[SPLITS[int(lab[a])]].append(
+                    np.arange(seg.start + a, seg.start + b - length + 1, stride)
+                )
     return {s: np.concatenate(v) if v else np.zeros(0, dtype=np.int64) for s, v in out.items()}
 
 
@@ -158,7 +167,9 @@ def wet_table(data: xr.DataArray, *, threshold: float, block: tuple[int, int]) -
     return counts.astype("uint16" if block[0] * block[1] < 2**16 else "uint32")
 
 
-def wet_positions(event: EventData, start: int, *, t_in: int, patch: tuple[int, int], fraction: float) -> np.ndarray:
+def wet_positions(
+    event: EventData, start: int, *, t_in: int, patch: tuple[int, int], fraction: float
+) -> np.ndarray:
     """``(k, 2)`` crop offsets (pixels, on the event's lattice) whose input frames reach ``fraction``."""
     by, bx = event.wet_block
     counts = event.wet[start : start + t_in].sum(axis=0, dtype=np.int64)
@@ -231,7 +242,9 @@ class WindowSampler:
             e, start = (int(v) for v in self.windows[row])
             event = self.events[e]
             if self.min_wet_fraction > 0 and event.wet is not None:
-                pos = wet_positions(event, start, t_in=self.t_in, patch=self.patch, fraction=self.min_wet_fraction)
+                pos = wet_positions(
+                    event, start, t_in=self.t_in, patch=self.patch, fraction=self.min_wet_fraction
+                )
                 oy, ox = (int(v) for v in pos[rng.integers(len(pos))])
             else:
                 ny, nx = event.shape
@@ -286,12 +299,23 @@ def _is_holdout(entry: str, name: str, holdout: tuple[str, ...]) -> bool:
     import os
 
     norm = os.path.normpath(str(entry))
-    return any(h in (entry, name) or os.path.normpath(h) == norm or event_name(h) == name for h in holdout)
+    return any(
+        h in (entry, name) or os.path.normpath(h) == norm or event_name(h) == name for h in holdout
+    )
 
 
-def build_datasets(cfg, *, archives: list[xr.DataArray] | None = None, preprocessor=None, cache_mb: int | None = None,
-                   steps_per_epoch: int | None = None, drop_remainder: bool = False, workers: int = 1,
-                   use_multiprocessing: bool = False, max_queue_size: int = 10) -> Datasets:
+def build_datasets(
+    cfg,
+    *,
+    archives: list[xr.DataArray] | None = None,
+    preprocessor=None,
+    cache_mb: int | None = None,
+    steps_per_epoch: int | None = None,
+    drop_remainder: bool = False,
+    workers: int = 1,
+    use_multiprocessing: bool = False,
+    max_queue_size: int = 10,
+) -> Datasets:
     """Open (or take) the events, split them, fit the preprocessor on train, build the datasets.
 
     ``archives``: already opened archives (else ``cfg.data.events`` are opened with
@@ -312,20 +336,41 @@ def build_datasets(cfg, *, archives: list[xr.DataArray] | None = None, preproces
     cfg = cfg.validate()
     s = cfg.sampler
     events, archives, step = _events(cfg, archives)
-    starts = [window_starts(ev.data[TIME].values, ev.labels, length=s.t_in + s.t_out, stride=s.stride) for ev in events]
+    starts = [
+        window_starts(ev.data[TIME].values, ev.labels, length=s.t_in + s.t_out, stride=s.stride)
+        for ev in events
+    ]
     patch = _patch(s.patch_size, events)
-    dropped = _drop_dry(events, starts, s, patch) if s.min_wet_fraction > 0 else {n: 0 for n in SPLITS}
-    windows = {n: np.array([(e, t) for e, st in enumerate(starts) for t in st[n].tolist()], dtype=np.int64).reshape(-1, 2)
-               for n in SPLITS}
+    dropped = (
+        _drop_dry(events, starts, s, patch) if s.min_wet_fraction > 0 else {n: 0 for n in SPLITS}
+    )
+    windows = {
+        n: np.array(
+            [(e, t) for e, st in enumerate(starts) for t in st[n].tolist()], dtype=np.int64
+        ).reshape(-1, 2)
+        for n in SPLITS
+    }
     if len(windows["train"]) == 0:
         detail = "; ".join(
             f"{ev.name}: {len(ev.labels)} frames, longest gap-free run {longest_run(ev.data[TIME].values)}, "
-            f"longest train run {longest_run(ev.data[TIME].values, ev.labels, 0)}" for ev in events)
-        extra = f" ({sum(dropped.values())} dropped by min_wet_fraction)" if s.min_wet_fraction > 0 else ""
-        raise DataError(f"no training window fits{extra}: a window needs t_in + t_out = {s.t_in + s.t_out} "
-                        f"consecutive frames; {detail}")
+            f"longest train run {longest_run(ev.data[TIME].values, ev.labels, 0)}"
+            for ev in events
+        )
+        extra = (
+            f" ({sum(dropped.values())} dropped by min_wet_fraction)"
+            if s.min_wet_fraction > 0
+            else ""
+        )
+        raise DataError(
+            f"no training window fits{extra}: a window needs t_in + t_out = {s.t_in + s.t_out} "
+            f"consecutive frames; {detail}"
+        )
     if preprocessor is None:
-        blocks = [da.isel({TIME: seg}) for ev, da in zip(events, archives) for seg in _runs(ev.labels == 0)]
+        blocks = [
+            da.isel({TIME: seg})
+            for ev, da in zip(events, archives)
+            for seg in _runs(ev.labels == 0)
+        ]
         preprocessor = Preprocessor.fit(blocks, cfg.preprocess, kind=cfg.data.kind)
 
     cache_mb = s.cache_mb if cache_mb is None else cache_mb
@@ -336,13 +381,29 @@ def build_datasets(cfg, *, archives: list[xr.DataArray] | None = None, preproces
     for name in SPLITS:
         if len(windows[name]) >= (s.batch_size if drop_remainder else 1):
             train = name == "train"
-            sampler = WindowSampler(events, windows[name], s.t_in, s.t_out, patch, s.batch_size, seed=s.seed,
-                                    split=name, shuffle=train, augment=s.augment and train,
-                                    min_wet_fraction=s.min_wet_fraction if name != "test" else 0.0,
-                                    drop_remainder=drop_remainder)
-            out[name] = SequenceDataset(sampler, preprocessor, cache=cache, workers=workers,
-                                        steps=steps_per_epoch if train else None,
-                                        use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size)
+            sampler = WindowSampler(
+                events,
+                windows[name],
+                s.t_in,
+                s.t_out,
+                patch,
+                s.batch_size,
+                seed=s.seed,
+                split=name,
+                shuffle=train,
+                augment=s.augment and train,
+                min_wet_fraction=s.min_wet_fraction if name != "test" else 0.0,
+                drop_remainder=drop_remainder,
+            )
+            out[name] = SequenceDataset(
+                sampler,
+                preprocessor,
+                cache=cache,
+                workers=workers,
+                steps=steps_per_epoch if train else None,
+                use_multiprocessing=use_multiprocessing,
+                max_queue_size=max_queue_size,
+            )
     summary = _summary(events, archives, windows, dropped, step, patch, preprocessor)
     return Datasets(out["train"], out["validation"], out["test"], preprocessor, summary)
 
@@ -360,7 +421,10 @@ def _events(cfg, archives):
         from nowcast.data.archive import open_archive
 
         # chunks of several frames (up to ~64 MiB): far fewer file opens; the loader caches whole chunks
-        archives = [open_archive(e, variable=cfg.data.variable, kind=cfg.data.kind, chunks="auto") for e in entries]
+        archives = [
+            open_archive(e, variable=cfg.data.variable, kind=cfg.data.kind, chunks="auto")
+            for e in entries
+        ]
     archives = list(archives)
     if not archives:
         raise DataError("no archives given")
@@ -369,12 +433,16 @@ def _events(cfg, archives):
     names = [event_name(e, i) for i, e in enumerate(entries)]
     units = {str(da.attrs.get("units")) for da in archives}
     if len(units) > 1:
-        raise DataError(f"events have different units ({', '.join(sorted(units))}); one variable per training set")
+        raise DataError(
+            f"events have different units ({', '.join(sorted(units))}); one variable per training set"
+        )
     steps = {}
     for name, da in zip(names, archives):
         if da.sizes[TIME] < 2:
-            raise DataError(f"event {name!r} has {da.sizes[TIME]} frame(s); a window needs "
-                            f"t_in + t_out = {cfg.sampler.t_in + cfg.sampler.t_out}")
+            raise DataError(
+                f"event {name!r} has {da.sizes[TIME]} frame(s); a window needs "
+                f"t_in + t_out = {cfg.sampler.t_in + cfg.sampler.t_out}"
+            )
         steps[name] = time_step(da)
     if len(set(steps.values())) > 1:
         listed = ", ".join(f"{n}: {pd.Timedelta(v)}" for n, v in steps.items())
@@ -384,9 +452,14 @@ def _events(cfg, archives):
     settings = Preprocessor.from_config(cfg.preprocess, kind=cfg.data.kind)
     events = []
     for entry, name, da in zip(entries, names, archives):
-        labels = label_frames(da[TIME].values, validation=sp.validation, test=sp.test, test_period=sp.test_period,
-                              holdout=_is_holdout(str(entry), name, sp.holdout_events),
-                              validation_event=_is_holdout(str(entry), name, sp.validation_events))
+        labels = label_frames(
+            da[TIME].values,
+            validation=sp.validation,
+            test=sp.test,
+            test_period=sp.test_period,
+            holdout=_is_holdout(str(entry), name, sp.holdout_events),
+            validation_event=_is_holdout(str(entry), name, sp.validation_events),
+        )
         try:
             prepared = settings.prepare(da)
         except DataError as exc:
@@ -402,12 +475,16 @@ def _patch(patch_size: int | None, events: list[EventData]) -> tuple[int, int]:
     if patch_size is None:
         if len(set(grids.values())) > 1:
             listed = ", ".join(f"{n}: {g[0]} x {g[1]}" for n, g in grids.items())
-            raise ConfigError(f"sampler.patch_size=None (full grid) needs all events on one grid; got {listed}")
+            raise ConfigError(
+                f"sampler.patch_size=None (full grid) needs all events on one grid; got {listed}"
+            )
         return next(iter(grids.values()))
     for n, g in grids.items():
         if g[0] < patch_size or g[1] < patch_size:
-            raise ConfigError(f"sampler.patch_size={patch_size} is larger than event {n!r} grid "
-                              f"{g[0]} x {g[1]} (after crop/coarsen)")
+            raise ConfigError(
+                f"sampler.patch_size={patch_size} is larger than event {n!r} grid "
+                f"{g[0]} x {g[1]} (after crop/coarsen)"
+            )
     return patch_size, patch_size
 
 
@@ -418,13 +495,25 @@ def _drop_dry(events, starts, s, patch) -> dict[str, int]:
 
     for ev in events:
         ev.wet_block = wet_block_size(patch, ev.shape, ev.data.sizes[TIME])
-    tables = dask.compute(*[wet_table(ev.data, threshold=s.wet_threshold, block=ev.wet_block) for ev in events])
+    tables = dask.compute(
+        *[wet_table(ev.data, threshold=s.wet_threshold, block=ev.wet_block) for ev in events]
+    )
     dropped = dict.fromkeys(SPLITS, 0)
     for ev, st, table in zip(events, starts, tables):
         ev.wet = np.asarray(getattr(table, "values", table))
         for name in ("train", "validation"):
-            keep = np.array([len(wet_positions(ev, int(t), t_in=s.t_in, patch=patch, fraction=s.min_wet_fraction)) > 0
-                             for t in st[name]], dtype=bool)
+            keep = np.array(
+                [
+                    len(
+                        wet_positions(
+                            ev, int(t), t_in=s.t_in, patch=patch, fraction=s.min_wet_fraction
+                        )
+                    )
+                    > 0
+                    for t in st[name]
+                ],
+                dtype=bool,
+            )
             dropped[name] += int((~keep).sum())
             st[name] = st[name][keep]
     return dropped
@@ -434,7 +523,9 @@ def _source(da: xr.DataArray, index: int) -> str:
     """The file an archive came from, or the common folder of its files."""
     import os
 
-    files = da.encoding.get("source_files") or ([da.encoding["source"]] if "source" in da.encoding else [])
+    files = da.encoding.get("source_files") or (
+        [da.encoding["source"]] if "source" in da.encoding else []
+    )
     if len(files) > 1:
         return os.path.commonpath([str(f) for f in files])
     return str(files[0]) if files else f"event{index}"
@@ -463,16 +554,18 @@ def _summary(events, archives, windows, dropped, step, patch, preprocessor) -> d
         for code, sname in enumerate(SPLITS):
             idx = np.flatnonzero(ev.labels == code)
             period[sname] = [_iso(times[idx[0]]), _iso(times[idx[-1]])] if idx.size else None
-        per_event.append({
-            "name": ev.name,
-            "source": _source(da, e),
-            "grid": list(ev.shape),
-            "grid_spacing": [_spacing(ev.data[Y].values), _spacing(ev.data[X].values)],
-            "frames": int(len(times)),
-            "periods": period,
-            "train_period": period["train"],
-            "windows": {sname: int((windows[sname][:, 0] == e).sum()) for sname in SPLITS},
-        })
+        per_event.append(
+            {
+                "name": ev.name,
+                "source": _source(da, e),
+                "grid": list(ev.shape),
+                "grid_spacing": [_spacing(ev.data[Y].values), _spacing(ev.data[X].values)],
+                "frames": int(len(times)),
+                "periods": period,
+                "train_period": period["train"],
+                "windows": {sname: int((windows[sname][:, 0] == e).sum()) for sname in SPLITS},
+            }
+        )
     spacings = {tuple(ev["grid_spacing"]) for ev in per_event}
     first = archives[0]
     return {

@@ -141,7 +141,11 @@ class FusedConvLSTM2D(keras.layers.Layer):
     def _add_bias(self, z):
         if self.bias is None:
             return z
-        shape = (1, 4 * self.filters, 1, 1) if self.layout == "channels_first" else (1, 1, 1, 4 * self.filters)
+        shape = (
+            (1, 4 * self.filters, 1, 1)
+            if self.layout == "channels_first"
+            else (1, 1, 1, 4 * self.filters)
+        )
         return z + ops.reshape(self.bias, shape)
 
     def _gates(self, z, c_prev):
@@ -156,7 +160,9 @@ class FusedConvLSTM2D(keras.layers.Layer):
     def call(self, sequences, initial_state=None, mask=None, training=False):
         steps = sequences.shape[1]
         if steps is None or steps < 1:
-            raise ValueError(f"FusedConvLSTM2D needs a static number (>= 1) of time steps, got {steps}")
+            raise ValueError(
+                f"FusedConvLSTM2D needs a static number (>= 1) of time steps, got {steps}"
+            )
         cf = self.layout == "channels_first"
         python_loop = self.loop == "python"
         x = ops.transpose(sequences, (0, 1, 4, 2, 3)) if cf else sequences  # (B, T, C, H, W)
@@ -169,7 +175,9 @@ class FusedConvLSTM2D(keras.layers.Layer):
         elif python_loop:
             h = c = None  # zero state: the first step skips the recurrent half
         else:
-            state_shape = (self.filters, shape[2], shape[3]) if cf else (shape[2], shape[3], self.filters)
+            state_shape = (
+                (self.filters, shape[2], shape[3]) if cf else (shape[2], shape[3], self.filters)
+            )
             h = c = ops.zeros((batch,) + state_shape, dtype=self.compute_dtype)
         kernel = self.kernel
         k_x, k_h = kernel[:, :, : self.input_dim, :], kernel[:, :, self.input_dim :, :]
@@ -192,7 +200,11 @@ class FusedConvLSTM2D(keras.layers.Layer):
 
             def step(t, h, c):
                 xt = x_t[t] if python_loop else x[:, t]
-                z = self._conv(xt, k_x) if h is None else self._conv(ops.concatenate([xt, h], axis=axis), kernel)
+                z = (
+                    self._conv(xt, k_x)
+                    if h is None
+                    else self._conv(ops.concatenate([xt, h], axis=axis), kernel)
+                )
                 return self._gates(self._add_bias(z), c)
 
         if python_loop:

@@ -42,7 +42,13 @@ class PadToMultiple(keras.layers.Layer):
         shape = ops.shape(inputs)
         pad_y = (-shape[2]) % self.factor
         pad_x = (-shape[3]) % self.factor
-        widths = [[0, 0], [0, 0], [pad_y // 2, pad_y - pad_y // 2], [pad_x // 2, pad_x - pad_x // 2], [0, 0]]
+        widths = [
+            [0, 0],
+            [0, 0],
+            [pad_y // 2, pad_y - pad_y // 2],
+            [pad_x // 2, pad_x - pad_x // 2],
+            [0, 0],
+        ]
         return ops.pad(inputs, widths, mode=self.mode)
 
     def compute_output_shape(self, input_shape):
@@ -75,7 +81,9 @@ class CropLike(keras.layers.Layer):
         pad_y = (-ref[2]) % self.factor
         pad_x = (-ref[3]) % self.factor
         top, left = pad_y // 2, pad_x // 2
-        return ops.slice(padded, [0, 0, top, left, 0], [shape[0], shape[1], ref[2], ref[3], shape[4]])
+        return ops.slice(
+            padded, [0, 0, top, left, 0], [shape[0], shape[1], ref[2], ref[3], shape[4]]
+        )
 
     def compute_output_shape(self, input_shape):
         padded, reference = input_shape
@@ -109,7 +117,13 @@ class SpaceToDepth(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         n, t, h, w, c = input_shape
         b = self.block_size
-        return (n, t, _scaled(h, b, up=False), _scaled(w, b, up=False), None if c is None else c * b * b)
+        return (
+            n,
+            t,
+            _scaled(h, b, up=False),
+            _scaled(w, b, up=False),
+            None if c is None else c * b * b,
+        )
 
     def get_config(self):
         return {**super().get_config(), "block_size": self.block_size}
@@ -138,7 +152,13 @@ class DepthToSpace(keras.layers.Layer):
         b = self.block_size
         if c is not None and c % (b * b):
             raise ValueError(f"DepthToSpace({b}) needs channels divisible by {b * b}, got {c}")
-        return (n, t, _scaled(h, b, up=True), _scaled(w, b, up=True), None if c is None else c // (b * b))
+        return (
+            n,
+            t,
+            _scaled(h, b, up=True),
+            _scaled(w, b, up=True),
+            None if c is None else c // (b * b),
+        )
 
     def get_config(self):
         return {**super().get_config(), "block_size": self.block_size}
@@ -160,7 +180,9 @@ class ForecasterInput(keras.layers.Layer):
 
     def call(self, state):
         shape = ops.shape(state)
-        return ops.zeros((shape[0], self.steps, shape[1], shape[2], self.channels), dtype=self.compute_dtype)
+        return ops.zeros(
+            (shape[0], self.steps, shape[1], shape[2], self.channels), dtype=self.compute_dtype
+        )
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.steps, input_shape[1], input_shape[2], self.channels)

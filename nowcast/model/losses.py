@@ -42,7 +42,13 @@ def _error(kind: str, y_true, y_pred):
 class MaskedError(keras.losses.Loss):
     """Per-pixel squared (``kind="mse"``) or absolute (``"mae"``) error, mean over valid pixels."""
 
-    def __init__(self, kind: str = "mse", name: str | None = None, reduction="mean_with_sample_weight", dtype=None):
+    def __init__(
+        self,
+        kind: str = "mse",
+        name: str | None = None,
+        reduction="mean_with_sample_weight",
+        dtype=None,
+    ):
         if kind not in ("mse", "mae"):
             raise ConfigError(f"loss kind must be 'mse' or 'mae', got {kind!r}")
         super().__init__(name=name or f"masked_{kind}", reduction=reduction, dtype=dtype)
@@ -85,16 +91,22 @@ class BalancedError(keras.losses.Loss):
         thresholds = tuple(float(t) for t in thresholds)
         weights = tuple(float(w) for w in weights)
         if len(weights) != len(thresholds) + 1:
-            raise ConfigError(f"balanced loss: need {len(thresholds) + 1} weights for {len(thresholds)} thresholds, got {len(weights)}")
+            raise ConfigError(
+                f"balanced loss: need {len(thresholds) + 1} weights for {len(thresholds)} thresholds, got {len(weights)}"
+            )
         if any(b <= a for a, b in zip(thresholds, thresholds[1:])):
-            raise ConfigError(f"balanced loss: thresholds must be strictly ascending, got {thresholds}")
+            raise ConfigError(
+                f"balanced loss: thresholds must be strictly ascending, got {thresholds}"
+            )
         super().__init__(name=name or f"balanced_{kind}", reduction=reduction, dtype=dtype)
         self.thresholds = thresholds
         self.weights = weights
         self.kind = kind
 
     def call(self, y_true, y_pred):
-        return balanced_weights(y_true, self.thresholds, self.weights) * _error(self.kind, y_true, y_pred)
+        return balanced_weights(y_true, self.thresholds, self.weights) * _error(
+            self.kind, y_true, y_pred
+        )
 
     def get_config(self):
         return {
@@ -105,7 +117,9 @@ class BalancedError(keras.losses.Loss):
         }
 
 
-def make_loss(name: str, *, thresholds_normalised: Sequence[float] | None = None) -> keras.losses.Loss:
+def make_loss(
+    name: str, *, thresholds_normalised: Sequence[float] | None = None
+) -> keras.losses.Loss:
     """The training loss named in ``TrainConfig.loss``.
 
     ``"mse"``/``"mae"``: masked mean over valid pixels. ``"balanced_mse"``/``"balanced_mae"``
@@ -121,5 +135,7 @@ def make_loss(name: str, *, thresholds_normalised: Sequence[float] | None = None
         raise ConfigError(f"train.loss={name!r} needs the HKO-7 thresholds in normalised units")
     thresholds = [float(t) for t in np.asarray(thresholds_normalised, dtype=float).reshape(-1)]
     if len(thresholds) != len(HKO7_THRESHOLDS_MMH):
-        raise ConfigError(f"train.loss={name!r}: expected {len(HKO7_THRESHOLDS_MMH)} thresholds, got {len(thresholds)}")
+        raise ConfigError(
+            f"train.loss={name!r}: expected {len(HKO7_THRESHOLDS_MMH)} thresholds, got {len(thresholds)}"
+        )
     return BalancedError(thresholds, HKO7_WEIGHTS, kind=kind)

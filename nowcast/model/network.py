@@ -44,8 +44,12 @@ from nowcast.model.layers import (
 UPSAMPLE_CHANNELS = 8
 
 
-def _recurrent(cfg: ModelConfig, filters: int, *, name: str, return_sequences: bool, return_state: bool):
-    kwargs = dict(padding="same", return_sequences=return_sequences, return_state=return_state, name=name)
+def _recurrent(
+    cfg: ModelConfig, filters: int, *, name: str, return_sequences: bool, return_state: bool
+):
+    kwargs = dict(
+        padding="same", return_sequences=return_sequences, return_state=return_state, name=name
+    )
     if cfg.cell == "fused":
         return FusedConvLSTM2D(filters, cfg.kernel_size, **kwargs)
     if cfg.cell == "stock":
@@ -77,7 +81,9 @@ def build_model(
     if cfg.downsample < 1:
         raise ConfigError(f"model.downsample must be >= 1, got {cfg.downsample}")
     if cfg.downsample_mode not in ("space_to_depth", "conv"):
-        raise ConfigError(f"model.downsample_mode: {cfg.downsample_mode!r} is not one of 'space_to_depth', 'conv'")
+        raise ConfigError(
+            f"model.downsample_mode: {cfg.downsample_mode!r} is not one of 'space_to_depth', 'conv'"
+        )
     b = int(cfg.downsample)
     filters = tuple(int(f) for f in cfg.filters)
     s2d = cfg.downsample_mode == "space_to_depth"
@@ -95,13 +101,17 @@ def build_model(
     states = []
     for i, f in enumerate(filters):
         last = i == len(filters) - 1
-        layer = _recurrent(cfg, f, name=f"encoder_{i + 1}", return_sequences=not last, return_state=True)
+        layer = _recurrent(
+            cfg, f, name=f"encoder_{i + 1}", return_sequences=not last, return_state=True
+        )
         x, h, c = layer(x)
         states.append([h, c])
 
     y = ForecasterInput(t_out, 1, name="forecaster_input")(states[-1][0])
     for i in reversed(range(len(filters))):
-        layer = _recurrent(cfg, filters[i], name=f"forecaster_{i + 1}", return_sequences=True, return_state=False)
+        layer = _recurrent(
+            cfg, filters[i], name=f"forecaster_{i + 1}", return_sequences=True, return_state=False
+        )
         y = layer(y, initial_state=states[i])
 
     up = max(UPSAMPLE_CHANNELS, channels)
@@ -147,4 +157,6 @@ def load_model(path: str | os.PathLike, *, compile: bool = False) -> keras.Model
     try:
         return keras.saving.load_model(path, compile=compile)
     except (ValueError, OSError, KeyError) as exc:
-        raise NowcastError(f"cannot load model {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        raise NowcastError(
+            f"cannot load model {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        ) from None

@@ -52,7 +52,9 @@ def render_gif(
     prep = prepare(forecast, method=method)
     n_issue = prep.da.sizes[ISSUE_TIME]
     if not -n_issue <= issue_index < n_issue:
-        raise NowcastError(f"issue index {issue_index} out of range: the forecast has {n_issue} issue times")
+        raise NowcastError(
+            f"issue index {issue_index} out of range: the forecast has {n_issue} issue times"
+        )
     lead_idx = select_leads(prep.da.sizes[LEAD_TIME], leads)
     aligned = align_truth(truth, prep) if truth is not None else None
     if path is None:
@@ -60,10 +62,30 @@ def render_gif(
             raise NowcastError("render_gif needs path= or outdir=")
         path = Path(outdir) / gif_name(prep, prep.da[ISSUE_TIME].values[issue_index])
     frames = []
-    pngs = frame_pngs(prep, issue_index % n_issue, lead_idx, truth=aligned, map_data=map_data, dpi=dpi, figsize=figsize)
+    pngs = frame_pngs(
+        prep,
+        issue_index % n_issue,
+        lead_idx,
+        truth=aligned,
+        map_data=map_data,
+        dpi=dpi,
+        figsize=figsize,
+    )
     for _, png in pngs:
         with Image.open(io.BytesIO(png)) as im:
-            frames.append(im.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE))
+            frames.append(
+                im.convert("RGB").quantize(
+                    colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
+                )
+            )
     buf = io.BytesIO()
-    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=int(duration_ms), loop=0, disposal=1)
+    frames[0].save(
+        buf,
+        format="GIF",
+        save_all=True,
+        append_images=frames[1:],
+        duration=int(duration_ms),
+        loop=0,
+        disposal=1,
+    )
     return write_atomic(path, buf.getvalue())

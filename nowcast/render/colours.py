@@ -47,7 +47,17 @@ RAIN_OVER = "#780000"
 NO_DATA = (0.78, 0.78, 0.78, 0.55)  # NaN: outside coverage
 
 _RATE_UNITS = {"mm h-1", "mm/h", "mm h**-1", "mm hr-1", "mm/hr", "kg m-2 h-1", "mm h^-1"}
-_TEMP_UNITS = {"k": "K", "kelvin": "K", "degc": "C", "deg_c": "C", "celsius": "C", "°c": "C", "degree_celsius": "C", "degf": "F", "fahrenheit": "F"}
+_TEMP_UNITS = {
+    "k": "K",
+    "kelvin": "K",
+    "degc": "C",
+    "deg_c": "C",
+    "celsius": "C",
+    "°c": "C",
+    "degree_celsius": "C",
+    "degf": "F",
+    "fahrenheit": "F",
+}
 
 
 @dataclass(frozen=True)
@@ -96,7 +106,9 @@ def precipitation_style(label: str = "rain rate (mm h$^{-1}$)") -> Style:
     """Discrete rain-rate classes; transparent below 0.1 mm h-1, grey where NaN."""
     from matplotlib.colors import BoundaryNorm, ListedColormap
 
-    cmap = ListedColormap(RAIN_COLOURS, name="nowcast_rain").with_extremes(under=(0, 0, 0, 0), over=RAIN_OVER, bad=NO_DATA)
+    cmap = ListedColormap(RAIN_COLOURS, name="nowcast_rain").with_extremes(
+        under=(0, 0, 0, 0), over=RAIN_OVER, bad=NO_DATA
+    )
     norm = BoundaryNorm(RAIN_LEVELS, cmap.N)
     return Style(cmap, norm, label, RAIN_LEVELS, tuple(_fmt(v) for v in RAIN_LEVELS), "max")
 
@@ -124,11 +136,21 @@ def temperature_style(vmin: float, vmax: float, *, label: str = "temperature (°
     n = len(levels) - 1
     base = matplotlib.colormaps["RdBu_r"]
     colours = base(np.linspace(0.04, 0.96, n))
-    cmap = ListedColormap(colours, name="nowcast_temperature").with_extremes(under=base(0.0), over=base(1.0), bad=NO_DATA)
+    cmap = ListedColormap(colours, name="nowcast_temperature").with_extremes(
+        under=base(0.0), over=base(1.0), bad=NO_DATA
+    )
     norm = BoundaryNorm(levels, n)
     every = 1 if n <= 12 else 2
     ticks = tuple(float(v) for v in levels[::every])
-    return Style(cmap, norm, label, ticks, tuple(_fmt(v) for v in ticks), "both", {"limit": lim, "step": step})
+    return Style(
+        cmap,
+        norm,
+        label,
+        ticks,
+        tuple(_fmt(v) for v in ticks),
+        "both",
+        {"limit": lim, "step": step},
+    )
 
 
 def nice_limit(value: float, *, minimum: float) -> float:
@@ -166,7 +188,11 @@ def difference_style(limit: float | None, *, kind: str, units: str) -> Style:
     import matplotlib
     from matplotlib.colors import BoundaryNorm, ListedColormap
 
-    pos = RAIN_DIFF_LEVELS if kind == "precipitation" else _ladder(nice_limit(limit or 1.0, minimum=1e-9))
+    pos = (
+        RAIN_DIFF_LEVELS
+        if kind == "precipitation"
+        else _ladder(nice_limit(limit or 1.0, minimum=1e-9))
+    )
     levels = np.array([-v for v in pos[::-1]] + list(pos))
     n = len(levels) - 1  # odd: one white class around 0
     name = "BrBG" if kind == "precipitation" else "RdBu_r"
@@ -174,10 +200,20 @@ def difference_style(limit: float | None, *, kind: str, units: str) -> Style:
     half = (n - 1) // 2
     side = np.linspace(0.04, 0.42, half)
     colours = np.vstack([base(side), [[1.0, 1.0, 1.0, 0.0]], base(1 - side[::-1])])  # ~0: map shows
-    cmap = ListedColormap(colours, name=f"nowcast_diff_{name}").with_extremes(under=base(0.0), over=base(1.0), bad=NO_DATA)
+    cmap = ListedColormap(colours, name=f"nowcast_diff_{name}").with_extremes(
+        under=base(0.0), over=base(1.0), bad=NO_DATA
+    )
     norm = BoundaryNorm(levels, n)
     ticks = tuple(float(v) for v in levels)
-    return Style(cmap, norm, f"forecast − observed ({units})", ticks, tuple(_fmt(v) for v in ticks), "both", {"limit": float(pos[-1])})
+    return Style(
+        cmap,
+        norm,
+        f"forecast − observed ({units})",
+        ticks,
+        tuple(_fmt(v) for v in ticks),
+        "both",
+        {"limit": float(pos[-1])},
+    )
 
 
 def generic_style(vmin: float, vmax: float, *, label: str) -> Style:

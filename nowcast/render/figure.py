@@ -60,7 +60,13 @@ class Layout:
         return (int(self.figsize[0] * dpi), int(self.figsize[1] * dpi))
 
 
-def figure_layout(extent: Sequence[float], n_panels: int, *, figsize: tuple[float, float] | None = None, dpi: float = 100) -> Layout:
+def figure_layout(
+    extent: Sequence[float],
+    n_panels: int,
+    *,
+    figsize: tuple[float, float] | None = None,
+    dpi: float = 100,
+) -> Layout:
     """Place ``n_panels`` maps of the grid's ``extent`` (x0, x1, y0, y1) side by side.
 
     With ``figsize`` the natural layout is scaled uniformly to fit it (and centred);
@@ -71,7 +77,9 @@ def figure_layout(extent: Sequence[float], n_panels: int, *, figsize: tuple[floa
     w = _MAP if aspect <= 1 else _MAP / aspect
     h = w * aspect
     below = _BELOW_MAP + 0.1 + _CBAR_H + _CBAR_TEXT + _FOOTER
-    width = max(_LEFT + n_panels * w + (n_panels - 1) * _GAP + _RIGHT, _MIN_WIDTH if n_panels == 1 else 0.0)
+    width = max(
+        _LEFT + n_panels * w + (n_panels - 1) * _GAP + _RIGHT, _MIN_WIDTH if n_panels == 1 else 0.0
+    )
     height = _TOP + h + below
     if figsize is None:
         # Whole pixels; the tiny excess keeps int(size * dpi) from rounding down.
@@ -90,8 +98,12 @@ def figure_layout(extent: Sequence[float], n_panels: int, *, figsize: tuple[floa
         my = oy + scale * below
         maps.append((mx / fw, my / fh, scale * w / fw, scale * h / fh))
         cy = oy + scale * (below - _BELOW_MAP - 0.1 - _CBAR_H)
-        cbars.append(((mx + scale * 0.05 * w) / fw, cy / fh, scale * 0.9 * w / fw, scale * _CBAR_H / fh))
-    return Layout((fw, fh), tuple(maps), tuple(cbars), (oy + scale * 0.06) / fh, 1 - (oy + scale * 0.1) / fh)
+        cbars.append(
+            ((mx + scale * 0.05 * w) / fw, cy / fh, scale * 0.9 * w / fw, scale * _CBAR_H / fh)
+        )
+    return Layout(
+        (fw, fh), tuple(maps), tuple(cbars), (oy + scale * 0.06) / fh, 1 - (oy + scale * 0.1) / fh
+    )
 
 
 def _colourbar(fig, rect, style: Style) -> None:
@@ -99,7 +111,13 @@ def _colourbar(fig, rect, style: Style) -> None:
 
     cax = fig.add_axes(rect)
     mappable = ScalarMappable(norm=style.norm, cmap=style.cmap)
-    cb = fig.colorbar(mappable, cax=cax, orientation="horizontal", extend=style.extend, ticks=list(style.ticks) if style.ticks else None)
+    cb = fig.colorbar(
+        mappable,
+        cax=cax,
+        orientation="horizontal",
+        extend=style.extend,
+        ticks=list(style.ticks) if style.ticks else None,
+    )
     if style.ticklabels:
         cb.set_ticklabels(list(style.ticklabels))
     cb.ax.tick_params(labelsize=7, length=2, pad=1.5)
@@ -146,7 +164,11 @@ def draw_figure(
     fig = Figure(figsize=layout.figsize, dpi=dpi)
     FigureCanvasAgg(fig)
     lonlat = lonlat_crs()
-    bbox = lonlat_bbox(crs, extent, lonlat=lonlat) if map_data is not None and not map_data.empty else None
+    bbox = (
+        lonlat_bbox(crs, extent, lonlat=lonlat)
+        if map_data is not None and not map_data.empty
+        else None
+    )
     for panel, rect, crect in zip(panels, layout.maps, layout.cbars):
         ax = fig.add_axes(rect, projection=crs)
         ax.set_extent(extent, crs=crs)
@@ -167,13 +189,37 @@ def draw_figure(
         ax.set_title(panel.title, fontsize=9, pad=4)
         _colourbar(fig, crect, panel.style)
     fw = layout.figsize[0]
-    fig.text(0.5, layout.title_y, title, ha="center", va="top", fontsize=_fit(title, fw, 10, 0.085), fontweight="bold")
-    fig.text(0.5, layout.title_y - 0.2 / layout.figsize[1], subtitle, ha="center", va="top", fontsize=_fit(subtitle, fw, 9, 0.07))
+    fig.text(
+        0.5,
+        layout.title_y,
+        title,
+        ha="center",
+        va="top",
+        fontsize=_fit(title, fw, 10, 0.085),
+        fontweight="bold",
+    )
+    fig.text(
+        0.5,
+        layout.title_y - 0.2 / layout.figsize[1],
+        subtitle,
+        ha="center",
+        va="top",
+        fontsize=_fit(subtitle, fw, 9, 0.07),
+    )
     lines = textwrap.wrap(footer, max(40, int(fw * 20)))
     if len(lines) > 3:
         lines = lines[:3]
         lines[-1] = lines[-1][: max(0, len(lines[-1]) - 1)] + "…"
-    fig.text(0.01, layout.footer_y, "\n".join(lines), ha="left", va="bottom", fontsize=6, color="0.3", linespacing=1.2)
+    fig.text(
+        0.01,
+        layout.footer_y,
+        "\n".join(lines),
+        ha="left",
+        va="bottom",
+        fontsize=6,
+        color="0.3",
+        linespacing=1.2,
+    )
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": "nowcast"})
     data = buf.getvalue()
@@ -186,5 +232,3 @@ def _fit(text: str, width_in: float, size: float, inch_per_char: float) -> float
     """Font size (at most ``size``, at least 6) at which ``text`` fits the figure width."""
     need = len(text) * inch_per_char * size / 10
     return max(6.0, min(size, size * (width_in - 0.6) / need)) if need else size
-
-

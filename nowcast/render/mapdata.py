@@ -88,11 +88,16 @@ def find_map_data(map_data: str | os.PathLike | None = None, *, warn: bool = Tru
     lakes = _first(dirs, [f"shapefiles/gshhs/{s}/GSHHS_{s}_L2.shp" for s in _GSHHS_SCALES])
     borders = _first(
         dirs,
-        [f"shapefiles/natural_earth/cultural/ne_{r}_admin_0_boundary_lines_land.shp" for r in _NE_RES]
+        [
+            f"shapefiles/natural_earth/cultural/ne_{r}_admin_0_boundary_lines_land.shp"
+            for r in _NE_RES
+        ]
         + [f"shapefiles/gshhs/{s}/WDBII_border_{s}_L1.shp" for s in _GSHHS_SCALES],
     )
     if coast is None:  # Natural Earth coastline as a second choice
-        coast = _first(dirs, [f"shapefiles/natural_earth/physical/ne_{r}_coastline.shp" for r in _NE_RES])
+        coast = _first(
+            dirs, [f"shapefiles/natural_earth/physical/ne_{r}_coastline.shp" for r in _NE_RES]
+        )
     found = MapData(coast, lakes, borders, tuple(str(d) for d in dirs))
     if found.empty and warn:
         _warn_once(found.searched)
@@ -156,8 +161,12 @@ def lonlat_bbox(crs, extent, *, lonlat) -> tuple[float, float, float, float]:
 
     x0, x1, y0, y1 = extent
     t = np.linspace(0.0, 1.0, 41)
-    xs = np.concatenate([x0 + (x1 - x0) * t, np.full_like(t, x1), x1 - (x1 - x0) * t, np.full_like(t, x0)])
-    ys = np.concatenate([np.full_like(t, y0), y0 + (y1 - y0) * t, np.full_like(t, y1), y1 - (y1 - y0) * t])
+    xs = np.concatenate(
+        [x0 + (x1 - x0) * t, np.full_like(t, x1), x1 - (x1 - x0) * t, np.full_like(t, x0)]
+    )
+    ys = np.concatenate(
+        [np.full_like(t, y0), y0 + (y1 - y0) * t, np.full_like(t, y1), y1 - (y1 - y0) * t]
+    )
     pts = lonlat.transform_points(crs, xs, ys)
     ok = np.isfinite(pts[:, :2]).all(axis=1)
     if not ok.all():
@@ -187,11 +196,18 @@ def add_map_features(ax, found: MapData, *, lonlat, bbox=None, linewidth: float 
         land = ShapelyFeature(geoms(found.coastlines), lonlat, facecolor=LAND, edgecolor="none")
         ax.add_feature(land, zorder=0)
     if found.lakes is not None:
-        ax.add_feature(ShapelyFeature(geoms(found.lakes), lonlat, facecolor="white", edgecolor="none"), zorder=0.5)
+        ax.add_feature(
+            ShapelyFeature(geoms(found.lakes), lonlat, facecolor="white", edgecolor="none"),
+            zorder=0.5,
+        )
     layers = (
         ("coastlines", found.coastlines, {"edgecolor": "0.1", "linewidth": linewidth}),
         ("lakes", found.lakes, {"edgecolor": "0.35", "linewidth": linewidth * 0.5}),
-        ("borders", found.borders, {"edgecolor": "0.2", "linewidth": linewidth * 0.8, "linestyle": (0, (4, 2))}),
+        (
+            "borders",
+            found.borders,
+            {"edgecolor": "0.2", "linewidth": linewidth * 0.8, "linestyle": (0, (4, 2))},
+        ),
     )
     for name, path, style in layers:
         if path is None:

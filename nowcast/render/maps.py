@@ -30,7 +30,16 @@ from nowcast.render import colours
 from nowcast.render.figure import Panel, draw_figure
 from nowcast.render.projection import crs_from_grid_mapping, grid_edges, grid_mapping_attrs
 
-__all__ = ["render_forecast", "render_field", "forecast_figure", "frame_pngs", "prepare", "output_name", "select_leads", "Prepared"]
+__all__ = [
+    "render_forecast",
+    "render_field",
+    "forecast_figure",
+    "frame_pngs",
+    "prepare",
+    "output_name",
+    "select_leads",
+    "Prepared",
+]
 
 _KM = {"km", "kilometre", "kilometer", "kilometres", "kilometers"}
 _FORECAST_DIMS = (ISSUE_TIME, LEAD_TIME, Y, X)
@@ -54,7 +63,9 @@ class Prepared:
 def _to_metres_ascending(da: xr.DataArray) -> xr.DataArray:
     for dim in (X, Y):
         if str(da[dim].attrs.get("units", "")).strip().lower() in _KM:
-            da = da.assign_coords({dim: (dim, da[dim].values * 1000.0, {**da[dim].attrs, "units": "m"})})
+            da = da.assign_coords(
+                {dim: (dim, da[dim].values * 1000.0, {**da[dim].attrs, "units": "m"})}
+            )
         values = da[dim].values
         if values.size > 1 and values[0] > values[-1]:
             da = da.isel({dim: slice(None, None, -1)})
@@ -68,12 +79,16 @@ def _check_regular(da: xr.DataArray) -> None:
             raise DataError(f"{da.name}: {dim} is not a regular grid; cannot draw it as an image")
 
 
-def prepare(forecast: xr.DataArray, *, method: str | None = None, attribution: str | None = None) -> Prepared:
+def prepare(
+    forecast: xr.DataArray, *, method: str | None = None, attribution: str | None = None
+) -> Prepared:
     """Check a forecast DataArray and derive everything the maps need (no pixel data read)."""
     if not isinstance(forecast, xr.DataArray):
         raise DataError(f"expected a forecast DataArray, got {type(forecast).__name__}")
     if set(forecast.dims) != set(_FORECAST_DIMS):
-        raise DataError(f"{forecast.name or 'forecast'}: dims {forecast.dims}; expected {_FORECAST_DIMS}")
+        raise DataError(
+            f"{forecast.name or 'forecast'}: dims {forecast.dims}; expected {_FORECAST_DIMS}"
+        )
     da = _to_metres_ascending(forecast.transpose(*_FORECAST_DIMS))
     _check_regular(da)
     extent = grid_edges(da[X].values, da[Y].values)
@@ -82,7 +97,11 @@ def prepare(forecast: xr.DataArray, *, method: str | None = None, attribution: s
     _, units = colours.to_display(da.attrs)
     name = str(da.name or "forecast")
     method = method or str(da.attrs.get("nowcast_method") or "forecast")
-    attribution = attribution if attribution is not None else str(da.attrs.get("attribution", "") or da.attrs.get("references", ""))
+    attribution = (
+        attribution
+        if attribution is not None
+        else str(da.attrs.get("attribution", "") or da.attrs.get("references", ""))
+    )
     long_name = str(da.attrs.get("long_name") or name.replace("_", " "))
     return Prepared(da, crs, extent, kind, units, method, attribution, name, long_name)
 
@@ -104,7 +123,9 @@ def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]+", "-", text).strip("-") or "x"
 
 
-def output_name(prep: Prepared, issue: np.datetime64, lead: np.timedelta64, suffix: str = ".png") -> str:
+def output_name(
+    prep: Prepared, issue: np.datetime64, lead: np.timedelta64, suffix: str = ".png"
+) -> str:
     """``{var}_{method}_{issue:%Y%m%dT%H%M}_lead{minutes:03d}.png``."""
     minutes = int(pd.Timedelta(lead).total_seconds() // 60)
     return f"{_safe(prep.name)}_{_safe(prep.method)}_{pd.Timestamp(issue):%Y%m%dT%H%M}_lead{minutes:03d}{suffix}"
@@ -125,12 +146,18 @@ def align_truth(truth: xr.DataArray, prep: Prepared) -> xr.DataArray:
     t = _to_metres_ascending(truth.transpose(TIME, Y, X))
     fx, fy = prep.da[X].values, prep.da[Y].values
     same = t.sizes[X] == fx.size and t.sizes[Y] == fy.size
-    if same and np.allclose(t[X].values, fx, atol=1e-3 * abs(fx[1] - fx[0])) and np.allclose(t[Y].values, fy, atol=1e-3 * abs(fy[1] - fy[0])):
+    if (
+        same
+        and np.allclose(t[X].values, fx, atol=1e-3 * abs(fx[1] - fx[0]))
+        and np.allclose(t[Y].values, fy, atol=1e-3 * abs(fy[1] - fy[0]))
+    ):
         return t.assign_coords({X: prep.da[X], Y: prep.da[Y]})
     tol = 0.01 * min(abs(fx[1] - fx[0]), abs(fy[1] - fy[0]))
     ix, iy = nearest_indices(t[X].values, fx, tol), nearest_indices(t[Y].values, fy, tol)
     if ix is None or iy is None:
-        raise DataError(f"truth {truth.name!r} is not on the forecast's grid (x/y differ); cannot compare maps")
+        raise DataError(
+            f"truth {truth.name!r} is not on the forecast's grid (x/y differ); cannot compare maps"
+        )
     return t.isel({X: ix, Y: iy}).assign_coords({X: prep.da[X], Y: prep.da[Y]})
 
 
@@ -150,7 +177,9 @@ def _observed(truth: xr.DataArray | None, valid_times: np.ndarray) -> list[np.nd
     return out
 
 
-def _styles(prep: Prepared, fc: np.ndarray, obs: list[np.ndarray | None]) -> tuple[colours.Style, colours.Style | None]:
+def _styles(
+    prep: Prepared, fc: np.ndarray, obs: list[np.ndarray | None]
+) -> tuple[colours.Style, colours.Style | None]:
     """Field style and difference style for one issue time (all leads, display units)."""
     present = [o for o in obs if o is not None]
     label_units = prep.units
@@ -161,7 +190,11 @@ def _styles(prep: Prepared, fc: np.ndarray, obs: list[np.ndarray | None]) -> tup
         finite = stack[np.isfinite(stack)]
         lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (np.nan, np.nan)
         label = f"{prep.long_name} ({label_units})" if label_units else prep.long_name
-        field = colours.temperature_style(lo, hi, label=label) if prep.kind == "temperature" else colours.generic_style(lo, hi, label=label)
+        field = (
+            colours.temperature_style(lo, hi, label=label)
+            if prep.kind == "temperature"
+            else colours.generic_style(lo, hi, label=label)
+        )
     if not present and not any(o is None for o in obs):
         return field, None
     diffs = [np.abs(fc[i] - o) for i, o in enumerate(obs) if o is not None]
@@ -169,7 +202,9 @@ def _styles(prep: Prepared, fc: np.ndarray, obs: list[np.ndarray | None]) -> tup
     values = values[np.isfinite(values)]
     q = float(np.percentile(values, 99)) if values.size else 0.0
     minimum = 5.0 if prep.kind == "temperature" else max(q, 1e-6)
-    diff = colours.difference_style(colours.nice_limit(q, minimum=minimum), kind=prep.kind, units=label_units)
+    diff = colours.difference_style(
+        colours.nice_limit(q, minimum=minimum), kind=prep.kind, units=label_units
+    )
     return field, diff
 
 
@@ -184,7 +219,9 @@ def frame_pngs(
     figsize: tuple[float, float] | None = None,
 ) -> Iterator[tuple[str, bytes]]:
     """Yield ``(file name, PNG bytes)`` per lead of one issue time (``truth`` pre-aligned)."""
-    for name, png, _ in _frames(prep, issue_index, lead_indices, truth=truth, map_data=map_data, dpi=dpi, figsize=figsize):
+    for name, png, _ in _frames(
+        prep, issue_index, lead_indices, truth=truth, map_data=map_data, dpi=dpi, figsize=figsize
+    ):
         yield name, png
 
 
@@ -202,7 +239,16 @@ def forecast_figure(
     prep = prepare(forecast)
     (lead_idx,) = select_leads(prep.da.sizes[LEAD_TIME], [lead])
     aligned = align_truth(truth, prep) if truth is not None else None
-    (item,) = _frames(prep, issue_index, [lead_idx], truth=aligned, map_data=map_data, dpi=dpi, figsize=figsize, keep_figure=True)
+    (item,) = _frames(
+        prep,
+        issue_index,
+        [lead_idx],
+        truth=aligned,
+        map_data=map_data,
+        dpi=dpi,
+        figsize=figsize,
+        keep_figure=True,
+    )
     return item[1], item[2]
 
 
@@ -223,7 +269,11 @@ def _frames(prep, issue_index, lead_indices, *, truth, map_data, dpi, figsize, k
     obs = [None if o is None else convert(o) for o in obs_raw]
     field, diff = _styles(prep, fc_all, obs if truth is not None else [])
     title = f"{prep.long_name}: nowcast ({prep.method})"
-    footer = " · ".join(p for p in (f"Data: {prep.attribution}" if prep.attribution else "", f"nowcast {prep.method}") if p)
+    footer = " · ".join(
+        p
+        for p in (f"Data: {prep.attribution}" if prep.attribution else "", f"nowcast {prep.method}")
+        if p
+    )
     for j in lead_indices:
         k = where[j]
         fc = fc_all[k]
@@ -276,7 +326,9 @@ def render_forecast(
     outdir = Path(outdir)
     written = []
     for i in issues:
-        for name, png in frame_pngs(prep, i, lead_idx, truth=aligned, map_data=map_data, dpi=dpi, figsize=figsize):
+        for name, png in frame_pngs(
+            prep, i, lead_idx, truth=aligned, map_data=map_data, dpi=dpi, figsize=figsize
+        ):
             written.append(write_atomic(outdir / name, png))
     return written
 
@@ -295,12 +347,16 @@ def render_field(
 
     if TIME in field.dims:
         if field.sizes[TIME] != 1:
-            raise DataError(f"render_field draws one frame; {field.name} has {field.sizes[TIME]} times")
+            raise DataError(
+                f"render_field draws one frame; {field.name} has {field.sizes[TIME]} times"
+            )
         field = field.isel({TIME: 0})
     if set(field.dims) != {Y, X}:
         raise DataError(f"{field.name}: dims {field.dims}; expected (y, x)")
     when = field.coords[TIME].values if TIME in field.coords else None
-    fake = field.expand_dims({ISSUE_TIME: [np.datetime64("1970-01-01", "ns")], LEAD_TIME: [np.timedelta64(0, "ns")]})
+    fake = field.expand_dims(
+        {ISSUE_TIME: [np.datetime64("1970-01-01", "ns")], LEAD_TIME: [np.timedelta64(0, "ns")]}
+    )
     prep = prepare(fake, method="observed")
     convert, _ = colours.to_display(prep.da.attrs)
     data = convert(prep.da.isel({ISSUE_TIME: 0, LEAD_TIME: 0}).values)

@@ -37,7 +37,9 @@ def _load(item) -> tuple[Any, xr.DataArray]:
     return str(path), read_forecast(path)
 
 
-def _truth_for_issue(aligned: xr.DataArray, forecast: xr.DataArray, issue_index: int) -> xr.DataArray:
+def _truth_for_issue(
+    aligned: xr.DataArray, forecast: xr.DataArray, issue_index: int
+) -> xr.DataArray:
     """The observations at one issue time's valid times (those present), loaded."""
     valid = pd.DatetimeIndex(forecast[VALID_TIME].isel({ISSUE_TIME: issue_index}).values)
     present = valid[valid.isin(pd.DatetimeIndex(aligned[TIME].values))]
@@ -94,7 +96,11 @@ def render_many(
         items = [items]
     if workers < 1:
         raise DataError(f"workers must be >= 1, got {workers}")
-    options = {"map_data": None if map_data is None else str(map_data), "dpi": dpi, "figsize": figsize}
+    options = {
+        "map_data": None if map_data is None else str(map_data),
+        "dpi": dpi,
+        "figsize": figsize,
+    }
     pairs = []  # (worker source, forecast, issue index, lead indices, truth subset)
     for item in items:
         source, fc = _load(item)
@@ -113,7 +119,16 @@ def render_many(
         start = 0
         for size in sizes:
             opts = dict(options, method=method)
-            tasks.append({"source": source, "issue": issue, "leads": lead_idx[start : start + size], "truth": obs, "outdir": str(outdir), "options": opts})
+            tasks.append(
+                {
+                    "source": source,
+                    "issue": issue,
+                    "leads": lead_idx[start : start + size],
+                    "truth": obs,
+                    "outdir": str(outdir),
+                    "options": opts,
+                }
+            )
             start += size
     if workers == 1 or len(tasks) <= 1:
         results = [_run(t) for t in tasks]

@@ -77,7 +77,9 @@ def _globe(attrs: Mapping):
     towgs84 = attrs.get("towgs84")
     kwargs: dict[str, Any] = {"ellipse": None}
     if towgs84 is not None:
-        kwargs["towgs84"] = ",".join(repr(float(v)) for v in np.asarray(towgs84, dtype=float).ravel())
+        kwargs["towgs84"] = ",".join(
+            repr(float(v)) for v in np.asarray(towgs84, dtype=float).ravel()
+        )
     if a is not None:
         kwargs["semimajor_axis"] = a
         if b is not None:
@@ -119,7 +121,15 @@ def _swiss_oblique_mercator_class():
         (metres off over a radar domain); PROJ's Swiss oblique Mercator is exact.
         """
 
-        def __init__(self, central_longitude, central_latitude, false_easting, false_northing, scale_factor, globe):
+        def __init__(
+            self,
+            central_longitude,
+            central_latitude,
+            false_easting,
+            false_northing,
+            scale_factor,
+            globe,
+        ):
             params = [
                 ("proj", "somerc"),
                 ("lon_0", central_longitude),
@@ -131,7 +141,11 @@ def _swiss_oblique_mercator_class():
             ]
             ccrs.Projection.__init__(self, params, globe=globe)
             mercator = ccrs.Mercator(
-                central_longitude=central_longitude, globe=globe, false_easting=false_easting, false_northing=false_northing, scale_factor=scale_factor
+                central_longitude=central_longitude,
+                globe=globe,
+                false_easting=false_easting,
+                false_northing=false_northing,
+                scale_factor=scale_factor,
             )
             self._x_limits = mercator.x_limits
             self._y_limits = mercator.y_limits
@@ -168,7 +182,9 @@ def _from_cf(name: str, attrs: Mapping):
             cutoff=-30 if lat0 >= 0 else 30,
         )
     if name == "polar_stereographic":
-        lon0 = _num(attrs, "straight_vertical_longitude_from_pole", "longitude_of_projection_origin")
+        lon0 = _num(
+            attrs, "straight_vertical_longitude_from_pole", "longitude_of_projection_origin"
+        )
         lat_ts = _num(attrs, "standard_parallel", default=None)
         k0 = _num(attrs, "scale_factor_at_projection_origin", default=None)
         lat0 = _num(attrs, "latitude_of_projection_origin", default=None)
@@ -261,7 +277,11 @@ def _from_wkt(wkt: str, extent=None):
 
     crs = pyproj.CRS.from_wkt(wkt)
     if crs.is_geographic:
-        return lonlat_crs() if crs.equals("EPSG:4326", ignore_axis_order=True) else ccrs.Projection(crs)
+        return (
+            lonlat_crs()
+            if crs.equals("EPSG:4326", ignore_axis_order=True)
+            else ccrs.Projection(crs)
+        )
     proj = ccrs.Projection(crs)
     if extent is not None:
         x0, x1, y0, y1 = (float(v) for v in extent)
@@ -270,7 +290,10 @@ def _from_wkt(wkt: str, extent=None):
         proj.threshold = min(w, h) / 100.0
     elif proj.bounds is None:
         lon0, lat0 = _centre(crs.source_crs if crs.is_bound else crs)
-        lons, lats = np.meshgrid(np.linspace(lon0 - 30, lon0 + 30, 61), np.clip(np.linspace(lat0 - 30, lat0 + 30, 61), -89.5, 89.5))
+        lons, lats = np.meshgrid(
+            np.linspace(lon0 - 30, lon0 + 30, 61),
+            np.clip(np.linspace(lat0 - 30, lat0 + 30, 61), -89.5, 89.5),
+        )
         pts = proj.transform_points(lonlat_crs(), lons.ravel(), lats.ravel())
         ok = np.isfinite(pts[:, :2]).all(axis=1)
         if not ok.any():
@@ -320,7 +343,9 @@ def crs_from_grid_mapping(attrs: Mapping, *, extent=None):
         except NowcastError:
             raise
         except Exception as exc:  # pyproj / cartopy errors: report the grid mapping by name
-            raise NowcastError(f"grid mapping {name or '(unnamed)'!r}: cannot use its crs_wkt ({exc})") from None
+            raise NowcastError(
+                f"grid mapping {name or '(unnamed)'!r}: cannot use its crs_wkt ({exc})"
+            ) from None
     if missing:
         raise NowcastError(f"grid mapping {name!r} lacks attribute {missing!r} and has no crs_wkt")
     raise NowcastError(
@@ -333,7 +358,9 @@ def grid_mapping_attrs(da) -> dict[str, Any]:
     """The CF grid-mapping attributes of an archive/forecast DataArray (see conventions)."""
     gm = da.attrs.get("grid_mapping")
     if not gm or gm not in da.coords:
-        raise DataError(f"{da.name or 'data'}: no grid_mapping coordinate; cannot place it on a map")
+        raise DataError(
+            f"{da.name or 'data'}: no grid_mapping coordinate; cannot place it on a map"
+        )
     return dict(da.coords[gm].attrs)
 
 

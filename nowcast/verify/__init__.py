@@ -64,8 +64,13 @@ def evaluate(
 
     cont = {m: ContinuousSums.zeros(fc.sizes[LEAD_TIME]) for m, fc in fcs.items()}
     cat = {m: ContingencyTable.zeros(len(thresholds), fc.sizes[LEAD_TIME]) for m, fc in fcs.items()}
-    fss = {m: FSSSums.zeros(len(thresholds), len(scales), fc.sizes[LEAD_TIME]) for m, fc in fcs.items()}
-    index = {m: {pd.Timestamp(t): i for i, t in enumerate(fc[ISSUE_TIME].values)} for m, fc in fcs.items()}
+    fss = {
+        m: FSSSums.zeros(len(thresholds), len(scales), fc.sizes[LEAD_TIME]) for m, fc in fcs.items()
+    }
+    index = {
+        m: {pd.Timestamp(t): i for i, t in enumerate(fc[ISSUE_TIME].values)}
+        for m, fc in fcs.items()
+    }
     all_issues = sorted(set().union(*(set(ix) for ix in index.values())))
 
     for issue in all_issues:
@@ -91,7 +96,9 @@ def evaluate(
                 for j in np.flatnonzero(leads[m] == lead):
                     cont[m].add(f[j], o[j], valid[j], lead=j)
                     cat[m].add(f[j], o[j], valid[j], thresholds, lead=j)
-                    fss[m].add(f[j], o[j], valid[j], thresholds, scales, lead=j, cache=fractions_cache)
+                    fss[m].add(
+                        f[j], o[j], valid[j], thresholds, scales, lead=j, cache=fractions_cache
+                    )
 
     rows = []
     for m, fc in fcs.items():
@@ -111,14 +118,19 @@ def evaluate(
     df["threshold"] = df["threshold"].astype("float64")
     df["scale"] = df["scale"].astype("Int64")
     df["value"] = df["value"].astype("float64")
-    units = next((fc.attrs.get("units") for fc in fcs.values() if fc.attrs.get("units")), None) or truth.attrs.get("units")
+    units = next(
+        (fc.attrs.get("units") for fc in fcs.values() if fc.attrs.get("units")), None
+    ) or truth.attrs.get("units")
     if units:
         df.attrs["units"] = str(units)
     return df
 
 
 def _rows(method, minutes, metric, threshold, scale, values) -> list[tuple]:
-    return [(method, lead, metric, threshold, scale, float(v)) for lead, v in zip(minutes, np.atleast_1d(values))]
+    return [
+        (method, lead, metric, threshold, scale, float(v))
+        for lead, v in zip(minutes, np.atleast_1d(values))
+    ]
 
 
 def _minutes(leads) -> list:
@@ -162,13 +174,17 @@ def _check_scales(scales) -> tuple[int, ...]:
 
 def _check_truth(truth: xr.DataArray) -> xr.DataArray:
     if not isinstance(truth, xr.DataArray) or set(truth.dims) != {TIME, Y, X}:
-        raise NowcastError(f"the truth must be a (time, y, x) DataArray, got dims {getattr(truth, 'dims', None)}")
+        raise NowcastError(
+            f"the truth must be a (time, y, x) DataArray, got dims {getattr(truth, 'dims', None)}"
+        )
     return truth.transpose(TIME, Y, X)
 
 
 def _check_forecast(name: str, fc: xr.DataArray, truth: xr.DataArray) -> xr.DataArray:
     if not isinstance(fc, xr.DataArray) or set(fc.dims) != {ISSUE_TIME, LEAD_TIME, Y, X}:
-        raise NowcastError(f"forecast {name!r} must have dims (issue_time, lead_time, y, x), got {getattr(fc, 'dims', None)}")
+        raise NowcastError(
+            f"forecast {name!r} must have dims (issue_time, lead_time, y, x), got {getattr(fc, 'dims', None)}"
+        )
     if VALID_TIME not in fc.coords:
         raise NowcastError(f"forecast {name!r} has no valid_time coordinate")
     fu, tu = fc.attrs.get("units"), truth.attrs.get("units")
@@ -181,7 +197,10 @@ def _truth_on_grid(name: str, fc: xr.DataArray, truth: xr.DataArray) -> xr.DataA
     """``truth`` itself when the grids match, its matching sub-grid, else an error."""
     picks = []
     for dim in (Y, X):
-        fv, tv = np.asarray(fc[dim].values, dtype=np.float64), np.asarray(truth[dim].values, dtype=np.float64)
+        fv, tv = (
+            np.asarray(fc[dim].values, dtype=np.float64),
+            np.asarray(truth[dim].values, dtype=np.float64),
+        )
         if fv.shape == tv.shape and np.allclose(fv, tv, rtol=0, atol=_tolerance(tv)):
             picks.append(None)
             continue
@@ -210,7 +229,9 @@ def _check_overlap(name: str, fc: xr.DataArray, truth: xr.DataArray) -> None:
     if not valid.isin(times).any():
         raise NowcastError(
             f"forecast {name!r} valid times ({valid.min()} to {valid.max()}) do not overlap the truth "
-            f"({times.min()} to {times.max()})" if len(times) else f"the truth holds no times to verify {name!r}"
+            f"({times.min()} to {times.max()})"
+            if len(times)
+            else f"the truth holds no times to verify {name!r}"
         )
 
 

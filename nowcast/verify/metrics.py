@@ -60,9 +60,21 @@ class ContinuousSums:
     @classmethod
     def zeros(cls, n_leads: int) -> ContinuousSums:
         z = lambda: np.zeros(n_leads)  # noqa: E731
-        return cls(n=z(), sum_err=z(), sum_abs_err=z(), sum_sq_err=z(), sum_f=z(), sum_o=z(), sum_ff=z(), sum_oo=z(), sum_fo=z())
+        return cls(
+            n=z(),
+            sum_err=z(),
+            sum_abs_err=z(),
+            sum_sq_err=z(),
+            sum_f=z(),
+            sum_o=z(),
+            sum_ff=z(),
+            sum_oo=z(),
+            sum_fo=z(),
+        )
 
-    def add(self, forecast: np.ndarray, obs: np.ndarray, valid: np.ndarray, *, lead: int | None = None) -> None:
+    def add(
+        self, forecast: np.ndarray, obs: np.ndarray, valid: np.ndarray, *, lead: int | None = None
+    ) -> None:
         """Add ``(lead, y, x)`` fields (or the ``(y, x)`` fields of lead index ``lead``);
         only ``valid`` pixels count."""
         if lead is None:
@@ -103,7 +115,15 @@ class ContingencyTable:
         z = lambda: np.zeros((n_thresholds, n_leads), dtype=np.int64)  # noqa: E731
         return cls(z(), z(), z(), z())
 
-    def add(self, forecast: np.ndarray, obs: np.ndarray, valid: np.ndarray, thresholds, *, lead: int | None = None) -> None:
+    def add(
+        self,
+        forecast: np.ndarray,
+        obs: np.ndarray,
+        valid: np.ndarray,
+        thresholds,
+        *,
+        lead: int | None = None,
+    ) -> None:
         """Add ``(lead, y, x)`` fields (or lead index ``lead``'s ``(y, x)``) at each threshold."""
         if lead is None:
             for j in range(forecast.shape[0]):
@@ -134,7 +154,15 @@ class FSSSums:
         return cls(np.zeros(shape), np.zeros(shape), np.zeros(shape))
 
     def add(
-        self, forecast: np.ndarray, obs: np.ndarray, valid: np.ndarray, thresholds, scales, *, lead: int | None = None, cache: dict | None = None
+        self,
+        forecast: np.ndarray,
+        obs: np.ndarray,
+        valid: np.ndarray,
+        thresholds,
+        scales,
+        *,
+        lead: int | None = None,
+        cache: dict | None = None,
     ) -> None:
         """Add ``(lead, y, x)`` fields (or lead index ``lead``'s ``(y, x)``) for every
         threshold and (odd, pixel) scale.
@@ -148,7 +176,11 @@ class FSSSums:
                 self.add(forecast[j], obs[j], valid[j], thresholds, scales, lead=j)
             return
         if cache is not None:  # reuse only for the same observations and mask
-            same = "obs" in cache and np.array_equal(cache["valid"], valid) and np.array_equal(cache["obs"], obs, equal_nan=True)
+            same = (
+                "obs" in cache
+                and np.array_equal(cache["valid"], valid)
+                and np.array_equal(cache["obs"], obs, equal_nan=True)
+            )
             if not same:
                 cache.clear()
                 cache.update(obs=obs, valid=valid)

@@ -25,7 +25,9 @@ from nowcast.verify.metrics import CATEGORICAL, CONTINUOUS, SPATIAL
 __all__ = ["key_table", "scores_markdown", "write_report"]
 
 #: File names of the plots :func:`write_report` makes (older ones are replaced).
-_PLOT_NAME = re.compile(r"^(mae|rmse|bias|corr|(csi|pod|far|ets)_t[-0-9.e+]+|fss_t[-0-9.e+]+_s\d+)\.png$")
+_PLOT_NAME = re.compile(
+    r"^(mae|rmse|bias|corr|(csi|pod|far|ets)_t[-0-9.e+]+|fss_t[-0-9.e+]+_s\d+)\.png$"
+)
 
 
 def _fmt(value) -> str:
@@ -51,7 +53,14 @@ def _table(frame: pd.DataFrame, columns: list[tuple[str, str]], labels: list[str
 
 def _wide(scores: pd.DataFrame, selection: pd.Series, column_keys: list[str]) -> pd.DataFrame:
     sub = scores[selection]
-    return sub.pivot_table(index="lead_time", columns=column_keys, values="value", aggfunc="first", dropna=False, sort=False)
+    return sub.pivot_table(
+        index="lead_time",
+        columns=column_keys,
+        values="value",
+        aggfunc="first",
+        dropna=False,
+        sort=False,
+    )
 
 
 def key_threshold(scores: pd.DataFrame) -> float | None:
@@ -91,7 +100,11 @@ def key_table(scores: pd.DataFrame, metrics: Sequence[str] | None = None) -> str
             sel &= scores["threshold"].isna() if t is None else scores["threshold"] == t
             sel &= scores["scale"].isna() if s is None else scores["scale"] == s
             series = scores[sel].set_index("lead_time")["value"]
-            label = f"{method} {metric}" + (f" ≥{_thr(t)}" if t is not None else "") + (f" s{s}" if s is not None else "")
+            label = (
+                f"{method} {metric}"
+                + (f" ≥{_thr(t)}" if t is not None else "")
+                + (f" s{s}" if s is not None else "")
+            )
             data[label] = series
             labels.append(label)
             columns.append(label)
@@ -104,17 +117,45 @@ def scores_markdown(scores: pd.DataFrame, *, units: str | None = None) -> str:
     units = units or scores.attrs.get("units") or ""
     u = f" {units}" if units else ""
     methods = list(dict.fromkeys(scores["method"]))
-    out = ["# Verification scores", "", "Pooled over all issue times; events are value ≥ threshold.", ""]
+    out = [
+        "# Verification scores",
+        "",
+        "Pooled over all issue times; events are value ≥ threshold.",
+        "",
+    ]
     out += ["## Key scores", "", key_table(scores), ""]
     for thr in sorted(scores["threshold"].dropna().unique()):
-        cat = _wide(scores, (scores["threshold"] == thr) & scores["metric"].isin(CATEGORICAL), ["method", "metric"])
+        cat = _wide(
+            scores,
+            (scores["threshold"] == thr) & scores["metric"].isin(CATEGORICAL),
+            ["method", "metric"],
+        )
         cols = [(m, k) for m in methods for k in CATEGORICAL if (m, k) in cat.columns]
         if cols:
-            out += [f"## Categorical scores, threshold {_thr(thr)}{u}", "", _table(cat, cols, [f"{m} {k}" for m, k in cols]), ""]
-        fss = _wide(scores, (scores["threshold"] == thr) & scores["metric"].isin(SPATIAL), ["method", "scale"])
-        cols = [(m, s) for m in methods for s in sorted({c[1] for c in fss.columns}) if (m, s) in fss.columns]
+            out += [
+                f"## Categorical scores, threshold {_thr(thr)}{u}",
+                "",
+                _table(cat, cols, [f"{m} {k}" for m, k in cols]),
+                "",
+            ]
+        fss = _wide(
+            scores,
+            (scores["threshold"] == thr) & scores["metric"].isin(SPATIAL),
+            ["method", "scale"],
+        )
+        cols = [
+            (m, s)
+            for m in methods
+            for s in sorted({c[1] for c in fss.columns})
+            if (m, s) in fss.columns
+        ]
         if cols:
-            out += [f"## FSS, threshold {_thr(thr)}{u}, scale in pixels", "", _table(fss, cols, [f"{m} FSS s{s}" for m, s in cols]), ""]
+            out += [
+                f"## FSS, threshold {_thr(thr)}{u}, scale in pixels",
+                "",
+                _table(fss, cols, [f"{m} FSS s{s}" for m, s in cols]),
+                "",
+            ]
     return "\n".join(out)
 
 
@@ -134,7 +175,11 @@ def _plot_groups(scores: pd.DataFrame, units: str = ""):
                 yield f"{metric.lower()}_t{_thr(thr)}", f"{metric}, threshold {_thr(thr)}{u}", at
                 continue
             for scale in sorted(at["scale"].dropna().unique()):
-                yield (f"{metric.lower()}_t{_thr(thr)}_s{int(scale)}", f"{metric}, threshold {_thr(thr)}{u}, scale {int(scale)} px", at[at["scale"] == scale])
+                yield (
+                    f"{metric.lower()}_t{_thr(thr)}_s{int(scale)}",
+                    f"{metric}, threshold {_thr(thr)}{u}, scale {int(scale)} px",
+                    at[at["scale"] == scale],
+                )
 
 
 def _plot(path: Path, title: str, sub: pd.DataFrame, units: str) -> None:
@@ -154,7 +199,9 @@ def _plot(path: Path, title: str, sub: pd.DataFrame, units: str) -> None:
     fig.savefig(path, format="png")
 
 
-def write_report(scores: pd.DataFrame, outdir: str | os.PathLike, *, units: str | None = None, plots: bool = True) -> list[Path]:
+def write_report(
+    scores: pd.DataFrame, outdir: str | os.PathLike, *, units: str | None = None, plots: bool = True
+) -> list[Path]:
     """Write ``scores.csv``, ``scores.md`` and (with ``plots``) PNGs to ``outdir``.
 
     Everything is written into a temporary sibling folder first; a new ``outdir`` is then
@@ -173,7 +220,9 @@ def write_report(scores: pd.DataFrame, outdir: str | os.PathLike, *, units: str 
     try:
         names = ["scores.csv", "scores.md"]
         scores.to_csv(tmp / "scores.csv", index=False)
-        (tmp / "scores.md").write_text(scores_markdown(scores, units=units) + "\n", encoding="utf-8")
+        (tmp / "scores.md").write_text(
+            scores_markdown(scores, units=units) + "\n", encoding="utf-8"
+        )
         if plots:
             for stem, title, sub in _plot_groups(scores, units):
                 if np.isfinite(sub["value"].to_numpy(dtype=float)).any():

@@ -12,7 +12,7 @@ task" = the mean time a task ran on its worker (it grows when the workers compet
 
 Run from the repository root::
 
-    python benchmarks/bench_batch.py                          # extrapolation, 12 leads, 1 and 2 workers
+    python benchmarks/bench_batch.py            # extrapolation, 12 leads, 1 and 2 workers
     python benchmarks/bench_batch.py --method persistence --render --workers 1 2 4
 """
 
@@ -117,20 +117,22 @@ def main(argv=None) -> None:
         " + render 2 maps" if args.render else ""
     )
     print(
-        f"\nBatch throughput on {Path(args.input).name} ({what}); {os.cpu_count()} CPUs, load average {load[0]:.1f} at start\n"
+        f"\nBatch throughput on {Path(args.input).name} ({what}); {os.cpu_count()} CPUs, load "
+        f"average {load[0]:.1f} at start\n"
     )
     print(
-        "| workers | issue times | seconds | issue times / s | ratio | s per task (on its worker) | cluster start s | warm-up s |"
+        "| workers | issue times | seconds | issue times / s | ratio | s per task (on its worker) "
+        "| cluster start s | warm-up s |"
     )
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         print(
-            f"| {r['workers']} | {r['issue_times']} | {r['seconds']:.1f} | {r['rate']:.2f} | {r['rate'] / base:.2f} "
+            f"| {r['workers']} | {r['issue_times']} | {r['seconds']:.1f} | {r['rate']:.2f} | "
+            f"{r['rate'] / base:.2f} "
             f"| {r['task']:.2f} | {r['start']:.1f} | {r['warm']:.1f} |"
         )
-    print(
-        f"\nCommand: python benchmarks/bench_batch.py {shlex.join(sys.argv[1:] if argv is None else argv)}".rstrip()
-    )
+    used = sys.argv[1:] if argv is None else argv
+    print(f"\nCommand: python benchmarks/bench_batch.py {shlex.join(used)}".rstrip())
 
 
 if __name__ == "__main__":

@@ -136,13 +136,14 @@ def run_nowcast(seconds: float, reader: str, cache_mb: int | None = None, fit: b
         warm_s = time.perf_counter() - t_cold
         warm = (n - n_cold) / warm_s if warm_s > 1 and n > n_cold else None
     cache = ds.cache
+    hit_rate = cache.hits / max(1, cache.hits + cache.misses)
     return {
         "setup_s": setup,
         "batches": n,
         "seconds": elapsed,
         "warm_batches_per_s": warm,
         "windows_per_epoch": len(ds.sampler.windows),
-        "cache": f"{cache.max_bytes / 2**20:.0f} MiB, hit rate {cache.hits / max(1, cache.hits + cache.misses):.1%}",
+        "cache": f"{cache.max_bytes / 2**20:.0f} MiB, hit rate {hit_rate:.1%}",
     }
 
 
@@ -211,14 +212,17 @@ def table(results: list[dict]) -> str:
         return f"{value / base[reader]:.1f}x" if value and reader in base else "-"
 
     lines = [
-        "| loader | reader | setup s | batches | batches/s | ratio | warm batches/s | warm ratio | peak RSS MB | windows/epoch | frame cache |",
+        "| loader | reader | setup s | batches | batches/s | ratio | warm batches/s | warm ratio "
+        "| peak RSS MB | windows/epoch | frame cache |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in results:
         warm = r["warm_batches_per_s"]
         lines.append(
-            f"| {r['loader']} | {r['reader']} | {r['setup_s']:.1f} | {r['batches']} | {r['batches_per_s']:.2f} | "
-            f"{ratio(r['batches_per_s'], r['reader'])} | {f'{warm:.2f}' if warm else '-'} | {ratio(warm, r['reader'])} | "
+            f"| {r['loader']} | {r['reader']} | {r['setup_s']:.1f} | {r['batches']} | "
+            f"{r['batches_per_s']:.2f} | "
+            f"{ratio(r['batches_per_s'], r['reader'])} | {f'{warm:.2f}' if warm else '-'} | "
+            f"{ratio(warm, r['reader'])} | "
             f"{r['peak_rss_mb']:.0f} | {r['windows_per_epoch']} | {r['cache']} |"
         )
     return "\n".join(lines)
@@ -264,8 +268,10 @@ def main(argv=None) -> None:
 
     print(
         f"\nBatches of {BATCH} windows ({T_IN}+{T_OUT} frames, {PATCH}x{PATCH}) from "
-        f"{', '.join(e[:-3] for e in EVENTS)}; {os.cpu_count()} CPUs; ratio = batches/s / xbatcher's "
-        "on the same reader; batches/s from a cold start over the time budget, warm = after nowcast's first epoch.\n"
+        f"{', '.join(e[:-3] for e in EVENTS)}; {os.cpu_count()} CPUs; ratio = batches/s / "
+        "xbatcher's "
+        "on the same reader; batches/s from a cold start over the time budget, warm = after "
+        "nowcast's first epoch.\n"
     )
     print(table(results))
     cmd = " ".join(

@@ -86,7 +86,8 @@ def main(argv=None) -> int:
     )
     panels = "3 panels (truth)" if args.truth else "1 panel"
     print(
-        f"\n`{cmd}`  \n{args.dataset} grid {archive.sizes['y']}x{archive.sizes['x']}, {panels}, dpi {args.dpi}, {os.cpu_count()} CPUs\n"
+        f"\n`{cmd}`  \n{args.dataset} grid {archive.sizes['y']}x{archive.sizes['x']}, {panels}, "
+        f"dpi {args.dpi}, {os.cpu_count()} CPUs\n"
     )
     print("| workers | maps | seconds | maps/s | speed-up |")
     print("| ---: | ---: | ---: | ---: | ---: |")

@@ -65,7 +65,10 @@ def _parse(argv=None) -> argparse.Namespace:
         "--budget",
         type=float,
         default=0,
-        help="seconds per combination for timed steps (>= 1 step); inference is skipped once spent; 0: no limit",
+        help=(
+            "seconds per combination for timed steps (>= 1 step); inference is skipped once "
+            "spent; 0: no limit"
+        ),
     )
     p.add_argument(
         "--timeout", type=int, default=1200, help="seconds per combination before it is killed"
@@ -193,7 +196,10 @@ def _run_combination(backend: str, cell: str, argv: list[str], timeout: int) -> 
 
 def _machine() -> str:
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
-    return f"{platform.platform()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}, load average at start {load}"
+    return (
+        f"{platform.platform()}, {platform.processor() or platform.machine()}, {os.cpu_count()} "
+        f"CPUs, python {platform.python_version()}, load average at start {load}"
+    )
 
 
 def _ms(value: float) -> str:
@@ -210,7 +216,8 @@ def _table(results: list[dict], args: argparse.Namespace) -> str:
     stock = {r["backend"]: r for r in results if r["cell"] == "stock" and "error" not in r}
     n = args.infer_size
     rows = [
-        "| backend | cell | steps | train step median (ms) | min (ms) | CPU time/step (ms) | samples/s | "
+        "| backend | cell | steps | train step median (ms) | min (ms) | CPU time/step (ms) | "
+        "samples/s | "
         f"step vs stock | CPU vs stock | nowcast {n}x{n} (ms) | nowcast vs stock | peak RSS (MB) |",
         "|" + "---|" * 12,
     ]
@@ -222,8 +229,10 @@ def _table(results: list[dict], args: argparse.Namespace) -> str:
         step = r["step_ms_median"]
         inf = r.get("infer_ms_median")
         rows.append(
-            f"| {r['backend']} | {r['cell']} | {len(r['step_ms'])} | {_ms(step)} | {_ms(r['step_ms_min'])} | "
-            f"{_ms(r['step_cpu_ms_median'])} | {args.batch / step * 1000:.2f} | {_ratio(ref, r, 'step_ms_median')} | "
+            f"| {r['backend']} | {r['cell']} | {len(r['step_ms'])} | {_ms(step)} | "
+            f"{_ms(r['step_ms_min'])} | "
+            f"{_ms(r['step_cpu_ms_median'])} | {args.batch / step * 1000:.2f} | "
+            f"{_ratio(ref, r, 'step_ms_median')} | "
             f"{_ratio(ref, r, 'step_cpu_ms_median')} | {'skipped' if inf is None else _ms(inf)} | "
             f"{_ratio(ref, r, 'infer_ms_median')} | {r['peak_rss_mb']:.0f} |"
         )
@@ -249,9 +258,12 @@ def main(argv=None) -> int:
             )
             print(f"# {backend}/{cell}: {detail}", file=sys.stderr, flush=True)
     print(
-        f"Model: filters ({args.filters}), kernel {args.kernel}, downsample {args.downsample} {args.mode}, "
-        f"t_in {args.t_in}, t_out {args.t_out}; training batch {args.batch} x {args.size}x{args.size}, "
-        f"{args.warmup} warm-up + {args.steps} timed steps; nowcast batch 1, {args.infer_repeats} timed after 1 warm-up.\n"
+        f"Model: filters ({args.filters}), kernel {args.kernel}, downsample {args.downsample} "
+        f"{args.mode}, "
+        f"t_in {args.t_in}, t_out {args.t_out}; training batch {args.batch} x "
+        f"{args.size}x{args.size}, "
+        f"{args.warmup} warm-up + {args.steps} timed steps; nowcast batch 1, {args.infer_repeats} "
+        "timed after 1 warm-up.\n"
     )
     print(_table(results, args))
     threads = sorted({r["threads"] for r in results if "threads" in r})

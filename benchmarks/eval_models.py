@@ -61,7 +61,8 @@ def radar(args) -> None:
     scores = evaluate(forecasts, archive, thresholds=(0.5, 1.0, 5.0, 10.0), scales=(1, 5, 21))
     write_report(scores, args.output / "radar")
     print(
-        f"held-out event {event.name}: {len(issues)} issue times ({issues[0]} .. {issues[-1]}), {n_leads} leads"
+        f"held-out event {event.name}: {len(issues)} issue times ({issues[0]} .. {issues[-1]}), "
+        f"{n_leads} leads"
     )
     print(
         "forecast seconds (all issue times): "
@@ -83,14 +84,17 @@ def _verdict(scores, names) -> None:
     mae = {m: get(m, "MAE") for m in names}
     csi = {m: get(m, "CSI", 1.0) for m in names}
     print(
-        f"\nconvlstm MAE < persistence at every lead: {bool((mae['convlstm'] < mae['persistence']).all())}"
+        "\nconvlstm MAE < persistence at every lead: "
+        f"{bool((mae['convlstm'] < mae['persistence']).all())}"
     )
     if "extrapolation" in names:
         print(
-            f"convlstm MAE < extrapolation at every lead: {bool((mae['convlstm'] < mae['extrapolation']).all())}"
+            "convlstm MAE < extrapolation at every lead: "
+            f"{bool((mae['convlstm'] < mae['extrapolation']).all())}"
         )
         print(
-            f"convlstm CSI(1 mm/h) > extrapolation at every lead: {bool((csi['convlstm'] > csi['extrapolation']).all())}"
+            "convlstm CSI(1 mm/h) > extrapolation at every lead: "
+            f"{bool((csi['convlstm'] > csi['extrapolation']).all())}"
         )
 
 
@@ -111,7 +115,8 @@ def era5(args) -> None:
     scores = evaluate(forecasts, archive, thresholds=(273.15,), scales=(1,))
     write_report(scores, args.output / "era5")
     print(
-        f"held-out last week: {len(issues)} issue times ({issues[0]} .. {issues[-1]}), {n_leads} leads"
+        f"held-out last week: {len(issues)} issue times ({issues[0]} .. {issues[-1]}), {n_leads} "
+        "leads"
     )
     print("\n" + key_table(scores, metrics=("RMSE", "MAE")))
     rmse = {
@@ -119,7 +124,8 @@ def era5(args) -> None:
         for m in methods
     }
     print(
-        f"\nconvlstm RMSE < persistence at every lead: {bool((rmse['convlstm'] < rmse['persistence']).all())}"
+        "\nconvlstm RMSE < persistence at every lead: "
+        f"{bool((rmse['convlstm'] < rmse['persistence']).all())}"
     )
 
 

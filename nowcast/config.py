@@ -168,11 +168,13 @@ class Config:
         _require(t.devices is None or t.devices >= 1, "train.devices must be >= 1")
         if t.data_parallel and t.devices and s.batch_size % t.devices:
             raise ConfigError(
-                f"sampler.batch_size={s.batch_size} must be a multiple of train.devices={t.devices} for data-parallel training"
+                f"sampler.batch_size={s.batch_size} must be a multiple of "
+                f"train.devices={t.devices} for data-parallel training"
             )
         if self.data.kind == "temperature" and p.transform in ("log", "dbr"):
             raise ConfigError(
-                f"preprocess.transform={p.transform!r} is for precipitation; use 'zscore' for temperature"
+                f"preprocess.transform={p.transform!r} is for precipitation; use 'zscore' for "
+                "temperature"
             )
         return self
 
@@ -280,7 +282,7 @@ def config_from_dict(values: dict[str, Any]) -> Config:
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
-    """``"model.filters=[16,32]"`` -> ``(["model", "filters"], [16, 32])`` (value parsed as YAML)."""
+    """``"model.filters=[16,32]"`` -> ``(["model", "filters"], [16, 32])`` (value read as YAML)."""
     if "=" not in item:
         raise ConfigError(f"--set {item!r}: expected section.key=value")
     key, raw = item.split("=", 1)

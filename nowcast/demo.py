@@ -69,7 +69,8 @@ def pick_issue_times(archive, cfg: Config, n: int = N_ISSUE_TIMES) -> list[pd.Ti
         candidates.extend(ok.tolist())
     if not candidates:
         raise NowcastError(
-            f"the archive is too short for a test issue time ({len(times)} frames; t_in={t_in}, t_out={t_out})"
+            f"the archive is too short for a test issue time ({len(times)} frames; t_in={t_in}, "
+            f"t_out={t_out})"
         )
     chosen = np.unique(
         np.linspace(0, len(candidates) - 1, min(n, len(candidates))).round().astype(int)
@@ -118,7 +119,8 @@ def run_demo(
     cfg = demo_config(events, overrides)
     archive = open_archive(events, kind=cfg.data.kind)
     echo(
-        f"      {archive.name}: {archive.sizes['time']} frames of {archive.sizes['y']} x {archive.sizes['x']}, units {archive.attrs.get('units')}"
+        f"      {archive.name}: {archive.sizes['time']} frames of {archive.sizes['y']} x "
+        f"{archive.sizes['x']}, units {archive.attrs.get('units')}"
     )
     lap("data")
 
@@ -136,7 +138,8 @@ def run_demo(
     issue_times = pick_issue_times(archive, cfg)
     n_leads = cfg.sampler.t_out
     echo(
-        f"[3/6] forecast {len(issue_times)} issue times x {n_leads} leads: convlstm, persistence, extrapolation"
+        f"[3/6] forecast {len(issue_times)} issue times x {n_leads} leads: convlstm, persistence, "
+        "extrapolation"
     )
     methods = {
         "convlstm": ConvLSTMForecaster(run_dir),
@@ -183,7 +186,8 @@ def run_demo(
     lap("render")
 
     echo(
-        "[6/6] scores on the test issue times (MAE in mm h-1, lower is better; CSI and FSS at 1 mm h-1, higher is better)\n"
+        "[6/6] scores on the test issue times (MAE in mm h-1, lower is better; CSI and FSS at 1 "
+        "mm h-1, higher is better)\n"
     )
     echo(table)
     return DemoResult(workdir, archive_paths, run_dir, paths, report, maps, gif, table, seconds)
@@ -198,7 +202,8 @@ def demo_summary(result: DemoResult) -> str:
     lines += [f"  forecast    {p}" for p in result.forecasts.values()]
     lines += [f"  report      {p}" for p in result.report if p.suffix in (".csv", ".md")]
     lines.append(
-        f"  plots       {len([p for p in result.report if p.suffix == '.png'])} PNGs in {result.workdir / 'report'}"
+        f"  plots       {len([p for p in result.report if p.suffix == '.png'])} PNGs in "
+        f"{result.workdir / 'report'}"
     )
     lines += [f"  map         {p}" for p in result.maps]
     if result.gif:

@@ -46,7 +46,8 @@ def resolve_model(spec: str | Path) -> Path:
         return packaged
     names = ", ".join(packaged_models()) or "none"
     raise NowcastError(
-        f"model {str(spec)!r} not found: give a run directory, a model.keras file or a shipped model ({names})"
+        f"model {str(spec)!r} not found: give a run directory, a model.keras file or a shipped "
+        f"model ({names})"
     )
 
 
@@ -102,7 +103,8 @@ class ConvLSTMForecaster:
         units = past.attrs.get("units")
         if meta.get("units") and units and meta["units"] != units:
             raise NowcastError(
-                f"model {self.model_dir.name} was trained on {meta.get('variable')} in {meta['units']}; "
+                f"model {self.model_dir.name} was trained on {meta.get('variable')} in "
+                f"{meta['units']}; "
                 f"the input {past.name} is in {units}"
             )
         if len(past[TIME]) >= 2:
@@ -111,7 +113,8 @@ class ConvLSTMForecaster:
             step = time_step(past)
             if step != self.step:
                 raise NowcastError(
-                    f"model {self.model_dir.name} was trained at a {_fmt(self.step)} time step; the input's step is {_fmt(step)}"
+                    f"model {self.model_dir.name} was trained at a {_fmt(self.step)} time step; "
+                    f"the input's step is {_fmt(step)}"
                 )
 
     def predict(self, past: xr.DataArray, n_leads: int) -> xr.DataArray:
@@ -178,7 +181,8 @@ def make_forecaster(*, model: str | Path | None = None, method: str | None = Non
     method = method or ("convlstm" if model is not None else None)
     if method is None:
         raise NowcastError(
-            "give --model MODEL (the trained ConvLSTM) or --method NAME (e.g. persistence, extrapolation)"
+            "give --model MODEL (the trained ConvLSTM) or --method NAME (e.g. persistence, "
+            "extrapolation)"
         )
     if method == "convlstm":
         if model is None:

@@ -135,7 +135,8 @@ def infer_step(times, step=None) -> pd.Timedelta:
     diffs = np.unique(np.diff(values))
     if len(diffs) != 1 or diffs[0] <= np.timedelta64(0, "ns"):
         raise NowcastError(
-            f"input frames are not evenly spaced in time (steps {', '.join(str(pd.Timedelta(d)) for d in diffs)})"
+            "input frames are not evenly spaced in time (steps "
+            f"{', '.join(str(pd.Timedelta(d)) for d in diffs)})"
         )
     return pd.Timedelta(diffs[0])
 
@@ -157,7 +158,7 @@ def check_n_leads(n_leads: int) -> int:
 
 
 def lead_array(values: np.ndarray, past: xr.DataArray, step: pd.Timedelta) -> xr.DataArray:
-    """Wrap ``(lead_time, y, x)`` values on ``past``'s grid with its name, attrs and grid mapping."""
+    """Wrap ``(lead_time, y, x)`` values on ``past``'s grid, with its name, attrs, grid mapping."""
     values = np.asarray(values, dtype=np.float32)
     coords = {
         LEAD_TIME: (

@@ -108,12 +108,13 @@ def to_dataset(
     if gm and gm in ds.coords:
         ds = ds.reset_coords(gm)
     attribution = forecast.attrs.get("attribution")
+    now = pd.Timestamp.now(tz="UTC")
     ds.attrs = {
         "Conventions": "CF-1.8",
         "title": f"{name} nowcast ({method})",
         "source": f"nowcast {__version__}, method {method}",
         "nowcast_method": method,
-        "history": f"{pd.Timestamp.now(tz='UTC'):%Y-%m-%dT%H:%M:%SZ} created by nowcast {__version__}",
+        "history": f"{now:%Y-%m-%dT%H:%M:%SZ} created by nowcast {__version__}",
     }
     if attribution:
         ds.attrs["references"] = f"input data: {attribution}"
@@ -184,14 +185,16 @@ def forecast_from_dataset(ds: xr.Dataset, *, source: str = "dataset") -> xr.Data
     candidates = [v for v in ds.data_vars if LEAD_TIME in ds[v].dims]
     if len(candidates) != 1:
         raise DataError(
-            f"{source}: not a nowcast forecast (expected one variable with a lead_time dimension, found {candidates or 'none'})"
+            f"{source}: not a nowcast forecast (expected one variable with a lead_time dimension, "
+            f"found {candidates or 'none'})"
         )
     name = candidates[0]
     da = ds[name]
     expected = {LEAD_TIME, Y, X} | ({ISSUE_TIME} if ISSUE_TIME in da.dims else set())
     if set(da.dims) != expected:
         raise DataError(
-            f"{source}: variable {name!r} has dims {da.dims}; expected (issue_time, lead_time, y, x) or (lead_time, y, x)"
+            f"{source}: variable {name!r} has dims {da.dims}; expected (issue_time, lead_time, y, "
+            "x) or (lead_time, y, x)"
         )
     gm = da.attrs.get("grid_mapping") or da.encoding.get("grid_mapping")
     if not gm or (gm not in ds.variables):

@@ -77,7 +77,8 @@ def distribution_scope(cfg: Config, echo=print) -> Iterator[Any]:
 
     if keras.backend.backend() != "jax":
         raise NowcastError(
-            "train.data_parallel needs the JAX backend (Keras' distribution API supports only JAX): "
+            "train.data_parallel needs the JAX backend (Keras' distribution API supports only "
+            "JAX): "
             "run with KERAS_BACKEND=jax"
         )
     devices = keras.distribution.list_devices()
@@ -200,7 +201,8 @@ def train(
         raise NowcastError(f"--resume: no checkpoint in {run_dir}")
     if not resume and (run_dir / CHECKPOINT_FILE).exists():
         raise NowcastError(
-            f"{run_dir} already holds a training run; use --resume to continue it or choose another --output"
+            f"{run_dir} already holds a training run; use --resume to continue it or choose "
+            "another --output"
         )
     import keras
 
@@ -257,7 +259,8 @@ def train(
         initial_epoch = int(state.get("epoch", 0))
         if initial_epoch >= cfg.train.epochs:
             echo(
-                f"already trained for {initial_epoch} epochs (train.epochs = {cfg.train.epochs}); nothing to do"
+                f"already trained for {initial_epoch} epochs (train.epochs = {cfg.train.epochs}); "
+                "nothing to do"
             )
             return TrainResult(run_dir, 0, state.get("best_val_loss"), 0.0, False)
         echo(
@@ -283,7 +286,8 @@ def train(
         except KeyboardInterrupt:
             interrupted = True
             echo(
-                f"\ninterrupted: the last completed epoch is saved in {run_dir / CHECKPOINT_FILE}; continue with --resume"
+                "\ninterrupted: the last completed epoch is saved in "
+                f"{run_dir / CHECKPOINT_FILE}; continue with --resume"
             )
     seconds = time.perf_counter() - start
     final_state = json.loads(state_path.read_text()) if state_path.exists() else {}

@@ -70,7 +70,8 @@ def run_backfill(
     summary = run_batch(cfg, echo=echo, **options)
     if echo:
         echo(
-            f"verifying {len(summary.done) + len(summary.skipped)} issue times x {len(cfg.methods)} methods"
+            f"verifying {len(summary.done) + len(summary.skipped)} issue times x "
+            f"{len(cfg.methods)} methods"
         )
     summary.report = evaluate_outputs(cfg, summary, echo=echo)
     return finish(summary)

@@ -48,7 +48,7 @@ class Catalog:
     def missing_frame_error(
         self, issue: pd.Timestamp, needed: Sequence[pd.Timestamp]
     ) -> str | None:
-        """The one-line error for an issue time whose frames lie in an unreadable file, else None."""
+        """The one-line error for an issue time with frames in an unreadable file, else None."""
         if not self.bad_files:
             return None
         present = self.times

@@ -63,7 +63,8 @@ class BatchSummary:
         out = [f"FAILED {t:%Y-%m-%d %H:%M}: {msg}" for t, msg in failed[:MAX_FAILED_LINES]]
         if len(failed) > MAX_FAILED_LINES:
             out.append(
-                f"... and {len(failed) - MAX_FAILED_LINES} more failed issue times (all in {self.output / 'batch-summary.json'})"
+                f"... and {len(failed) - MAX_FAILED_LINES} more failed issue times (all in "
+                f"{self.output / 'batch-summary.json'})"
             )
         rate = (
             f", {len(self.done) / self.task_seconds:.2f} issue times/s"
@@ -293,7 +294,8 @@ def run_batch(
         cfg.mode, output, times, skipped=skipped, failed=dict(failed), sources=catalog.sources
     )
     echo(
-        f"{cfg.mode}: {len(times)} issue times {times[0]:%Y-%m-%d %H:%M} .. {times[-1]:%Y-%m-%d %H:%M}; "
+        f"{cfg.mode}: {len(times)} issue times {times[0]:%Y-%m-%d %H:%M} .. "
+        f"{times[-1]:%Y-%m-%d %H:%M}; "
         f"{len(skipped)} already complete, {len(tasks)} to run"
     )
     if tasks:

@@ -269,7 +269,7 @@ def _expected(method, archive, issue, n_leads):
 
 
 def test_cli_batch_operational_on_cluster(tmp_path, archive_dir, archive, client):
-    """Persistence on 2 workers: every output right, failures reported, exit 1; a rerun redoes nothing."""
+    """Persistence on 2 workers: outputs right, failures reported, exit 1; a rerun redoes none."""
     from nowcast.cli import main
     from nowcast.products import read_forecast
     from pipelines.outputs import forecast_path, manifest_path
@@ -446,8 +446,8 @@ def test_summary_lists_failures_then_counts():
         == f"... and 5 more failed issue times (all in {Path('out') / 'batch-summary.json'})"
     )
     assert (
-        f"{MAX_FAILED_LINES + 7} issue times: 2 done, 0 skipped (already complete), {MAX_FAILED_LINES + 5} failed"
-        in lines[-2]
+        f"{MAX_FAILED_LINES + 7} issue times: 2 done, 0 skipped (already complete), "
+        f"{MAX_FAILED_LINES + 5} failed" in lines[-2]
     )
     assert (
         s.exit_code == 1 and BatchSummary("backfill", Path("out"), times, done=times).exit_code == 0

@@ -16,7 +16,8 @@ data:
   events: [{archive}]
 sampler: {{t_in: 2, t_out: 2, patch_size: 16, batch_size: 4, split: {{validation: 0.4}}}}
 model: {{filters: [4], downsample: 2}}
-train: {{epochs: 1, steps_per_epoch: 2, validation_steps: 1, data_parallel: true, lr_schedule: constant}}
+train: {{epochs: 1, steps_per_epoch: 2, validation_steps: 1, data_parallel: true,
+         lr_schedule: constant}}
 """
 
 

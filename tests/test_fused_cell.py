@@ -1,4 +1,4 @@
-"""FusedConvLSTM2D computes exactly what keras.layers.ConvLSTM2D computes, given the same weights."""
+"""FusedConvLSTM2D computes exactly what keras.layers.ConvLSTM2D computes, given equal weights."""
 
 from __future__ import annotations
 

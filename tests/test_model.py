@@ -1,4 +1,4 @@
-"""The encoder-forecaster: shapes on any domain, stock == fused, training, mixed precision, save/load."""
+"""The encoder-forecaster: shapes on any domain, stock == fused, training, mixed precision, I/O."""
 
 from __future__ import annotations
 
@@ -157,7 +157,8 @@ _LOADER = textwrap.dedent(
     x = np.load({x!r})
     for name in ("stock", "fused"):
         model = load_model({tmp!r} + "/" + name + ".keras")
-        np.save({tmp!r} + "/" + name + "_" + {backend!r} + ".npy", np.asarray(model.predict(x, verbose=0)))
+        y = np.asarray(model.predict(x, verbose=0))
+        np.save({tmp!r} + "/" + name + "_" + {backend!r} + ".npy", y)
     """
 )
 

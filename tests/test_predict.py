@@ -1,4 +1,4 @@
-"""`nowcast predict`: CF output on the input grid, the shipped model, clear errors, no partial files."""
+"""`nowcast predict`: CF output on the input grid, shipped model, clear errors, no partial files."""
 
 from __future__ import annotations
 

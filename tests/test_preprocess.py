@@ -69,7 +69,8 @@ def test_coarsen_nan_aware_hand_worked_4x4():
     da = make_archive(np.stack([frame, frame * 2]))
     out = coarsen(da, 2)
     assert out.chunks is not None
-    # blocks: top-left {1} -> 1; top-right {3,3,3,5} -> 3.5; bottom-left all NaN -> NaN; bottom-right {0,2} -> 1
+    # blocks: top-left {1} -> 1; top-right {3,3,3,5} -> 3.5; bottom-left all NaN -> NaN;
+    # bottom-right {0,2} -> 1
     expected = np.array([[1.0, 3.5], [nan, 1.0]], dtype="float32")
     np.testing.assert_array_equal(out.values[0], expected)
     np.testing.assert_array_equal(out.values[1], expected * 2)

@@ -111,17 +111,28 @@ def test_latitude_longitude_is_plate_carree():
 
 
 def test_southern_polar_stereographic_and_general_oblique_mercator():
-    south = {"grid_mapping_name": "polar_stereographic", "straight_vertical_longitude_from_pole": 0.0,
-             "standard_parallel": -71.0, "semi_major_axis": 6378137.0, "semi_minor_axis": 6356752.314245}  # fmt: skip
-    omerc = {"grid_mapping_name": "oblique_mercator", "latitude_of_projection_origin": 4.0,
-             "longitude_of_projection_origin": 115.0, "azimuth_of_central_line": 53.3158204722,
-             "scale_factor_at_projection_origin": 0.99984}  # fmt: skip
+    south = {
+        "grid_mapping_name": "polar_stereographic",
+        "straight_vertical_longitude_from_pole": 0.0,
+        "standard_parallel": -71.0,
+        "semi_major_axis": 6378137.0,
+        "semi_minor_axis": 6356752.314245,
+    }
+    omerc = {
+        "grid_mapping_name": "oblique_mercator",
+        "latitude_of_projection_origin": 4.0,
+        "longitude_of_projection_origin": 115.0,
+        "azimuth_of_central_line": 53.3158204722,
+        "scale_factor_at_projection_origin": 0.99984,
+    }
     # CF has no rectified-grid angle: PROJ's omerc default (gamma = azimuth) is the reading used
     omerc_ref = pyproj.CRS(
         "+proj=omerc +lat_0=4 +lonc=115 +alpha=53.3158204722 +k=0.99984 +ellps=WGS84 +units=m"
     )
-    cases = ((south, ccrs.Stereographic, pyproj.CRS.from_cf(south), (140.0, -66.7)),
-             (omerc, ccrs.ObliqueMercator, omerc_ref, (114.0, 4.5)))  # fmt: skip
+    cases = (
+        (south, ccrs.Stereographic, pyproj.CRS.from_cf(south), (140.0, -66.7)),
+        (omerc, ccrs.ObliqueMercator, omerc_ref, (114.0, 4.5)),
+    )
     for attrs, cls, ref_crs, lonlat in cases:
         crs = crs_from_grid_mapping(attrs)
         assert isinstance(crs, cls)

@@ -147,8 +147,15 @@ def test_map_for_each_shared_dataset(key, archives, maps_dir, tmp_path):
 @pytest.mark.filterwarnings(
     "ignore::nowcast.render.mapdata.MissingMapDataWarning"
 )  # no coastlines wanted
-@pytest.mark.parametrize(("key", "lonlat", "flip"), [("bom", (153.03, -27.47), False), ("bom", (153.03, -27.47), True),
-                                                     ("mch", (8.54, 47.37), False), ("era5", (-1.9, 52.48), False)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("key", "lonlat", "flip"),
+    [
+        ("bom", (153.03, -27.47), False),
+        ("bom", (153.03, -27.47), True),
+        ("mch", (8.54, 47.37), False),
+        ("era5", (-1.9, 52.48), False),
+    ],
+)
 def test_field_lands_at_its_place_right_way_up(key, lonlat, flip, archives):
     """A rain block at a known place (Brisbane, Zurich, Birmingham) is drawn at that lon/lat."""
     archive = archives(key).isel({TIME: [0, 1]})
@@ -342,8 +349,23 @@ def _cli(args):
 
 def test_cli_render_with_truth_and_gif(small_forecast, shared_data, maps_dir, tmp_path):
     out = tmp_path / "maps"
-    res = _cli(["render", small_forecast, "--truth", shared_data / "radar/mch-2015-05-15.nc", "--leads", "1,2",
-                "--gif", "--output", out, "--map-data", maps_dir, "--dpi", 40])  # fmt: skip
+    res = _cli(
+        [
+            "render",
+            small_forecast,
+            "--truth",
+            shared_data / "radar/mch-2015-05-15.nc",
+            "--leads",
+            "1,2",
+            "--gif",
+            "--output",
+            out,
+            "--map-data",
+            maps_dir,
+            "--dpi",
+            40,
+        ]
+    )
     assert res.exit_code == 0, res.output
     lines = res.output.split()
     assert len(lines) == 3 and all(Path(p).is_file() for p in lines)

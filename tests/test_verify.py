@@ -28,7 +28,8 @@ O1 = np.array([[0, 1, 5], [2, 7, nan], [0, 0, 1]])
 # errors f - o:          0     1    -1    -1     0     3    -1
 #   sum = 1 -> bias = 1/7;  sum |e| = 7 -> MAE = 1;  sum e^2 = 13 -> RMSE = sqrt(13/7)
 #   sum f = 10, sum o = 9, sum f^2 = 30, sum o^2 = 31, sum fo = 24, n = 7
-#   r = (24 - 10*9/7) / sqrt((30 - 100/7)(31 - 81/7)) = (78/7) / sqrt(110/7 * 136/7) = 78/sqrt(14960)
+#   r = (24 - 10*9/7) / sqrt((30 - 100/7)(31 - 81/7)) = (78/7) / sqrt(110/7 * 136/7)
+#     = 78/sqrt(14960)
 # Events at threshold 1 (value >= 1; obs 1 at (0,1) is an event):
 #   f: n y y y n y n     o: n y y y n n y
 #   -> H = 3 ((0,1) (0,2) (1,0)), M = 1 ((2,2)), F = 1 ((2,1)), CN = 2, N = 7
@@ -208,7 +209,7 @@ def test_forecast_on_subgrid_of_truth():
     pd.testing.assert_frame_equal(df, df_big)
 
 
-# ---------------------------------------------------------------------------------- real data vs pySTEPS
+# ----------------------------------------------------------------------------- real data vs pySTEPS
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,10 @@ from nowcast.cli.common import set_option
 @click.option(
     "--start",
     default=None,
-    help="First issue time, e.g. 2016-07-11T21:00 [config start, or the first with enough input frames].",
+    help=(
+        "First issue time, e.g. 2016-07-11T21:00 [config start, or the first with enough input "
+        "frames]."
+    ),
 )
 @click.option(
     "--end",

@@ -1,4 +1,4 @@
-"""``nowcast convert INPUT... --output OUT.zarr|OUT.nc``: rewrite an archive as one Zarr store or NetCDF file."""
+"""``nowcast convert INPUT... --output OUT.zarr|OUT.nc``: rewrite an archive as one store/file."""
 
 from __future__ import annotations
 

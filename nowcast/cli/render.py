@@ -36,7 +36,10 @@ def parse_leads(value: str | None) -> list[int] | None:
     "--truth",
     "truth",
     multiple=True,
-    help="Observed archive (files, folders or globs; repeatable): adds observed and difference panels.",
+    help=(
+        "Observed archive (files, folders or globs; repeatable): adds observed and difference "
+        "panels."
+    ),
 )
 @click.option(
     "--output",

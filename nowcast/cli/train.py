@@ -35,7 +35,8 @@ def command(config: Path, overrides: tuple[str, ...], run_dir: Path | None, resu
     result = train(cfg, run_dir=run_dir, resume=resume, echo=click.echo)
     best = "n/a" if result.best_val_loss is None else f"{result.best_val_loss:.4f}"
     click.echo(
-        f"{result.epochs_run} epochs in {result.seconds:.0f} s; best validation loss {best}; model: {result.run_dir / 'model.keras'}"
+        f"{result.epochs_run} epochs in {result.seconds:.0f} s; best validation loss {best}; "
+        f"model: {result.run_dir / 'model.keras'}"
     )
     if result.interrupted:
         raise SystemExit(130)

@@ -1,4 +1,4 @@
-"""Open an archive (NetCDF files, Zarr stores, fsspec URLs) as one lazy, CF-normalised ``(time, y, x)`` array.
+"""Open an archive (NetCDF files, Zarr stores, fsspec URLs) as one lazy, CF-normalised array.
 
 :func:`open_archive` scans each source's metadata (local NetCDF with ``netCDF4``; Zarr stores
 and URLs through xarray and :mod:`nowcast.data.stores`, by the same scanner: coordinates,
@@ -53,7 +53,7 @@ def _is_local_netcdf(source) -> bool:
 
 
 def _scan_source(source, variable, storage_options):
-    """``(FileInfo, opened store or None)``; local NetCDF is scanned with netCDF4, the rest via xarray."""
+    """``(FileInfo, opened store or None)``: local NetCDF scanned by netCDF4, others by xarray."""
     if _is_local_netcdf(source):
         return scan_file(source, variable), None
     ds = stores.open_store(source, storage_options=storage_options)
@@ -206,11 +206,13 @@ def _rate_factors(ref: FileInfo, infos: list[FileInfo], kind: str, times: np.nda
 
         if n < 2:
             raise DataError(
-                f"{ref.path}: accumulation period unknown (no time bounds, start time or accumulation_minutes)"
+                f"{ref.path}: accumulation period unknown (no time bounds, start time or "
+                "accumulation_minutes)"
             )
         step = time_step(np.sort(times)).to_timedelta64()
         warnings.warn(
-            f"accumulation period unknown for {int(missing.sum())} frame(s); assuming the time step "
+            f"accumulation period unknown for {int(missing.sum())} frame(s); assuming the time "
+            "step "
             f"{pd.Timedelta(step)}",
             stacklevel=3,
         )
@@ -237,7 +239,7 @@ def open_archive(
     chunks=1,
     storage_options: dict | None = None,
 ) -> xr.DataArray:
-    """Open NetCDF files or Zarr stores as one lazy ``(time, y, x)`` float32 DataArray (archive convention).
+    """Open NetCDF files or Zarr stores as one lazy ``(time, y, x)`` float32 DataArray (an archive).
 
     ``paths``: a directory, a glob, a file, a ``*.zarr`` store, an fsspec URL (``file://``,
     ``memory://``, ``s3://`` ... with ``storage_options`` for the filesystem) or a list of
@@ -248,8 +250,8 @@ def open_archive(
 
     Negative precipitation (a few packed -0.1 mm values in BOM files) is set to 0; fill
     values become NaN. Times are sorted; duplicate times are dropped with a warning (the
-    first file's frame is kept). Raises :class:`DataError` for missing/unreadable files, a missing or ambiguous
-    variable, files on different grids, or files without time information.
+    first file's frame is kept). Raises :class:`DataError` for missing/unreadable files, a missing
+    or ambiguous variable, files on different grids, or files without time information.
     """
     if kind not in _KINDS:
         raise DataError(f"kind must be one of {', '.join(_KINDS)}, not {kind!r}")
@@ -383,7 +385,8 @@ def _build(data, ref: FileInfo, variable: str, times, conv_attrs: dict, files) -
 
 
 def guess_kind(paths, *, variable: str | None = None, storage_options: dict | None = None) -> str:
-    """``"precipitation"`` if the first source's variable has precipitation units, else ``"temperature"``.
+    """``"precipitation"`` if the first source's variable has precipitation units, else
+    ``"temperature"``.
 
     Reads only the first file's (or store's) metadata (for ``nowcast info`` without ``--kind``).
     """

@@ -188,7 +188,7 @@ class SequenceDataset(keras.utils.PyDataset):
 
 
 def _chunk_spans(data, frames: list[int]) -> list[tuple[int, int]]:
-    """``(start, stop)`` of the time chunks of ``data`` holding ``frames`` (one frame each if not Dask)."""
+    """``(start, stop)`` of the time chunks of ``data`` holding ``frames`` (not Dask: per frame)."""
     if data.chunks is None:
         return [(t, t + 1) for t in frames]
     edges = np.concatenate([[0], np.cumsum(data.chunks[0])])

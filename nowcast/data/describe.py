@@ -109,7 +109,8 @@ def format_description(d: dict) -> str:
         ("grid", f"{d['ny']} x {d['nx']} (y, x), spacing {sp}"),
         (
             "extent",
-            f"x {_number(d['x_range'][0])} .. {_number(d['x_range'][1])}, y {_number(d['y_range'][0])} .. {_number(d['y_range'][1])} {unit}",
+            f"x {_number(d['x_range'][0])} .. {_number(d['x_range'][1])}, y "
+            f"{_number(d['y_range'][0])} .. {_number(d['y_range'][1])} {unit}",
         ),
         ("projection", proj),
         ("time", f"{start} .. {end}"),

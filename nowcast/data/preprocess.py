@@ -140,7 +140,8 @@ class Preprocessor:
             raise ConfigError(f"preprocess.transform: unknown {cfg.transform!r}")
         if kind == "temperature" and cfg.transform in ("log", "dbr"):
             raise ConfigError(
-                f"preprocess.transform={cfg.transform!r} is for precipitation; use 'zscore' for temperature"
+                f"preprocess.transform={cfg.transform!r} is for precipitation; use 'zscore' for "
+                "temperature"
             )
         pre = cls(
             kind=kind,
@@ -231,7 +232,7 @@ class Preprocessor:
         return z
 
     def encode(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Physical values -> (normalised float32 with NaN set to ``fill_value``, valid mask 1/0 float32)."""
+        """Physical values -> (normalised float32, NaN set to ``fill_value``; valid mask 1/0)."""
         z = self.normalise_values(values)
         valid = np.isfinite(z)
         z[~valid] = self.fill_value

@@ -170,7 +170,7 @@ def wet_table(data: xr.DataArray, *, threshold: float, block: tuple[int, int]) -
 def wet_positions(
     event: EventData, start: int, *, t_in: int, patch: tuple[int, int], fraction: float
 ) -> np.ndarray:
-    """``(k, 2)`` crop offsets (pixels, on the event's lattice) whose input frames reach ``fraction``."""
+    """``(k, 2)`` crop offsets (pixels, on the event's lattice) whose inputs reach ``fraction``."""
     by, bx = event.wet_block
     counts = event.wet[start : start + t_in].sum(axis=0, dtype=np.int64)
     ky, kx = patch[0] // by, patch[1] // bx
@@ -352,7 +352,8 @@ def build_datasets(
     }
     if len(windows["train"]) == 0:
         detail = "; ".join(
-            f"{ev.name}: {len(ev.labels)} frames, longest gap-free run {longest_run(ev.data[TIME].values)}, "
+            f"{ev.name}: {len(ev.labels)} frames, longest gap-free run "
+            f"{longest_run(ev.data[TIME].values)}, "
             f"longest train run {longest_run(ev.data[TIME].values, ev.labels, 0)}"
             for ev in events
         )
@@ -420,7 +421,8 @@ def _events(cfg, archives):
             raise ConfigError("data.events is empty: give at least one archive")
         from nowcast.data.archive import open_archive
 
-        # chunks of several frames (up to ~64 MiB): far fewer file opens; the loader caches whole chunks
+        # chunks of several frames (up to ~64 MiB): far fewer file opens; the loader caches whole
+        # chunks
         archives = [
             open_archive(e, variable=cfg.data.variable, kind=cfg.data.kind, chunks="auto")
             for e in entries
@@ -434,7 +436,8 @@ def _events(cfg, archives):
     units = {str(da.attrs.get("units")) for da in archives}
     if len(units) > 1:
         raise DataError(
-            f"events have different units ({', '.join(sorted(units))}); one variable per training set"
+            f"events have different units ({', '.join(sorted(units))}); one variable per training "
+            "set"
         )
     steps = {}
     for name, da in zip(names, archives):

@@ -254,7 +254,8 @@ def _times(ds, path, variable: str, dims, axes):
                 cands.append((rank, name))
         if not cands:
             raise DataError(
-                f"{path}: no time information (no time dimension in {variable!r} and no scalar time variable)"
+                f"{path}: no time information (no time dimension in {variable!r} and no scalar "
+                "time variable)"
             )
         tvar = ds.variables[min(cands)[1]]
         times = _decode_times(tvar)[:1]
@@ -368,7 +369,7 @@ def _scan(ds, path, variable: str | None) -> FileInfo:
 def read_block(
     info: FileInfo, variable: str, start: int, count: int, ysl: slice, xsl: slice
 ) -> np.ndarray:
-    """Frames ``start .. start+count`` of ``variable`` as float32 ``(count, y, x)``, NaN for fill."""
+    """Frames ``start .. start+count`` of ``variable``: float32 ``(count, y, x)``, NaN for fill."""
     import netCDF4
 
     idx: list[Any] = [0] * info.ndim

@@ -293,7 +293,7 @@ def _chunk_sizes(var: xr.Variable, time_dim: str | None) -> dict:
 
 
 def store_frames(ds: xr.Dataset, info) -> Any:
-    """``info.variable`` of ``ds`` (from :func:`open_store`) as a float32 Dask ``(time, y, x)`` array.
+    """``info.variable`` of ``ds`` (from :func:`open_store`): a float32 Dask ``(time, y, x)`` array.
 
     Chunks are the store's chunks (one frame per chunk for unchunked NetCDF); values are
     decoded (fill values -> NaN, scale/offset) and flipped like :class:`FileInfo` says

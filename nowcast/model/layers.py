@@ -66,7 +66,7 @@ class PadToMultiple(keras.layers.Layer):
 
 @_register
 class CropLike(keras.layers.Layer):
-    """Crop ``inputs[0]`` back to the ``y``/``x`` size of ``inputs[1]``, undoing :class:`PadToMultiple`."""
+    """Crop ``inputs[0]`` to the ``y``/``x`` size of ``inputs[1]`` (undoes ``PadToMultiple``)."""
 
     def __init__(self, factor: int, **kwargs):
         super().__init__(**kwargs)
@@ -95,7 +95,7 @@ class CropLike(keras.layers.Layer):
 
 @_register
 class SpaceToDepth(keras.layers.Layer):
-    """``(B, T, H, W, C) -> (B, T, H/b, W/b, b*b*C)``: non-overlapping ``b x b`` patches to channels.
+    """``(B, T, H, W, C) -> (B, T, H/b, W/b, b*b*C)``: ``b x b`` patches to channels.
 
     Channel order within a patch is ``(row, column, channel)``; :class:`DepthToSpace`
     is the exact inverse. ``H`` and ``W`` must be multiples of ``b``.
@@ -214,8 +214,8 @@ class DynamicConvLSTM2D(keras.layers.ConvLSTM2D):
     Stock ConvLSTM2D refuses ``None`` spatial sizes at build time only because it sizes
     its default zero state from them; the weights depend on the channels alone. This
     builds the cell with placeholder sizes and makes the zero state from the actual
-    input at call time. Only ``strides=1`` and ``channels_last`` are supported (the state has the input's size
-    for ``padding="same"``, ``size - dilation * (kernel - 1)`` for ``"valid"``).
+    input at call time. Only ``strides=1`` and ``channels_last`` are supported (the state has the
+    input's size for ``padding="same"``, ``size - dilation * (kernel - 1)`` for ``"valid"``).
     """
 
     def __init__(self, filters, kernel_size, **kwargs):

@@ -92,7 +92,8 @@ class BalancedError(keras.losses.Loss):
         weights = tuple(float(w) for w in weights)
         if len(weights) != len(thresholds) + 1:
             raise ConfigError(
-                f"balanced loss: need {len(thresholds) + 1} weights for {len(thresholds)} thresholds, got {len(weights)}"
+                f"balanced loss: need {len(thresholds) + 1} weights for {len(thresholds)} "
+                f"thresholds, got {len(weights)}"
             )
         if any(b <= a for a, b in zip(thresholds, thresholds[1:])):
             raise ConfigError(
@@ -136,6 +137,7 @@ def make_loss(
     thresholds = [float(t) for t in np.asarray(thresholds_normalised, dtype=float).reshape(-1)]
     if len(thresholds) != len(HKO7_THRESHOLDS_MMH):
         raise ConfigError(
-            f"train.loss={name!r}: expected {len(HKO7_THRESHOLDS_MMH)} thresholds, got {len(thresholds)}"
+            f"train.loss={name!r}: expected {len(HKO7_THRESHOLDS_MMH)} thresholds, got "
+            f"{len(thresholds)}"
         )
     return BalancedError(thresholds, HKO7_WEIGHTS, kind=kind)

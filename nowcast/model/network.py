@@ -131,7 +131,7 @@ def build_model(
 
 
 def save_model(model: keras.Model, path: str | os.PathLike) -> Path:
-    """Save ``model`` as a ``.keras`` file atomically (temp file in the same folder, then rename)."""
+    """Save ``model`` as a ``.keras`` file atomically (temporary file beside it, then rename)."""
     path = Path(path)
     if path.suffix != ".keras":
         raise NowcastError(f"model files end in .keras, got {path.name}")
@@ -158,5 +158,6 @@ def load_model(path: str | os.PathLike, *, compile: bool = False) -> keras.Model
         return keras.saving.load_model(path, compile=compile)
     except (ValueError, OSError, KeyError) as exc:
         raise NowcastError(
-            f"cannot load model {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+            f"cannot load model {path}: "
+            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
         ) from None

@@ -181,9 +181,9 @@ RAIN_DIFF_LEVELS = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0)
 def difference_style(limit: float | None, *, kind: str, units: str) -> Style:
     """Forecast - observed: discrete, symmetric, 1-2-5 classes mirrored about 0.
 
-    The middle class (+-smallest level) is transparent (the map shows through); precipitation uses the fixed classes
-    :data:`RAIN_DIFF_LEVELS` (brown = forecast drier, green = wetter), other fields a 1-2-5
-    ladder ending at ``limit`` (blue = forecast colder/lower, red = warmer/higher).
+    The middle class (+-smallest level) is transparent (the map shows through); precipitation uses
+    the fixed classes :data:`RAIN_DIFF_LEVELS` (brown = forecast drier, green = wetter), other
+    fields a 1-2-5 ladder ending at ``limit`` (blue = forecast colder/lower, red = warmer/higher).
     """
     import matplotlib
     from matplotlib.colors import BoundaryNorm, ListedColormap

@@ -128,9 +128,16 @@ def _gridlines(ax, lonlat) -> None:
     from cartopy.mpl.ticker import LatitudeLocator, LongitudeLocator
 
     gl = ax.gridlines(
-        crs=lonlat, draw_labels=True, x_inline=False, y_inline=False,
-        linewidth=0.4, color="0.35", alpha=0.6, linestyle="--", zorder=4,
-    )  # fmt: skip
+        crs=lonlat,
+        draw_labels=True,
+        x_inline=False,
+        y_inline=False,
+        linewidth=0.4,
+        color="0.35",
+        alpha=0.6,
+        linestyle="--",
+        zorder=4,
+    )
     gl.top_labels = False
     gl.right_labels = False
     gl.xlocator = LongitudeLocator(nbins=4)
@@ -174,15 +181,34 @@ def draw_figure(
         ax.set_extent(extent, crs=crs)
         if panel.data is not None:
             ax.imshow(
-                panel.data, origin="lower", extent=tuple(extent), transform=crs,
-                cmap=panel.style.cmap, norm=panel.style.norm, interpolation="nearest", zorder=1,
-            )  # fmt: skip
+                panel.data,
+                origin="lower",
+                extent=tuple(extent),
+                transform=crs,
+                cmap=panel.style.cmap,
+                norm=panel.style.norm,
+                interpolation="nearest",
+                zorder=1,
+            )
             ax.set_extent(extent, crs=crs)
         if panel.note:
             ax.text(
-                0.5, 0.5, panel.note, transform=ax.transAxes, ha="center", va="center", fontsize=11, color="0.25", zorder=5,
-                bbox={"boxstyle": "round,pad=0.4", "facecolor": "white", "edgecolor": "0.6", "alpha": 0.9},
-            )  # fmt: skip
+                0.5,
+                0.5,
+                panel.note,
+                transform=ax.transAxes,
+                ha="center",
+                va="center",
+                fontsize=11,
+                color="0.25",
+                zorder=5,
+                bbox={
+                    "boxstyle": "round,pad=0.4",
+                    "facecolor": "white",
+                    "edgecolor": "0.6",
+                    "alpha": 0.9,
+                },
+            )
         if map_data is not None:
             add_map_features(ax, map_data, lonlat=lonlat, bbox=bbox)
         _gridlines(ax, lonlat)

@@ -128,7 +128,8 @@ def output_name(
 ) -> str:
     """``{var}_{method}_{issue:%Y%m%dT%H%M}_lead{minutes:03d}.png``."""
     minutes = int(pd.Timedelta(lead).total_seconds() // 60)
-    return f"{_safe(prep.name)}_{_safe(prep.method)}_{pd.Timestamp(issue):%Y%m%dT%H%M}_lead{minutes:03d}{suffix}"
+    stamp = f"{pd.Timestamp(issue):%Y%m%dT%H%M}"
+    return f"{_safe(prep.name)}_{_safe(prep.method)}_{stamp}_lead{minutes:03d}{suffix}"
 
 
 def _format_lead(lead) -> str:
@@ -278,7 +279,10 @@ def _frames(prep, issue_index, lead_indices, *, truth, map_data, dpi, figsize, k
         k = where[j]
         fc = fc_all[k]
         lead_txt = _format_lead(leads[j])
-        subtitle = f"issue {pd.Timestamp(issue):%Y-%m-%d %H:%M} UTC   lead {lead_txt}   valid {pd.Timestamp(valid[j]):%Y-%m-%d %H:%M} UTC"
+        subtitle = (
+            f"issue {pd.Timestamp(issue):%Y-%m-%d %H:%M} UTC   lead {lead_txt}   valid "
+            f"{pd.Timestamp(valid[j]):%Y-%m-%d %H:%M} UTC"
+        )
         panels = [Panel(fc, field, f"Forecast ({lead_txt})")]
         if truth is not None:
             o = obs[k]
@@ -291,9 +295,17 @@ def _frames(prep, issue_index, lead_indices, *, truth, map_data, dpi, figsize, k
         grey = any(p.data is not None and np.isnan(p.data).any() for p in panels)
         foot = footer + (" · grey: no data" if grey else "")
         out = draw_figure(
-            panels, crs=prep.crs, extent=prep.extent, title=title, subtitle=subtitle, footer=foot,
-            map_data=found, dpi=dpi, figsize=figsize, return_axes=keep_figure,
-        )  # fmt: skip
+            panels,
+            crs=prep.crs,
+            extent=prep.extent,
+            title=title,
+            subtitle=subtitle,
+            footer=foot,
+            map_data=found,
+            dpi=dpi,
+            figsize=figsize,
+            return_axes=keep_figure,
+        )
         png, fig = out if keep_figure else (out, None)
         yield output_name(prep, issue, leads[j]), png, fig
 
@@ -363,8 +375,14 @@ def render_field(
     style, _ = _styles(prep, data[None], [])
     when_txt = f"{pd.Timestamp(when):%Y-%m-%d %H:%M} UTC" if when is not None else ""
     png = draw_figure(
-        [Panel(data, style, "Observed")], crs=prep.crs, extent=prep.extent,
-        title=title or f"{prep.long_name}: observed", subtitle=when_txt,
-        footer=f"Data: {prep.attribution}" if prep.attribution else "", map_data=find_map_data(map_data), dpi=dpi, figsize=figsize,
-    )  # fmt: skip
+        [Panel(data, style, "Observed")],
+        crs=prep.crs,
+        extent=prep.extent,
+        title=title or f"{prep.long_name}: observed",
+        subtitle=when_txt,
+        footer=f"Data: {prep.attribution}" if prep.attribution else "",
+        map_data=find_map_data(map_data),
+        dpi=dpi,
+        figsize=figsize,
+    )
     return write_atomic(path, png)

@@ -195,22 +195,31 @@ def _from_cf(name: str, attrs: Mapping):
         if lat_ts is None and k0 is None:
             k0 = 1.0
         return ccrs.Stereographic(
-            central_latitude=lat0, central_longitude=lon0, false_easting=fe, false_northing=fn,
-            true_scale_latitude=lat_ts, scale_factor=None if lat_ts is not None else k0, globe=globe,
-        )  # fmt: skip
+            central_latitude=lat0,
+            central_longitude=lon0,
+            false_easting=fe,
+            false_northing=fn,
+            true_scale_latitude=lat_ts,
+            scale_factor=None if lat_ts is not None else k0,
+            globe=globe,
+        )
     if name == "stereographic":
         return ccrs.Stereographic(
             central_latitude=_num(attrs, "latitude_of_projection_origin"),
             central_longitude=_num(attrs, "longitude_of_projection_origin"),
-            false_easting=fe, false_northing=fn,
-            scale_factor=_num(attrs, "scale_factor_at_projection_origin", default=1.0), globe=globe,
-        )  # fmt: skip
+            false_easting=fe,
+            false_northing=fn,
+            scale_factor=_num(attrs, "scale_factor_at_projection_origin", default=1.0),
+            globe=globe,
+        )
     if name == "lambert_azimuthal_equal_area":
         return ccrs.LambertAzimuthalEqualArea(
             central_longitude=_num(attrs, "longitude_of_projection_origin"),
             central_latitude=_num(attrs, "latitude_of_projection_origin"),
-            false_easting=fe, false_northing=fn, globe=globe,
-        )  # fmt: skip
+            false_easting=fe,
+            false_northing=fn,
+            globe=globe,
+        )
     if name == "oblique_mercator":
         lon0 = _num(attrs, "longitude_of_projection_origin", "longitude_of_projection_center")
         lat0 = _num(attrs, "latitude_of_projection_origin", "latitude_of_projection_center")
@@ -219,24 +228,36 @@ def _from_cf(name: str, attrs: Mapping):
         if abs(azimuth - 90.0) < 1e-9:  # Swiss grid (EPSG 21781 / 2056)
             return _swiss_oblique_mercator_class()(lon0, lat0, fe, fn, k0, globe)
         return ccrs.ObliqueMercator(
-            central_longitude=lon0, central_latitude=lat0, false_easting=fe, false_northing=fn,
-            scale_factor=k0, azimuth=azimuth, globe=globe,
-        )  # fmt: skip
+            central_longitude=lon0,
+            central_latitude=lat0,
+            false_easting=fe,
+            false_northing=fn,
+            scale_factor=k0,
+            azimuth=azimuth,
+            globe=globe,
+        )
     if name == "transverse_mercator":
         return ccrs.TransverseMercator(
             central_longitude=_num(attrs, "longitude_of_central_meridian"),
             central_latitude=_num(attrs, "latitude_of_projection_origin"),
-            false_easting=fe, false_northing=fn,
-            scale_factor=_num(attrs, "scale_factor_at_central_meridian", default=1.0), globe=globe, approx=False,
-        )  # fmt: skip
+            false_easting=fe,
+            false_northing=fn,
+            scale_factor=_num(attrs, "scale_factor_at_central_meridian", default=1.0),
+            globe=globe,
+            approx=False,
+        )
     if name == "mercator":
         lat_ts = _num(attrs, "standard_parallel", default=None)
         return ccrs.Mercator(
             central_longitude=_num(attrs, "longitude_of_projection_origin", default=0.0),
-            latitude_true_scale=lat_ts, false_easting=fe, false_northing=fn,
-            scale_factor=None if lat_ts is not None else _num(attrs, "scale_factor_at_projection_origin", default=1.0),
+            latitude_true_scale=lat_ts,
+            false_easting=fe,
+            false_northing=fn,
+            scale_factor=None
+            if lat_ts is not None
+            else _num(attrs, "scale_factor_at_projection_origin", default=1.0),
             globe=globe,
-        )  # fmt: skip
+        )
     if name == "rotated_latitude_longitude":
         return ccrs.RotatedPole(
             pole_longitude=_num(attrs, "grid_north_pole_longitude"),
@@ -349,7 +370,8 @@ def crs_from_grid_mapping(attrs: Mapping, *, extent=None):
     if missing:
         raise NowcastError(f"grid mapping {name!r} lacks attribute {missing!r} and has no crs_wkt")
     raise NowcastError(
-        f"grid mapping {name or '(no grid_mapping_name)'!r} is not supported for maps and has no crs_wkt "
+        f"grid mapping {name or '(no grid_mapping_name)'!r} is not supported for maps and has no "
+        "crs_wkt "
         f"(supported: {', '.join(SUPPORTED)})"
     )
 

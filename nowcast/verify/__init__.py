@@ -183,7 +183,8 @@ def _check_truth(truth: xr.DataArray) -> xr.DataArray:
 def _check_forecast(name: str, fc: xr.DataArray, truth: xr.DataArray) -> xr.DataArray:
     if not isinstance(fc, xr.DataArray) or set(fc.dims) != {ISSUE_TIME, LEAD_TIME, Y, X}:
         raise NowcastError(
-            f"forecast {name!r} must have dims (issue_time, lead_time, y, x), got {getattr(fc, 'dims', None)}"
+            f"forecast {name!r} must have dims (issue_time, lead_time, y, x), got "
+            f"{getattr(fc, 'dims', None)}"
         )
     if VALID_TIME not in fc.coords:
         raise NowcastError(f"forecast {name!r} has no valid_time coordinate")
@@ -228,7 +229,8 @@ def _check_overlap(name: str, fc: xr.DataArray, truth: xr.DataArray) -> None:
     times = pd.DatetimeIndex(truth[TIME].values)
     if not valid.isin(times).any():
         raise NowcastError(
-            f"forecast {name!r} valid times ({valid.min()} to {valid.max()}) do not overlap the truth "
+            f"forecast {name!r} valid times ({valid.min()} to {valid.max()}) do not overlap the "
+            "truth "
             f"({times.min()} to {times.max()})"
             if len(times)
             else f"the truth holds no times to verify {name!r}"

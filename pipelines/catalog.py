@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from nowcast.errors import DataError, NowcastError
+from nowcast.errors import DataError, NowcastError, one_line
 
 
 @dataclass(frozen=True)
@@ -59,15 +59,6 @@ class Catalog:
                 if bad.may_hold(t):
                     return f"input frame {t} is in an unreadable file: {bad.error}"
         return None
-
-
-def one_line(exc: BaseException) -> str:
-    """An exception as one line: its message (first line), or its type name."""
-    text = str(exc).strip()
-    first = text.splitlines()[0] if text else ""
-    if isinstance(exc, NowcastError):
-        return first or type(exc).__name__
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 def file_stamps(paths: Sequence[str]) -> tuple[tuple[int, int], ...]:

@@ -26,8 +26,8 @@ from typing import Any
 import pandas as pd
 
 from nowcast.config import BatchConfig
-from nowcast.errors import NowcastError
-from pipelines.catalog import Catalog, build_catalog, issue_times, one_line
+from nowcast.errors import NowcastError, one_line
+from pipelines.catalog import Catalog, build_catalog, issue_times
 from pipelines.outputs import is_complete, write_json
 from pipelines.tasks import IssueResult, IssueTask, RenderSpec, run_issue_time
 

@@ -21,7 +21,8 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines.catalog import build_catalog, one_line
+from nowcast.errors import one_line
+from pipelines.catalog import build_catalog
 from pipelines.outputs import forecast_path, manifest_path, maps_dir, write_manifest
 
 

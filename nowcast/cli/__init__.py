@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from nowcast.errors import NowcastError
+from nowcast.errors import NowcastError, one_line
 
 
 class _Group(click.Group):
@@ -20,9 +20,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except NowcastError as exc:
-            raise click.ClickException(
-                str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            ) from None
+            raise click.ClickException(one_line(exc)) from None
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             sys.exit(130)
@@ -31,9 +29,8 @@ class _Group(click.Group):
         except Exception as exc:  # a bug, or an error a library raised unchecked: one line, no dump
             if ctx.params.get("verbose"):
                 raise
-            first = str(exc).splitlines()[0] if str(exc) else ""
             raise click.ClickException(
-                f"{type(exc).__name__}: {first} (run with nowcast -v for the traceback)"
+                f"{one_line(exc)} (run with nowcast -v for the traceback)"
             ) from None
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from nowcast.data import cf
-from nowcast.errors import DataError
+from nowcast.errors import DataError, one_line
 
 _ERRORS = (OSError, RuntimeError, ValueError, KeyError, IndexError, TypeError)
 
@@ -55,10 +55,6 @@ class FileInfo:
     grid_mapping_attrs: dict[str, Any] | None = None
 
 
-def _short(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
 def _attrs(obj) -> dict[str, Any]:
     return {k: obj.getncattr(k) for k in obj.ncattrs()}
 
@@ -71,13 +67,17 @@ def scan_file(path: Path, variable: str | None = None) -> FileInfo:
         try:
             ds = netCDF4.Dataset(str(path), "r")
         except _ERRORS as exc:
-            raise DataError(f"{path}: not a readable NetCDF file ({_short(exc)})") from None
+            raise DataError(
+                f"{path}: not a readable NetCDF file ({one_line(exc, typed=False)})"
+            ) from None
         try:
             return _scan(ds, Path(path), variable)
         except DataError:
             raise
         except _ERRORS as exc:
-            raise DataError(f"{path}: cannot read metadata ({_short(exc)})") from None
+            raise DataError(
+                f"{path}: cannot read metadata ({one_line(exc, typed=False)})"
+            ) from None
         finally:
             ds.close()
 
@@ -93,7 +93,7 @@ def scan_opened(ds, path, variable: str | None = None) -> FileInfo:
     except DataError:
         raise
     except _ERRORS as exc:
-        raise DataError(f"{path}: cannot read metadata ({_short(exc)})") from None
+        raise DataError(f"{path}: cannot read metadata ({one_line(exc, typed=False)})") from None
 
 
 def _dim_axis(ds, dim: str) -> str | None:
@@ -202,7 +202,9 @@ def _decode_times(var, values=None) -> np.ndarray:
     try:
         times = np.asarray(decode_cf_datetime(num, units, calendar))
     except Exception as exc:  # decoding raises a variety of errors
-        raise DataError(f"cannot decode time variable {var.name!r} ({_short(exc)})") from None
+        raise DataError(
+            f"cannot decode time variable {var.name!r} ({one_line(exc, typed=False)})"
+        ) from None
     if times.dtype.kind != "M":
         raise DataError(f"time variable {var.name!r}: calendar {calendar!r} is not supported")
     return times.astype("datetime64[ns]")
@@ -384,7 +386,9 @@ def read_block(
             with netCDF4.Dataset(str(info.path), "r") as ds:
                 raw = ds.variables[variable][tuple(idx)]
         except _ERRORS as exc:
-            raise DataError(f"{info.path}: cannot read {variable!r} ({_short(exc)})") from None
+            raise DataError(
+                f"{info.path}: cannot read {variable!r} ({one_line(exc, typed=False)})"
+            ) from None
     arr = np.ma.filled(np.ma.asarray(raw).astype(np.float32), np.nan)
     kept = [a for a in range(info.ndim) if isinstance(idx[a], slice)]
     roles = ["T" if a == info.time_axis else "Y" if a == info.y_axis else "X" for a in kept]

@@ -31,7 +31,7 @@ import numpy as np
 import xarray as xr
 
 from nowcast.conventions import TIME, X, Y
-from nowcast.errors import DataError
+from nowcast.errors import DataError, one_line
 
 #: File suffixes taken from a directory as NetCDF files.
 NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf", ".cdf", ".h5")
@@ -42,10 +42,6 @@ _DECODE = dict(mask_and_scale=True, decode_times=False, decode_timedelta=False)
 
 
 # --------------------------------------------------------------------------- naming sources
-
-
-def _short(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def is_url(text) -> bool:
@@ -140,7 +136,7 @@ def _remote_entries(url: str, storage_options: dict | None) -> list[str]:
         else:
             raise DataError(f"{'Zarr store' if is_zarr(url) else 'path'} not found: {url}")
     except (OSError, ValueError) as exc:
-        raise DataError(f"cannot list {url}: {_short(exc)}") from None
+        raise DataError(f"cannot list {url}: {one_line(exc, typed=False)}") from None
     return [fs.unstrip_protocol(p.rstrip("/")) for p in found]
 
 
@@ -264,10 +260,12 @@ def open_store(source, *, storage_options: dict | None = None) -> xr.Dataset:
                     **common,
                 )
         except (OSError, ValueError, KeyError, TypeError, ImportError) as exc:
-            raise DataError(f"{text}: not a readable Zarr store ({_short(exc)})") from None
+            raise DataError(
+                f"{text}: not a readable Zarr store ({one_line(exc, typed=False)})"
+            ) from None
         except Exception as exc:  # zarr's own errors (GroupNotFoundError, ...) have no common base
             raise DataError(
-                f"{text}: not a readable Zarr store ({type(exc).__name__}: {_short(exc)})"
+                f"{text}: not a readable Zarr store ({one_line(exc, typed=True)})"
             ) from None
     import fsspec
 
@@ -276,13 +274,15 @@ def open_store(source, *, storage_options: dict | None = None) -> xr.Dataset:
         magic = fobj.read(4)
         fobj.seek(0)
     except (OSError, ValueError, ImportError) as exc:
-        raise DataError(f"cannot open {text}: {_short(exc)}") from None
+        raise DataError(f"cannot open {text}: {one_line(exc, typed=False)}") from None
     engine = "scipy" if magic[:3] == b"CDF" else "h5netcdf"
     try:
         return xr.open_dataset(fobj, engine=engine, **common)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         fobj.close()
-        raise DataError(f"{text}: not a readable NetCDF file ({_short(exc)})") from None
+        raise DataError(
+            f"{text}: not a readable NetCDF file ({one_line(exc, typed=False)})"
+        ) from None
 
 
 def _chunk_sizes(var: xr.Variable, time_dim: str | None) -> dict:

@@ -28,7 +28,7 @@ from pathlib import Path
 import keras
 
 from nowcast.config import ModelConfig
-from nowcast.errors import ConfigError, NowcastError
+from nowcast.errors import ConfigError, NowcastError, one_line
 from nowcast.model.fused import FusedConvLSTM2D
 from nowcast.model.layers import (
     AddLastFrame,
@@ -157,7 +157,4 @@ def load_model(path: str | os.PathLike, *, compile: bool = False) -> keras.Model
     try:
         return keras.saving.load_model(path, compile=compile)
     except (ValueError, OSError, KeyError) as exc:
-        raise NowcastError(
-            f"cannot load model {path}: "
-            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-        ) from None
+        raise NowcastError(f"cannot load model {path}: {one_line(exc, typed=False)}") from None

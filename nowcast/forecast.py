@@ -207,14 +207,13 @@ def predict_to_file(
 ) -> Path:
     """Open the archive, forecast every issue time, write one forecast file atomically."""
     from nowcast.data import open_archive
+    from nowcast.kinds import kind_of
     from nowcast.methods import forecast_many
     from nowcast.products import write_forecast
 
     forecaster = make_forecaster(model=model, method=method)
     metadata = getattr(forecaster, "metadata", None) or {}
-    archive = open_archive(
-        list(inputs), variable=variable, kind=metadata.get("kind", "precipitation")
-    )
+    archive = open_archive(list(inputs), variable=variable, kind=kind_of(metadata))
     n_leads = n_leads or getattr(forecaster, "t_out", None) or 12
     check = getattr(forecaster, "check_compatible", None)
     if check is not None:

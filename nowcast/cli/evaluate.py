@@ -83,15 +83,14 @@ def command(forecasts, truth, variable, thresholds, scales, common_mask, plots, 
       nowcast evaluate -f persistence.nc -f extrapolation.nc \\
           --truth ../shared/data/radar/mch-2016-07-11.nc --output report/
     """
-    from nowcast.conventions import RATE_UNITS
     from nowcast.data import open_archive
+    from nowcast.kinds import kind_of
     from nowcast.verify import evaluate, load_forecasts
     from nowcast.verify.report import key_table, write_report
 
     fcs = load_forecasts(forecasts)
     first = next(iter(fcs.values()))
-    kind = "precipitation" if first.attrs.get("units") == RATE_UNITS else "temperature"
-    archive = open_archive(list(truth), variable=variable or first.name, kind=kind)
+    archive = open_archive(list(truth), variable=variable or first.name, kind=kind_of(first.attrs))
     scores = evaluate(fcs, archive, thresholds=thresholds, scales=scales, common_mask=common_mask)
     paths = write_report(scores, output, plots=plots)
     click.echo(key_table(scores))

@@ -71,9 +71,9 @@ def command(forecast, truth, output, leads, gif, map_data, workers, dpi) -> None
       nowcast render fc.nc --leads 1,6,12 --map-data ../shared/data/maps
       nowcast render fc.nc --truth ../shared/data/radar/mch-2016-07-11.nc --gif --workers 2
     """
+    from nowcast.kinds import kind_of
     from nowcast.products import read_forecast
     from nowcast.render.animate import render_gif
-    from nowcast.render.colours import field_kind
     from nowcast.render.maps import align_truth, prepare, select_leads
     from nowcast.render.parallel import render_many
 
@@ -85,8 +85,7 @@ def command(forecast, truth, output, leads, gif, map_data, workers, dpi) -> None
     if truth:
         from nowcast.data.archive import open_archive
 
-        kind = "temperature" if field_kind(fc.attrs) == "temperature" else "precipitation"
-        obs = open_archive(list(truth), variable=str(fc.name), kind=kind)
+        obs = open_archive(list(truth), variable=str(fc.name), kind=kind_of(fc.attrs))
         align_truth(obs, prep)
     paths = render_many(
         [forecast],

@@ -23,6 +23,7 @@ from nowcast.data import cf, stores
 from nowcast.data.scan import FileInfo, netcdf_lock, read_block, scan_file, scan_opened
 from nowcast.data.stores import NETCDF_SUFFIXES
 from nowcast.errors import DataError
+from nowcast.kinds import check_kind
 
 __all__ = [
     "NETCDF_SUFFIXES",
@@ -33,7 +34,6 @@ __all__ = [
     "source_files",
 ]
 
-_KINDS = ("precipitation", "temperature")
 _AUTO_CHUNK_BYTES = 16 * 2**20
 
 
@@ -253,8 +253,7 @@ def open_archive(
     first file's frame is kept). Raises :class:`DataError` for missing/unreadable files, a missing
     or ambiguous variable, files on different grids, or files without time information.
     """
-    if kind not in _KINDS:
-        raise DataError(f"kind must be one of {', '.join(_KINDS)}, not {kind!r}")
+    check_kind(kind)
     files = expand_paths(paths, storage_options=storage_options)
     infos: list[FileInfo] = []
     stores_open: list = []

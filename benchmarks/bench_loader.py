@@ -98,7 +98,7 @@ def _measure(next_batch, seconds: float) -> tuple[int, float]:
 def run_nowcast(seconds: float, reader: str, cache_mb: int | None = None, fit: bool = True) -> dict:
     from nowcast.config import Config, DataConfig, PreprocessConfig, SamplerConfig, SplitConfig
     from nowcast.data.preprocess import Preprocessor
-    from nowcast.data.sampler import build_datasets
+    from nowcast.data.training import build_datasets
 
     cfg = Config(
         data=DataConfig(events=tuple(str(DATA / e) for e in EVENTS)),

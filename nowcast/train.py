@@ -206,7 +206,7 @@ def train(
         )
     import keras
 
-    from nowcast.data.sampler import build_datasets
+    from nowcast.data.training import build_datasets
     from nowcast.model import build_model
 
     echo(f"nowcast train: {device_description()}")

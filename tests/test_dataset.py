@@ -16,7 +16,8 @@ from nowcast.config import Config, DataConfig, PreprocessConfig, SamplerConfig, 
 from nowcast.data.archive import open_archive
 from nowcast.data.dataset import FrameCache, SequenceDataset
 from nowcast.data.preprocess import Preprocessor
-from nowcast.data.sampler import SPLITS, build_datasets
+from nowcast.data.sampler import SPLITS
+from nowcast.data.training import build_datasets
 
 
 def config(events=("a",), **sampler) -> Config:

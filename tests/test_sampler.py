@@ -12,7 +12,8 @@ import pytest
 import xarray as xr
 
 from nowcast.config import Config, DataConfig, PreprocessConfig, SamplerConfig, SplitConfig
-from nowcast.data.sampler import SPLITS, build_datasets, label_frames, window_starts
+from nowcast.data.sampler import SPLITS, label_frames, window_starts
+from nowcast.data.training import build_datasets
 from nowcast.errors import ConfigError, DataError
 
 

@@ -67,7 +67,7 @@ def test_learns_advection_better_than_persistence(archive, tmp_path):
     a model that learned the motion must cut the masked MAE well below persistence's.
     An untrained or mean-predicting model scores at or above persistence here.
     """
-    from nowcast.data.sampler import build_datasets
+    from nowcast.data.training import build_datasets
     from nowcast.train import train
 
     cfg = _cfg(
@@ -163,7 +163,7 @@ def test_bad_config_fails_before_training(archive, tmp_path, override, match):
 
 
 def test_crop_larger_than_grid_is_config_error(archive):
-    from nowcast.data.sampler import build_datasets
+    from nowcast.data.training import build_datasets
 
     with pytest.raises((ConfigError, NowcastError), match="patch"):
         build_datasets(_cfg(archive, "sampler.patch_size=40"))

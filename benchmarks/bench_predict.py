@@ -32,8 +32,7 @@ def main() -> None:
 
     from nowcast.backend import device_description
     from nowcast.data import open_archive
-    from nowcast.forecast import ConvLSTMForecaster
-    from nowcast.methods import forecast_many, get_method
+    from nowcast.methods import ConvLSTMForecaster, forecast_many, get_method
 
     archive = open_archive(SHARED / "radar" / "mch-2016-07-11.nc")
     model = ConvLSTMForecaster(args.model)

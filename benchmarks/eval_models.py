@@ -42,8 +42,7 @@ def _forecast_all(methods, archive, issues, n_leads):
 
 def radar(args) -> None:
     from nowcast.data import open_archive
-    from nowcast.forecast import ConvLSTMForecaster
-    from nowcast.methods import get_method
+    from nowcast.methods import ConvLSTMForecaster, get_method
     from nowcast.verify import evaluate
     from nowcast.verify.report import key_table, write_report
 
@@ -100,8 +99,7 @@ def _verdict(scores, names) -> None:
 
 def era5(args) -> None:
     from nowcast.data import open_archive
-    from nowcast.forecast import ConvLSTMForecaster
-    from nowcast.methods import get_method
+    from nowcast.methods import ConvLSTMForecaster, get_method
     from nowcast.verify import evaluate
     from nowcast.verify.report import key_table, write_report
 

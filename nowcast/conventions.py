@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from nowcast.errors import NowcastError
+
 TIME = "time"
 Y = "y"
 X = "x"
@@ -43,3 +45,12 @@ def valid_times(issue_times, leads) -> np.ndarray:
     issue = np.asarray(issue_times, dtype="datetime64[ns]")
     leads = np.asarray(leads, dtype="timedelta64[ns]")
     return issue[:, None] + leads[None, :]
+
+
+def as_time(value) -> pd.Timestamp:
+    """A naive UTC timestamp (time zones are converted to UTC, then dropped)."""
+    try:
+        t = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise NowcastError(f"{value!r} is not a time (use e.g. 2016-07-11T12:00)") from None
+    return t.tz_convert("UTC").tz_localize(None) if t.tzinfo is not None else t

@@ -89,9 +89,7 @@ def run_demo(
     """Run the whole pipeline; every product lands under ``workdir``."""
     from nowcast.data import open_archive
     from nowcast.data.synthetic import write_synthetic_archive
-    from nowcast.forecast import ConvLSTMForecaster
-    from nowcast.methods import forecast_many, get_method
-    from nowcast.products import write_forecast
+    from nowcast.methods import forecast_and_write, get_method
     from nowcast.render import render_forecast, render_gif
     from nowcast.train import train
     from nowcast.verify import evaluate
@@ -142,21 +140,15 @@ def run_demo(
         "extrapolation"
     )
     methods = {
-        "convlstm": ConvLSTMForecaster(run_dir),
+        "convlstm": get_method("convlstm", model=run_dir),
         "persistence": get_method("persistence"),
         "extrapolation": get_method("extrapolation"),
     }
     forecasts, paths = {}, {}
     for name, method in methods.items():
-        fc = forecast_many(method, archive, issue_times, n_leads)
-        describe = getattr(method, "describe", None)
-        paths[name] = write_forecast(
-            fc,
-            workdir / "forecasts" / f"{name}.nc",
-            method=name,
-            metadata=describe() if describe else None,
+        forecasts[name], paths[name] = forecast_and_write(
+            method, archive, issue_times, n_leads, workdir / "forecasts" / f"{name}.nc"
         )
-        forecasts[name] = fc
     lap("forecast")
 
     echo("[4/6] verify against the observations")

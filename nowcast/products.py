@@ -10,7 +10,8 @@ On disk a forecast is a CF-1.8 dataset with
 * global attributes naming the method (and the model and its training metadata).
 
 In memory (:func:`read_forecast`) it is always the 4-D DataArray of
-:mod:`nowcast.conventions`, whatever the file holds.
+:mod:`nowcast.conventions`, whatever the file holds. :func:`lead_array` (one issue time,
+what a forecast method returns) and :func:`forecast_array` (many) build them in memory.
 """
 
 from __future__ import annotations
@@ -44,6 +45,40 @@ from nowcast.errors import DataError
 _GRID_ATTRS_DROP = ("units_original",)
 
 
+def _lead_coord(n_leads: int, step) -> tuple:
+    return (
+        LEAD_TIME,
+        lead_times(n_leads, step),
+        {"standard_name": "forecast_period", "long_name": "lead time"},
+    )
+
+
+def _grid_coords(template: xr.DataArray) -> dict[str, Any]:
+    """``template``'s x/y coordinates and its grid-mapping coordinate."""
+    coords: dict[str, Any] = {Y: template[Y], X: template[X]}
+    gm = template.attrs.get("grid_mapping")
+    if gm and gm in template.coords:
+        coords[gm] = template.coords[gm]
+    return coords
+
+
+def lead_array(values: np.ndarray, template: xr.DataArray, step) -> xr.DataArray:
+    """Wrap ``(lead_time, y, x)`` values (one issue time) on ``template``'s grid.
+
+    ``template`` is the method's input (``time, y, x``): its name, attrs, x/y coordinates
+    and grid-mapping coordinate are copied; lead ``k`` is ``k * step``.
+    """
+    values = np.asarray(values, dtype=np.float32)
+    coords = {LEAD_TIME: _lead_coord(values.shape[0], step), **_grid_coords(template)}
+    return xr.DataArray(
+        values,
+        dims=(LEAD_TIME, Y, X),
+        coords=coords,
+        name=template.name,
+        attrs=dict(template.attrs),
+    )
+
+
 def forecast_array(
     values: np.ndarray,
     *,
@@ -62,29 +97,21 @@ def forecast_array(
             f"forecast values must be 4-D (issue_time, lead_time, y, x), got {values.shape}"
         )
     issue = pd.DatetimeIndex(issue_times).values.astype("datetime64[ns]")
-    leads = lead_times(values.shape[1], step)
+    lead = _lead_coord(values.shape[1], step)
     coords: dict[str, Any] = {
         ISSUE_TIME: (
             ISSUE_TIME,
             issue,
             {"standard_name": FORECAST_REFERENCE_TIME, "long_name": "issue time"},
         ),
-        LEAD_TIME: (
-            LEAD_TIME,
-            leads,
-            {"standard_name": "forecast_period", "long_name": "lead time"},
-        ),
+        LEAD_TIME: lead,
         VALID_TIME: (
             (ISSUE_TIME, LEAD_TIME),
-            valid_times(issue, leads),
+            valid_times(issue, lead[1]),
             {"standard_name": "time", "long_name": "valid time"},
         ),
-        Y: template[Y],
-        X: template[X],
+        **_grid_coords(template),
     }
-    gm = template.attrs.get("grid_mapping")
-    if gm and gm in template.coords:
-        coords[gm] = template.coords[gm]
     attrs = {k: v for k, v in template.attrs.items() if k not in _GRID_ATTRS_DROP}
     return xr.DataArray(
         values, dims=(ISSUE_TIME, LEAD_TIME, Y, X), coords=coords, name=template.name, attrs=attrs

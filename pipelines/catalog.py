@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from nowcast.conventions import as_time
 from nowcast.errors import DataError, NowcastError, one_line
 
 
@@ -126,15 +127,6 @@ def build_catalog(inputs: Sequence[str], *, variable: str | None, kind: str) -> 
             )
         )
     return Catalog(tuple(sources), file_stamps(sources), times, step, tuple(bad_files))
-
-
-def as_time(value) -> pd.Timestamp:
-    """A naive UTC timestamp (time zones are converted to UTC, then dropped)."""
-    try:
-        t = pd.Timestamp(value)
-    except (ValueError, TypeError):
-        raise NowcastError(f"{value!r} is not a time (use e.g. 2016-07-11T12:00)") from None
-    return t.tz_convert("UTC").tz_localize(None) if t.tzinfo is not None else t
 
 
 def issue_times(

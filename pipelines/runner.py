@@ -157,7 +157,7 @@ def _quiet(name: str, level: int) -> Iterator[None]:
 
 
 def _max_t_in(cfg: BatchConfig) -> int:
-    from nowcast.forecast import make_forecaster
+    from nowcast.methods import make_forecaster
 
     return max(
         int(make_forecaster(model=cfg.model if m == "convlstm" else None, method=m).t_in)

@@ -83,14 +83,9 @@ def cached_archive(sources: tuple[str, ...], stamps: tuple, variable: str | None
 @functools.lru_cache(maxsize=4)
 def cached_forecaster(method: str, model: str | None):
     """This process's forecaster (a ConvLSTM loads its network once per worker)."""
-    from nowcast.forecast import make_forecaster
+    from nowcast.methods import make_forecaster
 
     return make_forecaster(model=model, method=method)
-
-
-def _metadata(forecaster) -> dict[str, Any] | None:
-    describe = getattr(forecaster, "describe", None)
-    return describe() if describe else None
 
 
 def _render(forecast, archive, *, outdir: Path, spec: RenderSpec, method: str) -> list[Path]:
@@ -127,8 +122,7 @@ def run_issue_time(task: IssueTask) -> IssueResult:
     import dask
 
     from nowcast.errors import NowcastError
-    from nowcast.methods import forecast_many
-    from nowcast.products import write_forecast
+    from nowcast.methods import forecast_and_write
 
     start = time.perf_counter()
     issue = task.issue_time
@@ -147,12 +141,12 @@ def run_issue_time(task: IssueTask) -> IssueResult:
                     error = catalog.missing_frame_error(issue, needed)
                     if error:
                         raise NowcastError(error)
-                fc = forecast_many(forecaster, archive, [issue], task.n_leads)
-                forecasts[name] = write_forecast(
-                    fc,
+                fc, forecasts[name] = forecast_and_write(
+                    forecaster,
+                    archive,
+                    [issue],
+                    task.n_leads,
                     forecast_path(task.output, name, issue),
-                    method=name,
-                    metadata=_metadata(forecaster),
                 )
                 if task.render is not None:
                     maps[name] = _render(

@@ -12,7 +12,7 @@ import xarray as xr
 
 from nowcast import methods
 from nowcast.errors import NowcastError
-from nowcast.methods import available_methods, forecast_many, get_method, register_method
+from nowcast.methods import available_methods, base, forecast_many, get_method, register_method
 
 STEP = pd.Timedelta("5min")
 
@@ -82,7 +82,7 @@ def test_unknown_method_and_options():
 
 
 def test_register_method(monkeypatch):
-    monkeypatch.setattr(methods, "_REGISTRY", dict(methods._REGISTRY))
+    monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))
 
     @register_method("zeros")
     class Zeros:
@@ -153,7 +153,7 @@ def test_extrapolation_dry_input_gives_zeros():
     assert out.shape == (4, 40, 50) and np.array_equal(out.values, np.zeros((4, 40, 50)))
     # pySTEPS' LK itself gives zero motion when there is nothing to track: on the dBR of a
     # dry field, and when the only echo is one isolated pixel (removed by its opening)
-    from nowcast.baselines import DBR_ZERO, import_pysteps
+    from nowcast.methods.motion import DBR_ZERO, import_pysteps
 
     motion, _ = import_pysteps()
     dry = np.full((3, 40, 50), DBR_ZERO)
@@ -198,7 +198,7 @@ def test_extrapolation_too_few_frames():
 
 
 def test_pysteps_import_prints_nothing():
-    code = "from nowcast.baselines import import_pysteps; import_pysteps()"
+    code = "from nowcast.methods.motion import import_pysteps; import_pysteps()"
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
@@ -237,3 +237,30 @@ def test_forecast_many_matches_predict():
     direct = fc.predict(arc.isel(time=slice(2, 5)), 2)
     np.testing.assert_array_equal(many.values[1], direct.values)
     np.testing.assert_array_equal(many.lead_time.values, direct.lead_time.values)
+
+
+def test_forecaster_defaults_and_forecast_and_write(tmp_path):
+    from nowcast.methods import Forecaster, forecast_and_write
+    from nowcast.products import read_forecast
+
+    class Twice(Forecaster):
+        name = "twice"
+        t_in = 1
+
+        def predict(self, past, n_leads):
+            step = methods.infer_step(past.time.values[-2:])
+            return methods.lead_array(np.repeat(2 * past.values[-1:], n_leads, 0), past, step)
+
+    fc = Twice()
+    assert fc.describe() is None and fc.step is None and fc.t_out is None
+    assert dict(fc.metadata) == {} and fc.check_compatible(_moving(nt=2)) is None
+    assert isinstance(fc, methods.Forecaster)
+    arc = _moving(nt=4, ny=6, nx=7)
+    out, path = forecast_and_write(fc, arc, arc.time.values[[2, 3]], 2, tmp_path / "f.nc")
+    np.testing.assert_array_equal(out.values[1, 0], 2 * arc.values[3])
+    back = read_forecast(path)
+    assert back.attrs["nowcast_method"] == "twice" and back.shape == (2, 2, 6, 7)
+    pers = get_method("persistence")
+    _, path = forecast_and_write(pers, arc, arc.time.values[[3]], 1, tmp_path / "p.nc")
+    with xr.open_dataset(path) as ds:
+        assert "t_in" in ds.attrs["nowcast_method_options"]  # describe() is the file metadata

@@ -236,7 +236,7 @@ def test_baseline_methods_share_the_interface(tmp_path, shared_data):
 
 def test_shipped_radar_model(tmp_path, shared_data):
     """`--model radar-5min` works after install, on a held-out event, on its 640 x 710 grid."""
-    from nowcast.forecast import packaged_models
+    from nowcast.methods.convlstm import packaged_models
     from nowcast.products import read_forecast
 
     assert "radar-5min" in packaged_models()

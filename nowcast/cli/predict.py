@@ -72,7 +72,7 @@ def command(model, method, inputs, variable, issue_times, leads, output) -> None
       nowcast predict --method extrapolation -i ../shared/data/radar/mch-2016-07-11.nc \\
           --issue-time 2016-07-11T21:30 --leads 12 --output ex.nc
     """
-    from nowcast.forecast import predict_to_file
+    from nowcast.methods.run import predict_to_file
 
     times = [parse_time(t) for t in issue_times]
     path = predict_to_file(

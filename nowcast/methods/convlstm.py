@@ -2,10 +2,11 @@
 
 ``ConvLSTMForecaster(model)`` takes a run directory, a ``model.keras`` file (with its
 ``metadata.json`` beside it) or the name of a model shipped with the package
-(``nowcast/models/<name>/``). ``predict`` applies the training preprocessing and
-normalisation to the last ``t_in`` frames, runs the network (rolling forward when more
-leads than ``t_out`` are asked for), inverts the transform and returns the forecast on
-the input grid (coarsening undone), NaN where the last input frame is NaN.
+(``nowcast/models/<name>/``); :func:`resolve_model` finds it. ``predict`` applies the
+training preprocessing and normalisation to the last ``t_in`` frames, runs the network
+(rolling forward when more leads than ``t_out`` are asked for), inverts the transform and
+returns the forecast on the input grid (coarsening undone), NaN where the last input frame
+is NaN.
 """
 
 from __future__ import annotations
@@ -17,12 +18,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
+from scipy import ndimage
 
 from nowcast.conventions import TIME
+from nowcast.data.preprocess import Preprocessor, coarsen
+from nowcast.data.timeaxis import time_step
 from nowcast.errors import NowcastError
-from nowcast.methods import lead_array, register_method
+from nowcast.methods.base import (
+    Forecaster,
+    check_n_leads,
+    check_past,
+    lead_array,
+    register_method,
+)
 
-PACKAGED_MODELS = Path(__file__).resolve().parent / "models"
+PACKAGED_MODELS = Path(__file__).resolve().parents[1] / "models"
 
 
 def packaged_models() -> list[str]:
@@ -55,8 +65,6 @@ def _upsample(values: np.ndarray, factor: int, shape: tuple[int, int]) -> np.nda
     """Undo a ``boundary='trim'`` block-mean coarsening: bilinear zoom, edge-padded."""
     if factor == 1:
         return values
-    from scipy import ndimage
-
     ny, nx = values.shape[-2:]
     lead = values.shape[:-2]
     zoomed = ndimage.zoom(
@@ -72,7 +80,7 @@ def _upsample(values: np.ndarray, factor: int, shape: tuple[int, int]) -> np.nda
 
 
 @register_method("convlstm")
-class ConvLSTMForecaster:
+class ConvLSTMForecaster(Forecaster):
     """A trained encoder-forecaster behind the common forecast-method interface."""
 
     name = "convlstm"
@@ -88,6 +96,7 @@ class ConvLSTMForecaster:
     @property
     def model(self):
         if self._model is None:
+            # imported here, not at the top: Keras costs seconds of start-up time
             from nowcast.model import load_model
 
             self._model = load_model(self.model_dir / "model.keras")
@@ -97,20 +106,18 @@ class ConvLSTMForecaster:
     def label(self) -> str:
         return f"convlstm ({self.model_dir.name})"
 
-    def check_compatible(self, past: xr.DataArray) -> None:
+    def check_compatible(self, archive: xr.DataArray) -> None:
         """Clear errors for a model trained on another variable or time step."""
         meta = self.metadata
-        units = past.attrs.get("units")
+        units = archive.attrs.get("units")
         if meta.get("units") and units and meta["units"] != units:
             raise NowcastError(
                 f"model {self.model_dir.name} was trained on {meta.get('variable')} in "
                 f"{meta['units']}; "
-                f"the input {past.name} is in {units}"
+                f"the input {archive.name} is in {units}"
             )
-        if len(past[TIME]) >= 2:
-            from nowcast.data.timeaxis import time_step
-
-            step = time_step(past)
+        if len(archive[TIME]) >= 2:
+            step = time_step(archive)
             if step != self.step:
                 raise NowcastError(
                     f"model {self.model_dir.name} was trained at a {_fmt(self.step)} time step; "
@@ -118,14 +125,8 @@ class ConvLSTMForecaster:
                 )
 
     def predict(self, past: xr.DataArray, n_leads: int) -> xr.DataArray:
-        from nowcast.data.preprocess import Preprocessor, coarsen
-
-        if n_leads < 1:
-            raise NowcastError("n_leads must be >= 1")
-        if len(past[TIME]) < self.t_in:
-            raise NowcastError(
-                f"{self.label} needs {self.t_in} input frames, got {len(past[TIME])}"
-            )
+        n_leads = check_n_leads(n_leads)
+        past = check_past(past, self.t_in, self.label)
         past = past.isel({TIME: slice(-self.t_in, None)})
         self.check_compatible(past)
         pre = Preprocessor.from_dict(self.metadata["preprocessor"])
@@ -172,54 +173,3 @@ class ConvLSTMForecaster:
 def _fmt(step: pd.Timedelta) -> str:
     minutes = step.total_seconds() / 60
     return f"{minutes:g} min" if minutes < 120 else f"{minutes / 60:g} h"
-
-
-def make_forecaster(*, model: str | Path | None = None, method: str | None = None):
-    """The forecaster for ``--model``/``--method`` (``convlstm`` when a model is given)."""
-    from nowcast.methods import get_method
-
-    method = method or ("convlstm" if model is not None else None)
-    if method is None:
-        raise NowcastError(
-            "give --model MODEL (the trained ConvLSTM) or --method NAME (e.g. persistence, "
-            "extrapolation)"
-        )
-    if method == "convlstm":
-        if model is None:
-            raise NowcastError(
-                "--method convlstm needs --model (a run directory or a shipped model name)"
-            )
-        return get_method("convlstm", model=model)
-    if model is not None:
-        raise NowcastError(f"--model is for the convlstm method, not {method!r}")
-    return get_method(method)
-
-
-def predict_to_file(
-    inputs,
-    issue_times,
-    output: str | Path,
-    *,
-    model: str | Path | None = None,
-    method: str | None = None,
-    variable: str | None = None,
-    n_leads: int | None = None,
-) -> Path:
-    """Open the archive, forecast every issue time, write one forecast file atomically."""
-    from nowcast.data import open_archive
-    from nowcast.kinds import kind_of
-    from nowcast.methods import forecast_many
-    from nowcast.products import write_forecast
-
-    forecaster = make_forecaster(model=model, method=method)
-    metadata = getattr(forecaster, "metadata", None) or {}
-    archive = open_archive(list(inputs), variable=variable, kind=kind_of(metadata))
-    n_leads = n_leads or getattr(forecaster, "t_out", None) or 12
-    check = getattr(forecaster, "check_compatible", None)
-    if check is not None:
-        check(archive)
-    forecast = forecast_many(forecaster, archive, list(issue_times), n_leads)
-    describe = getattr(forecaster, "describe", None)
-    return write_forecast(
-        forecast, output, method=forecaster.name, metadata=describe() if describe else None
-    )

@@ -1,0 +1,46 @@
+"""Forecast methods: one interface, a registry of named methods, and running them.
+
+Every method (the baselines, the trained ConvLSTM) shares the :class:`Forecaster`
+interface::
+
+    fc = get_method("extrapolation", t_in=3)
+    fc.predict(past, n_leads=12)                  # past: (time, y, x) -> (lead_time, y, x)
+    forecast_many(fc, archive, issue_times, 12)   # -> (issue_time, lead_time, y, x)
+
+Modules: :mod:`~nowcast.methods.base` (the interface, the registry, helpers for methods),
+:mod:`~nowcast.methods.motion` (optical flow and advection, shared by methods that move
+fields), :mod:`~nowcast.methods.baselines` (``persistence``, ``extrapolation``),
+:mod:`~nowcast.methods.convlstm` (``convlstm``, model lookup) and
+:mod:`~nowcast.methods.run` (many issue times, then a forecast file). Importing the
+package registers the built-in methods; Keras and pySTEPS are imported on first use.
+"""
+
+from nowcast.methods import baselines, convlstm  # noqa: F401  (registers the built-in methods)
+from nowcast.methods.base import (
+    Forecaster,
+    available_methods,
+    check_n_leads,
+    check_past,
+    get_method,
+    infer_step,
+    lead_array,
+    register_method,
+)
+from nowcast.methods.convlstm import ConvLSTMForecaster, resolve_model
+from nowcast.methods.run import forecast_and_write, forecast_many, make_forecaster
+
+__all__ = [
+    "ConvLSTMForecaster",
+    "Forecaster",
+    "available_methods",
+    "check_n_leads",
+    "check_past",
+    "forecast_and_write",
+    "forecast_many",
+    "get_method",
+    "infer_step",
+    "lead_array",
+    "make_forecaster",
+    "register_method",
+    "resolve_model",
+]

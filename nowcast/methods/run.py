@@ -1,0 +1,150 @@
+"""Running forecast methods: many issue times from an archive, then one forecast file.
+
+:func:`forecast_many` runs a method at each issue time of an archive and returns the 4-D
+forecast; :func:`forecast_and_write` also writes it (with the method's name and
+:meth:`~nowcast.methods.base.Forecaster.describe` as file metadata), the one step that
+``nowcast predict`` (:func:`predict_to_file`), the demo and the batch tasks share.
+:func:`make_forecaster` turns ``--model``/``--method`` into a forecaster.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from nowcast.conventions import LEAD_TIME, TIME, X, Y, as_time
+from nowcast.data.archive import open_archive
+from nowcast.data.timeaxis import time_step
+from nowcast.errors import NowcastError
+from nowcast.kinds import kind_of
+from nowcast.methods.base import Forecaster, check_n_leads, get_method, infer_step
+from nowcast.products import forecast_array, write_forecast
+
+#: Leads forecast when neither the caller nor the method (``t_out``) says how many.
+DEFAULT_N_LEADS = 12
+
+
+def forecast_many(
+    method: Forecaster, archive: xr.DataArray, issue_times: Sequence, n_leads: int, *, step=None
+) -> xr.DataArray:
+    """Run ``method`` at each issue time of ``archive``; returns ``(issue_time, lead_time, y, x)``.
+
+    For each issue time the last ``t_in`` frames up to it, spaced by ``step`` (default:
+    the archive's most common spacing), are passed to ``method.predict``; at least two
+    frames, so that a one-frame method can read the step (an earlier frame the archive
+    lacks comes as NaN, and such a method does not use it). An issue time outside the
+    archive, or a required input frame the archive lacks, is a :class:`NowcastError`
+    naming the time. The result is assembled with
+    :func:`nowcast.products.forecast_array` (archive name, attrs, grid mapping).
+    """
+    n_leads = check_n_leads(n_leads)
+    if set(archive.dims) != {TIME, Y, X}:
+        raise NowcastError(f"the archive must have dims (time, y, x), got {archive.dims}")
+    archive = archive.transpose(TIME, Y, X)
+    times = pd.DatetimeIndex(archive[TIME].values)
+    if len(times) == 0:
+        raise NowcastError("the archive holds no frames")
+    if step is None and len(times) >= 2:
+        step = time_step(archive)  # the archive's most common spacing
+    if step is None:
+        step = method.step
+    if step is None:
+        raise NowcastError("cannot infer the archive's time step from one frame; pass step=...")
+    step = infer_step(None, step)
+    issues = [as_time(t) for t in issue_times]
+    if not issues:
+        raise NowcastError("no issue times given")
+    t_in = int(method.t_in)
+    n_frames = max(t_in, 2)
+    out: np.ndarray | None = None
+    result_step = step
+    for i, issue in enumerate(issues):
+        if issue < times[0] or issue > times[-1]:
+            raise NowcastError(
+                f"issue time {issue} is outside the archive ({times[0]} to {times[-1]})"
+            )
+        frame_times = pd.DatetimeIndex([issue - k * step for k in range(n_frames - 1, -1, -1)])
+        for t in frame_times[-t_in:]:
+            if t not in times:
+                raise NowcastError(
+                    f"input frame {t} (for issue time {issue}) is missing from the archive"
+                )
+        past = archive.reindex({TIME: frame_times}).load()
+        pred = method.predict(past, n_leads)
+        expected = (n_leads, archive.sizes[Y], archive.sizes[X])
+        if tuple(pred.shape) != expected or (LEAD_TIME in pred.dims and pred.dims[0] != LEAD_TIME):
+            raise NowcastError(
+                f"method {method.name!r} returned shape {tuple(pred.shape)}, expected {expected}"
+            )
+        if out is None:
+            out = np.empty((len(issues),) + expected, dtype=np.float32)
+            if LEAD_TIME in pred.coords:
+                result_step = pd.Timedelta(pred[LEAD_TIME].values[0])
+        out[i] = np.asarray(pred.values, dtype=np.float32)
+    return forecast_array(
+        out, issue_times=pd.DatetimeIndex(issues), step=result_step, template=archive
+    )
+
+
+def forecast_and_write(
+    method: Forecaster,
+    archive: xr.DataArray,
+    issue_times: Sequence,
+    n_leads: int,
+    path: str | os.PathLike,
+) -> tuple[xr.DataArray, Path]:
+    """:func:`forecast_many`, then write the forecast atomically to ``path`` (NetCDF or Zarr).
+
+    Returns ``(forecast, path)``; the file names the method and holds its ``describe()``.
+    """
+    forecast = forecast_many(method, archive, issue_times, n_leads)
+    written = write_forecast(forecast, path, method=method.name, metadata=method.describe())
+    return forecast, written
+
+
+def make_forecaster(*, model: str | Path | None = None, method: str | None = None) -> Forecaster:
+    """The forecaster for ``--model``/``--method`` (``convlstm`` when a model is given)."""
+    method = method or ("convlstm" if model is not None else None)
+    if method is None:
+        raise NowcastError(
+            "give --model MODEL (the trained ConvLSTM) or --method NAME (e.g. persistence, "
+            "extrapolation)"
+        )
+    if method == "convlstm":
+        if model is None:
+            raise NowcastError(
+                "--method convlstm needs --model (a run directory or a shipped model name)"
+            )
+        return get_method("convlstm", model=model)
+    if model is not None:
+        raise NowcastError(f"--model is for the convlstm method, not {method!r}")
+    return get_method(method)
+
+
+def predict_to_file(
+    inputs,
+    issue_times,
+    output: str | os.PathLike,
+    *,
+    model: str | Path | None = None,
+    method: str | None = None,
+    variable: str | None = None,
+    n_leads: int | None = None,
+) -> Path:
+    """Open the archive, forecast every issue time, write one forecast file atomically.
+
+    The archive is opened as the method's data kind (:func:`nowcast.kinds.kind_of` of its
+    metadata); ``n_leads`` defaults to the method's ``t_out``, else
+    :data:`DEFAULT_N_LEADS`; the method checks the archive first (``check_compatible``).
+    """
+    forecaster = make_forecaster(model=model, method=method)
+    archive = open_archive(list(inputs), variable=variable, kind=kind_of(forecaster.metadata))
+    n_leads = n_leads or forecaster.t_out or DEFAULT_N_LEADS
+    forecaster.check_compatible(archive)
+    _, path = forecast_and_write(forecaster, archive, list(issue_times), n_leads, output)
+    return path

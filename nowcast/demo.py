@@ -19,6 +19,7 @@ import pandas as pd
 
 from nowcast.config import Config, apply_overrides, config_from_dict, read_yaml
 from nowcast.errors import NowcastError
+from nowcast.training.rundir import RunDir
 
 #: Issue times forecast and verified by the demo.
 N_ISSUE_TIMES = 6
@@ -91,7 +92,7 @@ def run_demo(
     from nowcast.data.synthetic import write_synthetic_archive
     from nowcast.methods import forecast_and_write, get_method
     from nowcast.render import render_forecast, render_gif
-    from nowcast.train import train
+    from nowcast.training import train
     from nowcast.verify import evaluate
     from nowcast.verify.report import key_table, write_report
 
@@ -189,8 +190,9 @@ def demo_summary(result: DemoResult) -> str:
     """The closing list of products printed by ``nowcast demo``."""
     lines = ["", "Products:"]
     lines += [f"  archive     {p}" for p in result.archive[:3]]
-    lines.append(f"  model       {result.run_dir / 'model.keras'}")
-    lines.append(f"  history     {result.run_dir / 'history.csv'}")
+    run = RunDir(result.run_dir)
+    lines.append(f"  model       {run.model}")
+    lines.append(f"  history     {run.history}")
     lines += [f"  forecast    {p}" for p in result.forecasts.values()]
     lines += [f"  report      {p}" for p in result.report if p.suffix in (".csv", ".md")]
     lines.append(

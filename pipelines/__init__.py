@@ -13,7 +13,7 @@ pipelines`` loads nothing heavy.
 
 from __future__ import annotations
 
-import importlib
+from nowcast.lazy import lazy_exports
 
 _EXPORTS = {
     "run_operational": "pipelines.operational",
@@ -37,7 +37,4 @@ def run_config(cfg, **options):
     return run_operational(cfg, **options)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'pipelines' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

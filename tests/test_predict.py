@@ -20,7 +20,7 @@ pytestmark = pytest.mark.usefixtures("torch_single_thread")
 def tiny_run(tmp_path_factory):
     """A tiny model trained for a few steps on a synthetic 5-minute archive, coarsened by 2."""
     from nowcast.data.synthetic import write_synthetic_archive
-    from nowcast.train import train
+    from nowcast.training import train
 
     root = tmp_path_factory.mktemp("predict")
     archive = write_synthetic_archive(root / "a.nc", n_times=30, ny=30, nx=26, seed=2)[0]

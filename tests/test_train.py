@@ -68,7 +68,7 @@ def test_learns_advection_better_than_persistence(archive, tmp_path):
     An untrained or mean-predicting model scores at or above persistence here.
     """
     from nowcast.data.training import build_datasets
-    from nowcast.train import train
+    from nowcast.training import train
 
     cfg = _cfg(
         archive, "train.epochs=5", "train.steps_per_epoch=12", "train.early_stopping_patience=10"
@@ -81,7 +81,7 @@ def test_learns_advection_better_than_persistence(archive, tmp_path):
 
 
 def test_run_directory_and_resume(archive, tmp_path):
-    from nowcast.train import train
+    from nowcast.training import train
 
     run = tmp_path / "run"
     cfg = _cfg(archive, "train.epochs=1", "train.steps_per_epoch=3")
@@ -129,7 +129,7 @@ def test_run_directory_and_resume(archive, tmp_path):
 
 
 def test_resume_without_checkpoint_is_an_error(archive, tmp_path):
-    from nowcast.train import train
+    from nowcast.training import train
 
     with pytest.raises(NowcastError, match="no checkpoint"):
         train(_cfg(archive), run_dir=tmp_path / "empty", resume=True, echo=lambda m: None)
@@ -167,3 +167,26 @@ def test_crop_larger_than_grid_is_config_error(archive):
 
     with pytest.raises((ConfigError, NowcastError), match="patch"):
         build_datasets(_cfg(archive, "sampler.patch_size=40"))
+
+
+def test_run_dir_names_and_json(tmp_path):
+    from nowcast.training import RunDir
+
+    run = RunDir(tmp_path / "run")
+    names = [run.model, run.checkpoint, run.state, run.metadata, run.config, run.history]
+    assert [p.name for p in names] == [
+        "model.keras",
+        "checkpoint.keras",
+        "state.json",
+        "metadata.json",
+        "config.yaml",
+        "history.csv",
+    ]
+    assert run.tensorboard == tmp_path / "run" / "tensorboard"
+    with pytest.raises(NowcastError, match="no metadata.json in .*: not a nowcast run directory"):
+        run.read_metadata()
+    assert run.read_state() == {}
+    run.write_state({"epoch": 2, "best_val_loss": 0.5})
+    run.write_metadata({"t_in": 3, "path": tmp_path})
+    assert run.read_state() == {"epoch": 2, "best_val_loss": 0.5}
+    assert run.read_metadata() == {"t_in": 3, "path": str(tmp_path)}

@@ -28,7 +28,7 @@ def command(config: Path, overrides: tuple[str, ...], run_dir: Path | None, resu
       nowcast train configs/radar-5min.yaml --set train.epochs=5 --output runs/radar
     """
     from nowcast.config import load_config
-    from nowcast.train import train
+    from nowcast.training import RunDir, train
 
     cfg = load_config(config, overrides)
     run_dir = run_dir or Path("runs") / cfg.name
@@ -36,7 +36,7 @@ def command(config: Path, overrides: tuple[str, ...], run_dir: Path | None, resu
     best = "n/a" if result.best_val_loss is None else f"{result.best_val_loss:.4f}"
     click.echo(
         f"{result.epochs_run} epochs in {result.seconds:.0f} s; best validation loss {best}; "
-        f"model: {result.run_dir / 'model.keras'}"
+        f"model: {RunDir(result.run_dir).model}"
     )
     if result.interrupted:
         raise SystemExit(130)

@@ -12,7 +12,7 @@ Public API (imported on first use, so ``import nowcast.data`` stays cheap)::
 
 from __future__ import annotations
 
-import importlib
+from nowcast.lazy import lazy_exports
 
 _EXPORTS = {
     "open_archive": "nowcast.data.archive",
@@ -28,13 +28,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'nowcast.data' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -11,7 +11,6 @@ is NaN.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from nowcast.methods.base import (
     lead_array,
     register_method,
 )
+from nowcast.training.rundir import MODEL_FILE, RunDir
 
 PACKAGED_MODELS = Path(__file__).resolve().parents[1] / "models"
 
@@ -39,7 +39,7 @@ def packaged_models() -> list[str]:
     """Names of the trained models shipped with the package."""
     if not PACKAGED_MODELS.is_dir():
         return []
-    return sorted(p.name for p in PACKAGED_MODELS.iterdir() if (p / "model.keras").is_file())
+    return sorted(p.name for p in PACKAGED_MODELS.iterdir() if RunDir(p).model.is_file())
 
 
 def resolve_model(spec: str | Path) -> Path:
@@ -47,16 +47,18 @@ def resolve_model(spec: str | Path) -> Path:
     path = Path(spec)
     if path.is_file() and path.suffix == ".keras":
         path = path.parent
-    if (path / "model.keras").is_file():
+    if RunDir(path).model.is_file():
         return path
     if path.is_dir():
-        raise NowcastError(f"{path} holds no model.keras (training may not have finished an epoch)")
+        raise NowcastError(
+            f"{path} holds no {MODEL_FILE} (training may not have finished an epoch)"
+        )
     packaged = PACKAGED_MODELS / str(spec)
-    if (packaged / "model.keras").is_file():
+    if RunDir(packaged).model.is_file():
         return packaged
     names = ", ".join(packaged_models()) or "none"
     raise NowcastError(
-        f"model {str(spec)!r} not found: give a run directory, a model.keras file or a shipped "
+        f"model {str(spec)!r} not found: give a run directory, a {MODEL_FILE} file or a shipped "
         f"model ({names})"
     )
 
@@ -87,7 +89,8 @@ class ConvLSTMForecaster(Forecaster):
 
     def __init__(self, model: str | Path = "radar-5min", *, model_object: Any = None):
         self.model_dir = resolve_model(model)
-        self.metadata: dict[str, Any] = json.loads((self.model_dir / "metadata.json").read_text())
+        self.run = RunDir(self.model_dir)
+        self.metadata: dict[str, Any] = self.run.read_metadata()
         self.t_in = int(self.metadata["t_in"])
         self.t_out = int(self.metadata["t_out"])
         self.step = pd.Timedelta(seconds=float(self.metadata["time_step_seconds"]))
@@ -99,7 +102,7 @@ class ConvLSTMForecaster(Forecaster):
             # imported here, not at the top: Keras costs seconds of start-up time
             from nowcast.model import load_model
 
-            self._model = load_model(self.model_dir / "model.keras")
+            self._model = load_model(self.run.model)
         return self._model
 
     @property

@@ -6,32 +6,28 @@ same event files with tensorboardX, on any backend.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
+from tensorboardX import SummaryWriter
+
 from nowcast.backend import select_backend
-from nowcast.fileio import write_atomic
+from nowcast.model import save_model
+from nowcast.training.rundir import RunDir
 
 select_backend()
-
 import keras  # noqa: E402
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
-    """After every epoch: save ``checkpoint.keras`` (with optimizer) and ``state.json``
-    atomically, and ``model.keras`` when the validation loss improved."""
+    """After every epoch: save the run's checkpoint (with optimizer) and state atomically,
+    and its model when the validation loss improved (see :mod:`nowcast.training.rundir`)."""
 
-    def __init__(self, run_dir: Path, *, best: float | None = None, monitor: str = "val_loss"):
+    def __init__(self, run: RunDir, *, best: float | None = None, monitor: str = "val_loss"):
         super().__init__()
-        self.run_dir = Path(run_dir)
+        self.run = run
         self.monitor = monitor
         self.best = math.inf if best is None else float(best)
-
-    def _save(self, name: str) -> None:
-        from nowcast.model import save_model
-
-        save_model(self.model, self.run_dir / name)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -39,14 +35,14 @@ class EpochCheckpoint(keras.callbacks.Callback):
         improved = current is not None and math.isfinite(current) and current < self.best
         if improved:
             self.best = float(current)
-            self._save("model.keras")
-        self._save("checkpoint.keras")
+            save_model(self.model, self.run.model)
+        save_model(self.model, self.run.checkpoint)
         state = {
             "epoch": epoch + 1,
             "best_val_loss": None if math.isinf(self.best) else self.best,
             "last_logs": {k: float(v) for k, v in logs.items()},
         }
-        write_atomic(self.run_dir / "state.json", json.dumps(state, indent=2))
+        self.run.write_state(state)
 
 
 class TensorBoardScalars(keras.callbacks.Callback):
@@ -58,8 +54,6 @@ class TensorBoardScalars(keras.callbacks.Callback):
         self._writer = None
 
     def on_train_begin(self, logs=None):
-        from tensorboardX import SummaryWriter
-
         self._writer = SummaryWriter(str(self.logdir))
 
     def on_epoch_end(self, epoch, logs=None):

@@ -1,20 +1,13 @@
-"""Training: config -> datasets -> model -> run directory.
+"""Training: config -> datasets -> model -> run directory (:mod:`nowcast.training.rundir`).
 
-A run directory holds
-
-* ``model.keras``: the best model by validation loss (what ``nowcast predict`` loads),
-* ``checkpoint.keras`` + ``state.json``: the last completed epoch with its optimizer
-  state, written atomically after every epoch (``--resume`` continues from it; Ctrl-C
-  leaves it usable),
-* ``config.yaml``: the resolved config, ``metadata.json``: what forecasting needs,
-* ``history.csv`` and ``tensorboard/`` logs.
+After every epoch the checkpoint and its state are written atomically (``--resume``
+continues from them; Ctrl-C leaves them usable), and the model whenever the validation
+loss improved. This module imports Keras (the backend is selected first).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import logging
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -26,20 +19,14 @@ import numpy as np
 from nowcast import __version__
 from nowcast.backend import device_description, select_backend
 from nowcast.config import Config, dump_config
+from nowcast.data.training import Datasets, build_datasets
 from nowcast.errors import NowcastError
-from nowcast.fileio import write_atomic
+from nowcast.model import HKO7_THRESHOLDS_MMH, build_model, make_loss
+from nowcast.training.callbacks import EpochCheckpoint, TensorBoardScalars
+from nowcast.training.rundir import RunDir
 
-log = logging.getLogger(__name__)
-
-MODEL_FILE = "model.keras"
-CHECKPOINT_FILE = "checkpoint.keras"
-STATE_FILE = "state.json"
-METADATA_FILE = "metadata.json"
-CONFIG_FILE = "config.yaml"
-HISTORY_FILE = "history.csv"
-
-#: HKO-7 rain-rate thresholds (mm h-1) for the balanced losses.
-BALANCED_THRESHOLDS = (2.0, 5.0, 10.0, 30.0)
+select_backend()
+import keras  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -54,8 +41,6 @@ class TrainResult:
 @contextlib.contextmanager
 def dtype_policy(name: str) -> Iterator[None]:
     """Build layers under a mixed-precision policy, restoring the global policy after."""
-    import keras
-
     if name == "none":
         yield
         return
@@ -73,8 +58,6 @@ def distribution_scope(cfg: Config, echo=print) -> Iterator[Any]:
     if not cfg.train.data_parallel:
         yield None
         return
-    import keras
-
     if keras.backend.backend() != "jax":
         raise NowcastError(
             "train.data_parallel needs the JAX backend (Keras' distribution API supports only "
@@ -98,9 +81,8 @@ def distribution_scope(cfg: Config, echo=print) -> Iterator[Any]:
 
 
 def _has_gpu() -> bool:
-    import keras
-
     backend = keras.backend.backend()
+    # each backend's own library, imported only for the backend in use
     if backend == "torch":
         import torch
 
@@ -112,7 +94,7 @@ def _has_gpu() -> bool:
     return False
 
 
-def build_metadata(cfg: Config, datasets: Any, *, backend: str) -> dict[str, Any]:
+def build_metadata(cfg: Config, datasets: Datasets, *, backend: str) -> dict[str, Any]:
     """Everything forecasting needs to use a trained model on new data."""
     summary = dict(datasets.summary)
     return {
@@ -136,13 +118,9 @@ def build_metadata(cfg: Config, datasets: Any, *, backend: str) -> dict[str, Any
 
 
 def _compile(model, cfg: Config, preprocessor) -> None:
-    import keras
-
-    from nowcast.model import make_loss
-
     thresholds = None
     if cfg.train.loss.startswith("balanced"):
-        encoded, _ = preprocessor.encode(np.asarray(BALANCED_THRESHOLDS, dtype=np.float32))
+        encoded, _ = preprocessor.encode(np.asarray(HKO7_THRESHOLDS_MMH, dtype=np.float32))
         thresholds = [float(v) for v in encoded]
     loss = make_loss(cfg.train.loss, thresholds_normalised=thresholds)
     lr: Any = cfg.train.learning_rate
@@ -156,21 +134,17 @@ def _compile(model, cfg: Config, preprocessor) -> None:
     model.compile(optimizer=optimizer, loss=loss)
 
 
-def _callbacks(run_dir: Path, cfg: Config, *, resume: bool, state: dict[str, Any]) -> list:
-    import keras
-
-    from nowcast.train_callbacks import EpochCheckpoint, TensorBoardScalars
-
+def _callbacks(run: RunDir, cfg: Config, *, resume: bool, state: dict[str, Any]) -> list:
     cbs: list = [
-        EpochCheckpoint(run_dir, best=state.get("best_val_loss")),
-        keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=resume),
+        EpochCheckpoint(run, best=state.get("best_val_loss")),
+        keras.callbacks.CSVLogger(str(run.history), append=resume),
         keras.callbacks.EarlyStopping(
             monitor="val_loss",
             patience=cfg.train.early_stopping_patience,
             restore_best_weights=False,
         ),
         keras.callbacks.TerminateOnNaN(),
-        TensorBoardScalars(run_dir / "tensorboard"),
+        TensorBoardScalars(run.tensorboard),
     ]
     if cfg.train.lr_schedule == "plateau":
         cbs.append(
@@ -196,19 +170,14 @@ def train(
     """Train the ConvLSTM encoder-forecaster described by ``cfg`` into ``run_dir``."""
     backend = select_backend()
     run_dir = Path(run_dir)
-    state_path = run_dir / STATE_FILE
-    if resume and not (run_dir / CHECKPOINT_FILE).exists():
+    run = RunDir(run_dir)
+    if resume and not run.checkpoint.exists():
         raise NowcastError(f"--resume: no checkpoint in {run_dir}")
-    if not resume and (run_dir / CHECKPOINT_FILE).exists():
+    if not resume and run.checkpoint.exists():
         raise NowcastError(
             f"{run_dir} already holds a training run; use --resume to continue it or choose "
             "another --output"
         )
-    import keras
-
-    from nowcast.data.training import build_datasets
-    from nowcast.model import build_model
-
     echo(f"nowcast train: {device_description()}")
     keras.utils.set_random_seed(cfg.train.seed)
     datasets = build_datasets(
@@ -232,8 +201,8 @@ def train(
         )
     run_dir.mkdir(parents=True, exist_ok=True)
     metadata = build_metadata(cfg, datasets, backend=backend)
-    write_atomic(run_dir / METADATA_FILE, json.dumps(metadata, indent=2, default=str))
-    dump_config(cfg, run_dir / CONFIG_FILE)
+    run.write_metadata(metadata)
+    dump_config(cfg, run.config)
 
     precision = cfg.train.mixed_precision
     if precision != "none" and not _has_gpu():
@@ -243,8 +212,10 @@ def train(
     with distribution_scope(cfg, echo):
         state: dict[str, Any] = {}
         if resume:
-            state = json.loads(state_path.read_text())
-            model = keras.saving.load_model(run_dir / CHECKPOINT_FILE, compile=True)
+            state = run.read_state()
+            if not state:
+                raise NowcastError(f"--resume: the checkpoint in {run_dir} has no {run.state.name}")
+            model = keras.saving.load_model(run.checkpoint, compile=True)
             step = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
             echo(f"resuming at epoch {state['epoch'] + 1} (optimizer step {step})")
         else:
@@ -280,25 +251,18 @@ def train(
                 validation_steps=min(cfg.train.validation_steps, len(datasets.validation))
                 if cfg.train.validation_steps
                 else None,
-                callbacks=_callbacks(run_dir, cfg, resume=resume, state=state),
+                callbacks=_callbacks(run, cfg, resume=resume, state=state),
                 verbose=verbose,
             )
         except KeyboardInterrupt:
             interrupted = True
             echo(
                 "\ninterrupted: the last completed epoch is saved in "
-                f"{run_dir / CHECKPOINT_FILE}; continue with --resume"
+                f"{run.checkpoint}; continue with --resume"
             )
     seconds = time.perf_counter() - start
-    final_state = json.loads(state_path.read_text()) if state_path.exists() else {}
+    final_state = run.read_state()
     epochs_run = int(final_state.get("epoch", initial_epoch)) - initial_epoch
-    if history is not None and not (run_dir / MODEL_FILE).exists():
-        raise NowcastError("training produced no finite validation loss (see history.csv)")
+    if history is not None and not run.model.exists():
+        raise NowcastError(f"training produced no finite validation loss (see {run.history.name})")
     return TrainResult(run_dir, epochs_run, final_state.get("best_val_loss"), seconds, interrupted)
-
-
-def load_metadata(run_dir: str | Path) -> dict[str, Any]:
-    path = Path(run_dir) / METADATA_FILE
-    if not path.exists():
-        raise NowcastError(f"no {METADATA_FILE} in {run_dir}: not a nowcast run directory")
-    return json.loads(path.read_text())

@@ -1,0 +1,87 @@
+"""A training run directory: the one place its file names are spelled and its JSON is read.
+
+::
+
+    model.keras       the best model by validation loss (what forecasting loads)
+    checkpoint.keras  the last completed epoch with its optimizer state (``--resume``)
+    state.json        that epoch's number, the best validation loss and the last logs
+    config.yaml       the resolved config
+    metadata.json     what forecasting needs (``t_in``, ``t_out``, step, preprocessor, ...)
+    history.csv       losses per epoch
+    tensorboard/      TensorBoard event files
+
+``model.keras``, ``checkpoint.keras`` and the JSON files are written atomically. The models
+shipped in ``nowcast/models/<name>/`` are run directories too.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nowcast.errors import NowcastError
+from nowcast.fileio import write_atomic
+
+MODEL_FILE = "model.keras"
+CHECKPOINT_FILE = "checkpoint.keras"
+STATE_FILE = "state.json"
+METADATA_FILE = "metadata.json"
+CONFIG_FILE = "config.yaml"
+HISTORY_FILE = "history.csv"
+TENSORBOARD_DIR = "tensorboard"
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """The files of the run directory at ``path``."""
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+
+    @property
+    def model(self) -> Path:
+        return self.path / MODEL_FILE
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / CHECKPOINT_FILE
+
+    @property
+    def state(self) -> Path:
+        return self.path / STATE_FILE
+
+    @property
+    def metadata(self) -> Path:
+        return self.path / METADATA_FILE
+
+    @property
+    def config(self) -> Path:
+        return self.path / CONFIG_FILE
+
+    @property
+    def history(self) -> Path:
+        return self.path / HISTORY_FILE
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.path / TENSORBOARD_DIR
+
+    def read_metadata(self) -> dict[str, Any]:
+        """``metadata.json``; a :class:`NowcastError` when the directory has none."""
+        if not self.metadata.is_file():
+            raise NowcastError(f"no {METADATA_FILE} in {self.path}: not a nowcast run directory")
+        return json.loads(self.metadata.read_text())
+
+    def write_metadata(self, metadata: dict[str, Any]) -> Path:
+        return write_atomic(self.metadata, json.dumps(metadata, indent=2, default=str))
+
+    def read_state(self) -> dict[str, Any]:
+        """``state.json`` (the last completed epoch), or ``{}`` when no epoch finished."""
+        return json.loads(self.state.read_text()) if self.state.is_file() else {}
+
+    def write_state(self, state: dict[str, Any]) -> Path:
+        return write_atomic(self.state, json.dumps(state, indent=2))

@@ -2,7 +2,7 @@
 
 ``ConvLSTMForecaster(model)`` takes a run directory, a ``model.keras`` file (with its
 ``metadata.json`` beside it) or the name of a model shipped with the package
-(``nowcast/models/<name>/``); :func:`resolve_model` finds it. ``predict`` applies the
+(``nowcast/pretrained/<name>/``); :func:`resolve_model` finds it. ``predict`` applies the
 training preprocessing and normalisation to the last ``t_in`` frames, runs the network
 (rolling forward when more leads than ``t_out`` are asked for), inverts the transform and
 returns the forecast on the input grid (coarsening undone), NaN where the last input frame
@@ -32,14 +32,14 @@ from nowcast.methods.base import (
 )
 from nowcast.training.rundir import MODEL_FILE, RunDir
 
-PACKAGED_MODELS = Path(__file__).resolve().parents[1] / "models"
+PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
 
 
 def packaged_models() -> list[str]:
     """Names of the trained models shipped with the package."""
-    if not PACKAGED_MODELS.is_dir():
+    if not PRETRAINED_DIR.is_dir():
         return []
-    return sorted(p.name for p in PACKAGED_MODELS.iterdir() if RunDir(p).model.is_file())
+    return sorted(p.name for p in PRETRAINED_DIR.iterdir() if RunDir(p).model.is_file())
 
 
 def resolve_model(spec: str | Path) -> Path:
@@ -53,7 +53,7 @@ def resolve_model(spec: str | Path) -> Path:
         raise NowcastError(
             f"{path} holds no {MODEL_FILE} (training may not have finished an epoch)"
         )
-    packaged = PACKAGED_MODELS / str(spec)
+    packaged = PRETRAINED_DIR / str(spec)
     if RunDir(packaged).model.is_file():
         return packaged
     names = ", ".join(packaged_models()) or "none"

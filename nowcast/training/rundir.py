@@ -11,7 +11,7 @@
     tensorboard/      TensorBoard event files
 
 ``model.keras``, ``checkpoint.keras`` and the JSON files are written atomically. The models
-shipped in ``nowcast/models/<name>/`` are run directories too.
+shipped in ``nowcast/pretrained/<name>/`` are run directories too.
 """
 
 from __future__ import annotations

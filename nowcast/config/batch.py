@@ -1,0 +1,146 @@
+"""The batch config (``nowcast batch``): a range of issue times, methods, outputs, maps.
+
+:func:`load_batch_config` reads it like the experiment config (typed, every key checked).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+
+from nowcast.config.experiment import Kind
+from nowcast.config.loading import (
+    apply_overrides,
+    build_dataclass,
+    read_yaml,
+    require,
+    resolve_path,
+    to_plain,
+)
+from nowcast.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class BatchRenderConfig:
+    """Maps per issue time in a batch: on/off, which leads (1-based; default: the renderer's
+    choice), with the observations beside the forecast, and the offline map-data folder."""
+
+    enabled: bool = True
+    leads: tuple[int, ...] | None = None
+    truth: bool = True
+    map_data: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    """A batch of forecasts over a range of issue times (``nowcast batch``).
+
+    ``mode``: ``operational`` forecasts (and renders) every issue time, one file per issue
+    time and method; ``backfill`` forecasts every issue time with each method, then verifies
+    them all together (``thresholds``, ``scales``; ``report_plots``: PNG plots in the report
+    besides CSV/Markdown). ``inputs``: archive files, folders or globs.
+    ``methods``: forecast method names (``convlstm`` needs ``model``). ``start``/``end``: ISO
+    times (default: the first issue time with enough input frames / the last archive time);
+    ``every``: the issue-time spacing (``10min``; default: the archive's step).
+    """
+
+    name: str = "batch"
+    mode: Literal["operational", "backfill"] = "operational"
+    inputs: tuple[str, ...] = ()
+    variable: str | None = None
+    kind: Kind = "precipitation"
+    methods: tuple[str, ...] = ("extrapolation",)
+    model: str | None = None
+    n_leads: int = 12
+    start: str | None = None
+    end: str | None = None
+    every: str | None = None
+    output: str = "batch-output"
+    workers: int = 2
+    thresholds: tuple[float, ...] = (0.5, 1.0, 5.0, 10.0)
+    scales: tuple[int, ...] = (1, 5, 21)
+    report_plots: bool = True
+    render: BatchRenderConfig = field(default_factory=BatchRenderConfig)
+
+    def validate(self) -> BatchConfig:
+        """Check cross-field rules (times parse, leads fit); returns ``self``."""
+        require(len(self.inputs) >= 1, "inputs: give at least one archive file, folder or glob")
+        require(len(self.methods) >= 1, "methods: give at least one forecast method")
+        require(len(set(self.methods)) == len(self.methods), "methods: each method at most once")
+        require(
+            "convlstm" not in self.methods or self.model is not None,
+            "methods: convlstm needs model (a run directory or a shipped model name)",
+        )
+        require(
+            self.model is None or "convlstm" in self.methods,
+            "model is set but methods has no convlstm",
+        )
+        require(self.n_leads >= 1, "n_leads must be >= 1")
+        require(self.workers >= 1, "workers must be >= 1")
+        require(all(t > 0 for t in self.thresholds), "thresholds must be > 0")
+        require(all(s >= 1 for s in self.scales), "scales must be >= 1")
+        leads = self.render.leads or ()
+        require(
+            all(1 <= k <= self.n_leads for k in leads),
+            f"render.leads must be in 1..n_leads ({self.n_leads})",
+        )
+        times = {}
+        for key in ("start", "end"):
+            value = getattr(self, key)
+            if value is not None:
+                try:
+                    times[key] = pd.Timestamp(value)
+                except (ValueError, TypeError):
+                    raise ConfigError(
+                        f"{key}: {value!r} is not a time (use e.g. 2016-07-11T12:00)"
+                    ) from None
+        if len(times) == 2:
+            require(
+                times["start"] <= times["end"], f"start ({self.start}) is after end ({self.end})"
+            )
+        if self.every is not None:
+            try:
+                every = pd.Timedelta(self.every)
+            except (ValueError, TypeError):
+                every = None
+            require(
+                every is not None and every > pd.Timedelta(0),
+                f"every: {self.every!r} is not a positive time interval (e.g. 10min)",
+            )
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_plain(dataclasses.asdict(self))
+
+
+def load_batch_config(
+    path: str | Path | None = None, overrides: typing.Iterable[str] = ()
+) -> BatchConfig:
+    """Load a YAML batch config, apply ``key=value`` overrides (``render.leads=[1,6]``), validate.
+
+    Relative ``inputs``, ``model`` and ``render.map_data`` are resolved against the config
+    file's folder when they exist there, else against the working directory (``output``
+    is always relative to the working directory).
+    """
+    values = read_yaml(path) if path is not None else {}
+    values = apply_overrides(values, overrides)
+    if not isinstance(values, dict):  # pragma: no cover - read_yaml guarantees a mapping
+        raise ConfigError("a batch config must be a YAML mapping")
+    cfg = build_dataclass(BatchConfig, values).validate()
+    if path is not None:
+        base = Path(path).resolve().parent
+        render = cfg.render
+        if render.map_data is not None:
+            render = dataclasses.replace(render, map_data=resolve_path(render.map_data, base))
+        cfg = dataclasses.replace(
+            cfg,
+            inputs=tuple(resolve_path(e, base) for e in cfg.inputs),
+            model=resolve_path(cfg.model, base) if cfg.model is not None else None,
+            render=render,
+        )
+    return cfg

@@ -1,0 +1,226 @@
+"""Typed experiment configuration, loaded from YAML and validated.
+
+A config is a tree of frozen dataclasses. :func:`load_config` reads YAML, applies
+``--set section.key=value`` overrides and checks every key and type
+(:mod:`nowcast.config.loading`): an unknown or mistyped key is a
+:class:`~nowcast.errors.ConfigError` that names it (``model.filterz``), before any data is
+read or any training starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from nowcast.config.loading import (
+    apply_overrides,
+    build_dataclass,
+    read_yaml,
+    require,
+    resolve_path,
+    to_plain,
+)
+from nowcast.errors import ConfigError
+from nowcast.fileio import write_atomic
+
+Kind = Literal["precipitation", "temperature"]
+Transform = Literal["log", "dbr", "zscore", "none"]
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the archive is and which variable to read.
+
+    ``events``: each entry is one archive (a directory, a glob, or one file); events may
+    have different grids. ``kind`` picks the physical handling (accumulation to rate for
+    precipitation) and the default transform.
+    """
+
+    events: tuple[str, ...] = ()
+    variable: str | None = None
+    kind: Kind = "precipitation"
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """Crop (in the archive's own coordinates, metres after km conversion, or degrees),
+    coarsen by an integer factor (NaN-aware mean), transform and normalise."""
+
+    crop_x: tuple[float, float] | None = None
+    crop_y: tuple[float, float] | None = None
+    coarsen: int = 1
+    transform: Transform = "log"
+    log_offset: float = 0.01  # mm h-1, for transform "log": log(R + offset)
+    dbr_floor: float = 0.1  # mm h-1, for transform "dbr": 10 log10(max(R, floor))
+    normalise: bool = True
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """Contiguous time blocks per event: [train | validation | test].
+
+    ``test_period`` (ISO start, end) replaces the ``test`` fraction where given;
+    ``holdout_events`` are never used for training or validation (test only);
+    ``validation_events`` are used whole for validation (for short events whose
+    validation block could not hold one window).
+    """
+
+    validation: float = 0.15
+    test: float = 0.0
+    test_period: tuple[str, str] | None = None
+    holdout_events: tuple[str, ...] = ()
+    validation_events: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """Sliding windows of ``t_in + t_out`` frames, random spatial crops, batches."""
+
+    t_in: int = 6
+    t_out: int = 12
+    stride: int = 1
+    patch_size: int | None = 128
+    batch_size: int = 16
+    augment: bool = False
+    min_wet_fraction: float = 0.0
+    wet_threshold: float = 0.1  # mm h-1
+    seed: int = 0
+    cache_mb: int = 1024  # bound of the loader's in-memory frame cache (0: no cache)
+    split: SplitConfig = field(default_factory=SplitConfig)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """ConvLSTM encoder-forecaster (Shi et al. 2015)."""
+
+    filters: tuple[int, ...] = (32, 64)
+    kernel_size: int = 3
+    downsample: int = 4
+    downsample_mode: Literal["space_to_depth", "conv"] = "space_to_depth"
+    # fused: same maths as ConvLSTM2D, faster (README benchmarks)
+    cell: Literal["stock", "fused"] = "fused"
+    channels: int = 1
+    residual: bool = False  # predict the change from the last input frame (starts at persistence)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 20
+    steps_per_epoch: int | None = None
+    validation_steps: int | None = None
+    learning_rate: float = 1e-3
+    lr_schedule: Literal["constant", "cosine", "plateau"] = "plateau"
+    early_stopping_patience: int = 5
+    loss: Literal["mse", "mae", "balanced_mse", "balanced_mae"] = "mse"
+    mixed_precision: Literal["none", "bfloat16", "float16"] = "none"
+    seed: int = 0
+    # Data-parallel training over several devices with Keras' distribution API
+    # (JAX backend only in Keras 3); devices: how many (None = all visible).
+    data_parallel: bool = False
+    devices: int | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str = "experiment"
+    data: DataConfig = field(default_factory=DataConfig)
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def validate(self) -> Config:
+        """Check cross-field rules; returns ``self`` so calls chain."""
+        s, p = self.sampler, self.preprocess
+        require(s.t_in >= 1, "sampler.t_in must be >= 1")
+        require(s.t_out >= 1, "sampler.t_out must be >= 1")
+        require(s.stride >= 1, "sampler.stride must be >= 1")
+        require(s.batch_size >= 1, "sampler.batch_size must be >= 1")
+        require(s.patch_size is None or s.patch_size >= 1, "sampler.patch_size must be >= 1")
+        require(0 <= s.min_wet_fraction < 1, "sampler.min_wet_fraction must be in [0, 1)")
+        sp = s.split
+        require(
+            0 <= sp.validation < 1 and 0 <= sp.test < 1, "sampler.split fractions must be in [0, 1)"
+        )
+        require(sp.validation + sp.test < 1, "sampler.split.validation + test must be < 1")
+        both = set(sp.holdout_events) & set(sp.validation_events)
+        require(
+            not both, f"sampler.split: {sorted(both)} cannot be both holdout and validation events"
+        )
+        require(p.coarsen >= 1, "preprocess.coarsen must be >= 1")
+        for name in ("crop_x", "crop_y"):
+            rng = getattr(p, name)
+            require(
+                rng is None or rng[0] < rng[1],
+                f"preprocess.{name} must be (min, max) with min < max",
+            )
+        m = self.model
+        require(
+            len(m.filters) >= 1 and all(f >= 1 for f in m.filters), "model.filters must be positive"
+        )
+        require(
+            m.kernel_size >= 1 and m.kernel_size % 2 == 1, "model.kernel_size must be odd and >= 1"
+        )
+        require(m.downsample >= 1, "model.downsample must be >= 1")
+        require(m.channels >= 1, "model.channels must be >= 1")
+        t = self.train
+        require(t.epochs >= 1, "train.epochs must be >= 1")
+        require(t.learning_rate > 0, "train.learning_rate must be > 0")
+        require(t.devices is None or t.devices >= 1, "train.devices must be >= 1")
+        if t.data_parallel and t.devices and s.batch_size % t.devices:
+            raise ConfigError(
+                f"sampler.batch_size={s.batch_size} must be a multiple of "
+                f"train.devices={t.devices} for data-parallel training"
+            )
+        if self.data.kind == "temperature" and p.transform in ("log", "dbr"):
+            raise ConfigError(
+                f"preprocess.transform={p.transform!r} is for precipitation; use 'zscore' for "
+                "temperature"
+            )
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_plain(dataclasses.asdict(self))
+
+
+def config_from_dict(values: dict[str, Any]) -> Config:
+    """Build and validate a :class:`Config` from a plain mapping."""
+    if not isinstance(values, dict):
+        raise ConfigError("a config must be a YAML mapping of sections")
+    return build_dataclass(Config, values).validate()
+
+
+def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] = ()) -> Config:
+    """Load a YAML config (or the defaults when ``path`` is None), apply overrides, validate.
+
+    Relative ``data.events`` entries are resolved against the config file's folder
+    when they exist there, else against the working directory.
+    """
+    values = read_yaml(path) if path is not None else {}
+    values = apply_overrides(values, overrides)
+    cfg = config_from_dict(values)
+    if path is not None:
+        base = Path(path).resolve().parent
+        split = cfg.sampler.split
+        split = dataclasses.replace(
+            split,
+            holdout_events=tuple(resolve_path(e, base) for e in split.holdout_events),
+            validation_events=tuple(resolve_path(e, base) for e in split.validation_events),
+        )
+        cfg = dataclasses.replace(
+            cfg,
+            data=dataclasses.replace(
+                cfg.data, events=tuple(resolve_path(e, base) for e in cfg.data.events)
+            ),
+            sampler=dataclasses.replace(cfg.sampler, split=split),
+        )
+    return cfg
+
+
+def dump_config(cfg: Config, path: str | Path) -> None:
+    write_atomic(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from nowcast.verify import DEFAULT_SCALES, DEFAULT_THRESHOLDS
+
 
 def _numbers(kind):
     def parse(ctx, param, value: str):
@@ -45,14 +47,14 @@ def _numbers(kind):
 )
 @click.option(
     "--thresholds",
-    default="0.5,1,5,10",
+    default=",".join(f"{t:g}" for t in DEFAULT_THRESHOLDS),
     show_default=True,
     callback=_numbers(float),
     help="Event thresholds (value >= threshold), in the data's units.",
 )
 @click.option(
     "--scales",
-    default="1,5,21",
+    default=",".join(str(s) for s in DEFAULT_SCALES),
     show_default=True,
     callback=_numbers(int),
     help="FSS neighbourhood sizes in pixels (odd).",

@@ -23,6 +23,7 @@ from nowcast.config.loading import (
     to_plain,
 )
 from nowcast.errors import ConfigError
+from nowcast.verify import DEFAULT_SCALES, DEFAULT_THRESHOLDS
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,8 @@ class BatchConfig:
     every: str | None = None
     output: str = "batch-output"
     workers: int = 2
-    thresholds: tuple[float, ...] = (0.5, 1.0, 5.0, 10.0)
-    scales: tuple[int, ...] = (1, 5, 21)
+    thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS
+    scales: tuple[int, ...] = DEFAULT_SCALES
     report_plots: bool = True
     render: BatchRenderConfig = field(default_factory=BatchRenderConfig)
 

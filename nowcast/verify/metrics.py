@@ -30,11 +30,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-CONTINUOUS = ("MAE", "RMSE", "bias", "corr")
-CATEGORICAL = ("CSI", "POD", "FAR", "ETS")
-SPATIAL = ("FSS",)
-
-
 # --------------------------------------------------------------------------- accumulators
 
 
@@ -236,34 +231,45 @@ def _ratio(num, den) -> np.ndarray:
         return np.where(den != 0, num / np.where(den != 0, den, 1.0), np.nan)
 
 
-class MAE:
+class Metric:
+    """A score: its ``name`` (in the scores table) and ``compute(sums) -> values``."""
+
+    name: str
+    #: Whether values are in the data's units (MAE, RMSE, bias) or unitless.
+    in_data_units = False
+
+
+class MAE(Metric):
     """Mean absolute error, Σ|f - o| / n."""
 
     name = "MAE"
+    in_data_units = True
 
     def compute(self, s: ContinuousSums) -> np.ndarray:
         return _ratio(s.sum_abs_err, s.n)
 
 
-class RMSE:
+class RMSE(Metric):
     """Root mean squared error, sqrt(Σ(f - o)² / n)."""
 
     name = "RMSE"
+    in_data_units = True
 
     def compute(self, s: ContinuousSums) -> np.ndarray:
         return np.sqrt(_ratio(s.sum_sq_err, s.n))
 
 
-class Bias:
+class Bias(Metric):
     """Mean error (additive bias), Σ(f - o) / n."""
 
     name = "bias"
+    in_data_units = True
 
     def compute(self, s: ContinuousSums) -> np.ndarray:
         return _ratio(s.sum_err, s.n)
 
 
-class Correlation:
+class Correlation(Metric):
     """Pearson correlation of the pooled valid pairs; NaN if either variance is 0."""
 
     name = "corr"
@@ -277,7 +283,7 @@ class Correlation:
         return np.clip(_ratio(cov, np.sqrt(vf * vo)), -1.0, 1.0)
 
 
-class CSI:
+class CSI(Metric):
     """Critical success index (threat score), H / (H + M + F)."""
 
     name = "CSI"
@@ -286,7 +292,7 @@ class CSI:
         return _ratio(t.hits, t.hits + t.misses + t.false_alarms)
 
 
-class POD:
+class POD(Metric):
     """Probability of detection, H / (H + M)."""
 
     name = "POD"
@@ -295,7 +301,7 @@ class POD:
         return _ratio(t.hits, t.hits + t.misses)
 
 
-class FAR:
+class FAR(Metric):
     """False alarm ratio, F / (H + F)."""
 
     name = "FAR"
@@ -304,7 +310,7 @@ class FAR:
         return _ratio(t.false_alarms, t.hits + t.false_alarms)
 
 
-class ETS:
+class ETS(Metric):
     """Equitable threat score (Gilbert skill score), (H - Hr) / (H + M + F - Hr),
     Hr = (H + M)(H + F) / N."""
 
@@ -317,7 +323,7 @@ class ETS:
         return _ratio(h - h_random, h + m + f - h_random)
 
 
-class FSS:
+class FSS(Metric):
     """Fractions skill score, 1 - Σ(Ff - Fo)² / (Σ Ff² + Σ Fo²)."""
 
     name = "FSS"
@@ -330,3 +336,12 @@ class FSS:
 CONTINUOUS_METRICS = (MAE(), RMSE(), Bias(), Correlation())
 CATEGORICAL_METRICS = (CSI(), POD(), FAR(), ETS())
 SPATIAL_METRICS = (FSS(),)
+
+#: Score names in report order, per kind (continuous, categorical, spatial).
+CONTINUOUS = tuple(m.name for m in CONTINUOUS_METRICS)
+CATEGORICAL = tuple(m.name for m in CATEGORICAL_METRICS)
+SPATIAL = tuple(m.name for m in SPATIAL_METRICS)
+#: Scores in the data's units.
+IN_DATA_UNITS = tuple(
+    m.name for m in CONTINUOUS_METRICS + CATEGORICAL_METRICS + SPATIAL_METRICS if m.in_data_units
+)

@@ -20,13 +20,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nowcast.verify.metrics import CATEGORICAL, CONTINUOUS, SPATIAL
+from nowcast.verify.metrics import CATEGORICAL, CONTINUOUS, IN_DATA_UNITS, SPATIAL
 
 __all__ = ["key_table", "scores_markdown", "write_report"]
 
 #: File names of the plots :func:`write_report` makes (older ones are replaced).
 _PLOT_NAME = re.compile(
-    r"^(mae|rmse|bias|corr|(csi|pod|far|ets)_t[-0-9.e+]+|fss_t[-0-9.e+]+_s\d+)\.png$"
+    rf"^({'|'.join(m.lower() for m in CONTINUOUS)}"
+    rf"|({'|'.join(m.lower() for m in CATEGORICAL)})_t[-0-9.e+]+"
+    rf"|({'|'.join(m.lower() for m in SPATIAL)})_t[-0-9.e+]+_s\d+)\.png$"
 )
 
 
@@ -192,7 +194,7 @@ def _plot(path: Path, title: str, sub: pd.DataFrame, units: str) -> None:
         ax.plot(group["lead_time"], group["value"], marker="o", label=str(method))
     ax.set_xlabel("lead time (min)")
     metric = str(sub["metric"].iloc[0])
-    ax.set_ylabel(f"{metric} ({units})" if metric in ("MAE", "RMSE", "bias") and units else metric)
+    ax.set_ylabel(f"{metric} ({units})" if metric in IN_DATA_UNITS and units else metric)
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend()

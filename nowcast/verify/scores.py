@@ -1,0 +1,268 @@
+"""Scores of forecasts against observations: :func:`evaluate`, pooled per method and lead time.
+
+It takes 4-D forecasts ``(issue_time, lead_time, y, x)`` (one per method) and the
+observation archive ``(time, y, x)`` and returns a tidy table of scores (continuous,
+categorical at each threshold, FSS at each threshold and scale), pooled over issue times
+(see :mod:`nowcast.verify.metrics` for the definitions and the NaN rules).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from nowcast.conventions import ISSUE_TIME, LEAD_TIME, TIME, VALID_TIME, X, Y
+from nowcast.errors import NowcastError
+from nowcast.products import nearest_indices
+from nowcast.verify import DEFAULT_SCALES, DEFAULT_THRESHOLDS
+from nowcast.verify.metrics import (
+    CATEGORICAL_METRICS,
+    CONTINUOUS_METRICS,
+    SPATIAL_METRICS,
+    ContingencyTable,
+    ContinuousSums,
+    FSSSums,
+)
+
+COLUMNS = ("method", "lead_time", "metric", "threshold", "scale", "value")
+
+__all__ = ["COLUMNS", "evaluate", "load_forecasts"]
+
+
+def evaluate(
+    forecasts: Mapping[str, xr.DataArray],
+    truth: xr.DataArray,
+    *,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    scales: Sequence[int] = DEFAULT_SCALES,
+    common_mask: bool = True,
+) -> pd.DataFrame:
+    """Scores of each forecast against ``truth``, per lead time, pooled over issue times.
+
+    ``forecasts`` maps method names to ``(issue_time, lead_time, y, x)`` DataArrays on
+    ``truth``'s grid (or on a sub-grid of it). A pixel counts where forecast and
+    observation are both finite; with ``common_mask`` (default) it must also be finite in
+    every other forecast for the same issue and lead time, so all methods are scored on
+    the same pixels. Returns a tidy DataFrame with :data:`COLUMNS`: ``lead_time`` in
+    minutes, ``threshold`` NaN for continuous scores, ``scale`` (pixels, FSS only) <NA>
+    elsewhere. Only issue times are read one at a time, so memory stays bounded.
+    """
+    if not forecasts:
+        raise NowcastError("no forecasts to evaluate")
+    thresholds = _check_thresholds(thresholds)
+    scales = _check_scales(scales)
+    truth = _check_truth(truth)
+    fcs = {name: _check_forecast(name, fc, truth) for name, fc in forecasts.items()}
+    grids = {name: _truth_on_grid(name, fc, truth) for name, fc in fcs.items()}
+    for name, fc in fcs.items():
+        _check_overlap(name, fc, truth)
+
+    cont = {m: ContinuousSums.zeros(fc.sizes[LEAD_TIME]) for m, fc in fcs.items()}
+    cat = {m: ContingencyTable.zeros(len(thresholds), fc.sizes[LEAD_TIME]) for m, fc in fcs.items()}
+    fss = {
+        m: FSSSums.zeros(len(thresholds), len(scales), fc.sizes[LEAD_TIME]) for m, fc in fcs.items()
+    }
+    index = {
+        m: {pd.Timestamp(t): i for i, t in enumerate(fc[ISSUE_TIME].values)}
+        for m, fc in fcs.items()
+    }
+    all_issues = sorted(set().union(*(set(ix) for ix in index.values())))
+
+    for issue in all_issues:
+        fields: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        truth_cache: dict[tuple, np.ndarray] = {}
+        for m, fc in fcs.items():
+            if issue not in index[m]:
+                continue
+            one = fc.isel({ISSUE_TIME: [index[m][issue]]})
+            key = (tuple(one[VALID_TIME].values.ravel()), m if grids[m] is not truth else None)
+            if key not in truth_cache:
+                truth_cache[key] = _truth_values(one, grids[m])
+            f = np.asarray(one.values[0], dtype=np.float32)
+            o = truth_cache[key]
+            fields[m] = (f, o, np.isfinite(f) & np.isfinite(o))
+        if common_mask and len(fields) > 1:
+            _intersect_masks(fields, fcs)
+        # lead by lead (bounded memory); observed fractions shared by the methods
+        leads = {m: fcs[m][LEAD_TIME].values for m in fields}
+        for lead in sorted(set().union(*(set(v) for v in leads.values()))):
+            fractions_cache: dict = {}
+            for m, (f, o, valid) in fields.items():
+                for j in np.flatnonzero(leads[m] == lead):
+                    cont[m].add(f[j], o[j], valid[j], lead=j)
+                    cat[m].add(f[j], o[j], valid[j], thresholds, lead=j)
+                    fss[m].add(
+                        f[j], o[j], valid[j], thresholds, scales, lead=j, cache=fractions_cache
+                    )
+
+    rows = []
+    for m, fc in fcs.items():
+        minutes = _minutes(fc[LEAD_TIME].values)
+        for metric in CONTINUOUS_METRICS:
+            rows += _rows(m, minutes, metric.name, np.nan, pd.NA, metric.compute(cont[m]))
+        for metric in CATEGORICAL_METRICS:
+            values = metric.compute(cat[m])
+            for k, thr in enumerate(thresholds):
+                rows += _rows(m, minutes, metric.name, thr, pd.NA, values[k])
+        for metric in SPATIAL_METRICS:
+            values = metric.compute(fss[m])
+            for k, thr in enumerate(thresholds):
+                for j, scale in enumerate(scales):
+                    rows += _rows(m, minutes, metric.name, thr, scale, values[k, j])
+    df = pd.DataFrame(rows, columns=list(COLUMNS))
+    df["threshold"] = df["threshold"].astype("float64")
+    df["scale"] = df["scale"].astype("Int64")
+    df["value"] = df["value"].astype("float64")
+    units = next(
+        (fc.attrs.get("units") for fc in fcs.values() if fc.attrs.get("units")), None
+    ) or truth.attrs.get("units")
+    if units:
+        df.attrs["units"] = str(units)
+    return df
+
+
+def _rows(method, minutes, metric, threshold, scale, values) -> list[tuple]:
+    return [
+        (method, lead, metric, threshold, scale, float(v))
+        for lead, v in zip(minutes, np.atleast_1d(values))
+    ]
+
+
+def _minutes(leads) -> list:
+    minutes = np.asarray(leads, dtype="timedelta64[ns]") / np.timedelta64(1, "m")
+    return [int(v) if float(v).is_integer() else float(v) for v in minutes]
+
+
+def _intersect_masks(fields, fcs) -> None:
+    """Restrict every method's valid mask to pixels valid in all methods, per lead time."""
+    by_lead: dict[np.timedelta64, np.ndarray] = {}
+    leads = {m: fcs[m][LEAD_TIME].values for m in fields}
+    for m, (_, _, valid) in fields.items():
+        for j, lead in enumerate(leads[m]):
+            by_lead[lead] = by_lead[lead] & valid[j] if lead in by_lead else valid[j].copy()
+    for m, (_, _, valid) in fields.items():
+        for j, lead in enumerate(leads[m]):
+            valid[j] &= by_lead[lead]
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _check_thresholds(thresholds) -> tuple[float, ...]:
+    try:
+        out = tuple(float(t) for t in thresholds)
+    except (TypeError, ValueError):
+        raise NowcastError(f"thresholds must be numbers, got {thresholds!r}") from None
+    if not all(np.isfinite(out)):
+        raise NowcastError("thresholds must be finite numbers")
+    return out
+
+
+def _check_scales(scales) -> tuple[int, ...]:
+    out = []
+    for s in scales:
+        if isinstance(s, bool) or not float(s).is_integer() or s < 1 or int(s) % 2 == 0:
+            raise NowcastError(f"FSS scales must be odd positive integers (pixels), got {s!r}")
+        out.append(int(s))
+    return tuple(out)
+
+
+def _check_truth(truth: xr.DataArray) -> xr.DataArray:
+    if not isinstance(truth, xr.DataArray) or set(truth.dims) != {TIME, Y, X}:
+        raise NowcastError(
+            f"the truth must be a (time, y, x) DataArray, got dims {getattr(truth, 'dims', None)}"
+        )
+    return truth.transpose(TIME, Y, X)
+
+
+def _check_forecast(name: str, fc: xr.DataArray, truth: xr.DataArray) -> xr.DataArray:
+    if not isinstance(fc, xr.DataArray) or set(fc.dims) != {ISSUE_TIME, LEAD_TIME, Y, X}:
+        raise NowcastError(
+            f"forecast {name!r} must have dims (issue_time, lead_time, y, x), got "
+            f"{getattr(fc, 'dims', None)}"
+        )
+    if VALID_TIME not in fc.coords:
+        raise NowcastError(f"forecast {name!r} has no valid_time coordinate")
+    fu, tu = fc.attrs.get("units"), truth.attrs.get("units")
+    if fu and tu and fu != tu:
+        raise NowcastError(f"forecast {name!r} is in {fu} but the truth is in {tu}")
+    return fc.transpose(ISSUE_TIME, LEAD_TIME, Y, X)
+
+
+def _truth_on_grid(name: str, fc: xr.DataArray, truth: xr.DataArray) -> xr.DataArray:
+    """``truth`` itself when the grids match, its matching sub-grid, else an error."""
+    picks = []
+    for dim in (Y, X):
+        fv, tv = (
+            np.asarray(fc[dim].values, dtype=np.float64),
+            np.asarray(truth[dim].values, dtype=np.float64),
+        )
+        if fv.shape == tv.shape and np.allclose(fv, tv, rtol=0, atol=_tolerance(tv)):
+            picks.append(None)
+            continue
+        near = nearest_indices(tv, fv, _tolerance(tv))
+        if near is not None:
+            picks.append(near)
+            continue
+        raise NowcastError(
+            f"forecast {name!r} grid ({fc.sizes[Y]} x {fc.sizes[X]}) differs from the truth's grid "
+            f"({truth.sizes[Y]} x {truth.sizes[X]}) along {dim}"
+        )
+    if all(p is None for p in picks):
+        return truth
+    sel = {dim: p for dim, p in zip((Y, X), picks) if p is not None}
+    return truth.isel(sel)
+
+
+def _tolerance(coord: np.ndarray) -> float:
+    step = np.abs(np.diff(coord)).min() if len(coord) > 1 else 1.0
+    return 1e-3 * float(step)
+
+
+def _check_overlap(name: str, fc: xr.DataArray, truth: xr.DataArray) -> None:
+    valid = pd.DatetimeIndex(fc[VALID_TIME].values.ravel())
+    times = pd.DatetimeIndex(truth[TIME].values)
+    if not valid.isin(times).any():
+        raise NowcastError(
+            f"forecast {name!r} valid times ({valid.min()} to {valid.max()}) do not overlap the "
+            "truth "
+            f"({times.min()} to {times.max()})"
+            if len(times)
+            else f"the truth holds no times to verify {name!r}"
+        )
+
+
+def _truth_values(one: xr.DataArray, truth: xr.DataArray) -> np.ndarray:
+    from nowcast.products import truth_for
+
+    obs = truth_for(one, truth)
+    return np.asarray(obs.values[0], dtype=np.float32)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def load_forecasts(paths: Iterable[str | os.PathLike]) -> dict[str, xr.DataArray]:
+    """Read forecast files, keyed by method name (from the ``nowcast_method`` attribute).
+
+    Two files of the same method are told apart by their file name: ``method (stem)``.
+    """
+    from nowcast.products import method_name, read_forecast
+
+    paths = [Path(p) for p in paths]
+    loaded = [(p, read_forecast(p)) for p in paths]
+    names = [method_name(fc) for _, fc in loaded]
+    out: dict[str, xr.DataArray] = {}
+    for (path, fc), name in zip(loaded, names):
+        key = name if names.count(name) == 1 else f"{name} ({path.stem})"
+        if key in out:  # same method and same stem (different folders)
+            key = f"{name} ({path})"
+        if key in out:
+            raise NowcastError(f"forecast file {path} is given twice")
+        out[key] = fc
+    return out

@@ -15,7 +15,7 @@ DEFAULT_GPU_BACKEND = "torch"
 
 
 def _has_cuda() -> bool:
-    try:
+    try:  # torch takes seconds to import: only when KERAS_BACKEND does not say the backend
         import torch
     except ImportError:  # pragma: no cover - torch is a dependency
         return False
@@ -35,6 +35,8 @@ def select_backend() -> str:
 def device_description() -> str:
     """A one-line description of the backend and the device it will run on."""
     backend = select_backend()
+    # Keras reads KERAS_BACKEND when first imported, so after select_backend(); torch or
+    # jax only for the backend in use
     import keras
 
     if backend == "torch":

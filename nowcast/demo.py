@@ -18,8 +18,16 @@ import numpy as np
 import pandas as pd
 
 from nowcast.config import Config, apply_overrides, config_from_dict, read_yaml
+from nowcast.data import contiguous_segments, open_archive
+from nowcast.data.sampler import label_frames
+from nowcast.data.synthetic import write_synthetic_archive
 from nowcast.errors import NowcastError
+from nowcast.methods import forecast_and_write, get_method
+from nowcast.render import render_forecast, render_gif
+from nowcast.training import train
 from nowcast.training.rundir import RunDir
+from nowcast.verify import evaluate
+from nowcast.verify.report import key_table, write_report
 
 #: Issue times forecast and verified by the demo.
 N_ISSUE_TIMES = 6
@@ -49,9 +57,6 @@ def demo_config(events: Sequence[str], overrides: Sequence[str] = ()) -> Config:
 
 def pick_issue_times(archive, cfg: Config, n: int = N_ISSUE_TIMES) -> list[pd.Timestamp]:
     """Issue times inside the test block (the archive's last part) with all inputs and truths."""
-    from nowcast.data import contiguous_segments
-    from nowcast.data.sampler import label_frames
-
     t_in, t_out = cfg.sampler.t_in, cfg.sampler.t_out
     times = pd.DatetimeIndex(archive.time.values)
     split = cfg.sampler.split
@@ -88,14 +93,6 @@ def run_demo(
     echo: Callable[[str], None] = print,
 ) -> DemoResult:
     """Run the whole pipeline; every product lands under ``workdir``."""
-    from nowcast.data import open_archive
-    from nowcast.data.synthetic import write_synthetic_archive
-    from nowcast.methods import forecast_and_write, get_method
-    from nowcast.render import render_forecast, render_gif
-    from nowcast.training import train
-    from nowcast.verify import evaluate
-    from nowcast.verify.report import key_table, write_report
-
     workdir = Path(workdir)
     seconds: dict[str, float] = {}
     clock = time.perf_counter()

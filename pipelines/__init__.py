@@ -7,34 +7,28 @@
 * :func:`run_config` — either, by the config's ``mode`` (what ``nowcast batch`` runs).
 
 Both are idempotent and resumable (a per-issue-time manifest, written last, marks an
-issue time complete; see :mod:`pipelines.outputs`). Imports are lazy: ``import
-pipelines`` loads nothing heavy.
+issue time complete; see :mod:`pipelines.outputs`). ``dask.distributed`` is imported
+(and a cluster started) only when a batch runs.
 """
 
 from __future__ import annotations
 
-from nowcast.lazy import lazy_exports
+from pipelines.backfill import run_backfill
+from pipelines.operational import run_operational
+from pipelines.runner import BatchSummary, batch_client, run_batch
 
-_EXPORTS = {
-    "run_operational": "pipelines.operational",
-    "run_backfill": "pipelines.backfill",
-    "run_batch": "pipelines.runner",
-    "batch_client": "pipelines.runner",
-    "BatchSummary": "pipelines.runner",
-}
+__all__ = [
+    "BatchSummary",
+    "batch_client",
+    "run_backfill",
+    "run_batch",
+    "run_config",
+    "run_operational",
+]
 
-__all__ = sorted([*_EXPORTS, "run_config"])
 
-
-def run_config(cfg, **options):
+def run_config(cfg, **options) -> BatchSummary:
     """Run a :class:`nowcast.config.BatchConfig` by its ``mode``; returns a ``BatchSummary``."""
     if cfg.mode == "backfill":
-        from pipelines.backfill import run_backfill
-
         return run_backfill(cfg, **options)
-    from pipelines.operational import run_operational
-
     return run_operational(cfg, **options)
-
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

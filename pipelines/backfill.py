@@ -14,8 +14,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
+import xarray as xr
 
 from nowcast.config import BatchConfig
+from nowcast.data import open_archive
+from nowcast.products import read_forecast
+from nowcast.verify import evaluate
+from nowcast.verify.report import write_report
 from pipelines.outputs import forecast_path
 from pipelines.runner import BatchSummary, finish, run_batch
 
@@ -24,10 +29,6 @@ def read_forecasts(
     output: str | Path, methods: Sequence[str], issue_times: Sequence[pd.Timestamp]
 ) -> dict:
     """``{method: (issue_time, lead_time, y, x)}`` from the batch's per-issue-time files (lazy)."""
-    import xarray as xr
-
-    from nowcast.products import read_forecast
-
     out = {}
     for m in methods:
         parts = [
@@ -43,10 +44,6 @@ def evaluate_outputs(
     cfg: BatchConfig, summary: BatchSummary, *, echo: Callable[[str], None] | None = None
 ) -> list[Path]:
     """Verify every complete issue time of a finished batch; the report's paths."""
-    from nowcast.data import open_archive
-    from nowcast.verify import evaluate
-    from nowcast.verify.report import write_report
-
     times = sorted(set(summary.done) | set(summary.skipped))
     if not times:
         if echo:

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from nowcast.conventions import as_time
+from nowcast.data import expand_paths, open_archive
 from nowcast.errors import DataError, NowcastError, one_line
 
 
@@ -85,8 +86,6 @@ def build_catalog(inputs: Sequence[str], *, variable: str | None, kind: str) -> 
     Raises :class:`DataError` when nothing usable is left (one broken file that is the
     whole archive, no readable file, or readable files that do not fit together).
     """
-    from nowcast.data import expand_paths, open_archive
-
     files = [str(p) for p in expand_paths(list(inputs))]
     try:
         archive = open_archive(files, variable=variable, kind=kind)

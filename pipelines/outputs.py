@@ -25,7 +25,9 @@ from typing import Any
 
 import pandas as pd
 
+from nowcast.errors import NowcastError
 from nowcast.fileio import write_atomic
+from nowcast.products import read_forecast
 
 #: Issue-time format in file names.
 STAMP = "%Y%m%dT%H%M"
@@ -86,9 +88,6 @@ def _plain(value: Any) -> Any:
 
 def is_complete(output: str | Path, issue: pd.Timestamp, signature: Mapping[str, Any]) -> bool:
     """Whether ``issue``'s outputs exist, match ``signature`` and read back (see module doc)."""
-    from nowcast.errors import NowcastError
-    from nowcast.products import read_forecast
-
     data = read_manifest(output, issue)
     if data is None or data.get("issue_time") != issue.isoformat():
         return False

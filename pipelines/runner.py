@@ -23,10 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import click
 import pandas as pd
 
 from nowcast.config import BatchConfig
 from nowcast.errors import NowcastError, one_line
+from nowcast.methods import make_forecaster
 from pipelines.catalog import Catalog, build_catalog, issue_times
 from pipelines.outputs import is_complete, write_json
 from pipelines.tasks import IssueResult, IssueTask, RenderSpec, run_issue_time
@@ -117,6 +119,7 @@ def signature(cfg: BatchConfig) -> dict[str, Any]:
 def batch_client(*, scheduler: str | None = None, workers: int = 2) -> Iterator[Any]:
     """A ``distributed.Client``: to ``scheduler`` when given, else to a new ``LocalCluster``
     of ``workers`` processes with one thread each (loopback only, no dashboard)."""
+    # dask.distributed costs start-up time: imported when a batch runs
     from distributed import Client, LocalCluster
 
     with _quiet("distributed", logging.CRITICAL):  # lost workers are retried and reported by us
@@ -157,8 +160,6 @@ def _quiet(name: str, level: int) -> Iterator[None]:
 
 
 def _max_t_in(cfg: BatchConfig) -> int:
-    from nowcast.methods import make_forecaster
-
     return max(
         int(make_forecaster(model=cfg.model if m == "convlstm" else None, method=m).t_in)
         for m in cfg.methods
@@ -214,8 +215,6 @@ def plan(
 
 
 def _progress(n: int, enabled: bool):
-    import click
-
     if not enabled:
         return contextlib.nullcontext(None)
     return click.progressbar(
@@ -231,6 +230,7 @@ def run_tasks(
     on_result: Callable[[IssueResult], None] | None = None,
 ) -> tuple[dict, float]:
     """Submit one task per issue time; ``({issue: IssueResult}, seconds)`` as they finish."""
+    # dask.distributed costs start-up time: imported when a batch runs
     from distributed import as_completed
 
     run = uuid.uuid4().hex[:8]

@@ -19,9 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import dask
 import pandas as pd
 
-from nowcast.errors import one_line
+from nowcast.data import open_archive
+from nowcast.errors import DataError, NowcastError, one_line
+from nowcast.methods import forecast_and_write, make_forecaster
+from nowcast.render import render_forecast
 from pipelines.catalog import build_catalog
 from pipelines.outputs import forecast_path, manifest_path, maps_dir, write_manifest
 
@@ -68,9 +72,6 @@ def cached_archive(sources: tuple[str, ...], stamps: tuple, variable: str | None
     after the client's scan: then the archive holds the readable files only and the
     catalog names the unreadable ones (see :func:`pipelines.catalog.build_catalog`).
     """
-    from nowcast.data import open_archive
-    from nowcast.errors import DataError
-
     try:
         return open_archive(list(sources), variable=variable, kind=kind), None
     except DataError:
@@ -83,15 +84,11 @@ def cached_archive(sources: tuple[str, ...], stamps: tuple, variable: str | None
 @functools.lru_cache(maxsize=4)
 def cached_forecaster(method: str, model: str | None):
     """This process's forecaster (a ConvLSTM loads its network once per worker)."""
-    from nowcast.methods import make_forecaster
-
     return make_forecaster(model=model, method=method)
 
 
 def _render(forecast, archive, *, outdir: Path, spec: RenderSpec, method: str) -> list[Path]:
     """Render into a temporary sibling folder, then move each file into ``outdir``."""
-    from nowcast.render import render_forecast
-
     outdir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
     try:
@@ -119,11 +116,6 @@ def _render(forecast, archive, *, outdir: Path, spec: RenderSpec, method: str) -
 
 def run_issue_time(task: IssueTask) -> IssueResult:
     """Forecast ``task.issue_time`` with every method, write, render, then the manifest."""
-    import dask
-
-    from nowcast.errors import NowcastError
-    from nowcast.methods import forecast_and_write
-
     start = time.perf_counter()
     issue = task.issue_time
     result = IssueResult(issue, "failed", pid=os.getpid())

@@ -7,6 +7,7 @@ Cartopy) inside the command function, so ``nowcast --help`` stays fast. A
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 
@@ -46,8 +47,6 @@ def main(verbose: bool) -> None:
 
 
 def _register() -> None:
-    import importlib
-
     for module_name in (
         "info",
         "train",

@@ -60,6 +60,7 @@ def command(config, start, end, every, output, scheduler, workers, no_progress, 
       nowcast batch configs/batch-mch.yaml --start 2016-07-11T20:00 --every 10min --workers 2
       nowcast batch configs/backfill-mch.yaml --scheduler tcp://10.0.0.5:8786
     """
+    # imported on use, so that `nowcast --help` stays fast
     from nowcast.config import load_batch_config
     from pipelines import run_config
 

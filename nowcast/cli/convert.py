@@ -33,6 +33,7 @@ def command(
     mm h-1, NaN fill, grid mapping and attribution kept), so reading OUTPUT gives the same
     archive. Written to a temporary name and moved into place.
     """
+    # imported on use, so that `nowcast --help` stays fast
     from nowcast.data.archive import guess_kind, open_archive
     from nowcast.data.stores import write_archive
 

@@ -41,6 +41,7 @@ def command(
       nowcast demo
       nowcast demo --input ../shared/data/radar/bom-66-2020-10-31 --workdir demo-bom
     """
+    # imported on use, so that `nowcast --help` stays fast
     from nowcast.demo import demo_summary, run_demo
 
     result = run_demo(

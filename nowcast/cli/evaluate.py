@@ -85,6 +85,7 @@ def command(forecasts, truth, variable, thresholds, scales, common_mask, plots, 
       nowcast evaluate -f persistence.nc -f extrapolation.nc \\
           --truth ../shared/data/radar/mch-2016-07-11.nc --output report/
     """
+    # imported on use, so that `nowcast --help` stays fast
     from nowcast.data import open_archive
     from nowcast.kinds import kind_of
     from nowcast.verify import evaluate, load_forecasts

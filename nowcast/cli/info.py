@@ -17,6 +17,7 @@ def command(paths: tuple[str, ...], variable: str | None, kind: str) -> None:
     Prints the file count, variable, units as read and as converted, grid size, spacing and
     projection, time range, step, frame count, gaps, NaN fraction and value range.
     """
+    # imported on use, so that `nowcast --help` stays fast
     from nowcast.data.archive import guess_kind, open_archive
     from nowcast.data.describe import describe_archive, format_description
 

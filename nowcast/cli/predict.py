@@ -8,6 +8,7 @@ import click
 
 
 def parse_time(value: str):
+    # imported on use, so that `nowcast --help` stays fast
     import pandas as pd
 
     try:
@@ -72,6 +73,7 @@ def command(model, method, inputs, variable, issue_times, leads, output) -> None
       nowcast predict --method extrapolation -i ../shared/data/radar/mch-2016-07-11.nc \\
           --issue-time 2016-07-11T21:30 --leads 12 --output ex.nc
     """
+    # imported on use, so that `nowcast --help` stays fast
     from nowcast.methods.run import predict_to_file
 
     times = [parse_time(t) for t in issue_times]

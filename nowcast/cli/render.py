@@ -71,6 +71,7 @@ def command(forecast, truth, output, leads, gif, map_data, workers, dpi) -> None
       nowcast render fc.nc --leads 1,6,12 --map-data ../shared/data/maps
       nowcast render fc.nc --truth ../shared/data/radar/mch-2016-07-11.nc --gif --workers 2
     """
+    # imported on use, so that `nowcast --help` stays fast
     from nowcast.kinds import kind_of
     from nowcast.products import read_forecast
     from nowcast.render.animate import render_gif

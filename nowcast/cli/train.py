@@ -27,6 +27,7 @@ def command(config: Path, overrides: tuple[str, ...], run_dir: Path | None, resu
     Example:
       nowcast train configs/radar-5min.yaml --set train.epochs=5 --output runs/radar
     """
+    # imported on use, so that `nowcast --help` stays fast
     from nowcast.config import load_config
     from nowcast.training import RunDir, train
 

@@ -14,14 +14,17 @@ import os
 import warnings
 from pathlib import Path
 
+import dask.array as dsa
 import numpy as np
 import pandas as pd
 import xarray as xr
+from dask.base import tokenize
 
 from nowcast.conventions import RATE_UNITS, TIME, X, Y
 from nowcast.data import cf, stores
 from nowcast.data.scan import FileInfo, netcdf_lock, read_block, scan_file, scan_opened
 from nowcast.data.stores import NETCDF_SUFFIXES
+from nowcast.data.timeaxis import time_step
 from nowcast.errors import DataError
 from nowcast.kinds import check_kind
 
@@ -202,8 +205,6 @@ def _rate_factors(ref: FileInfo, infos: list[FileInfo], kind: str, times: np.nda
     periods = np.concatenate([i.periods for i in infos]).astype("timedelta64[ns]")
     missing = np.isnat(periods)
     if missing.any():
-        from nowcast.data.timeaxis import time_step
-
         if n < 2:
             raise DataError(
                 f"{ref.path}: accumulation period unknown (no time bounds, start time or "
@@ -323,8 +324,6 @@ def _source_frames(info: FileInfo, opened, kind: str):
 
 def _combine(parts, infos, frame_file, frame_index, factors, clip, chunks: int):
     """Sources' frames in archive order, scaled to the output units, ``chunks`` frames per chunk."""
-    import dask.array as dsa
-
     data = dsa.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
     offsets = np.cumsum([0] + [len(i.times) for i in infos])[:-1]
     index = offsets[frame_file] + frame_index
@@ -340,9 +339,6 @@ def _combine(parts, infos, frame_file, frame_index, factors, clip, chunks: int):
 
 
 def _to_dask(lazy: _LazyFrames, files, variable, kind, tchunks):
-    import dask.array as dsa
-    from dask.base import tokenize
-
     stats = [(str(p), os.stat(p).st_mtime_ns, os.stat(p).st_size) for p in files]
     token = tokenize(
         stats, variable, kind, tchunks, lazy.frame_file, lazy.frame_index, lazy.factors

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import pyproj
 
 # ------------------------------------------------------------------------- axes
 
@@ -178,8 +179,6 @@ def latlon_grid_mapping() -> dict[str, Any]:
         "longitude_of_prime_meridian": 0.0,
     }
     try:
-        import pyproj
-
         attrs["crs_wkt"] = pyproj.CRS.from_epsg(4326).to_wkt()
     except Exception:  # pragma: no cover - pyproj is a dependency; keep the CF attrs anyway
         pass

@@ -21,6 +21,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
+import dask
 import numpy as np
 
 from nowcast.backend import select_backend
@@ -81,8 +82,6 @@ class FrameCache:
 
 def _compute_all(arrays) -> list[np.ndarray]:
     """Values of lazy DataArrays, computed together on the calling thread."""
-    import dask
-
     data = [a.data for a in arrays]
     if any(hasattr(d, "dask") for d in data):
         data = dask.compute(*data, scheduler="synchronous")

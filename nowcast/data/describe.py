@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 
+import dask
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -23,8 +24,6 @@ def describe_archive(da: xr.DataArray) -> dict:
     Metadata comes from coordinates and attrs; ``nan_fraction``, ``min`` and ``max`` are
     computed over the whole archive with Dask (one pass).
     """
-    import dask
-
     times = pd.DatetimeIndex(da[TIME].values)
     step = time_step(da) if len(times) > 1 else None
     gm_name = da.attrs.get("grid_mapping")

@@ -24,12 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import dask
 import numpy as np
 import xarray as xr
 
 from nowcast.config import PreprocessConfig
 from nowcast.conventions import TIME, X, Y
 from nowcast.errors import ConfigError, DataError
+from nowcast.fileio import write_atomic
 
 TRANSFORMS = ("log", "dbr", "zscore", "none")
 
@@ -166,8 +168,6 @@ class Preprocessor:
         coarsen) here. The statistics are built lazily and evaluated in one
         ``dask.compute`` call, streaming chunk by chunk; NaN cells are ignored.
         """
-        import dask
-
         pre = cls.from_config(cfg, kind=kind)
         if not arrays:
             raise DataError("no training data to fit the normalisation statistics on")
@@ -267,8 +267,6 @@ class Preprocessor:
 
     def save(self, path: str | Path) -> None:
         """Write as JSON, atomically."""
-        from nowcast.fileio import write_atomic
-
         write_atomic(path, json.dumps(self.to_dict(), indent=2))
 
     @classmethod

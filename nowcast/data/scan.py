@@ -15,8 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import netCDF4
 import numpy as np
 import pandas as pd
+from xarray.backends.locks import HDF5_LOCK, NETCDFC_LOCK, combine_locks
+from xarray.coding.times import decode_cf_datetime
 
 from nowcast.data import cf
 from nowcast.errors import DataError, one_line
@@ -26,8 +29,6 @@ _ERRORS = (OSError, RuntimeError, ValueError, KeyError, IndexError, TypeError)
 
 def netcdf_lock():
     """The lock xarray uses around netCDF-C/HDF5 calls (the libraries are not thread-safe)."""
-    from xarray.backends.locks import HDF5_LOCK, NETCDFC_LOCK, combine_locks
-
     return combine_locks([NETCDFC_LOCK, HDF5_LOCK])
 
 
@@ -61,8 +62,6 @@ def _attrs(obj) -> dict[str, Any]:
 
 def scan_file(path: Path, variable: str | None = None) -> FileInfo:
     """Read one file's metadata; :class:`DataError` (naming the file) if it cannot be used."""
-    import netCDF4
-
     with netcdf_lock():
         try:
             ds = netCDF4.Dataset(str(path), "r")
@@ -181,8 +180,6 @@ def _time_origin(units: str, calendar: str):
 
 
 def _decode_times(var, values=None) -> np.ndarray:
-    from xarray.coding.times import decode_cf_datetime
-
     raw = var[...] if values is None else values
     if np.ma.is_masked(raw):
         raise DataError(f"missing values in time variable {var.name!r}")
@@ -372,8 +369,6 @@ def read_block(
     info: FileInfo, variable: str, start: int, count: int, ysl: slice, xsl: slice
 ) -> np.ndarray:
     """Frames ``start .. start+count`` of ``variable``: float32 ``(count, y, x)``, NaN for fill."""
-    import netCDF4
-
     idx: list[Any] = [0] * info.ndim
     if info.time_axis is not None:
         idx[info.time_axis] = slice(start, start + count)

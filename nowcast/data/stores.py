@@ -27,8 +27,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import fsspec
 import numpy as np
 import xarray as xr
+from fsspec.implementations.local import LocalFileSystem
 
 from nowcast.conventions import TIME, X, Y
 from nowcast.errors import DataError, one_line
@@ -56,7 +58,6 @@ def _local_from_url(text: str) -> str | None:
     """The local path of a ``file://`` (or ``local://``) URL, else ``None``."""
     if text.split("://", 1)[0].lower() not in ("file", "local"):
         return None
-    from fsspec.implementations.local import LocalFileSystem
 
     return LocalFileSystem._strip_protocol(text)
 
@@ -80,8 +81,6 @@ def _wanted(name: str, is_dir: bool) -> bool:
 
 def _fs(url: str, storage_options: dict | None):
     """``(filesystem, path within it)`` for a URL; :class:`DataError` for unusable protocols."""
-    import fsspec
-
     try:
         return fsspec.core.url_to_fs(url, **(storage_options or {}))
     except (ImportError, ValueError) as exc:
@@ -267,7 +266,6 @@ def open_store(source, *, storage_options: dict | None = None) -> xr.Dataset:
             raise DataError(
                 f"{text}: not a readable Zarr store ({one_line(exc, typed=True)})"
             ) from None
-    import fsspec
 
     try:
         fobj = fsspec.open(text, mode="rb", **(storage_options or {})).open()

@@ -1,8 +1,8 @@
 """Maps of forecasts and observations with Cartopy (offline coastlines, data's own projection).
 
 Public API: :func:`render_forecast`, :func:`render_field`, :func:`render_many`,
-:func:`render_gif`, :func:`crs_from_grid_mapping`. Cartopy and Matplotlib are imported only
-when a map is drawn.
+:func:`render_gif`, :func:`crs_from_grid_mapping`. Cartopy is imported only when a map is
+drawn (it costs start-up time); Matplotlib with the package.
 """
 
 from __future__ import annotations

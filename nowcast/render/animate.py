@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import xarray as xr
+from PIL import Image
 
 from nowcast.conventions import ISSUE_TIME, LEAD_TIME
 from nowcast.errors import NowcastError
@@ -47,8 +48,6 @@ def render_gif(
     Give ``path``, or ``outdir`` for the name from :func:`gif_name`. With ``truth`` each
     frame shows observed | forecast | difference at that lead's valid time.
     """
-    from PIL import Image
-
     prep = prepare(forecast, method=method)
     n_issue = prep.da.sizes[ISSUE_TIME]
     if not -n_issue <= issue_index < n_issue:

@@ -9,8 +9,6 @@
 * Difference (forecast - observed): discrete, symmetric about 0 with a white class around
   0 and 1-2-5 classes outwards; brown/green for precipitation (drier/wetter forecast),
   blue/red for temperature.
-
-Matplotlib is imported inside the functions.
 """
 
 from __future__ import annotations
@@ -20,7 +18,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import matplotlib
 import numpy as np
+from matplotlib.colors import BoundaryNorm, ListedColormap, Normalize
 
 __all__ = [
     "Style",
@@ -104,8 +104,6 @@ def _fmt(v: float) -> str:
 
 def precipitation_style(label: str = "rain rate (mm h$^{-1}$)") -> Style:
     """Discrete rain-rate classes; transparent below 0.1 mm h-1, grey where NaN."""
-    from matplotlib.colors import BoundaryNorm, ListedColormap
-
     cmap = ListedColormap(RAIN_COLOURS, name="nowcast_rain").with_extremes(
         under=(0, 0, 0, 0), over=RAIN_OVER, bad=NO_DATA
     )
@@ -126,9 +124,6 @@ def temperature_style(vmin: float, vmax: float, *, label: str = "temperature (°
     The limit is ``max(|vmin|, |vmax|)`` rounded up to a whole class (at least 5 degC);
     classes are 1, 2, 5 or 10 degC wide so there are at most about 24 of them.
     """
-    import matplotlib
-    from matplotlib.colors import BoundaryNorm, ListedColormap
-
     lim = max(abs(float(vmin)), abs(float(vmax)), 5.0) if np.isfinite([vmin, vmax]).all() else 5.0
     step = _step_for(lim)
     lim = step * math.ceil(lim / step - 1e-9)
@@ -185,9 +180,6 @@ def difference_style(limit: float | None, *, kind: str, units: str) -> Style:
     the fixed classes :data:`RAIN_DIFF_LEVELS` (brown = forecast drier, green = wetter), other
     fields a 1-2-5 ladder ending at ``limit`` (blue = forecast colder/lower, red = warmer/higher).
     """
-    import matplotlib
-    from matplotlib.colors import BoundaryNorm, ListedColormap
-
     pos = (
         RAIN_DIFF_LEVELS
         if kind == "precipitation"
@@ -218,9 +210,6 @@ def difference_style(limit: float | None, *, kind: str, units: str) -> Style:
 
 def generic_style(vmin: float, vmax: float, *, label: str) -> Style:
     """Continuous viridis over ``[vmin, vmax]`` for variables with no dedicated scale."""
-    import matplotlib
-    from matplotlib.colors import Normalize
-
     if not np.isfinite([vmin, vmax]).all() or vmin == vmax:
         vmin, vmax = (0.0, 1.0) if not np.isfinite([vmin, vmax]).all() else (vmin - 0.5, vmax + 0.5)
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad=NO_DATA)

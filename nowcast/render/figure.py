@@ -19,8 +19,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.cm import ScalarMappable
+from matplotlib.figure import Figure
 
 from nowcast.render.colours import Style
+from nowcast.render.mapdata import add_map_features, lonlat_bbox
+from nowcast.render.projection import lonlat_crs
 
 __all__ = ["Panel", "Layout", "figure_layout", "draw_figure"]
 
@@ -107,8 +112,6 @@ def figure_layout(
 
 
 def _colourbar(fig, rect, style: Style) -> None:
-    from matplotlib.cm import ScalarMappable
-
     cax = fig.add_axes(rect)
     mappable = ScalarMappable(norm=style.norm, cmap=style.cmap)
     cb = fig.colorbar(
@@ -125,6 +128,7 @@ def _colourbar(fig, rect, style: Style) -> None:
 
 
 def _gridlines(ax, lonlat) -> None:
+    # Cartopy costs start-up time: imported when a map is drawn
     from cartopy.mpl.ticker import LatitudeLocator, LongitudeLocator
 
     gl = ax.gridlines(
@@ -161,12 +165,6 @@ def draw_figure(
     return_axes: bool = False,
 ):
     """Render ``panels`` side by side; returns PNG bytes (and the Figure if ``return_axes``)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    from nowcast.render.mapdata import add_map_features, lonlat_bbox
-    from nowcast.render.projection import lonlat_crs
-
     layout = figure_layout(extent, len(panels), figsize=figsize, dpi=dpi)
     fig = Figure(figsize=layout.figsize, dpi=dpi)
     FigureCanvasAgg(fig)

@@ -22,6 +22,9 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import shapely
+
 __all__ = ["MapData", "find_map_data", "ENV_VAR", "MissingMapDataWarning"]
 
 ENV_VAR = "NOWCAST_MAP_DATA"
@@ -60,6 +63,7 @@ def _candidate_dirs(map_data) -> list[Path]:
     if env:
         dirs.append(Path(env).expanduser())
     try:
+        # Cartopy costs start-up time: imported when a map is drawn
         import cartopy
 
         for key in ("pre_existing_data_dir", "data_dir"):
@@ -118,6 +122,7 @@ def _warn_once(searched: tuple[str, ...]) -> None:
 @functools.lru_cache(maxsize=16)
 def _geometries(path: str) -> tuple:
     """All geometries of one shapefile (read once per process)."""
+    # Cartopy costs start-up time: imported when a map is drawn
     from cartopy.io.shapereader import Reader
 
     quiet = _DropShapeNotes()
@@ -141,8 +146,6 @@ class _DropShapeNotes(logging.Filter):
 @functools.lru_cache(maxsize=32)
 def _clipped(path: str, bbox: tuple[float, float, float, float]) -> tuple:
     """The shapefile's geometries cut to a lon/lat box (drawing whole continents is slow)."""
-    import shapely
-
     x0, y0, x1, y1 = bbox
     box = shapely.box(x0, y0, x1, y1)
     out = []
@@ -157,8 +160,6 @@ def _clipped(path: str, bbox: tuple[float, float, float, float]) -> tuple:
 
 def lonlat_bbox(crs, extent, *, lonlat) -> tuple[float, float, float, float]:
     """A lon/lat box holding the map ``extent`` of ``crs`` with a margin (for clipping)."""
-    import numpy as np
-
     x0, x1, y0, y1 = extent
     t = np.linspace(0.0, 1.0, 41)
     xs = np.concatenate(
@@ -186,6 +187,7 @@ def lonlat_bbox(crs, extent, *, lonlat) -> tuple[float, float, float, float]:
 
 def add_map_features(ax, found: MapData, *, lonlat, bbox=None, linewidth: float = 0.7) -> list[str]:
     """Draw what ``found`` holds on a GeoAxes (geometries cut to ``bbox``); returns layer names."""
+    # Cartopy costs start-up time: imported when a map is drawn
     from cartopy.feature import ShapelyFeature
 
     def geoms(path):

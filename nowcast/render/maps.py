@@ -28,6 +28,7 @@ from nowcast.fileio import write_atomic
 from nowcast.products import nearest_indices
 from nowcast.render import colours
 from nowcast.render.figure import Panel, draw_figure
+from nowcast.render.mapdata import find_map_data
 from nowcast.render.projection import crs_from_grid_mapping, grid_edges, grid_mapping_attrs
 
 __all__ = [
@@ -254,8 +255,6 @@ def forecast_figure(
 
 
 def _frames(prep, issue_index, lead_indices, *, truth, map_data, dpi, figsize, keep_figure=False):
-    from nowcast.render.mapdata import find_map_data
-
     found = find_map_data(map_data)
     convert, _ = colours.to_display(prep.da.attrs)
     one = prep.da.isel({ISSUE_TIME: issue_index})
@@ -355,8 +354,6 @@ def render_field(
     figsize: tuple[float, float] | None = None,
 ) -> Path:
     """Draw one observed frame ``(y, x)`` (or ``(time=1, y, x)``) to ``path`` (PNG, atomic)."""
-    from nowcast.render.mapdata import find_map_data
-
     if TIME in field.dims:
         if field.sizes[TIME] != 1:
             raise DataError(

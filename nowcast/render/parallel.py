@@ -10,6 +10,7 @@ with the task, so workers never re-scan an archive.
 from __future__ import annotations
 
 import math
+import multiprocessing
 import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -22,6 +23,7 @@ import xarray as xr
 
 from nowcast.conventions import ISSUE_TIME, LEAD_TIME, TIME, VALID_TIME
 from nowcast.errors import DataError
+from nowcast.products import read_forecast
 from nowcast.render.maps import align_truth, prepare, render_forecast, select_leads
 
 __all__ = ["render_many", "plan_tasks"]
@@ -31,7 +33,6 @@ def _load(item) -> tuple[Any, xr.DataArray]:
     """``(what a worker gets, the forecast DataArray)`` for a path or a DataArray."""
     if isinstance(item, xr.DataArray):
         return None, item
-    from nowcast.products import read_forecast
 
     path = Path(item)
     return str(path), read_forecast(path)
@@ -61,8 +62,6 @@ def _run(task: dict) -> list[str]:
     """Worker: render one task; returns the paths written."""
     source = task["source"]
     if isinstance(source, str):
-        from nowcast.products import read_forecast
-
         source = read_forecast(source)
     paths = render_forecast(
         source,
@@ -133,8 +132,6 @@ def render_many(
     if workers == 1 or len(tasks) <= 1:
         results = [_run(t) for t in tasks]
     else:
-        import multiprocessing
-
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx) as pool:
             results = list(pool.map(_run, tasks))

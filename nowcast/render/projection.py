@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import pyproj
 
 from nowcast.errors import DataError, NowcastError
 
@@ -68,6 +69,7 @@ def _parallels(attrs: Mapping) -> tuple[float, ...]:
 
 
 def _globe(attrs: Mapping):
+    # Cartopy costs start-up time: imported when a map is drawn
     import cartopy.crs as ccrs
 
     a = _num(attrs, "semi_major_axis", default=None)
@@ -106,12 +108,14 @@ def lonlat_crs():
 
 @functools.lru_cache(maxsize=1)
 def _lonlat_crs():
+    # Cartopy costs start-up time: imported when a map is drawn
     import cartopy.crs as ccrs
 
     return ccrs.PlateCarree(globe=ccrs.Globe(ellipse="WGS84", towgs84="0,0,0"))
 
 
 def _swiss_oblique_mercator_class():
+    # Cartopy costs start-up time: imported when a map is drawn
     import cartopy.crs as ccrs
 
     class SwissObliqueMercator(ccrs.ObliqueMercator):
@@ -156,6 +160,7 @@ def _swiss_oblique_mercator_class():
 
 def _from_cf(name: str, attrs: Mapping):
     """The Cartopy projection for CF ``attrs``; raises :class:`_Missing` when one is absent."""
+    # Cartopy costs start-up time: imported when a map is drawn
     import cartopy.crs as ccrs
 
     globe = _globe(attrs)
@@ -293,8 +298,8 @@ def _from_wkt(wkt: str, extent=None):
     Its bounds (needed by Cartopy to clip coastlines) are the grid's ``extent`` widened by
     its own size on each side when given, else a +-30 degree box around the projection centre.
     """
+    # Cartopy costs start-up time: imported when a map is drawn
     import cartopy.crs as ccrs
-    import pyproj
 
     crs = pyproj.CRS.from_wkt(wkt)
     if crs.is_geographic:

@@ -29,6 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.ndimage import uniform_filter
 
 # --------------------------------------------------------------------------- accumulators
 
@@ -205,7 +206,6 @@ def _fractions(indicator: np.ndarray, scale: int, valid: np.ndarray) -> np.ndarr
     """Window means of ``indicator`` (zero padding), zeroed at invalid pixels."""
     if scale == 1:
         return indicator
-    from scipy.ndimage import uniform_filter
 
     out = uniform_filter(indicator, size=scale, mode="constant", cval=0.0)
     np.multiply(out, valid, out=out)

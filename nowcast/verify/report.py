@@ -3,8 +3,8 @@
 The Markdown has the key table (rows: lead time; columns: method x MAE, RMSE, bias,
 corr, and CSI/FSS at the key threshold), then per threshold a table of the categorical
 scores and one of FSS per scale. Each plot shows one score (at one threshold and scale)
-against lead time, every method on it. Matplotlib is imported when plotting, through its
-object API (no pyplot state). Files are written atomically; a new report folder appears
+against lead time, every method on it, drawn through Matplotlib's object API (no pyplot
+state). Files are written atomically; a new report folder appears
 all at once.
 """
 
@@ -19,7 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
+from nowcast.errors import NowcastError
 from nowcast.verify.metrics import CATEGORICAL, CONTINUOUS, IN_DATA_UNITS, SPATIAL
 
 __all__ = ["key_table", "scores_markdown", "write_report"]
@@ -185,8 +187,6 @@ def _plot_groups(scores: pd.DataFrame, units: str = ""):
 
 
 def _plot(path: Path, title: str, sub: pd.DataFrame, units: str) -> None:
-    from matplotlib.figure import Figure
-
     fig = Figure(figsize=(6, 4), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     for method, group in sub.groupby("method", sort=False):
@@ -213,8 +213,6 @@ def write_report(
     """
     outdir = Path(outdir)
     if outdir.exists() and not outdir.is_dir():
-        from nowcast.errors import NowcastError
-
         raise NowcastError(f"report folder {outdir} exists and is not a folder")
     units = units or scores.attrs.get("units") or ""
     outdir.parent.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ import xarray as xr
 
 from nowcast.conventions import ISSUE_TIME, LEAD_TIME, TIME, VALID_TIME, X, Y
 from nowcast.errors import NowcastError
-from nowcast.products import nearest_indices
+from nowcast.products import method_name, nearest_indices, read_forecast, truth_for
 from nowcast.verify import DEFAULT_SCALES, DEFAULT_THRESHOLDS
 from nowcast.verify.metrics import (
     CATEGORICAL_METRICS,
@@ -238,8 +238,6 @@ def _check_overlap(name: str, fc: xr.DataArray, truth: xr.DataArray) -> None:
 
 
 def _truth_values(one: xr.DataArray, truth: xr.DataArray) -> np.ndarray:
-    from nowcast.products import truth_for
-
     obs = truth_for(one, truth)
     return np.asarray(obs.values[0], dtype=np.float32)
 
@@ -252,8 +250,6 @@ def load_forecasts(paths: Iterable[str | os.PathLike]) -> dict[str, xr.DataArray
 
     Two files of the same method are told apart by their file name: ``method (stem)``.
     """
-    from nowcast.products import method_name, read_forecast
-
     paths = [Path(p) for p in paths]
     loaded = [(p, read_forecast(p)) for p in paths]
     names = [method_name(fc) for _, fc in loaded]

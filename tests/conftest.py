@@ -15,9 +15,16 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """The real data folder (../shared/data); tests that need it skip only if it is missing."""
+    """The real data folder (../shared/data).
+
+    Missing, tests that need it skip on a developer's machine and fail in CI (``CI`` set),
+    where the data must be there.
+    """
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"real data not found at {SHARED_DATA}")
+        message = f"real data not found at {SHARED_DATA}"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message} (CI is set: the data must be beside the checkout)")
+        pytest.skip(message)
     return SHARED_DATA
 
 

@@ -183,7 +183,7 @@ def test_empty_glob_missing_path_empty_dir(tmp_path):
 
 
 def test_missing_variable_lists_variables(shared_data):
-    with pytest.raises(DataError) as err:
+    with pytest.raises(DataError, match="'rain'") as err:
         open_archive(shared_data / "radar" / "knmi-2010-08-26.nc", variable="rain")
     msg = str(err.value)
     assert "'rain'" in msg and "precipitation_rate" in msg and "crs" in msg and "\n" not in msg
@@ -292,7 +292,7 @@ def test_precipitation_unit_table():
     assert precipitation_units("kg m-2 s-1") == ("rate", 3600.0)
     assert precipitation_units("kg m-2") == ("amount", 1.0)
     assert precipitation_units("m") == ("amount", 1000.0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="units 'K' are not precipitation rate or amount units"):
         precipitation_units("K")
 
 
@@ -308,7 +308,7 @@ def test_time_axis_helpers_by_hand():
     assert contiguous_segments(t[:1]) == [slice(0, 1)] and find_gaps(t[:1]) == []
     tie = pd.DatetimeIndex(["2020-01-01 00:00", "2020-01-01 00:05", "2020-01-01 00:15"])
     assert time_step(tie) == pd.Timedelta("5min")  # tie -> the smaller step
-    with pytest.raises(DataError):
+    with pytest.raises(DataError, match="cannot find a time step from 1 time"):
         time_step(t[:1])
 
 

@@ -334,7 +334,6 @@ def test_cli_batch_operational_on_cluster(tmp_path, archive_dir, archive, client
 
 
 def test_backfill_on_cluster_verifies_all_methods(tmp_path, archive_dir, archive, client):
-    pytest.importorskip("nowcast.verify.report")
     from pipelines import run_backfill
 
     cfg = _cfg(

@@ -220,5 +220,5 @@ def test_steps_per_epoch_runs_on_through_shuffled_passes():
     assert ds.train.samples(6) == ds.train.sampler.batch(0, 2)  # third pass
     ds.train.on_epoch_end()
     assert ds.train.epoch == 3  # the next epoch starts on a fresh pass
-    with pytest.raises(IndexError):
+    with pytest.raises(IndexError, match=r"batch 7 out of range \(0 \.\. 6\)"):
         ds.train.samples(7)

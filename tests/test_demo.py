@@ -33,20 +33,18 @@ def demo_run(tmp_path_factory, shared_data):
     return workdir, result.output
 
 
+PRODUCTS = ("archive", "model", "history", "forecast", "report", "map", "animation")
+
+
 def test_demo_writes_every_product(demo_run):
     workdir, output = demo_run
+    seen = set()
     for line in output.splitlines():
         parts = line.split()
-        if len(parts) == 2 and parts[0] in (
-            "archive",
-            "model",
-            "history",
-            "forecast",
-            "report",
-            "map",
-            "animation",
-        ):
+        if len(parts) == 2 and parts[0] in PRODUCTS:
             assert Path(parts[1]).exists(), line
+            seen.add(parts[0])
+    assert seen == set(PRODUCTS), f"products listed: {sorted(seen)}"
     for method in ("convlstm", "persistence", "extrapolation"):
         assert (workdir / "forecasts" / f"{method}.nc").exists()
     scores = pd.read_csv(workdir / "report" / "scores.csv")

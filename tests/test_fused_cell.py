@@ -128,8 +128,15 @@ def test_fused_config_round_trip(data):
     )
 
 
-@pytest.mark.parametrize("bad", [{"padding": "valid"}, {"kernel_size": 2}, {"strategy": "magic"}])
-def test_fused_rejects_unsupported_options(bad):
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"padding": "valid"}, "supports padding='same' only"),
+        ({"kernel_size": 2}, "kernel_size must be two odd integers"),
+        ({"strategy": "magic"}, "strategy must be one of"),
+    ],
+)
+def test_fused_rejects_unsupported_options(bad, message):
     kwargs = {"filters": F, "kernel_size": 3, **bad}
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=message):
         FusedConvLSTM2D(**kwargs)

@@ -111,5 +111,5 @@ def test_make_loss_errors():
         make_loss("balanced_mse", thresholds_normalised=[0.0, 2.0, 1.0, 3.0])
     with pytest.raises(ConfigError, match="expected 4"):
         make_loss("balanced_mse", thresholds_normalised=[0.0, 1.0])
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="need 3 weights for 2 thresholds, got 2"):
         BalancedError([0.0, 1.0], weights=[1.0, 2.0])

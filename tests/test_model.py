@@ -81,9 +81,9 @@ def test_output_shapes(cfg):
 
 
 def test_build_model_rejects_bad_arguments():
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="t_in and t_out must be >= 1, got t_in=0"):
         build_model(ModelConfig(), t_in=0, t_out=2)
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="model.cell: 'magic' is not one of"):
         build_model(dataclasses.replace(ModelConfig(), cell="magic"), t_in=2, t_out=2)
 
 

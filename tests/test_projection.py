@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cartopy.crs as ccrs
 import numpy as np
 import pyproj
 import pytest
@@ -9,8 +10,6 @@ import xarray as xr
 
 from nowcast.errors import NowcastError
 from nowcast.render.projection import crs_from_grid_mapping, grid_edges, lonlat_crs
-
-ccrs = pytest.importorskip("cartopy.crs")
 
 # dataset -> (file under shared/data, grid-mapping variable, expected Cartopy class name)
 DATASETS = {

@@ -17,6 +17,7 @@ from PIL import Image
 
 from nowcast import products
 from nowcast.conventions import ISSUE_TIME, LEAD_TIME, TIME
+from nowcast.data.archive import open_archive
 from nowcast.errors import NowcastError
 from nowcast.render import colours
 from nowcast.render.animate import render_gif
@@ -25,9 +26,6 @@ from nowcast.render.mapdata import MissingMapDataWarning, find_map_data
 from nowcast.render.maps import forecast_figure, prepare, render_field, render_forecast
 from nowcast.render.parallel import plan_tasks, render_many
 from nowcast.render.projection import lonlat_crs
-
-pytest.importorskip("cartopy")
-open_archive = pytest.importorskip("nowcast.data.archive").open_archive
 
 # key -> (paths under shared/data, kind, frame index with rain / a mid-month hour)
 EVENTS = {

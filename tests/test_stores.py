@@ -217,7 +217,7 @@ def test_rewriting_a_store_replaces_it(tmp_path):
 
 
 def _one_line_error(fn, *args, **kwargs) -> str:
-    with pytest.raises(DataError) as info:
+    with pytest.raises(DataError, match=r"^[^\n]+$") as info:
         fn(*args, **kwargs)
     message = str(info.value)
     assert "\n" not in message

@@ -81,7 +81,7 @@ def test_round_trip_one_file_per_time(tmp_path):
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"nan_fraction must be in \[0, 1\)"):
         synthetic_rain(nan_fraction=1.0)
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="pass either data or synthetic_rain keyword arguments"):
         write_synthetic_archive("unused", data=synthetic_rain(n_times=1), seed=1)

@@ -1,9 +1,9 @@
 """Keras backend selection, done once before Keras is imported.
 
 ``KERAS_BACKEND`` set by the user always wins. Otherwise the default is chosen per
-device from the measurements in the README's benchmark table: ``torch`` on CPU (a
-ConvLSTM2D training step is about 20x faster than on JAX there, 6x with the fused cell).
-No GPU has been measured yet, so the GPU default stays ``torch`` until one is.
+device from the measurements in the README's training-step table: ``torch`` on CPU (a
+training step is about 10x faster than on JAX with the stock ConvLSTM2D, 1.4x with the
+fused cell). No GPU has been measured yet, so the GPU default stays ``torch`` until one is.
 """
 
 from __future__ import annotations

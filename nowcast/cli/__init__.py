@@ -7,12 +7,12 @@ Cartopy) inside the command function, so ``nowcast --help`` stays fast. A
 
 from __future__ import annotations
 
-import importlib
 import logging
 import sys
 
 import click
 
+from nowcast.cli import batch, convert, demo, evaluate, info, predict, render, train
 from nowcast.errors import NowcastError, one_line
 
 
@@ -46,24 +46,5 @@ def main(verbose: bool) -> None:
     )
 
 
-def _register() -> None:
-    for module_name in (
-        "info",
-        "train",
-        "predict",
-        "evaluate",
-        "render",
-        "demo",
-        "batch",
-        "convert",
-    ):
-        try:
-            module = importlib.import_module(f"nowcast.cli.{module_name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"nowcast.cli.{module_name}":
-                continue  # command not built yet
-            raise
-        main.add_command(module.command)
-
-
-_register()
+for _module in (batch, convert, demo, evaluate, info, predict, render, train):
+    main.add_command(_module.command)

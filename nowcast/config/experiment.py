@@ -177,15 +177,19 @@ class Config:
                 f"sampler.batch_size={s.batch_size} must be a multiple of "
                 f"train.devices={t.devices} for data-parallel training"
             )
-        if self.data.kind == "temperature" and p.transform in ("log", "dbr"):
-            raise ConfigError(
-                f"preprocess.transform={p.transform!r} is for precipitation; use 'zscore' for "
-                "temperature"
-            )
+        check_transform(p.transform, kind=self.data.kind)
         return self
 
     def to_dict(self) -> dict[str, Any]:
         return to_plain(dataclasses.asdict(self))
+
+
+def check_transform(transform: str, *, kind: str) -> None:
+    """The log and dBR transforms are for precipitation: a :class:`ConfigError` otherwise."""
+    if kind == "temperature" and transform in ("log", "dbr"):
+        raise ConfigError(
+            f"preprocess.transform={transform!r} is for precipitation; use 'zscore' for temperature"
+        )
 
 
 def config_from_dict(values: dict[str, Any]) -> Config:

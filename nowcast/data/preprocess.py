@@ -29,6 +29,7 @@ import numpy as np
 import xarray as xr
 
 from nowcast.config import PreprocessConfig
+from nowcast.config.experiment import check_transform
 from nowcast.conventions import TIME, X, Y
 from nowcast.errors import ConfigError, DataError
 from nowcast.fileio import write_atomic
@@ -140,11 +141,7 @@ class Preprocessor:
         """Settings only (identity statistics); see :meth:`fit`."""
         if cfg.transform not in TRANSFORMS:
             raise ConfigError(f"preprocess.transform: unknown {cfg.transform!r}")
-        if kind == "temperature" and cfg.transform in ("log", "dbr"):
-            raise ConfigError(
-                f"preprocess.transform={cfg.transform!r} is for precipitation; use 'zscore' for "
-                "temperature"
-            )
+        check_transform(cfg.transform, kind=kind)
         pre = cls(
             kind=kind,
             transform=cfg.transform,

@@ -1,11 +1,11 @@
 """nowcast: spatio-temporal weather nowcasting on gridded NetCDF fields.
 
-The package reads like the pipeline::
+The package reads like the pipeline, one subpackage per step::
 
-    data -> model -> train -> forecast -> verify -> render
+    data -> model -> training -> methods -> verify -> render
 
-Importing :mod:`nowcast` does no work: Keras, Dask and Cartopy are imported by the
-modules that need them, when they are used.
+Importing :mod:`nowcast` does no work: every module imports what it needs, and Keras,
+Cartopy, pySTEPS and dask.distributed only when they are used (``docs/CONTRACTS.md``).
 """
 
 __version__ = "0.1.0"

@@ -10,6 +10,16 @@ import pytest
 from nowcast.config import load_config
 from nowcast.errors import ConfigError, NowcastError
 
+#: What a run directory holds (besides tensorboard/), as the README documents it.
+RUN_FILES = (
+    "model.keras",
+    "checkpoint.keras",
+    "state.json",
+    "metadata.json",
+    "config.yaml",
+    "history.csv",
+)
+
 # A tiny advection problem: cells move 2 px/step east and 1 px/step north, no growth.
 ARCHIVE = dict(
     n_times=64,
@@ -87,14 +97,7 @@ def test_run_directory_and_resume(archive, tmp_path):
     cfg = _cfg(archive, "train.epochs=1", "train.steps_per_epoch=3")
     first = train(cfg, run_dir=run, verbose=0, echo=lambda m: None)
     assert first.epochs_run == 1
-    for name in (
-        "model.keras",
-        "checkpoint.keras",
-        "state.json",
-        "metadata.json",
-        "config.yaml",
-        "history.csv",
-    ):
+    for name in RUN_FILES:
         assert (run / name).exists(), name
     assert list((run / "tensorboard").iterdir()), "no TensorBoard event file"
     meta = json.loads((run / "metadata.json").read_text())
@@ -174,14 +177,7 @@ def test_run_dir_names_and_json(tmp_path):
 
     run = RunDir(tmp_path / "run")
     names = [run.model, run.checkpoint, run.state, run.metadata, run.config, run.history]
-    assert [p.name for p in names] == [
-        "model.keras",
-        "checkpoint.keras",
-        "state.json",
-        "metadata.json",
-        "config.yaml",
-        "history.csv",
-    ]
+    assert tuple(p.name for p in names) == RUN_FILES
     assert run.tensorboard == tmp_path / "run" / "tensorboard"
     with pytest.raises(NowcastError, match="no metadata.json in .*: not a nowcast run directory"):
         run.read_metadata()

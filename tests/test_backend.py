@@ -1,0 +1,36 @@
+"""Keras backend selection: the torch backend does not pay for importing JAX."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+_PROBE = """
+import json, sys
+import nowcast.model
+import keras
+before = "jax" in sys.modules
+import jax  # still importable afterwards
+print(json.dumps({"backend": keras.backend.backend(), "jax_before": before,
+                  "jax_after": jax.__name__}))
+"""
+
+
+def test_torch_backend_imports_keras_without_jax():
+    env = {**os.environ, "KERAS_BACKEND": "torch", "OMP_NUM_THREADS": "1"}
+    res = subprocess.run(
+        [sys.executable, "-c", _PROBE],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out == {"backend": "torch", "jax_before": False, "jax_after": "jax"}

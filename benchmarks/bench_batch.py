@@ -38,7 +38,7 @@ def _warm(sources, stamps, method, n_leads):
     archive, _ = cached_archive(tuple(str(p) for p in sources), stamps, None, "precipitation")
     forecaster = cached_forecaster(method, None)
     if method == "extrapolation":
-        from nowcast.methods.motion import import_pysteps
+        from nowcast.motion import import_pysteps
 
         import_pysteps()
     return archive.sizes["time"], forecaster.t_in

@@ -135,12 +135,13 @@ def run_demo(
     n_leads = cfg.sampler.t_out
     echo(
         f"[3/6] forecast {len(issue_times)} issue times x {n_leads} leads: convlstm, persistence, "
-        "extrapolation"
+        "extrapolation, sprog"
     )
     methods = {
         "convlstm": get_method("convlstm", model=run_dir),
         "persistence": get_method("persistence"),
         "extrapolation": get_method("extrapolation"),
+        "sprog": get_method("sprog"),
     }
     forecasts, paths = {}, {}
     for name, method in methods.items():

@@ -340,7 +340,7 @@ def test_backfill_on_cluster_verifies_all_methods(tmp_path, archive_dir, archive
         archive_dir,
         tmp_path / "out",
         mode="backfill",
-        methods=("persistence", "extrapolation"),
+        methods=("persistence", "extrapolation", "sprog"),
         n_leads=3,
         end=str(START + (N_TIMES - 4) * STEP),
         thresholds=(0.5, 2.0),
@@ -356,7 +356,7 @@ def test_backfill_on_cluster_verifies_all_methods(tmp_path, archive_dir, archive
     csv = [p for p in summary.report if p.suffix == ".csv"]
     assert csv and all(p.parent == Path(cfg.output) / "report" for p in summary.report)
     scores = pd.read_csv(csv[0])
-    assert set(scores["method"]) == {"persistence", "extrapolation"}
+    assert set(scores["method"]) == {"persistence", "extrapolation", "sprog"}
     assert sorted(scores["lead_time"].unique()) == [5, 10, 15]
     from nowcast.products import read_forecast
     from pipelines.outputs import forecast_path

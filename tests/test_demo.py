@@ -45,10 +45,10 @@ def test_demo_writes_every_product(demo_run):
             assert Path(parts[1]).exists(), line
             seen.add(parts[0])
     assert seen == set(PRODUCTS), f"products listed: {sorted(seen)}"
-    for method in ("convlstm", "persistence", "extrapolation"):
+    for method in ("convlstm", "persistence", "extrapolation", "sprog"):
         assert (workdir / "forecasts" / f"{method}.nc").exists()
     scores = pd.read_csv(workdir / "report" / "scores.csv")
-    assert set(scores["method"]) == {"convlstm", "persistence", "extrapolation"}
+    assert set(scores["method"]) == {"convlstm", "persistence", "extrapolation", "sprog"}
     gif = Image.open(workdir / "maps" / "convlstm.gif")
     assert gif.n_frames == 6  # one frame per lead (t_out = 6)
     assert "Done in" in output and "| lead (min) |" in output
@@ -60,7 +60,7 @@ def test_demo_forecasts_share_the_grid_and_issue_times(demo_run):
     workdir, _ = demo_run
     fcs = [
         read_forecast(workdir / "forecasts" / f"{m}.nc")
-        for m in ("convlstm", "persistence", "extrapolation")
+        for m in ("convlstm", "persistence", "extrapolation", "sprog")
     ]
     for fc in fcs[1:]:
         assert fc.shape == fcs[0].shape

@@ -142,7 +142,7 @@ def test_extrapolation_follows_translation():
 
 def test_extrapolation_motion_recovers_velocity():
     arc = _moving(nt=3)
-    velocity = get_method("extrapolation").motion(arc.values.astype(float), "dbr")
+    velocity = get_method("extrapolation").flow.velocity(arc.values.astype(float), "mm h-1")
     assert np.median(velocity[0]) == pytest.approx(2.0, abs=0.1)  # x component, pixels/step
     assert np.median(velocity[1]) == pytest.approx(1.0, abs=0.1)
 
@@ -153,7 +153,7 @@ def test_extrapolation_dry_input_gives_zeros():
     assert out.shape == (4, 40, 50) and np.array_equal(out.values, np.zeros((4, 40, 50)))
     # pySTEPS' LK itself gives zero motion when there is nothing to track: on the dBR of a
     # dry field, and when the only echo is one isolated pixel (removed by its opening)
-    from nowcast.methods.motion import DBR_ZERO, import_pysteps
+    from nowcast.motion import DBR_ZERO, import_pysteps
 
     motion, _ = import_pysteps()
     dry = np.full((3, 40, 50), DBR_ZERO)
@@ -182,7 +182,7 @@ def test_extrapolation_temperature_uses_zscore():
     frames = [280.0 + _blobs(72, 88, 2.0 * k, 1.0 * k) / 5 for k in range(4)]
     arc = _archive(frames, units="K", name="t2m")
     fc = get_method("extrapolation")
-    assert fc.flow_transform(arc) == "zscore"
+    assert fc.flow.transform_for(arc.attrs["units"]) == "zscore"
     ex = fc.predict(arc.isel(time=slice(0, 3)), 1)
     mae_ex = np.nanmean(np.abs(ex.values[0] - arc.values[3]))
     mae_pers = np.mean(np.abs(arc.values[2] - arc.values[3]))
@@ -198,7 +198,7 @@ def test_extrapolation_too_few_frames():
 
 
 def test_pysteps_import_prints_nothing():
-    code = "from nowcast.methods.motion import import_pysteps; import_pysteps()"
+    code = "from nowcast.motion import import_pysteps; import_pysteps()"
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )

@@ -30,7 +30,7 @@ def parse_time(value: str):
 @click.option(
     "--method",
     default=None,
-    help="Forecast method: convlstm (with --model), persistence, extrapolation.",
+    help="Forecast method: convlstm (with --model), persistence, extrapolation, sprog.",
 )
 @click.option(
     "--input",

@@ -8,8 +8,9 @@ interface::
     forecast_many(fc, archive, issue_times, 12)   # -> (issue_time, lead_time, y, x)
 
 Modules: :mod:`~nowcast.methods.base` (the interface, the registry, helpers for methods),
-:mod:`~nowcast.methods.motion` (optical flow and advection, shared by methods that move
-fields), :mod:`~nowcast.methods.baselines` (``persistence``, ``extrapolation``),
+:mod:`~nowcast.methods.baselines` (``persistence``, ``extrapolation``, ``sprog``; their
+optical flow and advection are :mod:`nowcast.motion`, shared by every method that moves
+fields),
 :mod:`~nowcast.methods.convlstm` (``convlstm``, model lookup) and
 :mod:`~nowcast.methods.run` (many issue times, then a forecast file). Importing the
 package registers the built-in methods; Keras and pySTEPS are imported on first use.

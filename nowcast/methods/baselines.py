@@ -1,4 +1,4 @@
-"""Baseline forecast methods: ``persistence`` and ``extrapolation``.
+"""Baseline forecast methods: ``persistence``, ``extrapolation`` and ``sprog``.
 
 * ``persistence`` repeats the last observed frame at every lead time.
 * ``extrapolation`` estimates a motion field by dense Lucas-Kanade optical flow on the
@@ -10,16 +10,24 @@
   outside the domain or from NaN get ``outval`` (NaN: unknown), and pixels that are NaN in
   the last input frame stay NaN. Dry (constant) inputs skip the flow: zero motion, and the
   forecast is the input (zeros stay zeros).
+* ``sprog``: pySTEPS' S-PROG (Seed 2003), the extrapolation with scale-dependent
+  smoothing: the dBR field is split into a cascade of spatial scales, each evolved by an
+  AR(2) model in the Lagrangian frame (small scales, which live shortly, fade first), then
+  matched to the last observed rain distribution. Same flow and advection options as
+  ``extrapolation`` (:class:`nowcast.motion.FlowOptions`); NaN where extrapolation is
+  NaN. Precipitation (``mm h-1``) only.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from nowcast.conventions import TIME
+from nowcast.conventions import RATE_UNITS, TIME
 from nowcast.errors import NowcastError
 from nowcast.methods.base import (
     Forecaster,
@@ -29,7 +37,7 @@ from nowcast.methods.base import (
     lead_array,
     register_method,
 )
-from nowcast.methods.motion import FLOW_TRANSFORMS, advect, auto_transform, flow_field
+from nowcast.motion import DBR_ZERO, FlowOptions, advect, to_dbr
 
 
 @register_method("persistence")
@@ -65,7 +73,8 @@ class Extrapolation(Forecaster):
     ``past.time`` when omitted), ``transform`` (``"auto"``: ``"dbr"`` for ``mm h-1``
     data, ``"zscore"`` otherwise), ``rain_threshold`` (mm h-1, for dBR), ``interp_order``
     (0, 1 or 3), ``outval`` (value advected in from outside the domain; NaN = unknown),
-    ``flow_options`` (keyword arguments for ``pysteps.motion.dense_lucaskanade``).
+    ``flow_options`` (keyword arguments for ``pysteps.motion.dense_lucaskanade``); together
+    a :class:`nowcast.motion.FlowOptions` (``self.flow``).
     """
 
     name = "extrapolation"
@@ -81,25 +90,16 @@ class Extrapolation(Forecaster):
         outval: float = float("nan"),
         flow_options: dict | None = None,
     ):
-        if isinstance(t_in, bool) or int(t_in) != t_in or t_in < 2:
-            raise NowcastError(
-                f"extrapolation needs t_in >= 2 frames for the optical flow, got {t_in!r}"
-            )
-        if transform not in ("auto", *FLOW_TRANSFORMS):
-            raise NowcastError(
-                f"extrapolation transform must be 'auto', 'dbr' or 'zscore', got {transform!r}"
-            )
-        if interp_order not in (0, 1, 3):
-            raise NowcastError(f"interp_order must be 0, 1 or 3, got {interp_order!r}")
-        if not rain_threshold > 0:
-            raise NowcastError(f"rain_threshold must be > 0, got {rain_threshold!r}")
-        self.t_in = int(t_in)
+        self.flow = FlowOptions(
+            frames=t_in,
+            transform=transform,
+            rain_threshold=rain_threshold,
+            interp_order=interp_order,
+            outval=outval,
+            lk_options=flow_options or {},
+        )
+        self.t_in = self.flow.frames
         self.step = infer_step(None, step) if step is not None else None
-        self.transform = transform
-        self.rain_threshold = float(rain_threshold)
-        self.interp_order = int(interp_order)
-        self.outval = float(outval)
-        self.flow_options = dict(flow_options or {})
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -107,34 +107,133 @@ class Extrapolation(Forecaster):
                 "t_in": self.t_in,
                 "flow": "pysteps dense Lucas-Kanade",
                 "advection": "pysteps semilagrangian",
-                "transform": self.transform,
-                "interp_order": self.interp_order,
+                "transform": self.flow.transform,
+                "interp_order": self.flow.interp_order,
             }
         }
 
-    def flow_transform(self, past: xr.DataArray) -> str:
-        """The transform used for the flow of ``past``: ``"dbr"`` or ``"zscore"``."""
-        if self.transform != "auto":
-            return self.transform
-        return auto_transform(past.attrs.get("units"))
-
-    def motion(self, frames: np.ndarray, transform: str) -> np.ndarray:
-        """Motion field ``(2, y, x)`` (x and y components, pixels per step) from ``(t, y, x)``."""
-        return flow_field(
-            frames, transform, rain_threshold=self.rain_threshold, flow_options=self.flow_options
-        )
-
-    def predict(self, past: xr.DataArray, n_leads: int) -> xr.DataArray:
+    def _inputs(self, past: xr.DataArray, n_leads: int):
+        """Checked inputs: ``(n_leads, past, step, frames, last, invalid)``."""
         n_leads = check_n_leads(n_leads)
         past = check_past(past, self.t_in, self.name)
         step = infer_step(past[TIME].values[-self.t_in :], self.step)
         frames = np.asarray(past.isel({TIME: slice(-self.t_in, None)}).values, dtype=np.float64)
         last = frames[-1]
-        invalid = ~np.isfinite(last)
+        return n_leads, past, step, frames, last, ~np.isfinite(last)
+
+    def predict(self, past: xr.DataArray, n_leads: int) -> xr.DataArray:
+        n_leads, past, step, frames, last, invalid = self._inputs(past, n_leads)
         if invalid.all():
             return lead_array(np.full((n_leads,) + last.shape, np.nan), past, step)
-        velocity = self.motion(frames, self.flow_transform(past))
-        values = advect(last, velocity, n_leads, outval=self.outval, interp_order=self.interp_order)
+        velocity = self.flow.velocity(frames, past.attrs.get("units"))
+        values = advect(
+            last, velocity, n_leads, outval=self.flow.outval, interp_order=self.flow.interp_order
+        )
         values = np.asarray(values, dtype=np.float32)
         values[:, invalid] = np.nan
         return lead_array(values, past, step)
+
+
+@register_method("sprog")
+class SProg(Extrapolation):
+    """pySTEPS S-PROG on dBR: extrapolation with scale-dependent smoothing (Seed 2003).
+
+    Options: those of ``extrapolation`` (the same flow and advection) and
+    ``n_cascade_levels`` (spatial scales, default 6), ``ar_order`` (1 or 2; needs
+    ``ar_order + 1 <= t_in`` frames), ``probmatching`` (``"cdf"``: match the last observed
+    rain distribution, pySTEPS' default; ``"mean"``; ``None``). Rain below
+    ``rain_threshold`` is forecast as 0; pixels where ``extrapolation`` gives NaN (advected
+    from outside the domain or from no-data) are NaN.
+    """
+
+    name = "sprog"
+
+    def __init__(
+        self,
+        *,
+        n_cascade_levels: int = 6,
+        ar_order: int = 2,
+        probmatching: str | None = "cdf",
+        **flow,
+    ):
+        super().__init__(**flow)
+        if ar_order not in (1, 2) or ar_order + 1 > self.t_in:
+            raise NowcastError(
+                f"sprog: ar_order must be 1 or 2 and at most t_in - 1 = {self.t_in - 1}, "
+                f"got {ar_order!r}"
+            )
+        if isinstance(n_cascade_levels, bool) or not 1 <= int(n_cascade_levels) <= 12:
+            raise NowcastError(f"sprog: n_cascade_levels must be 1 .. 12, got {n_cascade_levels!r}")
+        if probmatching not in ("cdf", "mean", None):
+            raise NowcastError(
+                f"sprog: probmatching must be 'cdf', 'mean' or None, got {probmatching!r}"
+            )
+        self.n_cascade_levels = int(n_cascade_levels)
+        self.ar_order = int(ar_order)
+        self.probmatching = probmatching
+
+    def describe(self) -> dict[str, Any]:
+        out = super().describe()
+        out["method_options"].update(
+            nowcast="pysteps sprog",
+            n_cascade_levels=self.n_cascade_levels,
+            ar_order=self.ar_order,
+            probmatching=str(self.probmatching),
+        )
+        return out
+
+    def check_compatible(self, archive: xr.DataArray) -> None:
+        units = archive.attrs.get("units")
+        if units != RATE_UNITS:
+            raise NowcastError(
+                f"sprog is a precipitation method (rain rates in {RATE_UNITS}); the input is in "
+                f"{units}: use extrapolation or persistence"
+            )
+
+    def predict(self, past: xr.DataArray, n_leads: int) -> xr.DataArray:
+        n_leads, past, step, frames, last, invalid = self._inputs(past, n_leads)
+        self.check_compatible(past)
+        if invalid.all():
+            return lead_array(np.full((n_leads,) + last.shape, np.nan), past, step)
+        velocity = self.flow.velocity(frames, RATE_UNITS)
+        threshold = self.flow.rain_threshold
+        # NaN exactly where extrapolation has NaN: advect the no-data pattern of the last frame
+        nodata = np.where(invalid, np.nan, 0.0)
+        unknown = ~np.isfinite(
+            advect(nodata, velocity, n_leads, outval=self.flow.outval, interp_order=1)
+        )
+        wet = np.nan_to_num(last) >= threshold
+        if not wet.any():  # nothing to forecast: dry stays dry
+            values = np.zeros((n_leads,) + last.shape, dtype=np.float32)
+        else:
+            values = self._sprog(frames[-(self.ar_order + 1) :], velocity, n_leads)
+        values[unknown] = np.nan
+        values[:, invalid] = np.nan
+        return lead_array(values, past, step)
+
+    def _sprog(self, frames: np.ndarray, velocity: np.ndarray, n_leads: int) -> np.ndarray:
+        threshold = self.flow.rain_threshold
+        dbr = to_dbr(frames, threshold)
+        dbr[~np.isfinite(dbr)] = DBR_ZERO  # S-PROG needs finite inputs; no-data is masked after
+        # imported here, not at the top: pySTEPS costs seconds of start-up time
+        with contextlib.redirect_stdout(io.StringIO()):
+            import pysteps.nowcasts
+
+            out = pysteps.nowcasts.get_method("sprog")(
+                dbr,
+                velocity,
+                n_leads,
+                precip_thr=10.0 * np.log10(threshold),
+                n_cascade_levels=self.n_cascade_levels,
+                ar_order=self.ar_order,
+                probmatching_method=self.probmatching,
+                extrap_kwargs={
+                    "interp_order": self.flow.interp_order,
+                    "allow_nonfinite_values": True,
+                },
+            )
+        out = np.asarray(out, dtype=np.float64)
+        with np.errstate(invalid="ignore", over="ignore"):
+            rate = np.where(out >= 10.0 * np.log10(threshold), 10.0 ** (out / 10.0), 0.0)
+        rate[~np.isfinite(out)] = np.nan
+        return rate.astype(np.float32)

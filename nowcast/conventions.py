@@ -36,7 +36,7 @@ RATE_UNITS = "mm h-1"
 
 def lead_times(n_leads: int, step: np.timedelta64 | pd.Timedelta) -> np.ndarray:
     """Lead times ``1*step .. n_leads*step`` as ``timedelta64[ns]``."""
-    step = pd.Timedelta(step).to_timedelta64()
+    step = pd.Timedelta(step).to_timedelta64().astype("timedelta64[ns]")
     return np.arange(1, n_leads + 1) * step
 
 

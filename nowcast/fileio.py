@@ -6,6 +6,10 @@ import os
 import tempfile
 from pathlib import Path
 
+#: The one Zarr layout nowcast writes (archives by ``convert``, forecasts): format 2 with
+#: consolidated metadata, which xarray opens without a warning.
+ZARR_OPTIONS = {"zarr_format": 2, "consolidated": True}
+
 
 def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
     """Write ``data`` (bytes, or text as UTF-8) to ``path`` so readers never see a partial file."""

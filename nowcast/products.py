@@ -1,22 +1,28 @@
 """Forecast products: build, write and read CF NetCDF (or Zarr) forecasts.
 
-On disk a forecast is a CF-1.8 dataset with
+On disk a forecast is a CF-1.8 dataset, one layout whatever the number of issue times:
 
-* the input variable's name, units and attributes, dims ``(issue_time, lead_time, y, x)``,
-  or ``(lead_time, y, x)`` when there is one issue time;
-* ``forecast_reference_time`` (the issue time; a coordinate along ``issue_time``, or a
-  scalar), ``lead_time`` (CF ``forecast_period``) and the 2-D or 1-D ``valid_time``;
-* the grid-mapping variable copied from the input, and the input's ``x``/``y``;
+* the input variable's name, units and attributes, dims ``(issue_time, lead_time, y, x)``
+  (``issue_time`` of length 1 for one issue time);
+* coordinates ``issue_time`` (CF ``forecast_reference_time``, the time of the last input
+  frame), ``lead_time`` (CF ``forecast_period``, whole minutes), the 2-D ``valid_time``
+  and the input's ``x``/``y``; on projected grids also 2-D ``latitude``/``longitude``
+  (WGS 84) auxiliary coordinates, named in the variable's ``coordinates`` attribute;
+* the grid-mapping variable copied from the input (a scalar coordinate, so that files of
+  several issue times combine with ``xr.open_mfdataset(paths)`` along ``issue_time``);
 * global attributes naming the method (and the model and its training metadata).
 
-In memory (:func:`read_forecast`) it is always the 4-D DataArray of
-:mod:`nowcast.conventions`, whatever the file holds. :func:`lead_array` (one issue time,
+Zarr stores are format 2 with consolidated metadata, like ``nowcast convert``'s.
+In memory (:func:`read_forecast`) it is the 4-D DataArray of :mod:`nowcast.conventions`
+(without latitude/longitude); files of the earlier layouts (``(lead_time, y, x)`` with a
+scalar ``forecast_reference_time``) are read too. :func:`lead_array` (one issue time,
 what a forecast method returns) and :func:`forecast_array` (many) build them in memory.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -41,16 +47,23 @@ from nowcast.conventions import (
     valid_times,
 )
 from nowcast.errors import DataError
+from nowcast.fileio import ZARR_OPTIONS
+from nowcast.geo import is_geographic, lonlat_grid
+
+log = logging.getLogger(__name__)
 
 _GRID_ATTRS_DROP = ("units_original",)
+_ISSUE_ATTRS = {
+    "standard_name": FORECAST_REFERENCE_TIME,
+    "long_name": "issue time (time of the last input frame)",
+}
+_LEAD_ATTRS = {"standard_name": "forecast_period", "long_name": "lead time"}
+_VALID_ATTRS = {"standard_name": "time", "long_name": "valid time"}
+LATITUDE, LONGITUDE = "latitude", "longitude"
 
 
 def _lead_coord(n_leads: int, step) -> tuple:
-    return (
-        LEAD_TIME,
-        lead_times(n_leads, step),
-        {"standard_name": "forecast_period", "long_name": "lead time"},
-    )
+    return (LEAD_TIME, lead_times(n_leads, step), dict(_LEAD_ATTRS))
 
 
 def _grid_coords(template: xr.DataArray) -> dict[str, Any]:
@@ -99,17 +112,9 @@ def forecast_array(
     issue = pd.DatetimeIndex(issue_times).values.astype("datetime64[ns]")
     lead = _lead_coord(values.shape[1], step)
     coords: dict[str, Any] = {
-        ISSUE_TIME: (
-            ISSUE_TIME,
-            issue,
-            {"standard_name": FORECAST_REFERENCE_TIME, "long_name": "issue time"},
-        ),
+        ISSUE_TIME: (ISSUE_TIME, issue, dict(_ISSUE_ATTRS)),
         LEAD_TIME: lead,
-        VALID_TIME: (
-            (ISSUE_TIME, LEAD_TIME),
-            valid_times(issue, lead[1]),
-            {"standard_name": "time", "long_name": "valid time"},
-        ),
+        VALID_TIME: ((ISSUE_TIME, LEAD_TIME), valid_times(issue, lead[1]), dict(_VALID_ATTRS)),
         **_grid_coords(template),
     }
     attrs = {k: v for k, v in template.attrs.items() if k not in _GRID_ATTRS_DROP}
@@ -121,19 +126,22 @@ def forecast_array(
 def to_dataset(
     forecast: xr.DataArray, *, method: str, metadata: Mapping[str, Any] | None = None
 ) -> xr.Dataset:
-    """The on-disk CF form of a 4-D forecast DataArray."""
+    """The on-disk CF form of a 4-D forecast DataArray (see the module docstring)."""
     name = forecast.name or "forecast"
     gm = forecast.attrs.get("grid_mapping")
-    if forecast.sizes[ISSUE_TIME] == 1:  # one issue time: (lead_time, y, x), scalar reference time
-        da = forecast.isel({ISSUE_TIME: 0}).rename({ISSUE_TIME: FORECAST_REFERENCE_TIME})
-    else:  # several: dim issue_time, coordinate forecast_reference_time along it
-        issue = forecast[ISSUE_TIME]
-        da = forecast.drop_vars(ISSUE_TIME).assign_coords(
-            {FORECAST_REFERENCE_TIME: (ISSUE_TIME, issue.values, issue.attrs)}
-        )
+    da = forecast.transpose(ISSUE_TIME, LEAD_TIME, Y, X)
+    da = da.drop_vars([c for c in (FORECAST_REFERENCE_TIME, LATITUDE, LONGITUDE) if c in da.coords])
+    issue = da[ISSUE_TIME].values.astype("datetime64[ns]")
+    leads = da[LEAD_TIME].values.astype("timedelta64[ns]")
+    da = da.assign_coords(
+        {
+            ISSUE_TIME: (ISSUE_TIME, issue, dict(_ISSUE_ATTRS)),
+            LEAD_TIME: (LEAD_TIME, leads, dict(_LEAD_ATTRS)),
+            VALID_TIME: ((ISSUE_TIME, LEAD_TIME), valid_times(issue, leads), dict(_VALID_ATTRS)),
+        }
+    )
     ds = da.to_dataset(name=name)
-    if gm and gm in ds.coords:
-        ds = ds.reset_coords(gm)
+    ds = ds.assign_coords(_lonlat_coords(ds, gm))
     attribution = forecast.attrs.get("attribution")
     now = pd.Timestamp.now(tz="UTC")
     ds.attrs = {
@@ -152,9 +160,41 @@ def to_dataset(
     ds[name].encoding.update(
         {"dtype": "float32", "zlib": True, "complevel": 4, "_FillValue": np.float32(np.nan)}
     )
-    for coord in (LEAD_TIME,):
-        ds[coord].encoding.update({"units": "minutes", "dtype": "int32"})
+    whole_minutes = (leads % np.timedelta64(1, "m") == np.timedelta64(0, "ns")).all()
+    ds[LEAD_TIME].encoding.update(
+        {"units": "minutes" if whole_minutes else "seconds", "dtype": "int32", "_FillValue": None}
+    )
+    for coord in (ISSUE_TIME, VALID_TIME):
+        ds[coord].encoding.update(
+            {
+                "units": "seconds since 1970-01-01 00:00:00",
+                "calendar": "proleptic_gregorian",
+                "dtype": "int64",
+                "_FillValue": None,
+            }
+        )
+    for coord in (Y, X, LATITUDE, LONGITUDE):
+        if coord in ds.coords:
+            ds[coord].encoding["_FillValue"] = None
     return ds
+
+
+def _lonlat_coords(ds: xr.Dataset, gm: str | None) -> dict[str, Any]:
+    """2-D WGS 84 ``latitude``/``longitude`` of a projected grid (none for lat/lon grids)."""
+    if not gm or gm not in ds.coords:
+        return {}
+    attrs = dict(ds[gm].attrs)
+    try:
+        if is_geographic(attrs):
+            return {}
+        lon, lat = lonlat_grid(attrs, ds[X].values, ds[Y].values, units=ds[X].attrs.get("units"))
+    except DataError as exc:
+        log.warning("no latitude/longitude coordinates written: %s", exc)
+        return {}
+    return {
+        LATITUDE: ((Y, X), lat, {"standard_name": "latitude", "units": "degrees_north"}),
+        LONGITUDE: ((Y, X), lon, {"standard_name": "longitude", "units": "degrees_east"}),
+    }
 
 
 def write_forecast(
@@ -177,7 +217,7 @@ def write_dataset(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)) / path.name
     try:
         if zarr:
-            ds.to_zarr(tmp, mode="w", consolidated=False)
+            ds.to_zarr(tmp, mode="w", **ZARR_OPTIONS)
         else:
             ds.to_netcdf(tmp, engine="netcdf4")
         if zarr and path.exists():
@@ -199,7 +239,7 @@ def read_forecast(path: str | os.PathLike) -> xr.DataArray:
         raise DataError(f"forecast file not found: {path}")
     try:
         if path.suffix == ".zarr":
-            ds = xr.open_zarr(path, consolidated=False)
+            ds = xr.open_zarr(path)
         else:
             ds = xr.open_dataset(path, engine="netcdf4")
     except (OSError, ValueError) as exc:
@@ -221,40 +261,36 @@ def forecast_from_dataset(ds: xr.Dataset, *, source: str = "dataset") -> xr.Data
     if set(da.dims) != expected:
         raise DataError(
             f"{source}: variable {name!r} has dims {da.dims}; expected (issue_time, lead_time, y, "
-            "x) or (lead_time, y, x)"
+            "x)"
         )
     gm = da.attrs.get("grid_mapping") or da.encoding.get("grid_mapping")
     if not gm or (gm not in ds.variables):
         raise DataError(
             f"{source}: variable {name!r} has no grid_mapping variable; cannot place it on a map"
         )
-    if FORECAST_REFERENCE_TIME not in ds.coords and FORECAST_REFERENCE_TIME not in ds.variables:
-        raise DataError(f"{source}: no forecast_reference_time coordinate")
-    frt = ds[FORECAST_REFERENCE_TIME]
-    if ISSUE_TIME not in da.dims:
-        da = da.expand_dims({ISSUE_TIME: [frt.values]})
+    if ISSUE_TIME in ds.coords and ISSUE_TIME in ds.indexes:
+        issue = ds[ISSUE_TIME].values
+    elif FORECAST_REFERENCE_TIME in ds.variables:  # files of the earlier layouts
+        issue = np.atleast_1d(ds[FORECAST_REFERENCE_TIME].values)
     else:
-        da = da.assign_coords({ISSUE_TIME: (ISSUE_TIME, frt.values)})
-    da = da.drop_vars([FORECAST_REFERENCE_TIME, VALID_TIME], errors="ignore")
+        raise DataError(f"{source}: no issue_time (forecast_reference_time) coordinate")
+    drop = [FORECAST_REFERENCE_TIME, VALID_TIME, LATITUDE, LONGITUDE, ISSUE_TIME]
+    da = da.drop_vars([c for c in drop if c in da.coords])
+    if ISSUE_TIME not in da.dims:
+        da = da.expand_dims(ISSUE_TIME)
+    issue = np.asarray(issue).astype("datetime64[ns]")
     leads = da[LEAD_TIME].values.astype("timedelta64[ns]")
     da = da.assign_coords(
         {
-            ISSUE_TIME: (
-                ISSUE_TIME,
-                da[ISSUE_TIME].values.astype("datetime64[ns]"),
-                {"standard_name": FORECAST_REFERENCE_TIME},
-            ),
-            LEAD_TIME: (LEAD_TIME, leads, {"standard_name": "forecast_period"}),
+            ISSUE_TIME: (ISSUE_TIME, issue, dict(_ISSUE_ATTRS)),
+            LEAD_TIME: (LEAD_TIME, leads, dict(_LEAD_ATTRS)),
+            VALID_TIME: ((ISSUE_TIME, LEAD_TIME), valid_times(issue, leads), dict(_VALID_ATTRS)),
             gm: ds[gm],
         }
     )
-    da = da.assign_coords(
-        {VALID_TIME: ((ISSUE_TIME, LEAD_TIME), valid_times(da[ISSUE_TIME].values, leads))}
-    )
     da.attrs["grid_mapping"] = gm
     da.attrs.setdefault("nowcast_method", ds.attrs.get("nowcast_method", "unknown"))
-    da = da.transpose(ISSUE_TIME, LEAD_TIME, Y, X)
-    return da
+    return da.transpose(ISSUE_TIME, LEAD_TIME, Y, X)
 
 
 def method_name(forecast: xr.DataArray) -> str:

@@ -34,6 +34,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from nowcast.conventions import TIME, X, Y
 from nowcast.errors import DataError, one_line
+from nowcast.fileio import ZARR_OPTIONS
 
 #: File suffixes taken from a directory as NetCDF files.
 NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf", ".cdf", ".h5")
@@ -374,7 +375,7 @@ def _write(ds: xr.Dataset, encoding: dict, target, zarr: bool, chunks: int) -> N
     shape = (chunks, ds.sizes[Y], ds.sizes[X])
     if zarr:
         encoding[name]["chunks"] = shape
-        ds.to_zarr(target, mode="w-", consolidated=True, zarr_format=2, encoding=encoding)
+        ds.to_zarr(target, mode="w-", encoding=encoding, **ZARR_OPTIONS)
     else:
         encoding[name].update(zlib=True, complevel=1, chunksizes=shape)
         ds.to_netcdf(target, engine="netcdf4", format="NETCDF4", encoding=encoding)

@@ -51,7 +51,7 @@ def evaluate_outputs(
         return []
     forecasts = read_forecasts(cfg.output, cfg.methods, times)
     truth = open_archive(list(summary.sources), variable=cfg.variable, kind=cfg.kind)
-    scores = evaluate(forecasts, truth, thresholds=tuple(cfg.thresholds), scales=tuple(cfg.scales))
+    scores = evaluate(forecasts, truth, thresholds=cfg.thresholds, scales=tuple(cfg.scales))
     summary.report_issue_times = len(times)
     return [
         Path(p) for p in write_report(scores, Path(cfg.output) / "report", plots=cfg.report_plots)

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from nowcast.conventions import as_time
 from nowcast.data import expand_paths, open_archive
-from nowcast.errors import DataError, NowcastError, one_line
+from nowcast.data.timeaxis import issue_range
+from nowcast.errors import DataError, one_line
 
 
 @dataclass(frozen=True)
@@ -141,13 +141,6 @@ def issue_times(
     Defaults: ``start`` = the first archive time with ``t_in`` frames before it (by the
     archive's step), ``end`` = the last archive time, ``every`` = the archive's step.
     """
-    step = catalog.step
-    first = as_time(start) if start is not None else catalog.times[0] + (max(t_in, 1) - 1) * step
-    last = as_time(end) if end is not None else catalog.times[-1]
-    freq = pd.Timedelta(every) if every is not None else step
-    if first > last:
-        raise NowcastError(f"no issue times: start {first} is after end {last}")
-    out = pd.date_range(first, last, freq=freq)
-    if len(out) == 0:  # pragma: no cover - date_range with first <= last always holds first
-        raise NowcastError(f"no issue times between {first} and {last}")
-    return out
+    return issue_range(
+        catalog.times, start=start, end=end, every=every, t_in=t_in, step=catalog.step
+    )

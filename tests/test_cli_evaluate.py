@@ -90,7 +90,11 @@ def test_evaluate_end_to_end(files, tmp_path):
         ]
     )
     assert result.exit_code == 0, result.output
-    assert "| lead (min) | persistence MAE" in result.stdout and "noisy FSS" in result.stdout
+    lines = result.stdout.splitlines()
+    assert lines[:2] == ["MAE (mm h-1)", "    lead     n  persistence   noisy"]
+    assert lines[2].split()[:3] == ["5", "min", "2"]  # two issue times pooled at lead 5 min
+    assert "FSS for events >= 2 mm h-1, neighbourhood 3 px (3 km)" in lines
+    assert "CSI for events >= 2 mm h-1" in lines and max(len(line) for line in lines) <= 100
     names = sorted(p.name for p in out.iterdir())
     pngs = [n for n in names if n.endswith(".png")]
     assert "scores.csv" in names and "scores.md" in names
@@ -183,3 +187,27 @@ def test_bad_input_one_line_error(files, tmp_path, case, message):
     assert len(lines) == 1 and lines[0].startswith("Error:") and message in lines[0], result.output
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_issue_time_range_and_pooled_counts(files, tmp_path):
+    truth, paths = files
+    out = tmp_path / "r"
+    args = ["-f", paths["persistence"], "--truth", truth, "--no-plots", "-o", out]
+    result = _run([*args, "--start", "2021-06-01T12:15"])  # the issue times are 12:05, 12:15
+    assert result.exit_code == 0, result.output
+    csv = pd.read_csv(out / "scores.csv")
+    assert set(csv.n_issues) == {1}
+    result = _run([*args, "--issue-time", "2021-06-01T12:10"])
+    assert result.exit_code == 1 and "Error: issue time 2021-06-01 12:10:00 is in none" in (
+        result.output
+    )
+    # a truth that ends at 12:25: the 12:15 issue time's leads 15 min (12:30) and later are
+    # unobserved, so those leads pool one issue time, and the table says so
+    short = tmp_path / "short.nc"
+    _truth_dataset().isel(time=slice(0, 6)).to_netcdf(short)
+    result = _run(["-f", paths["persistence"], "--truth", short, "--no-plots", "-o", out])
+    assert result.exit_code == 0, result.output
+    csv = pd.read_csv(out / "scores.csv")
+    assert dict(csv.groupby("lead_time").n_issues.max()) == {5: 2, 10: 2, 15: 1}
+    assert "lead 15 min pooled fewer than 2" in result.output
+    assert "past the truth's end, 2021-06-01 12:25" in result.output

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from nowcast.kinds import KIND_CHOICES
+
 set_option = click.option(
     "--set",
     "overrides",
@@ -18,8 +20,44 @@ variable_option = click.option(
 
 kind_option = click.option(
     "--kind",
-    type=click.Choice(["auto", "precipitation", "temperature"]),
+    type=click.Choice(KIND_CHOICES),
     default="auto",
     show_default=True,
-    help="Physical handling; auto: precipitation if the units are precipitation units.",
+    help=(
+        "How to read the data: precipitation (amounts/rates -> mm h-1) or temperature (units "
+        "kept); auto: from the units and standard name (K, degC -> temperature)."
+    ),
 )
+
+
+def issue_time_options(*, required_hint: str):
+    """``--issue-time`` (repeatable) and ``--start/--end/--every`` (a range, as in batch)."""
+
+    def decorate(command):
+        for option in reversed(
+            [
+                click.option(
+                    "--issue-time",
+                    "issue_times",
+                    multiple=True,
+                    help="Issue time (time of the last input frame, UTC); repeatable.",
+                ),
+                click.option(
+                    "--start",
+                    default=None,
+                    help=f"First issue time of a range [{required_hint}].",
+                ),
+                click.option(
+                    "--end", default=None, help="Last issue time of a range, inclusive [the last]."
+                ),
+                click.option(
+                    "--every",
+                    default=None,
+                    help="Issue-time spacing of a range, e.g. 10min [the data's step].",
+                ),
+            ]
+        ):
+            command = option(command)
+        return command
+
+    return decorate

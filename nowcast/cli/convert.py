@@ -34,11 +34,9 @@ def command(
     archive. Written to a temporary name and moved into place.
     """
     # imported on use, so that `nowcast --help` stays fast
-    from nowcast.data.archive import guess_kind, open_archive
+    from nowcast.data.archive import open_archive
     from nowcast.data.stores import write_archive
 
-    if kind == "auto":
-        kind = guess_kind(list(inputs), variable=variable)
     da = open_archive(list(inputs), variable=variable, kind=kind, chunks=frames_per_chunk)
     written = write_archive(da, output, chunks=frames_per_chunk)
     n_sources = len(da.encoding.get("source_files", ()))

@@ -6,11 +6,14 @@ from pathlib import Path
 
 import click
 
+from nowcast.cli.common import issue_time_options, kind_option
 from nowcast.verify import DEFAULT_SCALES, DEFAULT_THRESHOLDS
 
 
 def _numbers(kind):
-    def parse(ctx, param, value: str):
+    def parse(ctx, param, value: str | None):
+        if value is None:
+            return None
         try:
             items = [kind(v) for v in value.split(",") if v.strip()]
         except ValueError:
@@ -45,12 +48,17 @@ def _numbers(kind):
 @click.option(
     "--variable", default=None, help="Variable in the truth files [the forecast's variable name]."
 )
+@kind_option
+@issue_time_options(required_hint="every issue time in the files")
 @click.option(
     "--thresholds",
-    default=",".join(f"{t:g}" for t in DEFAULT_THRESHOLDS),
-    show_default=True,
+    default=None,
     callback=_numbers(float),
-    help="Event thresholds (value >= threshold), in the data's units.",
+    help=(
+        "Event thresholds (value >= threshold) in the data's units, e.g. 273.15 (K) "
+        f"[precipitation: {','.join(f'{t:g}' for t in DEFAULT_THRESHOLDS)}; temperature: "
+        "none, continuous scores only]."
+    ),
 )
 @click.option(
     "--scales",
@@ -75,26 +83,71 @@ def _numbers(kind):
     type=click.Path(file_okay=False, path_type=Path),
     help="Report folder (scores.csv, scores.md, PNGs).",
 )
-def command(forecasts, truth, variable, thresholds, scales, common_mask, plots, output) -> None:
+def command(
+    forecasts,
+    truth,
+    variable,
+    kind,
+    issue_times,
+    start,
+    end,
+    every,
+    thresholds,
+    scales,
+    common_mask,
+    plots,
+    output,
+) -> None:
     """Verify forecasts against observations: MAE, RMSE, bias, correlation, CSI/POD/FAR/ETS
-    and FSS per lead time, pooled over issue times. Methods are named by the files'
+    and FSS per lead time, pooled over issue times (all in the files, or those chosen by
+    --issue-time / --start --end --every). Methods are named by the files'
     'nowcast_method' attribute (the file name tells apart two of one method).
 
     \b
-    Example:
+    Examples:
       nowcast evaluate -f persistence.nc -f extrapolation.nc \\
           --truth ../shared/data/radar/mch-2016-07-11.nc --output report/
+      nowcast evaluate -f t2m.nc --truth ../shared/data/era5/era5-t2m-2019-03-uk.nc \\
+          --thresholds 273.15 --start 2019-03-25 --every 6h --output report-t2m/
     """
     # imported on use, so that `nowcast --help` stays fast
     from nowcast.data import open_archive
-    from nowcast.kinds import kind_of
     from nowcast.verify import evaluate, load_forecasts
-    from nowcast.verify.report import key_table, write_report
+    from nowcast.verify.report import write_report
+    from nowcast.verify.tables import lead_tables
 
     fcs = load_forecasts(forecasts)
+    fcs = _chosen_issue_times(fcs, issue_times, start=start, end=end, every=every)
     first = next(iter(fcs.values()))
-    archive = open_archive(list(truth), variable=variable or first.name, kind=kind_of(first.attrs))
+    archive = open_archive(list(truth), variable=variable or first.name, kind=kind)
     scores = evaluate(fcs, archive, thresholds=thresholds, scales=scales, common_mask=common_mask)
     paths = write_report(scores, output, plots=plots)
-    click.echo(key_table(scores))
+    click.echo(lead_tables(scores, truth_end=archive["time"].values[-1]))
     click.echo(f"wrote {len(paths)} files to {output}")
+
+
+def _chosen_issue_times(fcs: dict, explicit, *, start, end, every) -> dict:
+    """The forecasts at the chosen issue times (all when none are chosen)."""
+    if not explicit and start is None and end is None and every is None:
+        return fcs
+    import pandas as pd
+
+    from nowcast.conventions import as_time
+    from nowcast.data.timeaxis import select_issue_times
+    from nowcast.errors import NowcastError
+
+    available = pd.DatetimeIndex(
+        sorted(set().union(*(set(fc["issue_time"].values) for fc in fcs.values())))
+    )
+    wanted = select_issue_times(available, explicit, start=start, end=end, every=every)
+    for t in (as_time(t) for t in explicit):
+        if t not in available:
+            raise NowcastError(f"issue time {t} is in none of the forecast files")
+    out = {}
+    for name, fc in fcs.items():
+        keep = pd.DatetimeIndex(fc["issue_time"].values).isin(wanted)
+        if keep.any():
+            out[name] = fc.isel(issue_time=keep)
+    if not out:
+        raise NowcastError("none of the chosen issue times is in the forecast files")
+    return out

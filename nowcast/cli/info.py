@@ -18,10 +18,8 @@ def command(paths: tuple[str, ...], variable: str | None, kind: str) -> None:
     projection, time range, step, frame count, gaps, NaN fraction and value range.
     """
     # imported on use, so that `nowcast --help` stays fast
-    from nowcast.data.archive import guess_kind, open_archive
+    from nowcast.data.archive import open_archive
     from nowcast.data.describe import describe_archive, format_description
 
-    if kind == "auto":
-        kind = guess_kind(list(paths), variable=variable)
     da = open_archive(list(paths), variable=variable, kind=kind, chunks="auto")
     click.echo(format_description(describe_archive(da)))

@@ -6,19 +6,7 @@ from pathlib import Path
 
 import click
 
-
-def parse_time(value: str):
-    # imported on use, so that `nowcast --help` stays fast
-    import pandas as pd
-
-    try:
-        return (
-            pd.Timestamp(value).tz_localize(None)
-            if pd.Timestamp(value).tzinfo
-            else pd.Timestamp(value)
-        )
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a time (use e.g. 2016-07-11T12:00)") from None
+from nowcast.cli.common import issue_time_options, kind_option, variable_option
 
 
 @click.command("predict")
@@ -40,16 +28,9 @@ def parse_time(value: str):
     required=True,
     help="Archive: files, folders or globs (repeatable).",
 )
-@click.option(
-    "--variable", default=None, help="Variable to read (default: the only data variable)."
-)
-@click.option(
-    "--issue-time",
-    "issue_times",
-    multiple=True,
-    required=True,
-    help="Issue time (time of the last input frame); repeatable.",
-)
+@variable_option
+@kind_option
+@issue_time_options(required_hint="the first with enough input frames")
 @click.option(
     "--leads",
     type=click.IntRange(min=1),
@@ -63,7 +44,9 @@ def parse_time(value: str):
     required=True,
     help="Output NetCDF (or .zarr).",
 )
-def command(model, method, inputs, variable, issue_times, leads, output) -> None:
+def command(
+    model, method, inputs, variable, kind, issue_times, start, end, every, leads, output
+) -> None:
     """Forecast from the last frames up to each issue time and write CF NetCDF on the input grid.
 
     \b
@@ -71,13 +54,24 @@ def command(model, method, inputs, variable, issue_times, leads, output) -> None
       nowcast predict --model radar-5min -i ../shared/data/radar/mch-2016-07-11.nc \\
           --issue-time 2016-07-11T21:30 --output fc.nc
       nowcast predict --method extrapolation -i ../shared/data/radar/mch-2016-07-11.nc \\
-          --issue-time 2016-07-11T21:30 --leads 12 --output ex.nc
+          --start 2016-07-11T21:30 --end 2016-07-11T22:30 --every 15min --output ex.nc
+      nowcast predict --method persistence -i ../shared/data/era5/era5-t2m-2019-03-uk.nc \\
+          --issue-time 2019-03-25T12:00 --leads 6 --output t2m.nc
     """
     # imported on use, so that `nowcast --help` stays fast
     from nowcast.methods.run import predict_to_file
 
-    times = [parse_time(t) for t in issue_times]
     path = predict_to_file(
-        inputs, times, output, model=model, method=method, variable=variable, n_leads=leads
+        inputs,
+        issue_times,
+        output,
+        model=model,
+        method=method,
+        variable=variable,
+        n_leads=leads,
+        kind=kind,
+        start=start,
+        end=end,
+        every=every,
     )
     click.echo(f"wrote {path}")

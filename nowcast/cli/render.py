@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from nowcast.cli.common import kind_option
+
 
 def parse_leads(value: str | None) -> list[int] | None:
     """``"1,6,12"`` -> ``[1, 6, 12]`` (1-based); ``None`` -> all leads."""
@@ -41,6 +43,7 @@ def parse_leads(value: str | None) -> list[int] | None:
         "panels."
     ),
 )
+@kind_option
 @click.option(
     "--output",
     "-o",
@@ -63,7 +66,7 @@ def parse_leads(value: str | None) -> list[int] | None:
     "--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes."
 )
 @click.option("--dpi", type=click.IntRange(min=20, max=600), default=100, show_default=True)
-def command(forecast, truth, output, leads, gif, map_data, workers, dpi) -> None:
+def command(forecast, truth, kind, output, leads, gif, map_data, workers, dpi) -> None:
     """Draw FORECAST (a nowcast NetCDF/Zarr) as maps in its own projection; prints the paths.
 
     \b
@@ -72,7 +75,6 @@ def command(forecast, truth, output, leads, gif, map_data, workers, dpi) -> None
       nowcast render fc.nc --truth ../shared/data/radar/mch-2016-07-11.nc --gif --workers 2
     """
     # imported on use, so that `nowcast --help` stays fast
-    from nowcast.kinds import kind_of
     from nowcast.products import read_forecast
     from nowcast.render.animate import render_gif
     from nowcast.render.maps import align_truth, prepare, select_leads
@@ -86,7 +88,7 @@ def command(forecast, truth, output, leads, gif, map_data, workers, dpi) -> None
     if truth:
         from nowcast.data.archive import open_archive
 
-        obs = open_archive(list(truth), variable=str(fc.name), kind=kind_of(fc.attrs))
+        obs = open_archive(list(truth), variable=str(fc.name), kind=kind)
         align_truth(obs, prep)
     paths = render_many(
         [forecast],

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from nowcast.config.experiment import Kind
+from nowcast.config.experiment import KindChoice
 from nowcast.config.loading import (
     apply_overrides,
     build_dataclass,
@@ -23,7 +24,7 @@ from nowcast.config.loading import (
     to_plain,
 )
 from nowcast.errors import ConfigError
-from nowcast.verify import DEFAULT_SCALES, DEFAULT_THRESHOLDS
+from nowcast.verify import DEFAULT_SCALES
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,10 @@ class BatchConfig:
 
     ``mode``: ``operational`` forecasts (and renders) every issue time, one file per issue
     time and method; ``backfill`` forecasts every issue time with each method, then verifies
-    them all together (``thresholds``, ``scales``; ``report_plots``: PNG plots in the report
-    besides CSV/Markdown). ``inputs``: archive files, folders or globs.
+    them all together (``thresholds``: default by kind, see
+    :func:`nowcast.verify.default_thresholds`; ``scales``; ``report_plots``: PNG plots in the
+    report besides CSV/Markdown). ``kind``: ``auto`` (from the inputs' units), or
+    ``precipitation``/``temperature``. ``inputs``: archive files, folders or globs.
     ``methods``: forecast method names (``convlstm`` needs ``model``). ``start``/``end``: ISO
     times (default: the first issue time with enough input frames / the last archive time);
     ``every``: the issue-time spacing (``10min``; default: the archive's step).
@@ -54,7 +57,7 @@ class BatchConfig:
     mode: Literal["operational", "backfill"] = "operational"
     inputs: tuple[str, ...] = ()
     variable: str | None = None
-    kind: Kind = "precipitation"
+    kind: KindChoice = "auto"
     methods: tuple[str, ...] = ("extrapolation",)
     model: str | None = None
     n_leads: int = 12
@@ -63,7 +66,7 @@ class BatchConfig:
     every: str | None = None
     output: str = "batch-output"
     workers: int = 2
-    thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS
+    thresholds: tuple[float, ...] | None = None
     scales: tuple[int, ...] = DEFAULT_SCALES
     report_plots: bool = True
     render: BatchRenderConfig = field(default_factory=BatchRenderConfig)
@@ -83,7 +86,7 @@ class BatchConfig:
         )
         require(self.n_leads >= 1, "n_leads must be >= 1")
         require(self.workers >= 1, "workers must be >= 1")
-        require(all(t > 0 for t in self.thresholds), "thresholds must be > 0")
+        require(all(math.isfinite(t) for t in self.thresholds or ()), "thresholds must be numbers")
         require(all(s >= 1 for s in self.scales), "scales must be >= 1")
         leads = self.render.leads or ()
         require(

@@ -29,6 +29,8 @@ from nowcast.errors import ConfigError
 from nowcast.fileio import write_atomic
 
 Kind = Literal["precipitation", "temperature"]
+#: A kind or ``auto`` (the data's own, from its units): what commands and batch configs take.
+KindChoice = Literal["auto", "precipitation", "temperature"]
 Transform = Literal["log", "dbr", "zscore", "none"]
 
 

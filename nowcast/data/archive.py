@@ -26,12 +26,11 @@ from nowcast.data.scan import FileInfo, netcdf_lock, read_block, scan_file, scan
 from nowcast.data.stores import NETCDF_SUFFIXES
 from nowcast.data.timeaxis import time_step
 from nowcast.errors import DataError
-from nowcast.kinds import check_kind
+from nowcast.kinds import check_kind, kind_of
 
 __all__ = [
     "NETCDF_SUFFIXES",
     "expand_paths",
-    "guess_kind",
     "netcdf_lock",
     "open_archive",
     "source_files",
@@ -194,7 +193,8 @@ def _rate_factors(ref: FileInfo, infos: list[FileInfo], kind: str, times: np.nda
         what, factor = cf.precipitation_units(units, ref.var_attrs.get("standard_name"))
     except ValueError as exc:
         raise DataError(
-            f"{ref.path}: variable {ref.variable!r}: {exc}; use kind='temperature' for other fields"
+            f"{ref.path}: variable {ref.variable!r}: {exc}; open other fields as temperature "
+            "(--kind temperature: units kept)"
         ) from None
     attrs["units"] = RATE_UNITS
     _keep_lineage(ref, attrs)
@@ -236,7 +236,7 @@ def open_archive(
     paths,
     *,
     variable: str | None = None,
-    kind: str = "precipitation",
+    kind: str = "auto",
     chunks=1,
     storage_options: dict | None = None,
 ) -> xr.DataArray:
@@ -246,15 +246,18 @@ def open_archive(
     ``memory://``, ``s3://`` ... with ``storage_options`` for the filesystem) or a list of
     them. ``variable``: the data variable (default: the only ``(time?, y, x)`` variable).
     ``kind``: ``"precipitation"`` converts accumulations and other rate units to ``mm h-1``;
-    ``"temperature"`` keeps units. ``chunks``: frames per Dask chunk (``"auto"``: about
-    16 MiB per chunk); a Zarr store keeps its own y/x chunks.
+    ``"temperature"`` keeps units; ``"auto"`` (default) is the kind the first file's units and
+    standard name say (:func:`nowcast.kinds.kind_of`: K, degC -> temperature). ``chunks``:
+    frames per Dask chunk (``"auto"``: about 16 MiB per chunk); a Zarr store keeps its own
+    y/x chunks.
 
     Negative precipitation (a few packed -0.1 mm values in BOM files) is set to 0; fill
     values become NaN. Times are sorted; duplicate times are dropped with a warning (the
     first file's frame is kept). Raises :class:`DataError` for missing/unreadable files, a missing
     or ambiguous variable, files on different grids, or files without time information.
     """
-    check_kind(kind)
+    if kind != "auto":
+        check_kind(kind)
     files = expand_paths(paths, storage_options=storage_options)
     infos: list[FileInfo] = []
     stores_open: list = []
@@ -272,6 +275,8 @@ def open_archive(
         infos.append(info)
         stores_open.append(opened)
     ref = infos[0]
+    if kind == "auto":
+        kind = kind_of(ref.var_attrs, is_precipitation_units=_is_precipitation_units)
 
     times = np.concatenate([i.times for i in infos]).astype("datetime64[ns]")
     frame_file = np.concatenate([np.full(len(i.times), k) for k, i in enumerate(infos)])
@@ -379,21 +384,12 @@ def _build(data, ref: FileInfo, variable: str, times, conv_attrs: dict, files) -
     return da
 
 
-def guess_kind(paths, *, variable: str | None = None, storage_options: dict | None = None) -> str:
-    """``"precipitation"`` if the first source's variable has precipitation units, else
-    ``"temperature"``.
-
-    Reads only the first file's (or store's) metadata (for ``nowcast info`` without ``--kind``).
-    """
-    first = expand_paths(paths, storage_options=storage_options)[0]
-    info, opened = _scan_source(first, variable, storage_options)
-    if opened is not None:
-        opened.close()
+def _is_precipitation_units(units, standard_name) -> bool:
     try:
-        cf.precipitation_units(info.var_attrs.get("units"), info.var_attrs.get("standard_name"))
+        cf.precipitation_units(units, standard_name)
     except ValueError:
-        return "temperature"
-    return "precipitation"
+        return False
+    return True
 
 
 def source_files(da: xr.DataArray) -> list[str]:

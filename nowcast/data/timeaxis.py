@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from nowcast.conventions import TIME
-from nowcast.errors import DataError
+from nowcast.conventions import TIME, as_time
+from nowcast.errors import DataError, NowcastError
 
 
 def _times(obj) -> pd.DatetimeIndex:
@@ -68,3 +68,51 @@ def contiguous_segments(obj, *, step=None, tolerance=None) -> list[slice]:
     step = time_step(times) if step is None else pd.Timedelta(step)
     bounds = [0, *(int(i) + 1 for i in _breaks(times, step, tolerance)), n]
     return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def issue_range(
+    times, *, start=None, end=None, every=None, t_in: int = 1, step=None
+) -> pd.DatetimeIndex:
+    """Issue times ``start`` to ``end`` (inclusive) every ``every`` (``--start/--end/--every``).
+
+    ``times``: the archive's (or the forecasts') times. Defaults: ``start`` = the first time
+    with ``t_in`` frames before it (by ``step``, default :func:`time_step` of ``times``),
+    ``end`` = the last time, ``every`` = ``step``. Times are read by
+    :func:`nowcast.conventions.as_time` (UTC); a bad value or an empty range is a
+    :class:`~nowcast.errors.NowcastError`.
+    """
+    times = _times(times)
+    if len(times) == 0:
+        raise NowcastError("no times to choose issue times from")
+    if step is None:
+        step = time_step(times) if len(times) >= 2 else pd.Timedelta(0)
+    step = pd.Timedelta(step)
+    first = as_time(start) if start is not None else times[0] + (max(t_in, 1) - 1) * step
+    last = as_time(end) if end is not None else times[-1]
+    if every is not None:
+        try:
+            freq = pd.Timedelta(every)
+        except (ValueError, TypeError):
+            freq = pd.Timedelta(0)
+        if freq <= pd.Timedelta(0):
+            raise NowcastError(f"--every {every!r} is not a positive time interval (e.g. 10min)")
+    elif step > pd.Timedelta(0):
+        freq = step
+    else:
+        raise NowcastError("give --every: one time has no step to step by")
+    if first > last:
+        raise NowcastError(f"no issue times: start {first} is after end {last}")
+    return pd.date_range(first, last, freq=freq)
+
+
+def select_issue_times(
+    times, explicit=(), *, start=None, end=None, every=None, t_in: int = 1, step=None
+) -> pd.DatetimeIndex:
+    """``explicit`` issue times (``--issue-time``) and, when any of ``start``/``end``/
+    ``every`` is given, the :func:`issue_range` over ``times``: sorted, each once."""
+    out = pd.DatetimeIndex([as_time(t) for t in explicit])
+    if start is not None or end is not None or every is not None:
+        out = out.append(
+            issue_range(times, start=start, end=end, every=every, t_in=t_in, step=step)
+        )
+    return out.unique().sort_values()

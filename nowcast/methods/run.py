@@ -19,9 +19,8 @@ import xarray as xr
 
 from nowcast.conventions import LEAD_TIME, TIME, X, Y, as_time
 from nowcast.data.archive import open_archive
-from nowcast.data.timeaxis import time_step
+from nowcast.data.timeaxis import select_issue_times, time_step
 from nowcast.errors import NowcastError
-from nowcast.kinds import kind_of
 from nowcast.methods.base import Forecaster, check_n_leads, get_method, infer_step
 from nowcast.products import forecast_array, write_forecast
 
@@ -135,16 +134,28 @@ def predict_to_file(
     method: str | None = None,
     variable: str | None = None,
     n_leads: int | None = None,
+    kind: str = "auto",
+    start=None,
+    end=None,
+    every=None,
 ) -> Path:
     """Open the archive, forecast every issue time, write one forecast file atomically.
 
-    The archive is opened as the method's data kind (:func:`nowcast.kinds.kind_of` of its
-    metadata); ``n_leads`` defaults to the method's ``t_out``, else
-    :data:`DEFAULT_N_LEADS`; the method checks the archive first (``check_compatible``).
+    The archive is opened as ``kind`` (``auto``: the kind its units say, see
+    :func:`nowcast.kinds.kind_of`). Issue times: ``issue_times`` and, when any of
+    ``start``/``end``/``every`` is given, that range over the archive
+    (:func:`nowcast.data.timeaxis.select_issue_times`). ``n_leads`` defaults to the method's
+    ``t_out``, else :data:`DEFAULT_N_LEADS`; the method checks the archive first
+    (``check_compatible``).
     """
     forecaster = make_forecaster(model=model, method=method)
-    archive = open_archive(list(inputs), variable=variable, kind=kind_of(forecaster.metadata))
+    archive = open_archive(list(inputs), variable=variable, kind=kind)
     n_leads = n_leads or forecaster.t_out or DEFAULT_N_LEADS
     forecaster.check_compatible(archive)
-    _, path = forecast_and_write(forecaster, archive, list(issue_times), n_leads, output)
+    times = select_issue_times(
+        archive, issue_times, start=start, end=end, every=every, t_in=int(forecaster.t_in)
+    )
+    if len(times) == 0:
+        raise NowcastError("give --issue-time TIME (repeatable) or a range --start/--end/--every")
+    _, path = forecast_and_write(forecaster, archive, list(times), n_leads, output)
     return path

@@ -12,10 +12,21 @@ from __future__ import annotations
 
 from nowcast.lazy import lazy_exports
 
-#: Event thresholds (value >= threshold, in the data's units; mm h-1 for rain).
+#: Event thresholds for precipitation (value >= threshold, mm h-1).
 DEFAULT_THRESHOLDS = (0.5, 1.0, 5.0, 10.0)
 #: FSS neighbourhood sizes, in pixels (odd).
 DEFAULT_SCALES = (1, 5, 21)
+
+
+def default_thresholds(kind: str) -> tuple[float, ...]:
+    """The event thresholds scored by default for a kind of data.
+
+    Precipitation: :data:`DEFAULT_THRESHOLDS` (mm h-1). Temperature (and any other field
+    kept in its units): none, so only the continuous scores; give thresholds to score
+    events, e.g. 273.15 K (0 degC).
+    """
+    return DEFAULT_THRESHOLDS if kind == "precipitation" else ()
+
 
 _EXPORTS = {
     "COLUMNS": "nowcast.verify.scores",
@@ -23,5 +34,5 @@ _EXPORTS = {
     "load_forecasts": "nowcast.verify.scores",
 }
 
-__all__ = sorted([*_EXPORTS, "DEFAULT_SCALES", "DEFAULT_THRESHOLDS"])
+__all__ = sorted([*_EXPORTS, "DEFAULT_SCALES", "DEFAULT_THRESHOLDS", "default_thresholds"])
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

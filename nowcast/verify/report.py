@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 from nowcast.errors import NowcastError
 from nowcast.verify.metrics import CATEGORICAL, CONTINUOUS, IN_DATA_UNITS, SPATIAL
 
-__all__ = ["key_table", "scores_markdown", "write_report"]
+__all__ = ["key_table", "scale_label", "scores_markdown", "write_report"]
 
 #: File names of the plots :func:`write_report` makes (older ones are replaced).
 _PLOT_NAME = re.compile(
@@ -43,6 +43,14 @@ def _fmt(value) -> str:
 
 def _thr(value: float) -> str:
     return f"{value:g}"
+
+
+def scale_label(scale: int, scores: pd.DataFrame) -> str:
+    """An FSS neighbourhood: ``5 px (5 km)``, ``5 px (1.25°)``, or ``5 px`` (size unknown)."""
+    size, unit = scores.attrs.get("grid_spacing"), scores.attrs.get("grid_units")
+    if not size or not unit:
+        return f"{int(scale)} px"
+    return f"{int(scale)} px ({int(scale) * size:.3g}{' ' if unit == 'km' else ''}{unit})"
 
 
 def _table(frame: pd.DataFrame, columns: list[tuple[str, str]], labels: list[str]) -> str:
@@ -155,9 +163,9 @@ def scores_markdown(scores: pd.DataFrame, *, units: str | None = None) -> str:
         ]
         if cols:
             out += [
-                f"## FSS, threshold {_thr(thr)}{u}, scale in pixels",
+                f"## FSS, threshold {_thr(thr)}{u}, neighbourhood scale",
                 "",
-                _table(fss, cols, [f"{m} FSS s{s}" for m, s in cols]),
+                _table(fss, cols, [f"{m} FSS {scale_label(s, scores)}" for m, s in cols]),
                 "",
             ]
     return "\n".join(out)
@@ -181,7 +189,7 @@ def _plot_groups(scores: pd.DataFrame, units: str = ""):
             for scale in sorted(at["scale"].dropna().unique()):
                 yield (
                     f"{metric.lower()}_t{_thr(thr)}_s{int(scale)}",
-                    f"{metric}, threshold {_thr(thr)}{u}, scale {int(scale)} px",
+                    f"{metric}, threshold {_thr(thr)}{u}, scale {scale_label(scale, scores)}",
                     at[at["scale"] == scale],
                 )
 

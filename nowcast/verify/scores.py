@@ -18,8 +18,9 @@ import xarray as xr
 
 from nowcast.conventions import ISSUE_TIME, LEAD_TIME, TIME, VALID_TIME, X, Y
 from nowcast.errors import NowcastError
+from nowcast.kinds import kind_of
 from nowcast.products import method_name, nearest_indices, read_forecast, truth_for
-from nowcast.verify import DEFAULT_SCALES, DEFAULT_THRESHOLDS
+from nowcast.verify import DEFAULT_SCALES, default_thresholds
 from nowcast.verify.metrics import (
     CATEGORICAL_METRICS,
     CONTINUOUS_METRICS,
@@ -29,7 +30,7 @@ from nowcast.verify.metrics import (
     FSSSums,
 )
 
-COLUMNS = ("method", "lead_time", "metric", "threshold", "scale", "value")
+COLUMNS = ("method", "lead_time", "metric", "threshold", "scale", "value", "n_issues")
 
 __all__ = ["COLUMNS", "evaluate", "load_forecasts"]
 
@@ -38,7 +39,7 @@ def evaluate(
     forecasts: Mapping[str, xr.DataArray],
     truth: xr.DataArray,
     *,
-    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    thresholds: Sequence[float] | None = None,
     scales: Sequence[int] = DEFAULT_SCALES,
     common_mask: bool = True,
 ) -> pd.DataFrame:
@@ -48,21 +49,29 @@ def evaluate(
     ``truth``'s grid (or on a sub-grid of it). A pixel counts where forecast and
     observation are both finite; with ``common_mask`` (default) it must also be finite in
     every other forecast for the same issue and lead time, so all methods are scored on
-    the same pixels. Returns a tidy DataFrame with :data:`COLUMNS`: ``lead_time`` in
-    minutes, ``threshold`` NaN for continuous scores, ``scale`` (pixels, FSS only) <NA>
-    elsewhere. Only issue times are read one at a time, so memory stays bounded.
+    the same pixels. ``thresholds`` default to the truth's kind's
+    (:func:`nowcast.verify.default_thresholds`: rain classes for precipitation, none - only
+    continuous scores - for temperature). Returns a tidy DataFrame with :data:`COLUMNS`:
+    ``lead_time`` in minutes, ``threshold`` NaN for continuous scores, ``scale`` (pixels,
+    FSS only) <NA> elsewhere, ``n_issues`` the issue times pooled into the score (those
+    with an observation at that lead's valid time). ``attrs``: ``units``, ``grid_spacing`` and
+    ``grid_units`` (one pixel's size in km or degrees, for FSS scales; absent when unknown).
+    Only issue times are read one at a time, so memory stays bounded.
     """
     if not forecasts:
         raise NowcastError("no forecasts to evaluate")
+    truth = _check_truth(truth)
+    if thresholds is None:
+        thresholds = default_thresholds(kind_of(truth.attrs))
     thresholds = _check_thresholds(thresholds)
     scales = _check_scales(scales)
-    truth = _check_truth(truth)
     fcs = {name: _check_forecast(name, fc, truth) for name, fc in forecasts.items()}
     grids = {name: _truth_on_grid(name, fc, truth) for name, fc in fcs.items()}
     for name, fc in fcs.items():
         _check_overlap(name, fc, truth)
 
     cont = {m: ContinuousSums.zeros(fc.sizes[LEAD_TIME]) for m, fc in fcs.items()}
+    pooled = {m: np.zeros(fc.sizes[LEAD_TIME], dtype=int) for m, fc in fcs.items()}
     cat = {m: ContingencyTable.zeros(len(thresholds), fc.sizes[LEAD_TIME]) for m, fc in fcs.items()}
     fss = {
         m: FSSSums.zeros(len(thresholds), len(scales), fc.sizes[LEAD_TIME]) for m, fc in fcs.items()
@@ -94,6 +103,7 @@ def evaluate(
             fractions_cache: dict = {}
             for m, (f, o, valid) in fields.items():
                 for j in np.flatnonzero(leads[m] == lead):
+                    pooled[m][j] += bool(valid[j].any())
                     cont[m].add(f[j], o[j], valid[j], lead=j)
                     cat[m].add(f[j], o[j], valid[j], thresholds, lead=j)
                     fss[m].add(
@@ -103,21 +113,24 @@ def evaluate(
     rows = []
     for m, fc in fcs.items():
         minutes = _minutes(fc[LEAD_TIME].values)
+        n = pooled[m]
         for metric in CONTINUOUS_METRICS:
-            rows += _rows(m, minutes, metric.name, np.nan, pd.NA, metric.compute(cont[m]))
+            rows += _rows(m, minutes, metric.name, np.nan, pd.NA, metric.compute(cont[m]), n)
         for metric in CATEGORICAL_METRICS:
             values = metric.compute(cat[m])
             for k, thr in enumerate(thresholds):
-                rows += _rows(m, minutes, metric.name, thr, pd.NA, values[k])
+                rows += _rows(m, minutes, metric.name, thr, pd.NA, values[k], n)
         for metric in SPATIAL_METRICS:
             values = metric.compute(fss[m])
             for k, thr in enumerate(thresholds):
                 for j, scale in enumerate(scales):
-                    rows += _rows(m, minutes, metric.name, thr, scale, values[k, j])
+                    rows += _rows(m, minutes, metric.name, thr, scale, values[k, j], n)
     df = pd.DataFrame(rows, columns=list(COLUMNS))
     df["threshold"] = df["threshold"].astype("float64")
     df["scale"] = df["scale"].astype("Int64")
     df["value"] = df["value"].astype("float64")
+    df["n_issues"] = df["n_issues"].astype("int64")
+    df.attrs.update(_grid_spacing(truth))
     units = next(
         (fc.attrs.get("units") for fc in fcs.values() if fc.attrs.get("units")), None
     ) or truth.attrs.get("units")
@@ -126,11 +139,30 @@ def evaluate(
     return df
 
 
-def _rows(method, minutes, metric, threshold, scale, values) -> list[tuple]:
+def _rows(method, minutes, metric, threshold, scale, values, pooled) -> list[tuple]:
     return [
-        (method, lead, metric, threshold, scale, float(v))
-        for lead, v in zip(minutes, np.atleast_1d(values))
+        (method, lead, metric, threshold, scale, float(v), int(n))
+        for lead, v, n in zip(minutes, np.atleast_1d(values), pooled)
     ]
+
+
+def _grid_spacing(truth: xr.DataArray) -> dict:
+    """``{"grid_spacing": size, "grid_units": "km" | "°"}`` of one pixel; {} when unknown."""
+    sizes, unit = [], None
+    for dim in (X, Y):
+        units = str(truth[dim].attrs.get("units", "m")).strip().lower()
+        if units in ("m", "metre", "meter", "metres", "meters", "km"):
+            factor, u = (1.0 if units == "km" else 1e-3), "km"
+        elif units.startswith("degree"):
+            factor, u = 1.0, "°"
+        else:
+            return {}
+        values = np.asarray(truth[dim].values, dtype=np.float64)
+        if len(values) < 2 or unit not in (None, u):
+            return {}
+        unit = u
+        sizes.append(float(np.median(np.abs(np.diff(values)))) * factor)
+    return {"grid_spacing": round(float(np.mean(sizes)), 6), "grid_units": unit}
 
 
 def _minutes(leads) -> list:

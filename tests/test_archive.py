@@ -143,11 +143,6 @@ def test_era5_latitude_ascending_and_values(shared_data):
         np.testing.assert_array_equal(da.data[key].compute(), ref[key])
 
 
-def test_era5_as_precipitation_is_refused(shared_data):
-    with pytest.raises(DataError, match="kind='temperature'"):
-        open_archive(shared_data / "era5" / "era5-t2m-2019-03-uk.nc")
-
-
 def test_two_events_sorted_with_one_gap(shared_data):
     radar = shared_data / "radar"
     da = open_archive([radar / "mch-2016-07-11.nc", str(radar / "mch-2015-*.nc")])

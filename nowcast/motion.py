@@ -30,6 +30,7 @@ are ``(y, x)``; stacks ``(t, y, x)``, oldest first.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import io
 import json
@@ -157,6 +158,11 @@ class FlowOptions:
             "outval": None if math.isnan(self.outval) else self.outval,
             "lk_options": dict(sorted(self.lk_options.items())),
         }
+
+    @classmethod
+    def from_config(cls, flow_config) -> FlowOptions:
+        """From a :class:`nowcast.config.FlowConfig` (same field names)."""
+        return cls(**dataclasses.asdict(flow_config))
 
     @classmethod
     def from_dict(cls, values: dict) -> FlowOptions:

@@ -10,6 +10,7 @@ from nowcast.config.batch import BatchConfig, BatchRenderConfig, load_batch_conf
 from nowcast.config.experiment import (
     Config,
     DataConfig,
+    FlowConfig,
     Kind,
     KindChoice,
     ModelConfig,
@@ -31,6 +32,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "DataConfig",
+    "FlowConfig",
     "Kind",
     "KindChoice",
     "ModelConfig",

@@ -46,6 +46,10 @@ class DataConfig:
     events: tuple[str, ...] = ()
     variable: str | None = None
     kind: Kind = "precipitation"
+    # where derived training data (Lagrangian windows) is cached; None: $XDG_CACHE_HOME/nowcast
+    # or ~/.cache/nowcast. Relative paths are resolved against the config file's folder.
+    cache_dir: str | None = None
+    cache_workers: int | None = None  # processes computing cached windows (None: all cores)
 
 
 @dataclass(frozen=True)
@@ -97,8 +101,34 @@ class SamplerConfig:
 
 
 @dataclass(frozen=True)
+class FlowConfig:
+    """Optical flow and advection of the Lagrangian frame (:class:`nowcast.motion.FlowOptions`).
+
+    ``frames``: the last input frames the flow is computed on; ``transform``: ``auto``
+    (dBR for rain rates, z-score otherwise), ``dbr`` or ``zscore``; ``rain_threshold``:
+    mm h-1, for dBR; ``interp_order``: 0, 1 or 3 for the advection. The defaults are the
+    ``extrapolation`` baseline's, so an untrained Lagrangian model reproduces it.
+    """
+
+    frames: int = 3
+    transform: Literal["auto", "dbr", "zscore"] = "auto"
+    rain_threshold: float = 0.1
+    interp_order: int = 1
+
+
+@dataclass(frozen=True)
 class ModelConfig:
-    """ConvLSTM encoder-forecaster (Shi et al. 2015)."""
+    """ConvLSTM encoder-forecaster (Shi et al. 2015).
+
+    ``frame``: ``eulerian`` (the network sees the frames as observed) or ``lagrangian``
+    (advection-free, as L-CNN, Ritvanen et al. 2023: the inputs are moved along the optical
+    flow to the issue time, the network predicts the change in that frame, and its output
+    is moved forward lead by lead with the same flow; needs ``residual``). ``head``:
+    ``dense`` (a per-pixel layer on the upsampled features) or ``skip`` (a 3 x 3
+    convolution on the upsampled features and all input frames at full resolution, so the
+    network can shape fine scales). With ``residual`` the output layer starts at zero: an
+    untrained model is persistence (Eulerian) or extrapolation (Lagrangian).
+    """
 
     filters: tuple[int, ...] = (32, 64)
     kernel_size: int = 3
@@ -108,6 +138,9 @@ class ModelConfig:
     cell: Literal["stock", "fused"] = "fused"
     channels: int = 1
     residual: bool = False  # predict the change from the last input frame (starts at persistence)
+    frame: Literal["eulerian", "lagrangian"] = "eulerian"
+    head: Literal["dense", "skip"] = "dense"
+    flow: FlowConfig = field(default_factory=FlowConfig)
 
 
 @dataclass(frozen=True)
@@ -118,7 +151,12 @@ class TrainConfig:
     learning_rate: float = 1e-3
     lr_schedule: Literal["constant", "cosine", "plateau"] = "plateau"
     early_stopping_patience: int = 5
-    loss: Literal["mse", "mae", "balanced_mse", "balanced_mae"] = "mse"
+    loss: Literal["mse", "mae", "balanced_mse", "balanced_mae", "quantile"] = "mse"
+    # loss "quantile": pinball loss on the decoded (physical) values, quantile rising linearly
+    # from quantile[0] at the first lead to quantile[1] at the last (0.5: median = MAE)
+    quantile: tuple[float, float] = (0.5, 0.5)
+    # lead weights proportional to lead ** -lead_discount, mean 1 (0: equal; L-CNN's discount)
+    lead_discount: float = 0.0
     mixed_precision: Literal["none", "bfloat16", "float16"] = "none"
     seed: int = 0
     # Data-parallel training over several devices with Keras' distribution API
@@ -170,10 +208,22 @@ class Config:
         )
         require(m.downsample >= 1, "model.downsample must be >= 1")
         require(m.channels >= 1, "model.channels must be >= 1")
+        require(m.flow.frames >= 2, "model.flow.frames must be >= 2")
+        require(m.flow.rain_threshold > 0, "model.flow.rain_threshold must be > 0")
+        require(m.flow.interp_order in (0, 1, 3), "model.flow.interp_order must be 0, 1 or 3")
+        if m.frame == "lagrangian":
+            require(m.residual, "model.frame=lagrangian needs model.residual: true")
+            require(
+                s.t_in >= m.flow.frames,
+                f"model.frame=lagrangian: sampler.t_in={s.t_in} must be >= model.flow.frames="
+                f"{m.flow.frames} (the flow is computed on the last input frames)",
+            )
         t = self.train
         require(t.epochs >= 1, "train.epochs must be >= 1")
         require(t.learning_rate > 0, "train.learning_rate must be > 0")
         require(t.devices is None or t.devices >= 1, "train.devices must be >= 1")
+        require(all(0 < q < 1 for q in t.quantile), "train.quantile values must be in (0, 1)")
+        require(t.lead_discount >= 0, "train.lead_discount must be >= 0")
         if t.data_parallel and t.devices and s.batch_size % t.devices:
             raise ConfigError(
                 f"sampler.batch_size={s.batch_size} must be a multiple of "
@@ -218,10 +268,15 @@ def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] 
             holdout_events=tuple(resolve_path(e, base) for e in split.holdout_events),
             validation_events=tuple(resolve_path(e, base) for e in split.validation_events),
         )
+        cache_dir = cfg.data.cache_dir
+        if cache_dir is not None and "://" not in cache_dir and not Path(cache_dir).is_absolute():
+            cache_dir = str(base / cache_dir)
         cfg = dataclasses.replace(
             cfg,
             data=dataclasses.replace(
-                cfg.data, events=tuple(resolve_path(e, base) for e in cfg.data.events)
+                cfg.data,
+                events=tuple(resolve_path(e, base) for e in cfg.data.events),
+                cache_dir=cache_dir,
             ),
             sampler=dataclasses.replace(cfg.sampler, split=split),
         )

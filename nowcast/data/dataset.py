@@ -204,3 +204,34 @@ def _runs(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
         else:
             out.append([a, b])
     return [(a, b) for a, b in out]
+
+
+class LagrangianDataset(SequenceDataset):
+    """Batches ``(x, y, mask)`` read from cached Lagrangian windows (one store per event).
+
+    Same planning and encoding as :class:`SequenceDataset`; each sample reads only its crop
+    of its window from the event's :class:`~nowcast.data.lagrangian.LagrangianStore`. The
+    mask is 1 where every frame of the window is valid (the Lagrangian frame's valid area).
+    """
+
+    def __init__(self, sampler: WindowSampler, preprocessor, stores, **kwargs) -> None:
+        super().__init__(sampler, preprocessor, **kwargs)
+        self.stores = list(stores)
+
+    def assemble(self, samples: list[Sample]):
+        s = self.sampler
+        py, px = s.patch
+        x = np.empty((len(samples), s.t_in, py, px, 1), dtype=np.float32)
+        y = np.empty((len(samples), s.t_out, py, px, 1), dtype=np.float32)
+        mask = np.empty_like(y)
+        for i, smp in enumerate(samples):
+            window = self.stores[smp.event].read(smp.start, smp.oy, smp.ox, py, px)
+            z = self.preprocessor.normalise_values(augment_window(window, smp.rot, smp.flip))
+            valid = np.isfinite(z).all(axis=0)
+            x[i, ..., 0] = z[: s.t_in]
+            y[i, ..., 0] = z[s.t_in :]
+            mask[i, ..., 0] = valid
+        fill = np.float32(self.preprocessor.fill_value)
+        np.copyto(x, fill, where=~np.isfinite(x))
+        np.copyto(y, fill, where=~np.isfinite(y))
+        return x, y, mask

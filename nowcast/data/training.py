@@ -22,7 +22,8 @@ import xarray as xr
 
 from nowcast.conventions import TIME, X, Y
 from nowcast.data.archive import open_archive
-from nowcast.data.dataset import FrameCache, SequenceDataset
+from nowcast.data.dataset import FrameCache, LagrangianDataset, SequenceDataset
+from nowcast.data.lagrangian import LagrangianStore, default_cache_dir
 from nowcast.data.preprocess import Preprocessor
 from nowcast.data.sampler import (
     SPLITS,
@@ -37,6 +38,7 @@ from nowcast.data.sampler import (
 )
 from nowcast.data.timeaxis import time_step
 from nowcast.errors import ConfigError, DataError
+from nowcast.motion import FlowOptions
 
 
 @dataclass
@@ -48,6 +50,7 @@ class Datasets:
     test: SequenceDataset | None
     preprocessor: Preprocessor
     summary: dict[str, Any]
+    stores: list[LagrangianStore] | None = None  # the Lagrangian frame's cached windows
 
 
 def event_name(entry, index: int = 0) -> str:
@@ -80,6 +83,7 @@ def build_datasets(
     workers: int = 1,
     use_multiprocessing: bool = False,
     max_queue_size: int = 10,
+    echo=None,
 ) -> Datasets:
     """Open (or take) the events, split them, fit the preprocessor on train, build the datasets.
 
@@ -93,6 +97,9 @@ def build_datasets(
     to ``fit``, else Keras stops an epoch early when the windows run out).
     ``drop_remainder``: every batch is full (a split with fewer windows than one batch
     is then empty); data-parallel training needs this to shard batches evenly.
+    With ``model.frame: lagrangian`` the windows come from a
+    :class:`~nowcast.data.lagrangian.LagrangianStore` per event under ``data.cache_dir``,
+    computed first where missing (``echo`` reports the progress).
     """
 
     cfg = cfg.validate()
@@ -140,6 +147,9 @@ def build_datasets(
     if cache_mb < 0:
         raise ConfigError("sampler.cache_mb must be >= 0")
     cache = FrameCache(int(cache_mb) * 2**20)
+    stores = None
+    if cfg.model.frame == "lagrangian":
+        stores = _lagrangian_stores(cfg, events, archives, windows, echo)
     out = dict.fromkeys(SPLITS)
     for name in SPLITS:
         if len(windows[name]) >= (s.batch_size if drop_remainder else 1):
@@ -158,17 +168,49 @@ def build_datasets(
                 min_wet_fraction=s.min_wet_fraction if name != "test" else 0.0,
                 drop_remainder=drop_remainder,
             )
-            out[name] = SequenceDataset(
+            extra = {"cache": cache} if stores is None else {"stores": stores}
+            out[name] = (SequenceDataset if stores is None else LagrangianDataset)(
                 sampler,
                 preprocessor,
-                cache=cache,
+                **extra,
                 workers=workers,
                 steps=steps_per_epoch if train else None,
                 use_multiprocessing=use_multiprocessing,
                 max_queue_size=max_queue_size,
             )
     summary = _summary(events, archives, windows, dropped, step, patch, preprocessor)
-    return Datasets(out["train"], out["validation"], out["test"], preprocessor, summary)
+    if stores is not None:
+        summary["lagrangian_cache"] = [str(st.path) for st in stores]
+    return Datasets(out["train"], out["validation"], out["test"], preprocessor, summary, stores)
+
+
+def _lagrangian_stores(cfg, events, archives, windows, echo) -> list[LagrangianStore]:
+    """One store per event holding all its planned windows, built where missing."""
+    flow = FlowOptions.from_config(cfg.model.flow)
+    root = Path(cfg.data.cache_dir) if cfg.data.cache_dir else default_cache_dir()
+    p = cfg.preprocess
+    prepare = {"crop_x": p.crop_x, "crop_y": p.crop_y, "coarsen": p.coarsen}
+    workers = cfg.data.cache_workers or os.cpu_count() or 1
+    stores = []
+    for e, (ev, da) in enumerate(zip(events, archives)):
+        starts = [int(t) for name in SPLITS for ev_i, t in windows[name] if ev_i == e]
+        store = LagrangianStore(
+            root,
+            ev.name,
+            ev.data,
+            starts,
+            t_in=cfg.sampler.t_in,
+            t_out=cfg.sampler.t_out,
+            flow=flow,
+            source=da,
+            prepare=prepare,
+        )
+        todo = len(store.missing())
+        if todo and echo is not None:
+            echo(f"Lagrangian windows of {ev.name}: computing {todo} of {len(store.starts)}")
+        store.build(workers=min(workers, max(todo, 1)))
+        stores.append(store)
+    return stores
 
 
 def _events(cfg, archives):

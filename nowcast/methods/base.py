@@ -49,7 +49,8 @@ class Forecaster(Protocol):
     Optional, with defaults for subclasses: ``step`` (the lead-time step when the inputs
     cannot tell it), ``t_out`` (frames forecast per pass: the default number of leads),
     ``metadata`` (what the method knows of the data it was made for, e.g. a trained
-    model's ``kind`` and ``units``), :meth:`describe` and :meth:`check_compatible`.
+    model's ``kind`` and ``units``), :meth:`describe`, :meth:`check_compatible` and
+    :meth:`input_frames` (how many frames ``predict`` needs at a given archive step).
     """
 
     name: str
@@ -67,6 +68,10 @@ class Forecaster(Protocol):
     def check_compatible(self, archive: xr.DataArray) -> None:
         """Raise a :class:`NowcastError` when ``archive`` does not suit the method."""
         return None
+
+    def input_frames(self, step: pd.Timedelta) -> int:
+        """Input frames needed at an archive time step ``step`` (default: ``t_in``)."""
+        return int(self.t_in)
 
 
 # --------------------------------------------------------------------------- registry

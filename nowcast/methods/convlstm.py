@@ -27,9 +27,12 @@ from nowcast.methods.base import (
     Forecaster,
     check_n_leads,
     check_past,
+    infer_step,
     lead_array,
     register_method,
 )
+from nowcast.methods.lagrangian import STEP_RATIOS, check_ratio, input_frames, lagrangian_forecast
+from nowcast.motion import FlowOptions
 from nowcast.training.rundir import MODEL_FILE, RunDir
 
 PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
@@ -94,7 +97,17 @@ class ConvLSTMForecaster(Forecaster):
         self.t_in = int(self.metadata["t_in"])
         self.t_out = int(self.metadata["t_out"])
         self.step = pd.Timedelta(seconds=float(self.metadata["time_step_seconds"]))
+        self.frame = self.metadata.get("frame", "eulerian")
+        self.flow = FlowOptions.from_dict(self.metadata.get("flow") or {})
         self._model = model_object
+
+    def _ratio(self, step: pd.Timedelta) -> float:
+        return float(pd.Timedelta(step) / self.step)
+
+    def input_frames(self, step: pd.Timedelta) -> int:
+        if self.frame != "lagrangian":
+            return self.t_in
+        return input_frames(self.t_in, self.flow.frames, self._ratio(step))
 
     @property
     def model(self):
@@ -121,7 +134,17 @@ class ConvLSTMForecaster(Forecaster):
             )
         if len(archive[TIME]) >= 2:
             step = time_step(archive)
-            if step != self.step:
+            if self.frame == "lagrangian":
+                lo, hi = (f * self.step for f in STEP_RATIOS)
+                check_ratio(
+                    self._ratio(step),
+                    lambda: (
+                        f"model {self.model_dir.name} was trained at a {_fmt(self.step)} "
+                        f"time step and takes inputs every {_fmt(lo)} to {_fmt(hi)}; the input's "
+                        f"step is {_fmt(step)}"
+                    ),
+                )
+            elif step != self.step:
                 raise NowcastError(
                     f"model {self.model_dir.name} was trained at a {_fmt(self.step)} time step; "
                     f"the input's step is {_fmt(step)}"
@@ -129,7 +152,11 @@ class ConvLSTMForecaster(Forecaster):
 
     def predict(self, past: xr.DataArray, n_leads: int) -> xr.DataArray:
         n_leads = check_n_leads(n_leads)
-        past = check_past(past, self.t_in, self.label)
+        past = check_past(
+            past, min(self.t_in, 2) if self.frame == "lagrangian" else self.t_in, self.label
+        )
+        if self.frame == "lagrangian":
+            return self._predict_lagrangian(past, n_leads)
         past = past.isel({TIME: slice(-self.t_in, None)})
         self.check_compatible(past)
         pre = Preprocessor.from_dict(self.metadata["preprocessor"])
@@ -151,6 +178,31 @@ class ConvLSTMForecaster(Forecaster):
         values[:, np.isnan(fine[-1])] = np.nan
         return lead_array(values, past, self.step)
 
+    def _predict_lagrangian(self, past: xr.DataArray, n_leads: int) -> xr.DataArray:
+        step = infer_step(past[TIME].values[-2:], None)
+        needed = self.input_frames(step)
+        past = check_past(past, needed, self.label).isel({TIME: slice(-needed, None)})
+        self.check_compatible(past)
+        pre = Preprocessor.from_dict(self.metadata["preprocessor"])
+        factor = int(pre.coarsen)
+        fine = np.asarray(past.values, dtype=np.float32)
+        coarse = coarsen(past, factor) if factor > 1 else past
+        values = lagrangian_forecast(
+            lambda x: self.model.predict(x, verbose=0),
+            np.asarray(coarse.values),
+            encode=pre.normalise_values,
+            decode=pre.decode,
+            fill_value=pre.fill_value,
+            flow=self.flow,
+            units=past.attrs.get("units"),
+            t_in=self.t_in,
+            ratio=self._ratio(step),
+            n_leads=n_leads,
+        )
+        values = _upsample(values, factor, fine.shape[-2:])
+        values[:, np.isnan(fine[-1])] = np.nan
+        return lead_array(values, past, step)
+
     def describe(self) -> dict[str, Any]:
         """Global attributes for forecast files made with this model."""
         meta = self.metadata
@@ -167,6 +219,8 @@ class ConvLSTMForecaster(Forecaster):
                     "time_step_seconds",
                     "coarsen",
                     "downsample",
+                    "frame",
+                    "flow",
                     "training",
                 )
             },

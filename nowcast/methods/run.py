@@ -33,12 +33,12 @@ def forecast_many(
 ) -> xr.DataArray:
     """Run ``method`` at each issue time of ``archive``; returns ``(issue_time, lead_time, y, x)``.
 
-    For each issue time the last ``t_in`` frames up to it, spaced by ``step`` (default:
-    the archive's most common spacing), are passed to ``method.predict``; at least two
-    frames, so that a one-frame method can read the step (an earlier frame the archive
-    lacks comes as NaN, and such a method does not use it). An issue time outside the
-    archive, or a required input frame the archive lacks, is a :class:`NowcastError`
-    naming the time. The result is assembled with
+    For each issue time the last ``method.input_frames(step)`` (usually ``t_in``) frames
+    up to it, spaced by ``step`` (default: the archive's most common spacing), are passed
+    to ``method.predict``; at least two frames, so that a one-frame method can read the
+    step (an earlier frame the archive lacks comes as NaN, and such a method does not use
+    it). An issue time outside the archive, or a required input frame the archive lacks,
+    is a :class:`NowcastError` naming the time. The result is assembled with
     :func:`nowcast.products.forecast_array` (archive name, attrs, grid mapping).
     """
     n_leads = check_n_leads(n_leads)
@@ -58,7 +58,7 @@ def forecast_many(
     issues = [as_time(t) for t in issue_times]
     if not issues:
         raise NowcastError("no issue times given")
-    t_in = int(method.t_in)
+    t_in = int(method.input_frames(step))
     n_frames = max(t_in, 2)
     out: np.ndarray | None = None
     result_step = step

@@ -15,6 +15,7 @@ from nowcast.model.losses import (  # noqa: E402
     HKO7_WEIGHTS,
     BalancedError,
     MaskedError,
+    QuantileError,
     balanced_weights,
     make_loss,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "BalancedError",
     "FusedConvLSTM2D",
     "MaskedError",
+    "QuantileError",
     "balanced_weights",
     "build_model",
     "load_model",

@@ -208,6 +208,29 @@ class AddLastFrame(keras.layers.Layer):
 
 
 @_register
+class FramesAsChannels(keras.layers.Layer):
+    """``past (B, T_in, H, W, C)`` -> ``(B, steps, H, W, T_in * C)``: every input frame as
+    channels, repeated for each of ``steps`` output times (the skip input of ``head: skip``)."""
+
+    def __init__(self, steps: int, **kwargs):
+        super().__init__(**kwargs)
+        self.steps = int(steps)
+
+    def call(self, past):
+        shape = ops.shape(past)
+        frames = ops.transpose(past, (0, 2, 3, 1, 4))  # (B, H, W, T_in, C)
+        frames = ops.reshape(frames, (shape[0], shape[2], shape[3], shape[1] * shape[4]))
+        return ops.repeat(frames[:, None], self.steps, axis=1)
+
+    def compute_output_shape(self, input_shape):
+        b, t, h, w, c = input_shape
+        return (b, self.steps, h, w, None if t is None or c is None else t * c)
+
+    def get_config(self):
+        return {**super().get_config(), "steps": self.steps}
+
+
+@_register
 class DynamicConvLSTM2D(keras.layers.ConvLSTM2D):
     """:class:`keras.layers.ConvLSTM2D` (same weights and maths) that accepts unknown ``y``/``x``.
 

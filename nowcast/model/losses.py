@@ -6,6 +6,15 @@ valid). Every loss here returns per-element values and uses Keras's
 over valid pixels only (0, not NaN, when nothing is valid). Without a mask it is the
 plain mean over all elements.
 
+``lead_discount`` (every loss): lead ``j`` (1-based) is weighted by ``j ** -lead_discount``,
+the weights scaled to mean 1 (L-CNN's discounting, Ritvanen et al. 2023): early leads,
+whose errors are small, then count as much as late ones.
+
+``quantile``: the pinball loss on *physical* values (the preprocessor's decoding inside the
+loss, rain rates in mm h-1 clipped at 0): ``max(q e, (q - 1) e)``, ``e = truth - forecast``;
+``q = 0.5`` is half the absolute error (the median forecast), ``q > 0.5`` forecasts a higher
+quantile (more rain area, better CSI, slightly worse MAE). ``q`` may rise with lead time.
+
 The balanced losses (Shi et al. 2017, HKO-7) weight each pixel by the *observed*
 rain rate: ``w = 1, 2, 5, 10, 30`` for ``R < 2, 2 <= R < 5, 5 <= R < 10,
 10 <= R < 30, R >= 30`` mm/h. The loss sees normalised values, so the caller passes
@@ -30,12 +39,30 @@ _register = keras.saving.register_keras_serializable(package="nowcast")
 HKO7_THRESHOLDS_MMH = (2.0, 5.0, 10.0, 30.0)
 HKO7_WEIGHTS = (1.0, 2.0, 5.0, 10.0, 30.0)
 
-LOSS_NAMES = ("mse", "mae", "balanced_mse", "balanced_mae")
+LOSS_NAMES = ("mse", "mae", "balanced_mse", "balanced_mae", "quantile")
 
 
 def _error(kind: str, y_true, y_pred):
     diff = y_pred - y_true
     return ops.square(diff) if kind == "mse" else ops.abs(diff)
+
+
+def _lead_axis(values, y):
+    """A per-lead vector ``(T,)`` shaped to broadcast against ``y`` ``(B, T, H, W, C)``."""
+    return ops.reshape(ops.cast(values, y.dtype), (1, -1, 1, 1, 1))
+
+
+def lead_weights(n_leads, discount: float):
+    """``j ** -discount`` for leads ``j = 1 .. n_leads``, scaled to mean 1."""
+    j = ops.cast(ops.arange(1, n_leads + 1), "float32")
+    w = ops.power(j, -float(discount))
+    return w / ops.mean(w)
+
+
+def _discounted(loss, y_true, discount: float):
+    if not discount:
+        return loss
+    return loss * _lead_axis(lead_weights(ops.shape(y_true)[1], discount), loss)
 
 
 @_register
@@ -45,6 +72,7 @@ class MaskedError(keras.losses.Loss):
     def __init__(
         self,
         kind: str = "mse",
+        lead_discount: float = 0.0,
         name: str | None = None,
         reduction="mean_with_sample_weight",
         dtype=None,
@@ -53,12 +81,13 @@ class MaskedError(keras.losses.Loss):
             raise ConfigError(f"loss kind must be 'mse' or 'mae', got {kind!r}")
         super().__init__(name=name or f"masked_{kind}", reduction=reduction, dtype=dtype)
         self.kind = kind
+        self.lead_discount = float(lead_discount)
 
     def call(self, y_true, y_pred):
-        return _error(self.kind, y_true, y_pred)
+        return _discounted(_error(self.kind, y_true, y_pred), y_true, self.lead_discount)
 
     def get_config(self):
-        return {**super().get_config(), "kind": self.kind}
+        return {**super().get_config(), "kind": self.kind, "lead_discount": self.lead_discount}
 
 
 def balanced_weights(y_true, thresholds: Sequence[float], weights: Sequence[float] = HKO7_WEIGHTS):
@@ -82,12 +111,14 @@ class BalancedError(keras.losses.Loss):
         thresholds: Sequence[float],
         weights: Sequence[float] = HKO7_WEIGHTS,
         kind: str = "mse",
+        lead_discount: float = 0.0,
         name: str | None = None,
         reduction="mean_with_sample_weight",
         dtype=None,
     ):
         if kind not in ("mse", "mae"):
             raise ConfigError(f"loss kind must be 'mse' or 'mae', got {kind!r}")
+        self.lead_discount = float(lead_discount)
         thresholds = tuple(float(t) for t in thresholds)
         weights = tuple(float(w) for w in weights)
         if len(weights) != len(thresholds) + 1:
@@ -105,9 +136,10 @@ class BalancedError(keras.losses.Loss):
         self.kind = kind
 
     def call(self, y_true, y_pred):
-        return balanced_weights(y_true, self.thresholds, self.weights) * _error(
+        loss = balanced_weights(y_true, self.thresholds, self.weights) * _error(
             self.kind, y_true, y_pred
         )
+        return _discounted(loss, y_true, self.lead_discount)
 
     def get_config(self):
         return {
@@ -115,23 +147,96 @@ class BalancedError(keras.losses.Loss):
             "thresholds": list(self.thresholds),
             "weights": list(self.weights),
             "kind": self.kind,
+            "lead_discount": self.lead_discount,
+        }
+
+
+def decode(values, encoding: dict):
+    """Normalised model values -> physical values, in ``keras.ops`` (differentiable).
+
+    ``encoding``: the preprocessor's ``transform``, ``log_offset``, ``dbr_floor``,
+    ``normalise``, ``mean``, ``std`` (:meth:`Preprocessor.to_dict`). Rain rates (``log``,
+    ``dbr``) are clipped at 0 like :meth:`Preprocessor.decode`.
+    """
+    z = values
+    if encoding.get("normalise", True):
+        z = z * float(encoding.get("std", 1.0)) + float(encoding.get("mean", 0.0))
+    transform = encoding.get("transform", "none")
+    if transform == "log":
+        return ops.relu(ops.exp(ops.minimum(z, 12.0)) - float(encoding.get("log_offset", 0.01)))
+    if transform == "dbr":
+        floor_db = 10.0 * float(np.log10(encoding.get("dbr_floor", 0.1)))
+        rate = ops.power(10.0, ops.minimum(z, 60.0) / 10.0)
+        return ops.where(z <= floor_db, 0.0, rate)
+    if transform in ("zscore", "none"):
+        return z
+    raise ConfigError(f"unknown transform {transform!r}")
+
+
+@_register
+class QuantileError(keras.losses.Loss):
+    """Pinball loss on decoded (physical) values, quantile from ``quantile[0]`` at the first
+    lead to ``quantile[1]`` at the last, mean over valid pixels (see the module doc)."""
+
+    def __init__(
+        self,
+        encoding: dict,
+        quantile=(0.5, 0.5),
+        lead_discount: float = 0.0,
+        name: str | None = None,
+        reduction="mean_with_sample_weight",
+        dtype=None,
+    ):
+        quantile = tuple(float(q) for q in quantile)
+        if len(quantile) != 2 or not all(0 < q < 1 for q in quantile):
+            raise ConfigError(f"quantile loss: need two quantiles in (0, 1), got {quantile}")
+        super().__init__(name=name or "quantile", reduction=reduction, dtype=dtype)
+        keep = ("transform", "log_offset", "dbr_floor", "normalise", "mean", "std")
+        self.encoding = {k: encoding[k] for k in keep if k in encoding}
+        self.quantile = quantile
+        self.lead_discount = float(lead_discount)
+
+    def call(self, y_true, y_pred):
+        error = decode(y_true, self.encoding) - decode(y_pred, self.encoding)
+        n = ops.shape(y_true)[1]
+        steps = ops.cast(ops.arange(n), "float32") / ops.cast(ops.maximum(n - 1, 1), "float32")
+        q = _lead_axis(self.quantile[0] + (self.quantile[1] - self.quantile[0]) * steps, error)
+        loss = ops.maximum(q * error, (q - 1.0) * error)
+        return _discounted(loss, y_true, self.lead_discount)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "encoding": dict(self.encoding),
+            "quantile": list(self.quantile),
+            "lead_discount": self.lead_discount,
         }
 
 
 def make_loss(
-    name: str, *, thresholds_normalised: Sequence[float] | None = None
+    name: str,
+    *,
+    thresholds_normalised: Sequence[float] | None = None,
+    encoding: dict | None = None,
+    quantile=(0.5, 0.5),
+    lead_discount: float = 0.0,
 ) -> keras.losses.Loss:
     """The training loss named in ``TrainConfig.loss``.
 
     ``"mse"``/``"mae"``: masked mean over valid pixels. ``"balanced_mse"``/``"balanced_mae"``
     need ``thresholds_normalised``: :data:`HKO7_THRESHOLDS_MMH` passed through the data's
-    preprocessor (the same encoding the model's targets have).
+    preprocessor (the same encoding the model's targets have). ``"quantile"`` needs the
+    preprocessor's ``encoding`` (:meth:`Preprocessor.to_dict`).
     """
     if name not in LOSS_NAMES:
         raise ConfigError(f"train.loss: {name!r} is not one of {', '.join(LOSS_NAMES)}")
+    if name == "quantile":
+        if encoding is None:
+            raise ConfigError("train.loss='quantile' needs the preprocessor's encoding")
+        return QuantileError(encoding, quantile, lead_discount)
     kind = name.rsplit("_", 1)[-1]
     if not name.startswith("balanced_"):
-        return MaskedError(kind)
+        return MaskedError(kind, lead_discount)
     if thresholds_normalised is None:
         raise ConfigError(f"train.loss={name!r} needs the HKO-7 thresholds in normalised units")
     thresholds = [float(t) for t in np.asarray(thresholds_normalised, dtype=float).reshape(-1)]
@@ -140,4 +245,4 @@ def make_loss(
             f"train.loss={name!r}: expected {len(HKO7_THRESHOLDS_MMH)} thresholds, got "
             f"{len(thresholds)}"
         )
-    return BalancedError(thresholds, HKO7_WEIGHTS, kind=kind)
+    return BalancedError(thresholds, HKO7_WEIGHTS, kind=kind, lead_discount=lead_discount)

@@ -36,6 +36,7 @@ from nowcast.model.layers import (
     DepthToSpace,
     DynamicConvLSTM2D,
     ForecasterInput,
+    FramesAsChannels,
     PadToMultiple,
     SpaceToDepth,
 )
@@ -124,10 +125,32 @@ def build_model(
                 up, (1, b, b), strides=(1, b, b), activation="leaky_relu", name="upsample"
             )(y)
         y = CropLike(b, name="crop")([y, past])
-    out = keras.layers.Dense(channels, dtype="float32", name="head")(y)
+    return keras.Model(past, _head(cfg, y, past, t_out=t_out, channels=channels), name=name)
+
+
+def _head(cfg: ModelConfig, features, past, *, t_out: int, channels: int):
+    """Full-resolution features -> the output: ``dense`` per pixel, or ``skip`` (a 3 x 3
+    convolution over the features and all input frames); with ``residual`` the last layer
+    starts at zero and its output is added to the last input frame."""
+    if cfg.head == "skip":
+        frames = FramesAsChannels(t_out, name="input_frames")(past)
+        features = keras.layers.Concatenate(name="skip")([features, frames])
+        features = keras.layers.Conv3D(
+            max(UPSAMPLE_CHANNELS, channels),
+            (1, 3, 3),
+            padding="same",
+            activation="leaky_relu",
+            name="skip_conv",
+        )(features)
+    elif cfg.head != "dense":
+        raise ConfigError(f"model.head: {cfg.head!r} is not one of 'dense', 'skip'")
+    init = "zeros" if cfg.residual else "glorot_uniform"
+    out = keras.layers.Dense(channels, dtype="float32", kernel_initializer=init, name="head")(
+        features
+    )
     if cfg.residual:
         out = AddLastFrame(dtype="float32", name="add_last_frame")([out, past])
-    return keras.Model(past, out, name=name)
+    return out
 
 
 def save_model(model: keras.Model, path: str | os.PathLike) -> Path:

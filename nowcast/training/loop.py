@@ -22,6 +22,7 @@ from nowcast.config import Config, dump_config
 from nowcast.data.training import Datasets, build_datasets
 from nowcast.errors import NowcastError
 from nowcast.model import HKO7_THRESHOLDS_MMH, build_model, make_loss
+from nowcast.motion import FlowOptions
 from nowcast.training.callbacks import EpochCheckpoint, TensorBoardScalars
 from nowcast.training.rundir import RunDir
 
@@ -109,6 +110,8 @@ def build_metadata(cfg: Config, datasets: Datasets, *, backend: str) -> dict[str
         "channels": cfg.model.channels,
         "downsample": cfg.model.downsample,
         "coarsen": cfg.preprocess.coarsen,
+        "frame": cfg.model.frame,
+        "flow": FlowOptions.from_config(cfg.model.flow).to_dict(),
         "grid_spacing": summary.get("grid_spacing")
         or [e.get("grid_spacing") for e in summary.get("events", [])],
         "preprocessor": datasets.preprocessor.to_dict(),
@@ -122,7 +125,13 @@ def _compile(model, cfg: Config, preprocessor) -> None:
     if cfg.train.loss.startswith("balanced"):
         encoded, _ = preprocessor.encode(np.asarray(HKO7_THRESHOLDS_MMH, dtype=np.float32))
         thresholds = [float(v) for v in encoded]
-    loss = make_loss(cfg.train.loss, thresholds_normalised=thresholds)
+    loss = make_loss(
+        cfg.train.loss,
+        thresholds_normalised=thresholds,
+        encoding=preprocessor.to_dict(),
+        quantile=cfg.train.quantile,
+        lead_discount=cfg.train.lead_discount,
+    )
     lr: Any = cfg.train.learning_rate
     if cfg.train.lr_schedule == "cosine" and cfg.train.steps_per_epoch:
         lr = keras.optimizers.schedules.CosineDecay(
@@ -185,6 +194,7 @@ def train(
         archives=list(archives) if archives is not None else None,
         steps_per_epoch=cfg.train.steps_per_epoch,
         drop_remainder=cfg.train.data_parallel,
+        echo=echo,
     )
     full = (
         f" (data-parallel training needs full batches of {cfg.sampler.batch_size})"

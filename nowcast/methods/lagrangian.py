@@ -1,0 +1,119 @@
+"""Forecasting in the Lagrangian frame, at any radar cadence near the model's own.
+
+The trained network of a ``model.frame: lagrangian`` run works at its training step
+``s_m`` (e.g. 5 min) on frames already brought to the issue time. For an archive with step
+``s`` (e.g. 5, 6 or 10 min) and ratio ``r = s / s_m`` in :data:`STEP_RATIOS`:
+
+1. the motion is the ``extrapolation`` baseline's: the flow of the last ``flow.frames``
+   inputs, in pixels per *input* step (:class:`nowcast.motion.FlowOptions`);
+2. the past inputs are moved forward to the issue time (:func:`nowcast.motion.align_past`)
+   and encoded; in that frame the motion is gone, so the ``t_in`` model inputs at
+   ``t0 - k s_m`` are read off the aligned inputs by linear interpolation in time
+   (identity when ``r = 1``);
+3. the network forecasts the change of the last frame at ``s_m, 2 s_m, ...`` (rolling:
+   its last ``t_in`` outputs become the inputs while more leads are needed);
+4. lead ``j`` (time ``j s``) is interpolated linearly in time between the network's
+   outputs (with the last observed frame at lead 0), decoded, and moved forward ``j``
+   input steps along the flow (:func:`nowcast.motion.advect_each`): lead by lead with the
+   same displacements as ``extrapolation``.
+
+A network whose output change is zero therefore reproduces ``extrapolation`` at any step
+(to float rounding of the encoding). Pixels NaN in the last frame, or moved in from
+outside the domain or from no-data, are NaN.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from nowcast.errors import NowcastError
+from nowcast.motion import FlowOptions, advect_each, align_past
+
+#: Input steps a Lagrangian model accepts, as ratios to its training step (e.g. 2.5 to
+#: 15 min for a 5-minute model).
+STEP_RATIOS = (0.5, 3.0)
+
+
+def check_ratio(ratio: float, describe: Callable[[], str]) -> None:
+    """A :class:`NowcastError` (``describe()`` says why) when ``ratio`` is out of range."""
+    lo, hi = STEP_RATIOS
+    if not lo - 1e-9 <= ratio <= hi + 1e-9:
+        raise NowcastError(describe())
+
+
+def input_frames(t_in: int, flow_frames: int, ratio: float) -> int:
+    """Archive frames needed: the flow's, and enough to cover ``(t_in - 1)`` model steps."""
+    return max(flow_frames, int(math.ceil((t_in - 1) / ratio - 1e-9)) + 1)
+
+
+def interpolate_times(frames: np.ndarray, times: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Linear interpolation in time of ``frames`` ``(n, y, x)`` at ``times`` (ascending) to
+    ``at`` (inside ``[times[0], times[-1]]``); exact frames where ``at`` hits ``times``.
+    NaN where either neighbour is NaN."""
+    out = np.empty((len(at),) + frames.shape[1:], dtype=frames.dtype)
+    for i, t in enumerate(at):
+        k = int(np.searchsorted(times, t - 1e-9))
+        if k < len(times) and abs(times[k] - t) < 1e-9:
+            out[i] = frames[k]
+            continue
+        if k == 0 or k >= len(times):
+            raise ValueError(f"time {t} outside {times[0]} .. {times[-1]}")
+        w = (t - times[k - 1]) / (times[k] - times[k - 1])
+        out[i] = (1.0 - w) * frames[k - 1] + w * frames[k]
+    return out
+
+
+def lagrangian_forecast(
+    network: Callable[[np.ndarray], np.ndarray],
+    frames: np.ndarray,
+    *,
+    encode: Callable[[np.ndarray], np.ndarray],
+    decode: Callable[[np.ndarray], np.ndarray],
+    fill_value: float,
+    flow: FlowOptions,
+    units: str | None,
+    t_in: int,
+    ratio: float,
+    n_leads: int,
+) -> np.ndarray:
+    """``(n_leads, y, x)`` physical forecast from ``frames`` (physical, oldest first, step
+    ``ratio`` model steps) with the Lagrangian ``network`` (see the module doc).
+
+    ``network``: ``(1, t_in, y, x, 1)`` encoded inputs -> ``(1, t_out, y, x, 1)``;
+    ``encode``/``decode``: physical <-> the network's values (NaN kept by ``encode``).
+    """
+    frames = np.asarray(frames, dtype=np.float64)
+    need = input_frames(t_in, flow.frames, ratio)
+    if len(frames) < need:
+        raise NowcastError(f"the Lagrangian model needs {need} input frames, got {len(frames)}")
+    last = frames[-1]
+    invalid = ~np.isfinite(last)
+    if invalid.all():
+        return np.full((n_leads,) + last.shape, np.nan, dtype=np.float32)
+    velocity = flow.velocity(frames, units)
+    kw = {"outval": flow.outval, "interp_order": flow.interp_order}
+    span = int(math.ceil((t_in - 1) / ratio - 1e-9))
+    aligned = encode(align_past(frames[len(frames) - span - 1 :], velocity, **kw))
+    # model times (in model steps, 0 = issue time) and the aligned inputs' times
+    inputs = interpolate_times(
+        aligned, -ratio * np.arange(span, -1, -1.0), -np.arange(t_in - 1, -1, -1.0)
+    )
+    x = np.where(np.isfinite(inputs), inputs, fill_value).astype(np.float32)[None, ..., None]
+    horizon = n_leads * ratio
+    outputs = [x[0, -1:, ..., 0]]  # lead 0: the last frame
+    produced = 0
+    while produced < horizon - 1e-9:
+        y = np.asarray(network(x), dtype=np.float32)
+        outputs.append(y[0, ..., 0])
+        produced += y.shape[1]
+        x = np.concatenate([x, y], axis=1)[:, -t_in:]
+    stack = np.concatenate(outputs)  # model leads 0 .. produced
+    leads = interpolate_times(
+        stack, np.arange(len(stack), dtype=float), ratio * np.arange(1, n_leads + 1)
+    )
+    values = np.asarray(decode(leads), dtype=np.float64)
+    values[:, invalid] = np.nan  # what moves out of the no-data area is unknown
+    return advect_each(values, velocity, **kw).astype(np.float32)

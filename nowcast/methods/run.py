@@ -58,7 +58,9 @@ def forecast_many(
     issues = [as_time(t) for t in issue_times]
     if not issues:
         raise NowcastError("no issue times given")
-    t_in = int(method.input_frames(step))
+    # a method that is only the bare protocol (no Forecaster base) needs its t_in frames
+    needs = getattr(method, "input_frames", None)
+    t_in = int(needs(step) if needs is not None else method.t_in)
     n_frames = max(t_in, 2)
     out: np.ndarray | None = None
     result_step = step

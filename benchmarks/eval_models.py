@@ -1,11 +1,16 @@
 """Skill of the trained models against the baselines on held-out data (run on demand).
 
-    python benchmarks/eval_models.py radar [--model radar-5min] [--every 1]
+    python benchmarks/eval_models.py radar [--model radar-5min --model radar-5min-eulerian]
+                                           [--every 1] [--event PATH --end TIME --first N]
     python benchmarks/eval_models.py era5  [--model runs/era5-t2m] [--every 6]
 
-radar: every valid issue time of the held-out MeteoSwiss event mch-2016-07-11 (never seen
-in training or validation), 12 leads, ConvLSTM vs persistence vs extrapolation, scored on
-the same pixels. era5: the held-out last week of March 2019, 6 leads, ConvLSTM vs
+radar: every issue time of the held-out MeteoSwiss event mch-2016-07-11 (never seen in
+training or validation) at which every method has its inputs, 12 leads: the models (by
+default the shipped Lagrangian radar-5min and the earlier Eulerian radar-5min-eulerian)
+against persistence, extrapolation and S-PROG, scored on the same pixels; MAE, CSI at 1 and
+5 mm/h and FSS per lead, and whether each model beats extrapolation and S-PROG. ``--event``
+scores another archive instead (e.g. the 10-minute BOM archive, ``--end`` its rainy part).
+era5: the held-out last week of March 2019, 6 leads, ConvLSTM vs
 persistence, RMSE per lead hour. Prints Markdown tables and writes the full report.
 """
 
@@ -42,58 +47,84 @@ def _forecast_all(methods, archive, issues, n_leads):
 
 def radar(args) -> None:
     from nowcast.data import open_archive
+    from nowcast.data.timeaxis import time_step
     from nowcast.methods import ConvLSTMForecaster, get_method
     from nowcast.verify import evaluate
-    from nowcast.verify.report import key_table, write_report
+    from nowcast.verify.report import write_report
 
-    event = SHARED / "radar" / "mch-2016-07-11.nc"
+    event = Path(args.event) if args.event else SHARED / "radar" / "mch-2016-07-11.nc"
     archive = open_archive(event)
-    model = ConvLSTMForecaster(args.model)
+    if args.end:
+        archive = archive.sel(time=slice(None, args.end))
     n_leads = 12
-    issues = _issue_times(archive, model.t_in, n_leads, args.every)
     methods = {
-        "convlstm": model,
         "persistence": get_method("persistence"),
         "extrapolation": get_method("extrapolation"),
+        "sprog": get_method("sprog"),
     }
+    for spec in args.model:
+        methods[Path(spec).name] = ConvLSTMForecaster(spec)
+    step = time_step(archive)
+    first = max(m.input_frames(step) for m in methods.values()) - 1
+    first = max(first, args.first)
+    times = pd.DatetimeIndex(archive.time.values)
+    issues = [times[i] for i in range(first, len(times) - n_leads, args.every)]
     forecasts, seconds = _forecast_all(methods, archive, issues, n_leads)
     scores = evaluate(forecasts, archive, thresholds=(0.5, 1.0, 5.0, 10.0), scales=(1, 5, 21))
     write_report(scores, args.output / "radar")
     print(
-        f"held-out event {event.name}: {len(issues)} issue times ({issues[0]} .. {issues[-1]}), "
-        f"{n_leads} leads"
+        f"event {event.name}: {len(issues)} issue times ({issues[0]} .. {issues[-1]}, every "
+        f"{args.every} x {step}), {n_leads} leads, all methods on the same pixels"
     )
     print(
         "forecast seconds (all issue times): "
         + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items())
     )
-    names = list(methods)
-    for metric in ("MAE", "CSI", "FSS"):
-        print("\n" + key_table(scores, metrics=(metric,)))
-    _verdict(scores, names)
+    tables = {
+        "MAE (mm/h)": ("MAE", None, None),
+        "CSI >= 1 mm/h": ("CSI", 1.0, None),
+        "CSI >= 5 mm/h": ("CSI", 5.0, None),
+        "FSS >= 1 mm/h, 5 px": ("FSS", 1.0, 5),
+    }
+    for title, (metric, thr, scale) in tables.items():
+        print(f"\n{title}\n\n" + _lead_table(scores, list(methods), metric, thr, scale))
+    for spec in args.model:
+        _verdict(scores, Path(spec).name)
 
 
-def _verdict(scores, names) -> None:
-    def get(method, metric, threshold=None):
-        sel = (scores["method"] == method) & (scores["metric"] == metric)
-        if threshold is not None:
-            sel &= scores["threshold"] == threshold
-        return scores.loc[sel].set_index("lead_time")["value"]
+def _series(scores, method, metric, threshold=None, scale=None):
+    sel = (scores["method"] == method) & (scores["metric"] == metric)
+    if threshold is not None:
+        sel &= scores["threshold"] == threshold
+    if scale is not None:
+        sel &= scores["scale"] == scale
+    return scores.loc[sel].set_index("lead_time")["value"]
 
-    mae = {m: get(m, "MAE") for m in names}
-    csi = {m: get(m, "CSI", 1.0) for m in names}
-    print(
-        "\nconvlstm MAE < persistence at every lead: "
-        f"{bool((mae['convlstm'] < mae['persistence']).all())}"
-    )
-    if "extrapolation" in names:
+
+def _lead_table(scores, names, metric, threshold, scale) -> str:
+    cols = {m: _series(scores, m, metric, threshold, scale) for m in names}
+    leads = sorted(next(iter(cols.values())).index)
+    lines = ["| lead (min) | " + " | ".join(names) + " |", "|---:|" + "---:|" * len(names)]
+    for lead in leads:
+        lines.append(f"| {lead:g} | " + " | ".join(f"{cols[m][lead]:.3f}" for m in names) + " |")
+    return "\n".join(lines)
+
+
+def _verdict(scores, model: str) -> None:
+    mae = {m: _series(scores, m, "MAE") for m in (model, "extrapolation", "sprog")}
+    csi = {m: _series(scores, m, "CSI", 1.0) for m in (model, "extrapolation", "sprog")}
+    from15 = csi[model].index >= 15
+    print(f"\n{model}:")
+    for ref in ("extrapolation", "sprog"):
+        gain = 100 * (1 - mae[model] / mae[ref])
         print(
-            "convlstm MAE < extrapolation at every lead: "
-            f"{bool((mae['convlstm'] < mae['extrapolation']).all())}"
+            f"  MAE < {ref} at every lead: {bool((mae[model] < mae[ref]).all())} "
+            f"(gain {gain.min():+.1f} % .. {gain.max():+.1f} %)"
         )
+        diff = csi[model] - csi[ref]
         print(
-            "convlstm CSI(1 mm/h) > extrapolation at every lead: "
-            f"{bool((csi['convlstm'] > csi['extrapolation']).all())}"
+            f"  CSI(1 mm/h) > {ref} at every lead from 15 min: "
+            f"{bool((diff[from15] > 0).all())} (difference {diff.min():+.3f} .. {diff.max():+.3f})"
         )
 
 
@@ -133,16 +164,21 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("which", choices=["radar", "era5"])
-    parser.add_argument("--model", default=None, help="run dir or shipped model name")
+    parser.add_argument(
+        "--model", action="append", default=None, help="run dir or shipped model (repeatable)"
+    )
+    parser.add_argument("--event", default=None, help="radar: another archive to score on")
+    parser.add_argument("--end", default=None, help="radar: use the archive up to this time")
+    parser.add_argument("--first", type=int, default=0, help="radar: first issue-time index")
     parser.add_argument("--every", type=int, default=None, help="issue-time stride in frames")
     parser.add_argument("--output", type=Path, default=Path("eval-output"))
     args = parser.parse_args()
     if args.which == "radar":
-        args.model = args.model or "radar-5min"
+        args.model = args.model or ["radar-5min", "radar-5min-eulerian"]
         args.every = args.every or 1
         radar(args)
     else:
-        args.model = args.model or "era5-t2m"
+        args.model = (args.model or ["era5-t2m"])[0]
         args.every = args.every or 6
         era5(args)
 

@@ -153,6 +153,7 @@ def to_dataset(
     }
     if attribution:
         ds.attrs["references"] = f"input data: {attribution}"
+        ds.attrs["attribution"] = str(attribution)
     for key, value in (metadata or {}).items():
         ds.attrs[f"nowcast_{key}"] = (
             value if isinstance(value, (str, int, float)) else json.dumps(value, default=str)

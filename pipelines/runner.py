@@ -180,7 +180,12 @@ def plan(
     r = cfg.render
     # absolute paths: a worker of a remote cluster need not share the client's working directory
     render = (
-        RenderSpec(leads=r.leads, truth=r.truth, map_data=_absolute(r.map_data))
+        RenderSpec(
+            leads=r.leads,
+            truth=r.truth,
+            map_data=_absolute(r.map_data),
+            download_map_data=r.download_map_data,
+        )
         if r.enabled
         else None
     )

@@ -35,6 +35,7 @@ class RenderSpec:
     leads: tuple[int, ...] | None = None
     truth: bool = True
     map_data: str | None = None
+    download_map_data: bool = False
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ def _render(forecast, archive, *, outdir: Path, spec: RenderSpec, method: str) -
             leads=list(spec.leads) if spec.leads else None,
             map_data=spec.map_data,
             method=method,
+            download_map_data=spec.download_map_data,
         )
         if outdir.exists():
             shutil.rmtree(outdir)

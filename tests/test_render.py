@@ -268,12 +268,90 @@ def test_offline_without_map_data_warns_once_and_never_uses_network(
     assert calls == []
 
 
-def test_find_map_data_from_environment(maps_dir, tmp_path, monkeypatch):
+def test_find_map_data_picks_natural_earth_by_extent(maps_dir, tmp_path, monkeypatch):
+    from nowcast.render.mapdata import ne_resolution
+
     monkeypatch.setenv("NOWCAST_MAP_DATA", str(maps_dir))
-    found = find_map_data()
-    assert found.coastlines == maps_dir / "shapefiles/gshhs/c/GSHHS_c_L1.shp"
-    assert found.lakes == maps_dir / "shapefiles/gshhs/l/GSHHS_l_L2.shp"
+    ne = maps_dir / "shapefiles" / "natural_earth"
+    swiss = (2.7, 43.6, 12.5, 49.5)  # the MeteoSwiss composite, about 800 km
+    europe = (-30.0, 30.0, 45.0, 72.0)  # OPERA, about 4700 km
+    assert [ne_resolution(b) for b in (swiss, europe, (-180, -90, 180, 90))] == [
+        "10m", "50m", "110m",
+    ]  # fmt: skip
+    found = find_map_data(bbox=swiss)
+    assert found.coastlines == ne / "physical/ne_10m_coastline.shp"
+    assert found.lakes == ne / "physical/ne_10m_lakes.shp" and found.land is None
+    assert found.borders == ne / "cultural/ne_10m_admin_0_boundary_lines_land.shp"
+    assert found.describe() == (
+        f"map data: coastlines, lakes, borders from Natural Earth 10m ({maps_dir})"
+    )
+    assert find_map_data(bbox=europe).source == "Natural Earth 50m"
     assert find_map_data(tmp_path, warn=False).empty  # an explicit folder is the only one used
+    # only 110m at hand: used for a radar map rather than nothing (finer ones come first)
+    only = tmp_path / "coarse" / "shapefiles" / "natural_earth" / "physical"
+    only.mkdir(parents=True)
+    for f in (ne / "physical").glob("ne_110m_coastline.*"):
+        (only / f.name).write_bytes(f.read_bytes())
+    found = find_map_data(tmp_path / "coarse", bbox=swiss)
+    assert found.source == "Natural Earth 110m" and found.lakes is None and found.borders is None
+
+
+def test_gshhs_is_the_fallback_and_tints_the_land(maps_dir, tmp_path):
+    for scale, level in (("c", 1), ("l", 2)):
+        folder = tmp_path / "shapefiles" / "gshhs" / scale
+        folder.mkdir(parents=True)
+        for f in (maps_dir / "shapefiles" / "gshhs" / scale).glob(f"GSHHS_{scale}_L{level}.*"):
+            (folder / f.name).write_bytes(f.read_bytes())
+    found = find_map_data(tmp_path, bbox=(2.7, 43.6, 12.5, 49.5))
+    assert found.source == "GSHHS (c)" and found.land == found.coastlines
+    assert found.lakes.name == "GSHHS_l_L2.shp" and found.borders is None
+
+
+def test_download_is_an_explicit_choice(tmp_path, monkeypatch):
+    import cartopy.io.shapereader as shapereader
+
+    asked = []
+
+    def fake_natural_earth(resolution, category, name):
+        asked.append((resolution, category, name))
+        return str(tmp_path / "dl" / "shapefiles" / "natural_earth" / category / f"ne_{name}.shp")
+
+    monkeypatch.setattr(shapereader, "natural_earth", fake_natural_earth)
+    empty = tmp_path / "none"
+    empty.mkdir()
+    assert find_map_data(empty, bbox=(2.7, 43.6, 12.5, 49.5), warn=False).empty and not asked
+    found = find_map_data(empty, bbox=(2.7, 43.6, 12.5, 49.5), download=True)
+    assert [a[0] for a in asked] == ["10m"] * 3 and {a[2] for a in asked} == {
+        "coastline", "lakes", "admin_0_boundary_lines_land",
+    }  # fmt: skip
+    assert found.source == "Natural Earth 10m (downloaded by Cartopy)"
+
+
+def test_swiss_map_draws_natural_earth_borders_lakes_and_says_what_it_shows(archives, maps_dir):
+    fc = persistence(archives("mch"), 0, 1)
+    _, fig = forecast_figure(fc, truth=archives("mch"), map_data=maps_dir, dpi=40)
+    for ax in fig.axes[::2][:3]:  # the three map panels (each followed by its colour bar)
+        features = [a for a in ax.get_children() if type(a).__name__ == "FeatureArtist"]
+        assert len(features) == 3  # coastlines, lakes, borders; no land tint
+    text = " ".join(t.get_text() for t in fig.texts)
+    assert "Data: MeteoSwiss (via the pySTEPS example archive)" in text
+    assert "Map: Natural Earth 10m" in text
+    labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    assert labels == ["no data (outside coverage)", "dry (< 0.1 mm h$^{-1}$)"]
+
+
+def test_era5_map_credits_copernicus_and_scales_with_the_data(archives, maps_dir):
+    era5 = archives("era5")
+    fc = persistence(era5, 300, 1)
+    _, fig = forecast_figure(fc, truth=era5, map_data=maps_dir, dpi=40)
+    text = " ".join(t.get_text() for t in fig.texts)
+    assert "Data: Copernicus Climate Change Service (C3S) ERA5" in text
+    image = fig.axes[0].get_images()[0]
+    levels = image.norm.boundaries
+    celsius = era5.isel(time=[300, 301]).values - 273.15
+    lo, hi = np.nanpercentile(celsius, [2, 98])
+    assert levels[0] <= lo < levels[1] and levels[-2] < hi <= levels[-1]  # the data's range
+    assert 6 <= len(levels) - 1 <= 15  # a handful of classes, not three shades of one colour
 
 
 def test_render_field_and_bom_km_grid(archives, shared_data, maps_dir, tmp_path):
@@ -295,15 +373,18 @@ def test_colour_scales():
     assert rain.cmap(rain.norm(0.15)) == pytest.approx(rain.cmap(0))
     assert rain.ticklabels[:4] == ("0.1", "0.2", "0.5", "1") and rain.ticklabels[-1] == "100"
     assert rain.cmap(rain.norm(np.ma.masked_invalid([np.nan]))[0])[3] > 0  # NaN: grey, visible
-    temp = colours.temperature_style(2.0, 13.0)
+    temp = colours.temperature_style(4.2, 11.7)  # a 4-12 degC field: eight 1-degree classes
     levels = temp.norm.boundaries
-    assert levels[0] == -levels[-1] == -14.0 and np.diff(levels)[0] == 2.0
+    np.testing.assert_array_equal(levels, np.arange(4.0, 13.0))
+    assert temp.cmap(temp.norm(4.5)) != temp.cmap(temp.norm(11.5))
+    # an outlier (a hot pixel) and NaN do not stretch the scale
+    assert colours.robust_range(np.r_[np.arange(100.0), 1e4, np.nan]) == (2.0, 98.0)
     convert, units = colours.to_display({"units": "K"})
     assert convert(np.array([273.15]))[0] == pytest.approx(0.0) and units == "°C"
     diff = colours.difference_style(3.0, kind="temperature", units="°C")
     b = diff.norm.boundaries
     np.testing.assert_allclose(b, -b[::-1])
-    assert b[-1] == 5.0 and diff.cmap(diff.norm(0.0))[3] == 0.0  # ~0: transparent
+    assert b[-1] == 5.0 and diff.cmap(diff.norm(0.0))[3] == 0.0  # 3 -> a 5-degree scale
     assert (
         colours.difference_style(None, kind="precipitation", units="mm").norm.boundaries[-1] == 20.0
     )
@@ -365,7 +446,8 @@ def test_cli_render_with_truth_and_gif(small_forecast, shared_data, maps_dir, tm
         ]
     )
     assert res.exit_code == 0, res.output
-    lines = res.output.split()
+    said, *lines = res.output.splitlines()
+    assert said == f"map data: coastlines, lakes, borders from Natural Earth 10m ({maps_dir})"
     assert len(lines) == 3 and all(Path(p).is_file() for p in lines)
     assert lines[0].endswith("_lead005.png") and lines[2].endswith(".gif")
     with Image.open(lines[2]) as im:

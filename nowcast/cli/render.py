@@ -60,13 +60,23 @@ def parse_leads(value: str | None) -> list[int] | None:
     "--map-data",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Offline coastline folder [$NOWCAST_MAP_DATA, Cartopy's data dirs].",
+    help=(
+        "Map-data folder (Natural Earth and/or GSHHS shapefiles) [$NOWCAST_MAP_DATA, Cartopy's "
+        "data dirs]."
+    ),
+)
+@click.option(
+    "--download-map-data",
+    is_flag=True,
+    help="Let Cartopy download missing Natural Earth layers (uses the network).",
 )
 @click.option(
     "--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes."
 )
 @click.option("--dpi", type=click.IntRange(min=20, max=600), default=100, show_default=True)
-def command(forecast, truth, kind, output, leads, gif, map_data, workers, dpi) -> None:
+def command(
+    forecast, truth, kind, output, leads, gif, map_data, download_map_data, workers, dpi
+) -> None:
     """Draw FORECAST (a nowcast NetCDF/Zarr) as maps in its own projection; prints the paths.
 
     \b
@@ -77,7 +87,7 @@ def command(forecast, truth, kind, output, leads, gif, map_data, workers, dpi) -
     # imported on use, so that `nowcast --help` stays fast
     from nowcast.products import read_forecast
     from nowcast.render.animate import render_gif
-    from nowcast.render.maps import align_truth, prepare, select_leads
+    from nowcast.render.maps import align_truth, map_layers, prepare, select_leads
     from nowcast.render.parallel import render_many
 
     lead_list = parse_leads(leads)
@@ -90,13 +100,15 @@ def command(forecast, truth, kind, output, leads, gif, map_data, workers, dpi) -
 
         obs = open_archive(list(truth), variable=str(fc.name), kind=kind)
         align_truth(obs, prep)
+    layers = map_layers(prep, map_data, download=download_map_data)
+    click.echo(layers.describe())
     paths = render_many(
         [forecast],
         outdir=output,
         workers=workers,
         truth=obs,
         leads=lead_list,
-        map_data=map_data,
+        map_data=layers,
         dpi=dpi,
     )
     if gif:
@@ -108,7 +120,7 @@ def command(forecast, truth, kind, output, leads, gif, map_data, workers, dpi) -
                     truth=obs,
                     issue_index=i,
                     leads=lead_list,
-                    map_data=map_data,
+                    map_data=layers,
                     dpi=min(dpi, 80),
                 )
             )

@@ -30,12 +30,14 @@ from nowcast.verify import DEFAULT_SCALES
 @dataclass(frozen=True)
 class BatchRenderConfig:
     """Maps per issue time in a batch: on/off, which leads (1-based; default: the renderer's
-    choice), with the observations beside the forecast, and the offline map-data folder."""
+    choice), with the observations beside the forecast, the offline map-data folder, and
+    whether Cartopy may download missing Natural Earth layers (network; off by default)."""
 
     enabled: bool = True
     leads: tuple[int, ...] | None = None
     truth: bool = True
     map_data: str | None = None
+    download_map_data: bool = False
 
 
 @dataclass(frozen=True)

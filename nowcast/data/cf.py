@@ -220,14 +220,51 @@ def plain_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
 # ------------------------------------------------------------------------- provenance
 
 
+#: Owners of the events in the pySTEPS example archive (pySTEPS/pysteps-data), by the
+#: event-name prefix its files carry in their title ("... event mch-2016-07-11").
+PYSTEPS_DATA_OWNERS = {
+    "bom": "Australian Bureau of Meteorology",
+    "fmi": "Finnish Meteorological Institute (FMI)",
+    "knmi": "Royal Netherlands Meteorological Institute (KNMI)",
+    "mch": "MeteoSwiss",
+    "opera": "EUMETNET OPERA",
+    "rmi": "Royal Meteorological Institute of Belgium (RMI), non-commercial use only",
+}
+_PYSTEPS_EVENT = re.compile(r"\bevent ([a-z]+)-\d{4}-\d{2}-\d{2}\b")
+#: What ERA5 data must credit (its licence), whenever a file names ERA5.
+C3S_CREDIT = "Copernicus Climate Change Service (C3S) ERA5"
+
+
 def attribution(global_attrs: Mapping[str, Any]) -> str:
-    """One provenance string from the global ``institution``, ``title``, ``source``, ``licence``."""
-    parts = []
-    for key in ("institution", "title", "source"):
+    """Who the data come from, for map footers and forecast files, from global attributes.
+
+    In order: an ``attribution`` attribute (files nowcast wrote) as it is; else the
+    ``institution`` (with the ``licence``), preceded by the Copernicus credit when the
+    title or source names ERA5; else, for the pySTEPS example archive, the event's owner
+    as that archive documents it; else ``source unknown`` (with the ``source`` it came
+    through, when given).
+    """
+
+    def text(key):
         value = global_attrs.get(key)
-        if value not in (None, ""):
-            parts.append(str(value).strip())
-    licence = global_attrs.get("licence", global_attrs.get("license"))
-    if licence not in (None, ""):
-        parts.append(f"licence: {str(licence).strip()}")
+        return "" if value in (None, "") else str(value).strip()
+
+    if text("attribution"):
+        return text("attribution")
+    title, source = text("title"), text("source")
+    licence = text("licence") or text("license")
+    parts = []
+    if "ERA5" in f"{title} {source}":
+        parts.append(C3S_CREDIT)
+    if text("institution"):
+        parts.append(text("institution"))
+    else:
+        match = _PYSTEPS_EVENT.search(title)
+        owner = PYSTEPS_DATA_OWNERS.get(match.group(1)) if match else None
+        if owner and "pysteps" in source.lower():
+            parts.append(f"{owner} (via the pySTEPS example archive)")
+    if not parts:
+        parts.append(f"source unknown (file says: {source})" if source else "source unknown")
+    if licence:
+        parts.append(f"licence: {licence}")
     return "; ".join(parts)

@@ -325,7 +325,7 @@ def archive_dataset(da: xr.DataArray, *, chunks: int = 1) -> tuple[xr.Dataset, d
     """The on-disk form of an archive DataArray, and the encoding to write it with.
 
     The grid-mapping coordinate becomes a CF grid-mapping variable named by the data
-    variable's ``grid_mapping`` attr; ``attribution`` becomes the global ``source`` attr (so
+    variable's ``grid_mapping`` attr; ``attribution`` becomes the global ``attribution`` attr (so
     it reads back unchanged); ``units_original`` is kept as a variable attr (the units the
     archive was first read in). Values float32 with NaN fill, ``chunks`` frames per chunk.
     """
@@ -352,7 +352,7 @@ def archive_dataset(da: xr.DataArray, *, chunks: int = 1) -> tuple[xr.Dataset, d
     ds = xr.Dataset(data_vars, coords)
     ds.attrs["Conventions"] = "CF-1.8"
     if da.attrs.get("attribution"):
-        ds.attrs["source"] = str(da.attrs["attribution"])
+        ds.attrs["attribution"] = str(da.attrs["attribution"])
     whole = (times.astype(np.int64) % 1_000_000_000 == 0).all()
     unit = "seconds" if whole else "nanoseconds"
     encoding: dict[str, dict] = {

@@ -145,7 +145,7 @@ def _to_dataset(da: xr.DataArray) -> tuple[xr.Dataset, dict]:
     var = da.copy(deep=False)
     var.attrs = attrs
     ds = var.to_dataset(name=name)
-    ds.attrs = {"Conventions": "CF-1.8", "source": da.attrs.get("attribution", ATTRIBUTION)}
+    ds.attrs = {"Conventions": "CF-1.8", "attribution": da.attrs.get("attribution", ATTRIBUTION)}
     ny, nx = da.sizes[Y], da.sizes[X]
     encoding = {
         name: {

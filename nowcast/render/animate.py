@@ -19,7 +19,15 @@ from PIL import Image
 from nowcast.conventions import ISSUE_TIME, LEAD_TIME
 from nowcast.errors import NowcastError
 from nowcast.fileio import write_atomic
-from nowcast.render.maps import Prepared, _safe, align_truth, frame_pngs, prepare, select_leads
+from nowcast.render.maps import (
+    Prepared,
+    _safe,
+    align_truth,
+    frame_pngs,
+    map_layers,
+    prepare,
+    select_leads,
+)
 
 __all__ = ["render_gif", "gif_name"]
 
@@ -37,7 +45,8 @@ def render_gif(
     truth: xr.DataArray | None = None,
     issue_index: int = 0,
     leads: Sequence[int] | None = None,
-    map_data: str | os.PathLike | None = None,
+    map_data=None,
+    download_map_data: bool = False,
     dpi: float = 80,
     figsize: tuple[float, float] | None = None,
     duration_ms: int = 700,
@@ -56,6 +65,7 @@ def render_gif(
         )
     lead_idx = select_leads(prep.da.sizes[LEAD_TIME], leads)
     aligned = align_truth(truth, prep) if truth is not None else None
+    map_data = map_layers(prep, map_data, download=download_map_data)
     if path is None:
         if outdir is None:
             raise NowcastError("render_gif needs path= or outdir=")

@@ -3,12 +3,13 @@
 * Precipitation: the discrete rain-rate classes forecasters read on radar products
   (0.1 to 100 mm h-1, colours after the Bureau of Meteorology's radar palette); below
   0.1 mm h-1 is transparent (dry), NaN (outside radar coverage) is light grey.
-* Temperature: degrees Celsius (K converted), discrete 1/2/5 degree classes of a
-  diverging blue-red map **centred on 0 degC** with symmetric limits, so the freezing line
-  is the white/blue boundary and one colour means one temperature on every map of a run.
+* Temperature: degrees Celsius (K converted), discrete classes of a blue-yellow-red map
+  spanning the data's robust range (2nd to 98th percentile, over every panel and lead of
+  one issue time, so the panels of a map and the maps of a run share it), in 0.5/1/2/5
+  degree classes (at most about 14), out-of-range values in the end colours.
 * Difference (forecast - observed): discrete, symmetric about 0 with a white class around
-  0 and 1-2-5 classes outwards; brown/green for precipitation (drier/wetter forecast),
-  blue/red for temperature.
+  0 and 1-2-5 classes outwards; brown/green for precipitation (drier/wetter forecast, fixed
+  classes), blue/red for temperature (up to the 99th percentile of the differences).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import matplotlib
 import numpy as np
 from matplotlib.colors import BoundaryNorm, ListedColormap, Normalize
 
+from nowcast.kinds import kind_of, temperature_scale
+
 __all__ = [
     "Style",
     "RAIN_LEVELS",
@@ -32,6 +35,7 @@ __all__ = [
     "difference_style",
     "generic_style",
     "to_display",
+    "robust_range",
     "nice_limit",
     "RAIN_DIFF_LEVELS",
 ]
@@ -45,19 +49,6 @@ RAIN_COLOURS = (
 )  # fmt: skip
 RAIN_OVER = "#780000"
 NO_DATA = (0.78, 0.78, 0.78, 0.55)  # NaN: outside coverage
-
-_RATE_UNITS = {"mm h-1", "mm/h", "mm h**-1", "mm hr-1", "mm/hr", "kg m-2 h-1", "mm h^-1"}
-_TEMP_UNITS = {
-    "k": "K",
-    "kelvin": "K",
-    "degc": "C",
-    "deg_c": "C",
-    "celsius": "C",
-    "°c": "C",
-    "degree_celsius": "C",
-    "degf": "F",
-    "fahrenheit": "F",
-}
 
 
 @dataclass(frozen=True)
@@ -74,19 +65,17 @@ class Style:
 
 
 def field_kind(attrs: Mapping) -> str:
-    """``"precipitation"``, ``"temperature"`` or ``"other"`` from a variable's units/names."""
-    units = str(attrs.get("units", "")).strip().lower()
-    std = str(attrs.get("standard_name", "")).lower()
-    if units in _RATE_UNITS or "precipitation" in std or "rainfall" in std:
-        return "precipitation"
-    if units in _TEMP_UNITS or "temperature" in std:
-        return "temperature"
-    return "other"
+    """``"precipitation"``, ``"temperature"`` (units known as such) or ``"other"``."""
+    kind = kind_of(attrs)
+    if kind == "temperature" and temperature_scale(attrs.get("units")) is None:
+        std = str(attrs.get("standard_name") or "")
+        return "temperature" if "temperature" in std else "other"
+    return kind
 
 
 def to_display(attrs: Mapping) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
     """``(convert, units)``: data values to the units shown on maps (K and degF to degC)."""
-    unit = _TEMP_UNITS.get(str(attrs.get("units", "")).strip().lower())
+    unit = temperature_scale(attrs.get("units"))
     if unit == "K":
         return (lambda v: np.asarray(v, dtype=np.float32) - np.float32(273.15)), "°C"
     if unit == "F":
@@ -96,6 +85,16 @@ def to_display(attrs: Mapping) -> tuple[Callable[[np.ndarray], np.ndarray], str]
     if field_kind(attrs) == "precipitation":
         return (lambda v: np.asarray(v, dtype=np.float32)), "mm h$^{-1}$"
     return (lambda v: np.asarray(v, dtype=np.float32)), str(attrs.get("units", ""))
+
+
+def robust_range(values: np.ndarray, low: float = 2.0, high: float = 98.0) -> tuple[float, float]:
+    """The ``low``-``high`` percentile range of the finite values (NaN, NaN when none)."""
+    finite = np.asarray(values, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    if not finite.size:
+        return (np.nan, np.nan)
+    lo, hi = np.percentile(finite, [low, high])
+    return float(lo), float(hi)
 
 
 def _fmt(v: float) -> str:
@@ -111,31 +110,41 @@ def precipitation_style(label: str = "rain rate (mm h$^{-1}$)") -> Style:
     return Style(cmap, norm, label, RAIN_LEVELS, tuple(_fmt(v) for v in RAIN_LEVELS), "max")
 
 
-def _step_for(limit: float) -> float:
-    for step in (1.0, 2.0, 5.0, 10.0):
-        if limit / step <= 12:
-            return step
-    return 10.0 ** math.ceil(math.log10(limit / 10))
+def _step_for(span: float, most: int = 14) -> float:
+    """The smallest 0.5/1/2/5 x 10^k class width giving at most ``most`` classes over ``span``."""
+    exp = math.floor(math.log10(max(span, 1e-6) / most))
+    for e in (exp, exp + 1):
+        for m in (1.0, 2.0, 5.0, 10.0):
+            step = m * 10.0**e
+            if span / step <= most:
+                return max(step, 0.5) if span >= 3 else step
+    return 10.0 ** (exp + 2)  # pragma: no cover
 
 
 def temperature_style(vmin: float, vmax: float, *, label: str = "temperature (°C)") -> Style:
-    """Discrete diverging classes in degC, centred on 0 with symmetric limits.
+    """Discrete classes in degC over ``[vmin, vmax]`` (a robust range of the data).
 
-    The limit is ``max(|vmin|, |vmax|)`` rounded up to a whole class (at least 5 degC);
-    classes are 1, 2, 5 or 10 degC wide so there are at most about 24 of them.
+    The limits are widened to whole classes of 0.5, 1, 2, 5 ... degC (at most about 14
+    classes, at least 1 degC overall); values beyond them take the end colours.
     """
-    lim = max(abs(float(vmin)), abs(float(vmax)), 5.0) if np.isfinite([vmin, vmax]).all() else 5.0
-    step = _step_for(lim)
-    lim = step * math.ceil(lim / step - 1e-9)
-    levels = np.arange(-lim, lim + step / 2, step)
+    if not np.isfinite([vmin, vmax]).all():
+        vmin, vmax = -5.0, 5.0
+    vmin, vmax = float(min(vmin, vmax)), float(max(vmin, vmax))
+    if vmax - vmin < 1.0:
+        mid = (vmin + vmax) / 2
+        vmin, vmax = mid - 0.5, mid + 0.5
+    step = _step_for(vmax - vmin)
+    lo = step * math.floor(vmin / step + 1e-9)
+    hi = step * math.ceil(vmax / step - 1e-9)
+    levels = np.round(np.arange(lo, hi + step / 2, step), 10)
     n = len(levels) - 1
-    base = matplotlib.colormaps["RdBu_r"]
-    colours = base(np.linspace(0.04, 0.96, n))
+    base = matplotlib.colormaps["RdYlBu_r"]
+    colours = base(np.linspace(0.03, 0.97, n))
     cmap = ListedColormap(colours, name="nowcast_temperature").with_extremes(
         under=base(0.0), over=base(1.0), bad=NO_DATA
     )
     norm = BoundaryNorm(levels, n)
-    every = 1 if n <= 12 else 2
+    every = 1 if n <= 10 else 2
     ticks = tuple(float(v) for v in levels[::every])
     return Style(
         cmap,
@@ -144,7 +153,7 @@ def temperature_style(vmin: float, vmax: float, *, label: str = "temperature (°
         ticks,
         tuple(_fmt(v) for v in ticks),
         "both",
-        {"limit": lim, "step": step},
+        {"range": (float(lo), float(hi)), "step": step},
     )
 
 
@@ -158,17 +167,6 @@ def nice_limit(value: float, *, minimum: float) -> float:
     return 10.0 ** (exp + 1)  # pragma: no cover
 
 
-def _ladder(limit: float, n: int = 6) -> tuple[float, ...]:
-    """The ``n`` values of the 1-2-5 sequence ending at ``limit`` (itself 1, 2 or 5 x 10^k)."""
-    exp = math.floor(math.log10(limit) + 1e-9)
-    mant = round(limit / 10**exp)
-    seq = []
-    for e in range(exp - 4, exp + 1):
-        seq.extend(m * 10.0**e for m in (1, 2, 5))
-    seq = [round(v, 12) for v in seq if v <= mant * 10**exp * (1 + 1e-9)]
-    return tuple(seq[-n:])
-
-
 #: Forecast-minus-observed rain-rate classes (mm h-1), mirrored about 0.
 RAIN_DIFF_LEVELS = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0)
 
@@ -178,13 +176,14 @@ def difference_style(limit: float | None, *, kind: str, units: str) -> Style:
 
     The middle class (+-smallest level) is transparent (the map shows through); precipitation uses
     the fixed classes :data:`RAIN_DIFF_LEVELS` (brown = forecast drier, green = wetter), other
-    fields a 1-2-5 ladder ending at ``limit`` (blue = forecast colder/lower, red = warmer/higher).
+    fields five equal classes each side up to ``limit`` rounded up to 1, 2 or 5 x 10^k
+    (blue = forecast colder/lower, red = warmer/higher).
     """
-    pos = (
-        RAIN_DIFF_LEVELS
-        if kind == "precipitation"
-        else _ladder(nice_limit(limit or 1.0, minimum=1e-9))
-    )
+    if kind == "precipitation":
+        pos = RAIN_DIFF_LEVELS
+    else:  # five equal classes each side up to a 1-2-5 limit: 0.2 ... 1 K, 1 ... 5 K
+        top = nice_limit(limit or 1.0, minimum=1e-9)
+        pos = tuple(round(top * k / 5, 12) for k in range(1, 6))
     levels = np.array([-v for v in pos[::-1]] + list(pos))
     n = len(levels) - 1  # odd: one white class around 0
     name = "BrBG" if kind == "precipitation" else "RdBu_r"

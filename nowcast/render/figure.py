@@ -22,6 +22,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 from nowcast.render.colours import Style
 from nowcast.render.mapdata import add_map_features, lonlat_bbox
@@ -160,6 +161,7 @@ def draw_figure(
     subtitle: str,
     footer: str,
     map_data,
+    legend: Sequence[tuple] = (),
     dpi: float = 100,
     figsize: tuple[float, float] | None = None,
     return_axes: bool = False,
@@ -230,9 +232,10 @@ def draw_figure(
         va="top",
         fontsize=_fit(subtitle, fw, 9, 0.07),
     )
+    most = 2 if legend else 3  # the background key takes the footer's top line
     lines = textwrap.wrap(footer, max(40, int(fw * 20)))
-    if len(lines) > 3:
-        lines = lines[:3]
+    if len(lines) > most:
+        lines = lines[:most]
         lines[-1] = lines[-1][: max(0, len(lines[-1]) - 1)] + "…"
     fig.text(
         0.01,
@@ -244,12 +247,31 @@ def draw_figure(
         color="0.3",
         linespacing=1.2,
     )
+    if legend:
+        _background_key(fig, layout, legend)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": "nowcast"})
     data = buf.getvalue()
     if return_axes:
         return data, fig
     return data
+
+
+def _background_key(fig, layout: Layout, legend: Sequence[tuple]) -> None:
+    """Swatches saying what the map's background colours mean, above the footer's text."""
+    handles = [Patch(facecolor=c, edgecolor="0.4", linewidth=0.4, label=t) for c, t in legend]
+    fig.legend(
+        handles=handles,
+        loc="lower left",
+        bbox_to_anchor=(0.005, layout.footer_y + 0.2 / layout.figsize[1]),
+        ncol=len(handles),
+        fontsize=6,
+        frameon=False,
+        handlelength=1.2,
+        handleheight=0.9,
+        columnspacing=1.0,
+        borderaxespad=0.0,
+    )
 
 
 def _fit(text: str, width_in: float, size: float, inch_per_char: float) -> float:

@@ -28,8 +28,13 @@ from nowcast.fileio import write_atomic
 from nowcast.products import nearest_indices
 from nowcast.render import colours
 from nowcast.render.figure import Panel, draw_figure
-from nowcast.render.mapdata import find_map_data
-from nowcast.render.projection import crs_from_grid_mapping, grid_edges, grid_mapping_attrs
+from nowcast.render.mapdata import LAND, MapData, find_map_data, lonlat_bbox
+from nowcast.render.projection import (
+    crs_from_grid_mapping,
+    grid_edges,
+    grid_mapping_attrs,
+    lonlat_crs,
+)
 
 __all__ = [
     "render_forecast",
@@ -39,6 +44,7 @@ __all__ = [
     "prepare",
     "output_name",
     "select_leads",
+    "map_layers",
     "Prepared",
 ]
 
@@ -105,6 +111,32 @@ def prepare(
     )
     long_name = str(da.attrs.get("long_name") or name.replace("_", " "))
     return Prepared(da, crs, extent, kind, units, method, attribution, name, long_name)
+
+
+def map_layers(prep: Prepared, map_data=None, *, download: bool = False) -> MapData:
+    """The coastlines, lakes and borders for ``prep``'s map (resolution from its extent).
+
+    ``map_data``: a folder (see :mod:`nowcast.render.mapdata`), or a :class:`MapData`
+    already found (returned as is).
+    """
+    if isinstance(map_data, MapData):
+        return map_data
+    bbox = lonlat_bbox(prep.crs, prep.extent, lonlat=lonlat_crs())
+    return find_map_data(map_data, bbox=bbox, download=download)
+
+
+def _legend(prep: Prepared, found: MapData, panels) -> list[tuple[Any, str]]:
+    """What the map's background colours mean: no data, dry, land and sea."""
+    items = []
+    if any(p.data is not None and np.isnan(p.data).any() for p in panels):
+        items.append((colours.NO_DATA, "no data (outside coverage)"))
+    if prep.kind == "precipitation":
+        dry = "dry (< 0.1 mm h$^{-1}$)"
+        if found.land is not None:
+            items += [(LAND, f"{dry}, land"), ("white", f"{dry}, sea or lake")]
+        else:
+            items.append(("white", dry))
+    return items
 
 
 def select_leads(n_leads: int, leads: Sequence[int] | None) -> list[int]:
@@ -189,8 +221,10 @@ def _styles(
         field = colours.precipitation_style(f"rain rate ({label_units})")
     else:
         stack = np.concatenate([fc.ravel()] + [o.ravel() for o in present])
-        finite = stack[np.isfinite(stack)]
-        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (np.nan, np.nan)
+        if prep.kind == "temperature":
+            lo, hi = colours.robust_range(stack)
+        else:
+            lo, hi = colours.robust_range(stack, 0.0, 100.0)
         label = f"{prep.long_name} ({label_units})" if label_units else prep.long_name
         field = (
             colours.temperature_style(lo, hi, label=label)
@@ -203,11 +237,18 @@ def _styles(
     values = np.concatenate([d.ravel() for d in diffs]) if diffs else np.array([])
     values = values[np.isfinite(values)]
     q = float(np.percentile(values, 99)) if values.size else 0.0
-    minimum = 5.0 if prep.kind == "temperature" else max(q, 1e-6)
+    minimum = 0.1 if prep.kind == "temperature" else max(q, 1e-6)
     diff = colours.difference_style(
         colours.nice_limit(q, minimum=minimum), kind=prep.kind, units=label_units
     )
     return field, diff
+
+
+def _footer(prep: Prepared, found: MapData, *extra: str) -> str:
+    """``Data: <owner> · <extra> · Map: <map data>``."""
+    data = f"Data: {prep.attribution or 'source unknown (the file names none)'}"
+    maps = f"Map: {found.source}" if not found.empty else "Map: no coastline data"
+    return " · ".join([data, *extra, maps])
 
 
 def frame_pngs(
@@ -255,7 +296,7 @@ def forecast_figure(
 
 
 def _frames(prep, issue_index, lead_indices, *, truth, map_data, dpi, figsize, keep_figure=False):
-    found = find_map_data(map_data)
+    found = map_layers(prep, map_data)
     convert, _ = colours.to_display(prep.da.attrs)
     one = prep.da.isel({ISSUE_TIME: issue_index})
     issue = one[ISSUE_TIME].values
@@ -269,11 +310,7 @@ def _frames(prep, issue_index, lead_indices, *, truth, map_data, dpi, figsize, k
     obs = [None if o is None else convert(o) for o in obs_raw]
     field, diff = _styles(prep, fc_all, obs if truth is not None else [])
     title = f"{prep.long_name}: nowcast ({prep.method})"
-    footer = " · ".join(
-        p
-        for p in (f"Data: {prep.attribution}" if prep.attribution else "", f"nowcast {prep.method}")
-        if p
-    )
+    footer = _footer(prep, found, f"nowcast {prep.method}")
     for j in lead_indices:
         k = where[j]
         fc = fc_all[k]
@@ -291,15 +328,14 @@ def _frames(prep, issue_index, lead_indices, *, truth, map_data, dpi, figsize, k
                 panels[0],
                 Panel(None if o is None else fc - o, diff, "Forecast − observed", note),
             ]
-        grey = any(p.data is not None and np.isnan(p.data).any() for p in panels)
-        foot = footer + (" · grey: no data" if grey else "")
         out = draw_figure(
             panels,
             crs=prep.crs,
             extent=prep.extent,
             title=title,
             subtitle=subtitle,
-            footer=foot,
+            footer=footer,
+            legend=_legend(prep, found, panels),
             map_data=found,
             dpi=dpi,
             figsize=figsize,
@@ -315,22 +351,26 @@ def render_forecast(
     outdir: str | os.PathLike,
     truth: xr.DataArray | None = None,
     leads: Sequence[int] | None = None,
-    map_data: str | os.PathLike | None = None,
+    map_data: str | os.PathLike | MapData | None = None,
     dpi: float = 100,
     figsize: tuple[float, float] | None = None,
     method: str | None = None,
     attribution: str | None = None,
     issue_indices: Sequence[int] | None = None,
+    download_map_data: bool = False,
 ) -> list[Path]:
     """Write one PNG per (issue time, lead) of ``forecast`` into ``outdir``; returns the paths.
 
     ``truth`` is an archive ``(time, y, x)`` on the same grid: each map then shows observed |
     forecast | forecast - observed at the valid time ("no observation" where it is missing).
     ``leads`` are 1-based lead indices (default all). ``map_data`` is the offline map-data
-    folder (default: ``NOWCAST_MAP_DATA``, then Cartopy's data folders). Files are named by
+    folder (default: ``NOWCAST_MAP_DATA``, then Cartopy's data folders) or a :class:`MapData`;
+    ``download_map_data`` lets Cartopy download missing Natural Earth layers (network). Files
+    are named by
     :func:`output_name` and written atomically; everything is checked before the first write.
     """
     prep = prepare(forecast, method=method, attribution=attribution)
+    map_data = map_layers(prep, map_data, download=download_map_data)
     lead_idx = select_leads(prep.da.sizes[LEAD_TIME], leads)
     issues = range(prep.da.sizes[ISSUE_TIME]) if issue_indices is None else issue_indices
     aligned = align_truth(truth, prep) if truth is not None else None
@@ -371,14 +411,17 @@ def render_field(
     data = convert(prep.da.isel({ISSUE_TIME: 0, LEAD_TIME: 0}).values)
     style, _ = _styles(prep, data[None], [])
     when_txt = f"{pd.Timestamp(when):%Y-%m-%d %H:%M} UTC" if when is not None else ""
+    found = map_layers(prep, map_data)
+    panels = [Panel(data, style, "Observed")]
     png = draw_figure(
-        [Panel(data, style, "Observed")],
+        panels,
         crs=prep.crs,
         extent=prep.extent,
         title=title or f"{prep.long_name}: observed",
         subtitle=when_txt,
-        footer=f"Data: {prep.attribution}" if prep.attribution else "",
-        map_data=find_map_data(map_data),
+        footer=_footer(prep, found),
+        legend=_legend(prep, found, panels),
+        map_data=found,
         dpi=dpi,
         figsize=figsize,
     )

@@ -24,7 +24,13 @@ import xarray as xr
 from nowcast.conventions import ISSUE_TIME, LEAD_TIME, TIME, VALID_TIME
 from nowcast.errors import DataError
 from nowcast.products import read_forecast
-from nowcast.render.maps import align_truth, prepare, render_forecast, select_leads
+from nowcast.render.maps import (
+    align_truth,
+    map_layers,
+    prepare,
+    render_forecast,
+    select_leads,
+)
 
 __all__ = ["render_many", "plan_tasks"]
 
@@ -81,9 +87,10 @@ def render_many(
     workers: int = 1,
     truth: xr.DataArray | None = None,
     leads: Sequence[int] | None = None,
-    map_data: str | os.PathLike | None = None,
+    map_data=None,
     dpi: float = 100,
     figsize: tuple[float, float] | None = None,
+    download_map_data: bool = False,
 ) -> list[Path]:
     """Render forecast files or DataArrays with ``workers`` processes; returns paths written.
 
@@ -96,7 +103,6 @@ def render_many(
     if workers < 1:
         raise DataError(f"workers must be >= 1, got {workers}")
     options = {
-        "map_data": None if map_data is None else str(map_data),
         "dpi": dpi,
         "figsize": figsize,
     }
@@ -104,20 +110,23 @@ def render_many(
     for item in items:
         source, fc = _load(item)
         prep = prepare(fc)
+        found = map_layers(prep, map_data, download=download_map_data)  # once, for the workers
         lead_idx = select_leads(prep.da.sizes[LEAD_TIME], leads)
         aligned = align_truth(truth, prep) if truth is not None else None
         for i in range(fc.sizes[ISSUE_TIME]):
             obs = _truth_for_issue(aligned, fc, i) if aligned is not None else None
             if source is None:  # in-memory: send this issue time only
-                pairs.append((fc.isel({ISSUE_TIME: [i]}).load(), 0, lead_idx, obs, prep.method))
+                pairs.append(
+                    (fc.isel({ISSUE_TIME: [i]}).load(), 0, lead_idx, obs, prep.method, found)
+                )
             else:
-                pairs.append((source, i, lead_idx, obs, prep.method))
+                pairs.append((source, i, lead_idx, obs, prep.method, found))
     chunks = plan_tasks([len(p[2]) for p in pairs], workers)
     tasks = []
-    for (source, issue, lead_idx, obs, method), sizes in zip(pairs, chunks):
+    for (source, issue, lead_idx, obs, method, found), sizes in zip(pairs, chunks):
         start = 0
         for size in sizes:
-            opts = dict(options, method=method)
+            opts = dict(options, method=method, map_data=found)
             tasks.append(
                 {
                     "source": source,

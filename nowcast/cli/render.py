@@ -33,7 +33,7 @@ def parse_leads(value: str | None) -> list[int] | None:
 
 
 @click.command("render")
-@click.argument("forecast", type=click.Path(path_type=Path))
+@click.argument("forecasts", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
     "--truth",
     "truth",
@@ -74,55 +74,109 @@ def parse_leads(value: str | None) -> list[int] | None:
     "--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes."
 )
 @click.option("--dpi", type=click.IntRange(min=20, max=600), default=100, show_default=True)
+@click.option(
+    "--point",
+    "points",
+    multiple=True,
+    metavar="LAT,LON|NAME",
+    help=(
+        "Instead of maps: observed vs forecast against valid time at this point (PNG + CSV); "
+        "repeatable. NAME from --places."
+    ),
+)
+@click.option(
+    "--places",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="CSV of name,latitude,longitude for --point NAME [a few cities shipped with nowcast].",
+)
+@click.option(
+    "--neighbourhood",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="--point: mean of N x N pixels around the nearest (odd N; 1 = the nearest pixel).",
+)
 def command(
-    forecast, truth, kind, output, leads, gif, map_data, download_map_data, workers, dpi
+    forecasts,
+    truth,
+    kind,
+    output,
+    leads,
+    gif,
+    map_data,
+    download_map_data,
+    workers,
+    dpi,
+    points,
+    places,
+    neighbourhood,
 ) -> None:
-    """Draw FORECAST (a nowcast NetCDF/Zarr) as maps in its own projection; prints the paths.
+    """Draw FORECASTS (nowcast NetCDF/Zarr files) as maps in their own projection, or with
+    --point as time series at points; prints the paths.
 
     \b
     Examples:
       nowcast render fc.nc --leads 1,6,12 --map-data ../shared/data/maps
       nowcast render fc.nc --truth ../shared/data/radar/mch-2016-07-11.nc --gif --workers 2
+      nowcast render fc.nc ex.nc --truth ../shared/data/radar/mch-2016-07-11.nc \\
+          --point Zurich --point 46.0,8.95 --neighbourhood 3 -o series/
     """
     # imported on use, so that `nowcast --help` stays fast
-    from nowcast.products import read_forecast
+    from nowcast.data.archive import open_archive
     from nowcast.render.animate import render_gif
     from nowcast.render.maps import align_truth, map_layers, prepare, select_leads
     from nowcast.render.parallel import render_many
+    from nowcast.verify import load_forecasts
 
-    lead_list = parse_leads(leads)
-    fc = read_forecast(forecast)  # DataError for a missing/bad file
-    prep = prepare(fc)  # checks dims, grid and grid mapping before anything is written
-    select_leads(prep.da.sizes["lead_time"], lead_list)
+    fcs = load_forecasts(forecasts)  # DataError for a missing/bad file
+    first = next(iter(fcs.values()))
     obs = None
     if truth:
-        from nowcast.data.archive import open_archive
+        obs = open_archive(list(truth), variable=str(first.name), kind=kind)
+    if points:
+        from nowcast.render.point import load_places, parse_point, render_points
 
-        obs = open_archive(list(truth), variable=str(fc.name), kind=kind)
-        align_truth(obs, prep)
-    layers = map_layers(prep, map_data, download=download_map_data)
+        known = load_places(places) if places is not None else None
+        chosen = [parse_point(p, known) for p in points]
+        for p in render_points(
+            fcs, chosen, outdir=output, truth=obs, neighbourhood=neighbourhood, dpi=dpi
+        ):
+            click.echo(str(p))
+        return
+    lead_list = parse_leads(leads)
+    preps = [prepare(fc) for fc in fcs.values()]  # dims, grid, grid mapping: before any write
+    for prep in preps:
+        select_leads(prep.da.sizes["lead_time"], lead_list)
+        if obs is not None:
+            align_truth(obs, prep)
+    layers = map_layers(preps[0], map_data, download=download_map_data)
     click.echo(layers.describe())
-    paths = render_many(
-        [forecast],
-        outdir=output,
-        workers=workers,
-        truth=obs,
-        leads=lead_list,
-        map_data=layers,
-        dpi=dpi,
-    )
-    if gif:
-        for i in range(fc.sizes["issue_time"]):
-            paths.append(
-                render_gif(
-                    fc,
-                    outdir=output,
-                    truth=obs,
-                    issue_index=i,
-                    leads=lead_list,
-                    map_data=layers,
-                    dpi=min(dpi, 80),
+    paths = []
+    for path, fc, prep in zip(forecasts, fcs.values(), preps):
+        same_grid = prep.extent == preps[0].extent and prep.crs == preps[0].crs
+        found = layers if same_grid else map_layers(prep, map_data, download=download_map_data)
+        paths += render_many(
+            [path],
+            outdir=output,
+            workers=workers,
+            truth=obs,
+            leads=lead_list,
+            map_data=found,
+            dpi=dpi,
+        )
+        if gif:
+            for i in range(fc.sizes["issue_time"]):
+                paths.append(
+                    render_gif(
+                        fc,
+                        outdir=output,
+                        truth=obs,
+                        issue_index=i,
+                        leads=lead_list,
+                        map_data=found,
+                        dpi=min(dpi, 80),
+                    )
                 )
-            )
     for p in paths:
         click.echo(str(p))

@@ -1,0 +1,299 @@
+"""Time series at a point: observed and every method's forecast against valid time.
+
+What people ask a nowcast first ("rain here in the next hour"). A point is ``LAT,LON`` or
+a place name from a small CSV (``name,latitude,longitude``; :data:`PLACES` ships with the
+package). Values are the nearest pixel's, or the NaN-aware mean of an ``n x n``
+neighbourhood around it (``neighbourhood=n``, odd); the plot says which. A point outside a
+grid, or where every forecast is NaN (outside the radar's coverage), is a
+:class:`~nowcast.errors.NowcastError`.
+
+:func:`point_series` gives the numbers as a tidy table, :func:`render_points` writes one
+PNG and one CSV per point.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from matplotlib.dates import DateFormatter
+from matplotlib.figure import Figure
+
+from nowcast.conventions import ISSUE_TIME, LEAD_TIME, TIME, VALID_TIME, X, Y
+from nowcast.errors import NowcastError
+from nowcast.fileio import write_atomic
+from nowcast.geo import is_geographic, to_grid_xy
+from nowcast.render import colours
+from nowcast.render.projection import grid_mapping_attrs
+
+__all__ = ["Point", "PLACES", "parse_point", "point_series", "render_points", "load_places"]
+
+#: The places ``--point NAME`` knows without ``--places`` (cities in the shared data's domains).
+PLACES = "places.csv"
+COLUMNS = ("point", "latitude", "longitude", "method", "issue_time", "lead_minutes",
+           "valid_time", "value")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Point:
+    name: str
+    lat: float
+    lon: float
+
+    @property
+    def label(self) -> str:
+        ns, ew = ("N" if self.lat >= 0 else "S"), ("E" if self.lon >= 0 else "W")
+        return f"{abs(self.lat):.2f}°{ns} {abs(self.lon):.2f}°{ew}"
+
+
+def load_places(path: str | os.PathLike | None = None) -> dict[str, tuple[float, float]]:
+    """``{name (lower case): (lat, lon)}`` from a CSV with ``name,latitude,longitude``."""
+    if path is None:
+        text = (resources.files("nowcast") / "resources" / PLACES).read_text(encoding="utf-8")
+        source = "the shipped places"
+    else:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise NowcastError(f"cannot read places file {path}: {exc.strerror}") from None
+        source = str(path)
+    rows = list(csv.DictReader(io.StringIO(text)))
+    keys = {k.strip().lower(): k for k in (rows[0].keys() if rows else [])}
+    lat_key = keys.get("latitude", keys.get("lat"))
+    lon_key = keys.get("longitude", keys.get("lon"))
+    if not rows or "name" not in keys or lat_key is None or lon_key is None:
+        raise NowcastError(f"{source}: expected a CSV with columns name,latitude,longitude")
+    out = {}
+    for i, row in enumerate(rows, start=2):
+        try:
+            out[row[keys["name"]].strip().lower()] = (float(row[lat_key]), float(row[lon_key]))
+        except (TypeError, ValueError):
+            raise NowcastError(f"{source}, line {i}: latitude/longitude are not numbers") from None
+    return out
+
+
+def parse_point(text: str, places: Mapping[str, tuple[float, float]] | None = None) -> Point:
+    """``"47.37,8.54"`` or a place name (case-insensitive) -> :class:`Point`."""
+    parts = [p.strip() for p in str(text).split(",")]
+    if len(parts) == 2:
+        try:
+            lat, lon = float(parts[0]), float(parts[1])
+        except ValueError:
+            lat = lon = None
+        if lat is not None:
+            if not (-90 <= lat <= 90 and -180 <= lon <= 360):
+                raise NowcastError(
+                    f"point {text!r}: latitude must be in -90..90, longitude -180..360"
+                )
+            return Point(Point("", lat, lon).label, lat, lon)
+    places = load_places() if places is None else places
+    found = places.get(str(text).strip().lower())
+    if found is None:
+        known = ", ".join(sorted(places)) or "none"
+        raise NowcastError(
+            f"point {text!r} is neither LAT,LON nor a known place (known: {known}; or --places)"
+        )
+    return Point(str(text).strip(), *found)
+
+
+# --------------------------------------------------------------------------- extraction
+
+
+@dataclass(frozen=True)
+class _Where:
+    iy: int
+    ix: int
+    half: int
+    spacing: str  # one pixel, e.g. "1 km" or "0.25°"
+
+    def describe(self) -> str:
+        n = 2 * self.half + 1
+        if n == 1:
+            return f"nearest pixel ({self.spacing})"
+        return f"mean of {n} x {n} pixels around the nearest (pixel {self.spacing})"
+
+
+def _locate(da: xr.DataArray, point: Point, neighbourhood: int, what: str) -> _Where:
+    gm = grid_mapping_attrs(da)
+    units = da[X].attrs.get("units")
+    x, y = to_grid_xy(gm, point.lon, point.lat, units=units)
+    xs, ys = np.asarray(da[X].values, float), np.asarray(da[Y].values, float)
+    if is_geographic(gm) and xs.max() > 180 and x < 0:
+        x += 360.0
+    idx = []
+    for value, coord in ((y, ys), (x, xs)):
+        step = abs(coord[1] - coord[0]) if len(coord) > 1 else 1.0
+        if not (min(coord) - step / 2 <= value <= max(coord) + step / 2):
+            raise NowcastError(f"point {point.name} ({point.label}) is outside the {what} grid")
+        idx.append(int(np.argmin(np.abs(coord - value))))
+    dx = abs(xs[1] - xs[0]) if len(xs) > 1 else 0.0
+    if is_geographic(gm):
+        spacing = f"{dx:g}°"
+    else:
+        km = dx * (1.0 if str(units).strip().lower() == "km" else 1e-3)
+        spacing = f"{km:.3g} km"
+    return _Where(idx[0], idx[1], neighbourhood // 2, spacing)
+
+
+def _values(da: xr.DataArray, where: _Where) -> np.ndarray:
+    """The point's values over the leading dims (NaN-aware neighbourhood mean)."""
+    h = where.half
+    box = da.isel(
+        {
+            Y: slice(max(where.iy - h, 0), where.iy + h + 1),
+            X: slice(max(where.ix - h, 0), where.ix + h + 1),
+        }
+    )
+    data = np.asarray(box.values, dtype=np.float64)
+    with warnings.catch_warnings():  # an all-NaN neighbourhood is NaN, as wanted
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(data.reshape(data.shape[:-2] + (-1,)), axis=-1)
+
+
+def point_series(
+    forecasts: Mapping[str, xr.DataArray],
+    point: Point,
+    *,
+    truth: xr.DataArray | None = None,
+    neighbourhood: int = 1,
+) -> tuple[pd.DataFrame, str]:
+    """``(table, how)``: the point's forecast (and observed) values, and how they were taken.
+
+    ``table`` has :data:`COLUMNS`; observed rows have method ``observed`` and no issue time,
+    from one forecast horizon before the first issue time to the last valid time.
+    """
+    if isinstance(neighbourhood, bool) or neighbourhood < 1 or neighbourhood % 2 == 0:
+        raise NowcastError(
+            f"the neighbourhood must be an odd number of pixels, not {neighbourhood}"
+        )
+    rows, how = [], None
+    any_finite = False
+    for method, fc in forecasts.items():
+        where = _locate(fc, point, neighbourhood, f"{method} forecast's")
+        how = how or where.describe()
+        values = _values(fc.transpose(ISSUE_TIME, LEAD_TIME, Y, X), where)
+        any_finite |= bool(np.isfinite(values).any())
+        minutes = fc[LEAD_TIME].values / np.timedelta64(1, "m")
+        for i, issue in enumerate(fc[ISSUE_TIME].values):
+            for j, lead in enumerate(minutes):
+                valid = fc[VALID_TIME].values[i, j]
+                rows.append((method, issue, float(lead), valid, float(values[i, j])))
+    if not any_finite:
+        raise NowcastError(
+            f"point {point.name} ({point.label}) is outside the data coverage (NaN in every "
+            "forecast)"
+        )
+    if truth is not None:
+        valid = pd.DatetimeIndex([r[3] for r in rows])
+        issues = pd.DatetimeIndex([r[1] for r in rows])
+        start = issues.min() - (valid.max() - issues.max())
+        obs = truth.sel({TIME: slice(start, valid.max())})
+        where = _locate(obs, point, neighbourhood, "truth")
+        for t, v in zip(obs[TIME].values, _values(obs.transpose(TIME, Y, X), where)):
+            rows.append(("observed", np.datetime64("NaT"), np.nan, t, float(v)))
+    table = pd.DataFrame(
+        [(point.name, point.lat, point.lon, *r) for r in rows], columns=list(COLUMNS)
+    )
+    for col in ("issue_time", "valid_time"):
+        table[col] = pd.to_datetime(table[col])
+    return table, how
+
+
+# --------------------------------------------------------------------------- plot
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "-", text).strip("-") or "point"
+
+
+def plot_point(
+    table: pd.DataFrame, point: Point, *, how: str, attrs: Mapping, dpi: float = 100
+) -> bytes:
+    """PNG of observed (black) and each method's forecast per issue time against valid time."""
+    convert, units = colours.to_display(attrs)
+    kind = colours.field_kind(attrs)
+    name = str(attrs.get("long_name") or "value")
+    fig = Figure(figsize=(8.0, 4.2), dpi=dpi, layout="constrained")
+    ax = fig.add_subplot()
+    obs = table[table["method"] == "observed"].sort_values("valid_time")
+    if len(obs):
+        ax.plot(obs["valid_time"], convert(obs["value"].to_numpy()), color="black", marker="o",
+                markersize=3, linewidth=1.6, label="observed", zorder=5)  # fmt: skip
+    methods = [m for m in dict.fromkeys(table["method"]) if m != "observed"]
+    palette = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
+    for k, method in enumerate(methods):
+        sub = table[table["method"] == method]
+        issues = sorted(sub["issue_time"].unique())
+        for i, issue in enumerate(issues):
+            one = sub[sub["issue_time"] == issue].sort_values("valid_time")
+            alpha = 0.35 + 0.65 * (i + 1) / len(issues)
+            ax.plot(one["valid_time"], convert(one["value"].to_numpy()),
+                    color=palette[k % len(palette)], alpha=alpha, marker=".", linewidth=1.2,
+                    label=method if i == len(issues) - 1 else None)  # fmt: skip
+    issues = sorted(table["issue_time"].dropna().unique())
+    for issue in issues if len(issues) <= 6 else issues[-1:]:
+        ax.axvline(issue, color="0.5", linewidth=0.8, linestyle=":", zorder=1)
+    if kind == "precipitation":
+        ax.set_ylim(bottom=0)
+    ax.set_ylabel(f"{name} ({units})" if units else name)
+    days = pd.DatetimeIndex(table["valid_time"]).normalize().unique()
+    span = " to ".join(f"{d:%Y-%m-%d}" for d in (days.min(), days.max())[: min(len(days), 2)])
+    ax.set_xlabel(f"valid time (UTC), {span}")
+    ax.xaxis.set_major_formatter(DateFormatter("%H:%M" if len(days) == 1 else "%d %H:%M"))
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    first, last = pd.Timestamp(issues[0]), pd.Timestamp(issues[-1])
+    when = (
+        f"issue {first:%Y-%m-%d %H:%M} UTC"
+        if len(issues) == 1
+        else f"{len(issues)} issue times {first:%Y-%m-%d %H:%M} to {last:%H:%M} UTC (dotted)"
+    )
+    where = point.name if point.name == point.label else f"{point.name} ({point.label})"
+    ax.set_title(f"{name} at {where}\n{how}; {when}", fontsize=10)
+    credit = attrs.get("attribution") or "source unknown"
+    fig.text(0.01, 0.005, f"Data: {credit}", fontsize=6, color="0.3", ha="left", va="bottom")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": "nowcast"})
+    return buf.getvalue()
+
+
+def render_points(
+    forecasts: Mapping[str, xr.DataArray],
+    points: Sequence[Point],
+    *,
+    outdir: str | os.PathLike,
+    truth: xr.DataArray | None = None,
+    neighbourhood: int = 1,
+    dpi: float = 100,
+) -> list[Path]:
+    """Write ``point_<name>.png`` and ``point_<name>.csv`` per point; returns the paths.
+
+    Every point is checked (inside the grids, in coverage) before the first file is written.
+    """
+    if not forecasts:
+        raise NowcastError("no forecasts to draw")
+    tables = [(p, *point_series(forecasts, p, truth=truth, neighbourhood=neighbourhood))
+              for p in points]  # fmt: skip
+    attrs = next(iter(forecasts.values())).attrs
+    outdir = Path(outdir)
+    written = []
+    for point, table, how in tables:
+        stem = f"point_{_safe(point.name)}"
+        written.append(
+            write_atomic(
+                outdir / f"{stem}.png", plot_point(table, point, how=how, attrs=attrs, dpi=dpi)
+            )
+        )
+        text = table.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%SZ", float_format="%.6g")
+        written.append(write_atomic(outdir / f"{stem}.csv", text))
+    return written

@@ -108,8 +108,13 @@ def run_demo(
         archive_paths = [Path(p) for p in inputs]
         events = [str(p) for p in inputs]
     else:
+        syn = demo_config([], overrides).data.synthetic
         archive_paths = write_synthetic_archive(
-            workdir / "data" / "synthetic.nc", n_times=96, ny=64, nx=64, seed=0
+            workdir / "data" / "synthetic.nc",
+            n_times=syn.n_times,
+            ny=syn.ny,
+            nx=syn.nx,
+            seed=syn.seed,
         )
         events = [str(archive_paths[0])]
     cfg = demo_config(events, overrides)

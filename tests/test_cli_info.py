@@ -60,3 +60,26 @@ def test_info_missing_variable(shared_data):
     assert (
         out.strip().startswith("Error:") and "precipitation_rate" in out and "Traceback" not in out
     )
+
+
+def test_info_describes_forecast_files(shared_data, tmp_path):
+    src = shared_data / "radar" / "mch-2016-07-11.nc"
+    out = tmp_path / "ex.zarr"
+    res = CliRunner().invoke(
+        main,
+        ["predict", "--method", "persistence", "-i", str(src), "--start", "2016-07-11T21:30",
+         "--end", "2016-07-11T22:00", "--every", "15min", "--leads", "4", "-o", str(out)],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(main, ["info", str(out)])
+    assert res.exit_code == 0, res.output
+    lines = dict(line.split(":", 1) for line in res.output.splitlines())
+    assert lines["method"].strip() == "persistence"
+    assert lines["issue times"].strip() == (
+        "3: 2016-07-11 21:30 .. 2016-07-11 22:00 UTC, every 15 min"
+    )
+    assert lines["leads"].strip() == "4: 5 min .. 20 min, step 5 min"
+    assert lines["valid times"].strip().startswith("10: 2016-07-11 21:35 .. 2016-07-11 22:20")
+    assert "640 x 710 (y, x)" in lines["grid"] and "oblique_mercator" in lines["grid"]
+    assert "latitude 43.62 .. 49.46" in lines["grid"]
+    assert "MeteoSwiss" in lines["attribution"]

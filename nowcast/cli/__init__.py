@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from nowcast.cli import batch, convert, demo, evaluate, info, predict, render, train
+from nowcast.cli import batch, convert, demo, evaluate, info, models, predict, render, train
 from nowcast.errors import NowcastError, one_line
 
 
@@ -46,5 +46,5 @@ def main(verbose: bool) -> None:
     )
 
 
-for _module in (batch, convert, demo, evaluate, info, predict, render, train):
+for _module in (batch, convert, demo, evaluate, info, models, predict, render, train):
     main.add_command(_module.command)

@@ -12,14 +12,20 @@ from nowcast.cli.common import kind_option, variable_option
 @variable_option
 @kind_option
 def command(paths: tuple[str, ...], variable: str | None, kind: str) -> None:
-    """Describe the archive in PATHS (directories, globs or NetCDF files).
+    """Describe the archive in PATHS (directories, globs or NetCDF files), or forecast files.
 
     Prints the file count, variable, units as read and as converted, grid size, spacing and
-    projection, time range, step, frame count, gaps, NaN fraction and value range.
+    projection, time range, step, frame count, gaps, NaN fraction and value range. For
+    forecast files (from predict or batch): method, issue times, leads, valid times, grid.
     """
     # imported on use, so that `nowcast --help` stays fast
     from nowcast.data.archive import open_archive
     from nowcast.data.describe import describe_archive, format_description
+    from nowcast.forecast_info import describe_forecast, is_forecast_file
+
+    if all(is_forecast_file(p) for p in paths):
+        click.echo("\n\n".join(describe_forecast(p) for p in paths))
+        return
 
     da = open_archive(list(paths), variable=variable, kind=kind, chunks="auto")
     click.echo(format_description(describe_archive(da)))

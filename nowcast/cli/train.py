@@ -29,9 +29,11 @@ def command(config: Path, overrides: tuple[str, ...], run_dir: Path | None, resu
     """
     # imported on use, so that `nowcast --help` stays fast
     from nowcast.config import load_config
+    from nowcast.data.synthetic import ensure_synthetic_event
     from nowcast.training import RunDir, train
 
     cfg = load_config(config, overrides)
+    ensure_synthetic_event(cfg, echo=click.echo)
     run_dir = run_dir or Path("runs") / cfg.name
     result = train(cfg, run_dir=run_dir, resume=resume, echo=click.echo)
     best = "n/a" if result.best_val_loss is None else f"{result.best_val_loss:.4f}"

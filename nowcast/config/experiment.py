@@ -35,12 +35,24 @@ Transform = Literal["log", "dbr", "zscore", "none"]
 
 
 @dataclass(frozen=True)
+class SyntheticConfig:
+    """A synthetic archive of advected rain cells (:func:`nowcast.data.synthetic_rain`):
+    written to the one ``data.events`` path when that is missing (the demo config)."""
+
+    n_times: int = 96
+    ny: int = 64
+    nx: int = 64
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class DataConfig:
     """Where the archive is and which variable to read.
 
     ``events``: each entry is one archive (a directory, a glob, or one file); events may
     have different grids. ``kind`` picks the physical handling (accumulation to rate for
-    precipitation) and the default transform.
+    precipitation) and the default transform. ``synthetic``: generate the (one) event as a
+    synthetic archive with these settings when its file does not exist yet.
     """
 
     events: tuple[str, ...] = ()
@@ -50,6 +62,7 @@ class DataConfig:
     # or ~/.cache/nowcast. Relative paths are resolved against the config file's folder.
     cache_dir: str | None = None
     cache_workers: int | None = None  # processes computing cached windows (None: all cores)
+    synthetic: SyntheticConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -177,6 +190,10 @@ class Config:
     def validate(self) -> Config:
         """Check cross-field rules; returns ``self`` so calls chain."""
         s, p = self.sampler, self.preprocess
+        require(
+            self.data.synthetic is None or len(self.data.events) <= 1,
+            "data.synthetic writes one archive: give at most one data.events path",
+        )
         require(s.t_in >= 1, "sampler.t_in must be >= 1")
         require(s.t_out >= 1, "sampler.t_out must be >= 1")
         require(s.stride >= 1, "sampler.stride must be >= 1")
@@ -255,7 +272,8 @@ def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] 
     """Load a YAML config (or the defaults when ``path`` is None), apply overrides, validate.
 
     Relative ``data.events`` entries are resolved against the config file's folder
-    when they exist there, else against the working directory.
+    when they exist there (always, with ``data.synthetic``: where the archive is written),
+    else against the working directory.
     """
     values = read_yaml(path) if path is not None else {}
     values = apply_overrides(values, overrides)
@@ -275,12 +293,19 @@ def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] 
             cfg,
             data=dataclasses.replace(
                 cfg.data,
-                events=tuple(resolve_path(e, base) for e in cfg.data.events),
+                events=tuple(
+                    _local(e, base) if cfg.data.synthetic else resolve_path(e, base)
+                    for e in cfg.data.events
+                ),
                 cache_dir=cache_dir,
             ),
             sampler=dataclasses.replace(cfg.sampler, split=split),
         )
     return cfg
+
+
+def _local(entry: str, base: Path) -> str:
+    return entry if Path(entry).is_absolute() else str((base / entry).resolve())
 
 
 def dump_config(cfg: Config, path: str | Path) -> None:

@@ -63,7 +63,7 @@ def describe_archive(da: xr.DataArray) -> dict:
     }
 
 
-def _duration(td) -> str:
+def format_duration(td) -> str:
     if td is None:
         return "n/a"
     seconds = pd.Timedelta(td).total_seconds()
@@ -73,14 +73,14 @@ def _duration(td) -> str:
     return f"{seconds:g} s"
 
 
-def _number(value: float | None) -> str:
+def format_number(value: float | None) -> str:
     return "n/a" if value is None or not np.isfinite(value) else f"{value:.6g}"
 
 
 def format_description(d: dict) -> str:
     """Readable multi-line text for :func:`describe_archive`'s dict."""
     unit = d["spacing_units"]
-    sp = f"{_number(d['dx'])} x {_number(d['dy'])} {unit} (x, y)"
+    sp = f"{format_number(d['dx'])} x {format_number(d['dy'])} {unit} (x, y)"
     units = d["units"] or "(none)"
     if d["units_original"] not in (None, d["units"]):
         units = f"{d['units_original'] or '(none)'} as read -> {units}"
@@ -90,7 +90,7 @@ def format_description(d: dict) -> str:
     if gaps:
         fmt = "%Y-%m-%d %H:%M"
         gap_text = f"{len(gaps)}: " + ", ".join(
-            f"{a.strftime(fmt)} .. {b.strftime(fmt)} ({_duration(b - a)})" for a, b in gaps
+            f"{a.strftime(fmt)} .. {b.strftime(fmt)} ({format_duration(b - a)})" for a, b in gaps
         )
     else:
         gap_text = "none"
@@ -108,16 +108,19 @@ def format_description(d: dict) -> str:
         ("grid", f"{d['ny']} x {d['nx']} (y, x), spacing {sp}"),
         (
             "extent",
-            f"x {_number(d['x_range'][0])} .. {_number(d['x_range'][1])}, y "
-            f"{_number(d['y_range'][0])} .. {_number(d['y_range'][1])} {unit}",
+            f"x {format_number(d['x_range'][0])} .. {format_number(d['x_range'][1])}, y "
+            f"{format_number(d['y_range'][0])} .. {format_number(d['y_range'][1])} {unit}",
         ),
         ("projection", proj),
         ("time", f"{start} .. {end}"),
-        ("step", _duration(d["step"])),
+        ("step", format_duration(d["step"])),
         ("frames", str(d["n_frames"])),
         ("gaps", gap_text),
         ("NaN fraction", f"{100 * d['nan_fraction']:.1f} %"),
-        ("value range", f"{_number(d['min'])} .. {_number(d['max'])} {d['units'] or ''}".rstrip()),
+        (
+            "value range",
+            f"{format_number(d['min'])} .. {format_number(d['max'])} {d['units'] or ''}".rstrip(),
+        ),
     ]
     if d.get("attribution"):
         lines.append(("attribution", d["attribution"]))

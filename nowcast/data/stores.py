@@ -106,7 +106,8 @@ def _local_entries(text: str) -> list[Path]:
         if not found:
             raise DataError(f"no files match {text!r}")
         return found
-    raise DataError(f"{'Zarr store' if is_zarr(text) else 'path'} not found: {text}")
+    where = "" if os.path.isabs(text) else f" (resolved: {os.path.abspath(text)})"
+    raise DataError(f"{'Zarr store' if is_zarr(text) else 'path'} not found: {text}{where}")
 
 
 def _remote_entries(url: str, storage_options: dict | None) -> list[str]:

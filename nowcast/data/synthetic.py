@@ -207,3 +207,21 @@ def write_synthetic_archive(
         target.parent.mkdir(parents=True, exist_ok=True)
     ds, enc = _to_dataset(da)
     return [_write_atomic(ds, target, enc)]
+
+
+def ensure_synthetic_event(cfg, echo=print) -> None:
+    """Write ``cfg``'s synthetic archive (``data.synthetic``) where its event file is missing.
+
+    Used by ``nowcast train`` so that a config like ``configs/demo.yaml`` trains on a fresh
+    checkout; configs without ``data.synthetic`` are left alone.
+    """
+    syn = cfg.data.synthetic
+    if syn is None or not cfg.data.events:
+        return
+    path = Path(cfg.data.events[0])
+    if path.exists():
+        return
+    written = write_synthetic_archive(
+        path, n_times=syn.n_times, ny=syn.ny, nx=syn.nx, seed=syn.seed
+    )
+    echo(f"wrote the synthetic archive {written[0].resolve()} (data.synthetic; it was missing)")

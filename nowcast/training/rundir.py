@@ -9,6 +9,8 @@
     metadata.json     what forecasting needs (``t_in``, ``t_out``, step, preprocessor, ...)
     history.csv       losses per epoch
     tensorboard/      TensorBoard event files
+    TRAINING.md       (shipped models) how it was made; its "## Held-out scores" section is
+                      what ``nowcast models`` prints
 
 ``model.keras``, ``checkpoint.keras`` and the JSON files are written atomically. The models
 shipped in ``nowcast/pretrained/<name>/`` are run directories too.
@@ -31,6 +33,7 @@ METADATA_FILE = "metadata.json"
 CONFIG_FILE = "config.yaml"
 HISTORY_FILE = "history.csv"
 TENSORBOARD_DIR = "tensorboard"
+NOTES_FILE = "TRAINING.md"
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,10 @@ class RunDir:
     @property
     def tensorboard(self) -> Path:
         return self.path / TENSORBOARD_DIR
+
+    @property
+    def notes(self) -> Path:
+        return self.path / NOTES_FILE
 
     def read_metadata(self) -> dict[str, Any]:
         """``metadata.json``; a :class:`NowcastError` when the directory has none."""

@@ -1,29 +1,168 @@
-"""Atomic file writes: a temporary sibling, flushed, then renamed over the target."""
+"""Safe outputs: atomic writes, no output over an input, no silent overwrite.
+
+Every file, store and folder nowcast writes goes through :func:`atomic_output`: it is
+built under a temporary name in a private scratch folder beside the target
+(``.{name}.XXXXXXXX``) and renamed into place when complete, so readers never see a partial
+output; on an error or an interrupt (Ctrl-C) the scratch folder is removed and the target is
+left as it was. Outputs get the user's umask like any normal file. :func:`check_output` is
+the one rule for where a command may write (see its docstring and the README's "Safety").
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import glob
 import os
+import shutil
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+from nowcast.errors import NowcastError
 
 #: The one Zarr layout nowcast writes (archives by ``convert``, forecasts): format 2 with
 #: consolidated metadata, which xarray opens without a warning.
 ZARR_OPTIONS = {"zarr_format": 2, "consolidated": True}
 
+#: Errors that say the output cannot be written, whichever file raised them.
+_WRITE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
+
+
+def _cannot_write(path: Path, exc: OSError) -> NowcastError:
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return NowcastError(f"cannot write {path}: {reason}")
+
+
+def _is_write_error(exc: OSError, scratch: Path, path: Path) -> bool:
+    name = os.fspath(exc.filename) if exc.filename is not None else ""
+    mine = name.startswith(os.fspath(scratch)) or name == os.fspath(path)
+    return mine or exc.errno in _WRITE_ERRNOS
+
+
+def _replace(src: Path, dst: Path, aside: Path) -> None:
+    """Rename ``src`` onto ``dst``; an existing folder is moved to ``aside`` first."""
+    if dst.is_dir() and not dst.is_symlink():  # a folder cannot be renamed over
+        os.replace(dst, aside)
+        try:
+            os.replace(src, dst)
+        except BaseException:
+            os.replace(aside, dst)
+            raise
+    else:
+        os.replace(src, dst)
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike, *, merge: bool = False) -> Iterator[Path]:
+    """Yield a temporary path to build ``path`` (a file, or a folder such as a Zarr store) at.
+
+    The temporary path has the same name, in a scratch folder beside ``path``; it is not
+    created. When the block ends, it replaces ``path`` (an existing folder is moved aside
+    first and deleted only once the new output is in place); with ``merge``, a folder built
+    there is moved into an existing folder ``path`` entry by entry instead (other entries
+    stay). On any exception, including ``KeyboardInterrupt``, the scratch folder is removed
+    and ``path`` is untouched. An ``OSError`` writing the output (read-only folder, full disk)
+    becomes a :class:`NowcastError` naming ``path``.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    except OSError as exc:
+        raise _cannot_write(path, exc) from None
+    try:
+        tmp = scratch / path.name
+        try:
+            yield tmp
+            if merge and path.is_dir() and tmp.is_dir():
+                for i, entry in enumerate(sorted(tmp.iterdir())):
+                    _replace(entry, path / entry.name, scratch / f"previous-{i}")
+            else:
+                _replace(tmp, path, scratch / "previous")
+        except OSError as exc:
+            if not _is_write_error(exc, scratch, path):  # e.g. an input that failed to read
+                raise
+            raise _cannot_write(path, exc) from None
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
 
 def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
     """Write ``data`` (bytes, or text as UTF-8) to ``path`` so readers never see a partial file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(payload)
+        fh.flush()
+        os.fsync(fh.fileno())
     return path
+
+
+def remove_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove what an interrupted :func:`atomic_output` for ``path`` left beside it.
+
+    Only for outputs no other process is writing (e.g. after a batch's workers were
+    stopped); returns what was removed.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    removed = []
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*"):
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+        removed.append(leftover)
+    return removed
+
+
+def _is_within(inner: str, outer: str) -> bool:
+    return inner != outer and inner.startswith(outer.rstrip(os.sep) + os.sep)
+
+
+def _local(entry) -> str | None:
+    """``entry`` as an absolute real local path, or None for a URL other than ``file://``."""
+    text = os.fspath(entry) if isinstance(entry, os.PathLike) else str(entry)
+    if "://" in text:
+        if not text.startswith("file://"):
+            return None
+        text = text[len("file://") :]
+    return os.path.realpath(os.path.expanduser(text))
+
+
+def check_output(
+    output: str | os.PathLike,
+    inputs: Iterable[str | os.PathLike] = (),
+    *,
+    overwrite: bool = True,
+    replaces: bool = True,
+    option: str = "--output",
+) -> None:
+    """Refuse to write ``output`` where it would destroy or change an input.
+
+    ``inputs`` are what the command reads (files, folders, Zarr stores; globs already
+    expanded; URLs other than ``file://`` are skipped). Refused, with one line: ``output``
+    is an input (the same file or folder, also through links), or lies inside an input
+    folder or store; with ``replaces`` (the output replaces whatever is at its path: a file
+    or store) also an output folder that holds an input. With ``overwrite=False`` an
+    existing ``output`` is refused too (the command's ``--overwrite`` allows it).
+    """
+    out = _local(output)
+    if out is None:
+        return
+    sources = [(entry, src) for entry in inputs if (src := _local(entry)) and os.path.exists(src)]
+    exists = os.path.exists(out)
+    for entry, src in sources:
+        if out == src or (exists and os.path.samefile(out, src)):
+            raise NowcastError(f"{option} {output} is the input {entry}: choose another output")
+    for entry, src in sources:
+        if _is_within(out, src):
+            raise NowcastError(
+                f"{option} {output} is inside the input {entry}: choose an output outside it"
+            )
+        if replaces and _is_within(src, out):
+            raise NowcastError(f"{option} {output} holds the input {entry}: choose another output")
+    if not overwrite and os.path.lexists(out):
+        raise NowcastError(f"{output} exists: pass --overwrite to replace it")

@@ -24,8 +24,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -47,7 +45,7 @@ from nowcast.conventions import (
     valid_times,
 )
 from nowcast.errors import DataError
-from nowcast.fileio import ZARR_OPTIONS
+from nowcast.fileio import ZARR_OPTIONS, atomic_output
 from nowcast.geo import is_geographic, lonlat_grid
 
 log = logging.getLogger(__name__)
@@ -211,21 +209,13 @@ def write_forecast(
 
 
 def write_dataset(ds: xr.Dataset, path: str | os.PathLike) -> Path:
-    """Write ``ds`` to a temporary sibling, then rename it into place."""
+    """Write ``ds`` atomically (:func:`nowcast.fileio.atomic_output`); Zarr for ``.zarr``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    zarr = path.suffix == ".zarr"
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)) / path.name
-    try:
-        if zarr:
+    with atomic_output(path) as tmp:
+        if path.suffix == ".zarr":
             ds.to_zarr(tmp, mode="w", **ZARR_OPTIONS)
         else:
             ds.to_netcdf(tmp, engine="netcdf4")
-        if zarr and path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp.parent, ignore_errors=True)
     return path
 
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import functools
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +22,7 @@ import pandas as pd
 
 from nowcast.data import open_archive
 from nowcast.errors import DataError, NowcastError, one_line
+from nowcast.fileio import atomic_output
 from nowcast.methods import forecast_and_write, make_forecaster
 from nowcast.render import render_forecast
 from pipelines.catalog import build_catalog
@@ -89,10 +88,9 @@ def cached_forecaster(method: str, model: str | None):
 
 
 def _render(forecast, archive, *, outdir: Path, spec: RenderSpec, method: str) -> list[Path]:
-    """Render into a temporary sibling folder, then move each file into ``outdir``."""
-    outdir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
-    try:
+    """Render into a temporary sibling folder, then put it in place of ``outdir``."""
+    with atomic_output(outdir) as tmp:
+        tmp.mkdir()
         made = render_forecast(
             forecast,
             outdir=tmp,
@@ -102,18 +100,7 @@ def _render(forecast, archive, *, outdir: Path, spec: RenderSpec, method: str) -
             method=method,
             download_map_data=spec.download_map_data,
         )
-        if outdir.exists():
-            shutil.rmtree(outdir)
-        outdir.mkdir(parents=True)
-        out = []
-        for p in made:
-            target = outdir / Path(p).relative_to(tmp)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(p, target)
-            out.append(target)
-        return out
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return [outdir / Path(p).relative_to(tmp) for p in made]
 
 
 def run_issue_time(task: IssueTask) -> IssueResult:

@@ -18,7 +18,7 @@ from PIL import Image
 from nowcast import products
 from nowcast.conventions import ISSUE_TIME, LEAD_TIME, TIME
 from nowcast.data.archive import open_archive
-from nowcast.errors import NowcastError
+from nowcast.errors import DataError, NowcastError
 from nowcast.render import colours
 from nowcast.render.animate import render_gif
 from nowcast.render.figure import figure_layout
@@ -242,6 +242,7 @@ def test_gif_has_one_frame_per_lead(archives, maps_dir, tmp_path):
 def test_offline_without_map_data_warns_once_and_never_uses_network(
     archives, tmp_path, monkeypatch
 ):
+    import cartopy
     import cartopy.io
 
     calls = []
@@ -255,13 +256,17 @@ def test_offline_without_map_data_warns_once_and_never_uses_network(
     monkeypatch.setattr(socket.socket, "connect", no_network)
     empty = tmp_path / "no-maps"
     empty.mkdir()
+    monkeypatch.setenv("NOWCAST_MAP_DATA", str(empty))  # the implicit search finds nothing
+    monkeypatch.setattr("nowcast.render.mapdata.SYSTEM_DIRS", ())
+    for key in ("pre_existing_data_dir", "data_dir"):
+        monkeypatch.setitem(cartopy.config, key, "")
     fc = persistence(
         archives("knmi").isel({TIME: [0, 1], "x": slice(300, 400), "y": slice(300, 400)}), 0, 2
     )
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        first = render_forecast(fc, outdir=tmp_path / "a", map_data=empty, dpi=40)
-        second = render_forecast(fc, outdir=tmp_path / "b", map_data=empty, dpi=40)
+        first = render_forecast(fc, outdir=tmp_path / "a", dpi=40)
+        second = render_forecast(fc, outdir=tmp_path / "b", dpi=40)
     assert len(first) == len(second) == 2 and all(p.is_file() for p in first + second)
     missing = [w for w in seen if issubclass(w.category, MissingMapDataWarning)]
     assert len(missing) == 1 and "without coastlines" in str(missing[0].message)
@@ -286,7 +291,8 @@ def test_find_map_data_picks_natural_earth_by_extent(maps_dir, tmp_path, monkeyp
         f"map data: coastlines, lakes, borders from Natural Earth 10m ({maps_dir})"
     )
     assert find_map_data(bbox=europe).source == "Natural Earth 50m"
-    assert find_map_data(tmp_path, warn=False).empty  # an explicit folder is the only one used
+    with pytest.raises(DataError, match="holds no coastline shapefiles"):
+        find_map_data(tmp_path)  # an explicit folder is the only one used, and must hold data
     # only 110m at hand: used for a radar map rather than nothing (finer ones come first)
     only = tmp_path / "coarse" / "shapefiles" / "natural_earth" / "physical"
     only.mkdir(parents=True)
@@ -319,7 +325,9 @@ def test_download_is_an_explicit_choice(tmp_path, monkeypatch):
     monkeypatch.setattr(shapereader, "natural_earth", fake_natural_earth)
     empty = tmp_path / "none"
     empty.mkdir()
-    assert find_map_data(empty, bbox=(2.7, 43.6, 12.5, 49.5), warn=False).empty and not asked
+    with pytest.raises(DataError, match="holds no coastline shapefiles"):
+        find_map_data(empty, bbox=(2.7, 43.6, 12.5, 49.5))
+    assert not asked
     found = find_map_data(empty, bbox=(2.7, 43.6, 12.5, 49.5), download=True)
     assert [a[0] for a in asked] == ["10m"] * 3 and {a[2] for a in asked} == {
         "coastline", "lakes", "admin_0_boundary_lines_land",

@@ -40,7 +40,10 @@ def issue_time_options(*, required_hint: str):
                     "--issue-time",
                     "issue_times",
                     multiple=True,
-                    help="Issue time (time of the last input frame, UTC); repeatable.",
+                    help=(
+                        "Issue time (time of the last input frame), e.g. 2016-07-11T21:30 "
+                        "(UTC) or 2016-07-11T23:30+02:00 (converted to UTC); repeatable."
+                    ),
                 ),
                 click.option(
                     "--start",

@@ -24,20 +24,29 @@ from nowcast.cli.common import kind_option, variable_option
     show_default=True,
     help="Frames per stored chunk (each chunk holds whole frames).",
 )
+@click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 def command(
-    inputs: tuple[str, ...], output: str, variable: str | None, kind: str, frames_per_chunk: int
+    inputs: tuple[str, ...],
+    output: str,
+    variable: str | None,
+    kind: str,
+    frames_per_chunk: int,
+    overwrite: bool,
 ) -> None:
     """Convert the archive in INPUTS (folders, globs, NetCDF files, Zarr stores, URLs) to OUTPUT.
 
     The output holds the archive as nowcast reads it (y ascending, metres, precipitation in
     mm h-1, NaN fill, grid mapping and attribution kept), so reading OUTPUT gives the same
-    archive. Written to a temporary name and moved into place.
+    archive. Written to a temporary name and moved into place. OUTPUT may not be (or be
+    inside, or hold) an input; an existing OUTPUT is refused unless --overwrite.
     """
     # imported on use, so that `nowcast --help` stays fast
-    from nowcast.data.archive import open_archive
+    from nowcast.data.archive import open_archive, source_files
     from nowcast.data.stores import write_archive
+    from nowcast.fileio import check_output
 
     da = open_archive(list(inputs), variable=variable, kind=kind, chunks=frames_per_chunk)
+    check_output(output, [*inputs, *source_files(da)], overwrite=overwrite)
     written = write_archive(da, output, chunks=frames_per_chunk)
     n_sources = len(da.encoding.get("source_files", ()))
     click.echo(

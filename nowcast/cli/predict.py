@@ -40,14 +40,18 @@ from nowcast.cli.common import issue_time_options, kind_option, variable_option
 @click.option(
     "--output",
     "-o",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     required=True,
-    help="Output NetCDF (or .zarr).",
+    help="Output NetCDF (or .zarr store); never one of the inputs.",
 )
+@click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 def command(
-    model, method, inputs, variable, kind, issue_times, start, end, every, leads, output
+    model, method, inputs, variable, kind, issue_times, start, end, every, leads, output, overwrite
 ) -> None:
     """Forecast from the last frames up to each issue time and write CF NetCDF on the input grid.
+
+    Times without an offset are UTC. A time given twice is forecast once; issue times come
+    out sorted. An existing OUTPUT is refused unless --overwrite.
 
     \b
     Examples:
@@ -73,5 +77,6 @@ def command(
         start=start,
         end=end,
         every=every,
+        overwrite=overwrite,
     )
     click.echo(f"wrote {path}")

@@ -119,9 +119,9 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     if not path:
         raise ConfigError(f"--set {item!r}: empty key")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {item!r}: cannot parse value ({exc.problem})") from None
+        value = load_yaml_text(raw) if raw.strip() else None
+    except ConfigError as exc:
+        raise ConfigError(f"--set {item!r}: cannot parse value ({exc})") from None
     return path, value
 
 
@@ -140,14 +140,57 @@ def apply_overrides(values: dict[str, Any], overrides: typing.Iterable[str]) -> 
     return out
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                line = key_node.start_mark.line + 1
+                raise ConfigError(
+                    f"line {line}: key {key!r} is given twice (first on line {seen[key]})"
+                )
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def yaml_error(exc: yaml.YAMLError) -> str:
+    """A YAML error as ``line L, column C: problem`` (one line)."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or getattr(exc, "context", None) or str(exc)
+    problem = " ".join(str(problem).split())
+    if isinstance(exc, yaml.constructor.ConstructorError) and "tag" in problem:
+        problem = f"{problem} (only plain YAML is read: no !!python or other tags)"
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}{problem}"
+
+
+def load_yaml_text(text: str) -> Any:
+    """Parse YAML (safe, duplicate keys refused); :class:`ConfigError` with line and column."""
+    try:
+        return yaml.load(text, Loader=_StrictLoader)
+    except yaml.YAMLError as exc:
+        raise ConfigError(yaml_error(exc)) from None
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        values = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a text file: a config is YAML text") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    if "\x00" in text:
+        raise ConfigError(f"{path} is not a text file: a config is YAML text")
+    try:
+        values = load_yaml_text(text) or {}
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: a config must be a mapping of sections")
     return values

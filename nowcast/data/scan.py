@@ -10,6 +10,7 @@ over any object with the ``netCDF4.Dataset`` interface (Zarr stores and URLs, th
 from __future__ import annotations
 
 import functools
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +71,7 @@ def scan_file(path: Path, variable: str | None = None) -> FileInfo:
                 f"{path}: not a readable NetCDF file ({one_line(exc, typed=False)})"
             ) from None
         try:
+            _check_classic_size(ds, Path(path))
             return _scan(ds, Path(path), variable)
         except DataError:
             raise
@@ -79,6 +81,23 @@ def scan_file(path: Path, variable: str | None = None) -> FileInfo:
             ) from None
         finally:
             ds.close()
+
+
+def _check_classic_size(ds, path: Path) -> None:
+    """A NetCDF-3 file shorter than its header's variables is truncated (netCDF-C reads the
+    missing data as fill values, which would pass for a bad grid)."""
+    if not str(getattr(ds, "file_format", "")).startswith("NETCDF3"):
+        return
+    needed = 0
+    for var in ds.variables.values():
+        size = int(np.prod(var.shape, dtype=np.int64)) * var.dtype.itemsize
+        needed += size + (-size % 4)  # each variable's data is padded to 4 bytes
+    actual = os.path.getsize(path)
+    if actual < needed:
+        raise DataError(
+            f"{path}: truncated or unreadable NetCDF-3 file ({actual} bytes; its header "
+            f"describes at least {needed} bytes of data)"
+        )
 
 
 def scan_opened(ds, path, variable: str | None = None) -> FileInfo:

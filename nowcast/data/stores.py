@@ -20,13 +20,14 @@ from __future__ import annotations
 import glob
 import os
 import re
-import shutil
 import tempfile
 import uuid
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import dask
 import fsspec
 import numpy as np
 import xarray as xr
@@ -34,7 +35,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from nowcast.conventions import TIME, X, Y
 from nowcast.errors import DataError, one_line
-from nowcast.fileio import ZARR_OPTIONS
+from nowcast.fileio import ZARR_OPTIONS, atomic_output
 
 #: File suffixes taken from a directory as NetCDF files.
 NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf", ".cdf", ".h5")
@@ -376,10 +377,19 @@ def _write(ds: xr.Dataset, encoding: dict, target, zarr: bool, chunks: int) -> N
     shape = (chunks, ds.sizes[Y], ds.sizes[X])
     if zarr:
         encoding[name]["chunks"] = shape
-        ds.to_zarr(target, mode="w-", encoding=encoding, **ZARR_OPTIONS)
     else:
         encoding[name].update(zlib=True, complevel=1, chunksizes=shape)
-        ds.to_netcdf(target, engine="netcdf4", format="NETCDF4", encoding=encoding)
+    # our own thread pool, joined before returning: on Ctrl-C no thread may still be writing
+    # chunks into the temporary output while it is being removed
+    pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
+    try:
+        with dask.config.set(pool=pool):
+            if zarr:
+                ds.to_zarr(target, mode="w-", encoding=encoding, **ZARR_OPTIONS)
+            else:
+                ds.to_netcdf(target, engine="netcdf4", format="NETCDF4", encoding=encoding)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def write_archive(
@@ -389,8 +399,9 @@ def write_archive(
 
     The format follows the suffix: ``.zarr`` -> a Zarr (format 2, consolidated metadata)
     store, ``.nc``/``.nc4``/... -> NetCDF-4; ``chunks`` whole frames per chunk. Local targets
-    (and ``file://`` URLs) are written to a temporary sibling and renamed into place (an
-    existing store is moved aside only once the new one is complete); other fsspec URLs are
+    (and ``file://`` URLs) are written through :func:`nowcast.fileio.atomic_output` (a
+    temporary sibling renamed into place; an existing store is moved aside only once the new
+    one is complete); other fsspec URLs are
     written to a temporary sibling and moved with the filesystem's ``mv`` (as atomic as that
     filesystem's move). Dask data are streamed chunk by chunk. Returns the path (the URL
     string for a remote target).
@@ -408,24 +419,9 @@ def write_archive(
     if local is None:
         _write_remote(ds, encoding, text, zarr, int(chunks), storage_options)
         return text
-    target = Path(local)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        tmp = scratch / target.name
+    with atomic_output(local) as tmp:
         _write(ds, encoding, tmp, zarr, int(chunks))
-        if target.exists() and (target.is_dir() or tmp.is_dir()):  # folders cannot be replaced
-            os.replace(target, scratch / "previous")
-            try:
-                os.replace(tmp, target)
-            except OSError:
-                os.replace(scratch / "previous", target)
-                raise
-        else:
-            os.replace(tmp, target)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return target
+    return Path(local)
 
 
 def _write_remote(ds, encoding, url: str, zarr: bool, chunks: int, storage_options) -> None:

@@ -11,7 +11,6 @@ back identically.
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ import pyproj
 import xarray as xr
 
 from nowcast.conventions import RATE_UNITS, TIME, X, Y
+from nowcast.fileio import atomic_output
 
 #: Lambert azimuthal equal-area grid centred on the Netherlands (52 N, 5 E).
 SYNTHETIC_PROJ4 = "+proj=laea +lat_0=52 +lon_0=5 +x_0=0 +y_0=0 +datum=WGS84 +units=m +no_defs"
@@ -167,13 +167,8 @@ def _to_dataset(da: xr.DataArray) -> tuple[xr.Dataset, dict]:
 
 
 def _write_atomic(ds: xr.Dataset, path: Path, encoding: dict) -> Path:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_output(path) as tmp:
         ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

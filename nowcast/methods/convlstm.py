@@ -1,8 +1,8 @@
 """The trained ConvLSTM as a forecast method (same interface as the baselines).
 
-``ConvLSTMForecaster(model)`` takes a run directory, a ``model.keras`` file (with its
+``ConvLSTMForecaster(model)`` takes a run directory, a ``.keras`` file (with its
 ``metadata.json`` beside it) or the name of a model shipped with the package
-(``nowcast/pretrained/<name>/``); :func:`resolve_model` finds it. ``predict`` applies the
+(``nowcast/pretrained/<name>/``); :func:`resolve_model_file` finds it. ``predict`` applies the
 training preprocessing and normalisation to the last ``t_in`` frames, runs the network
 (rolling forward when more leads than ``t_out`` are asked for), inverts the transform and
 returns the forecast on the input grid (coarsening undone), NaN where the last input frame
@@ -33,7 +33,7 @@ from nowcast.methods.base import (
 )
 from nowcast.methods.lagrangian import STEP_RATIOS, check_ratio, input_frames, lagrangian_forecast
 from nowcast.motion import FlowOptions
-from nowcast.training.rundir import MODEL_FILE, RunDir
+from nowcast.training.rundir import METADATA_FILE, MODEL_FILE, RunDir
 
 PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
 
@@ -45,25 +45,59 @@ def packaged_models() -> list[str]:
     return sorted(p.name for p in PRETRAINED_DIR.iterdir() if RunDir(p).model.is_file())
 
 
-def resolve_model(spec: str | Path) -> Path:
-    """The directory holding ``model.keras`` and ``metadata.json`` for ``spec``."""
+def resolve_model_file(spec: str | Path) -> Path:
+    """The ``.keras`` file for ``spec``: a run directory, a ``.keras`` file or a shipped name.
+
+    A ``.keras`` file must have its run directory's ``metadata.json`` beside it.
+    """
     path = Path(spec)
-    if path.is_file() and path.suffix == ".keras":
-        path = path.parent
-    if RunDir(path).model.is_file():
+    if path.suffix == ".keras" and path.is_file():
+        if not RunDir(path.parent).metadata.is_file():
+            raise NowcastError(
+                f"model file {path} has no {METADATA_FILE} beside it: give the model in its run "
+                f"directory (nowcast train writes {MODEL_FILE} and {METADATA_FILE} together)"
+            )
         return path
+    if RunDir(path).model.is_file():
+        return RunDir(path).model
     if path.is_dir():
         raise NowcastError(
             f"{path} holds no {MODEL_FILE} (training may not have finished an epoch)"
         )
     packaged = PRETRAINED_DIR / str(spec)
     if RunDir(packaged).model.is_file():
-        return packaged
+        return RunDir(packaged).model
     names = ", ".join(packaged_models()) or "none"
     raise NowcastError(
         f"model {str(spec)!r} not found: give a run directory, a {MODEL_FILE} file or a shipped "
         f"model ({names})"
     )
+
+
+def resolve_model(spec: str | Path) -> Path:
+    """The directory holding the model file and ``metadata.json`` for ``spec``."""
+    return resolve_model_file(spec).parent
+
+
+def check_metadata(metadata: dict[str, Any], path: Path) -> dict[str, Any]:
+    """``metadata`` if it holds what forecasting needs, else a one-line error naming ``path``."""
+    for key, kind in _REQUIRED_METADATA.items():
+        value = metadata.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise NowcastError(
+                f"{path} has no valid {key!r} ({value!r}); it should be the {METADATA_FILE} that "
+                "nowcast train writes beside the model"
+            )
+    return metadata
+
+
+#: What :class:`ConvLSTMForecaster` reads from a model's metadata, and its JSON types.
+_REQUIRED_METADATA = {
+    "t_in": int,
+    "t_out": int,
+    "time_step_seconds": (int, float),
+    "preprocessor": dict,
+}
 
 
 def _upsample(values: np.ndarray, factor: int, shape: tuple[int, int]) -> np.ndarray:
@@ -91,9 +125,10 @@ class ConvLSTMForecaster(Forecaster):
     name = "convlstm"
 
     def __init__(self, model: str | Path = "radar-5min", *, model_object: Any = None):
-        self.model_dir = resolve_model(model)
+        self.model_file = resolve_model_file(model)
+        self.model_dir = self.model_file.parent
         self.run = RunDir(self.model_dir)
-        self.metadata: dict[str, Any] = self.run.read_metadata()
+        self.metadata: dict[str, Any] = check_metadata(self.run.read_metadata(), self.run.metadata)
         self.t_in = int(self.metadata["t_in"])
         self.t_out = int(self.metadata["t_out"])
         self.step = pd.Timedelta(seconds=float(self.metadata["time_step_seconds"]))
@@ -115,7 +150,7 @@ class ConvLSTMForecaster(Forecaster):
             # imported here, not at the top: Keras costs seconds of start-up time
             from nowcast.model import load_model
 
-            self._model = load_model(self.run.model)
+            self._model = load_model(self.model_file)
         return self._model
 
     @property

@@ -18,11 +18,14 @@ import pandas as pd
 import xarray as xr
 
 from nowcast.conventions import LEAD_TIME, TIME, X, Y, as_time
-from nowcast.data.archive import open_archive
+from nowcast.data.archive import open_archive, source_files
 from nowcast.data.timeaxis import select_issue_times, time_step
 from nowcast.errors import NowcastError
+from nowcast.fileio import check_output
 from nowcast.methods.base import Forecaster, check_n_leads, get_method, infer_step
+from nowcast.methods.convlstm import resolve_model_file
 from nowcast.products import forecast_array, write_forecast
+from nowcast.training.rundir import RunDir
 
 #: Leads forecast when neither the caller nor the method (``t_out``) says how many.
 DEFAULT_N_LEADS = 12
@@ -37,8 +40,10 @@ def forecast_many(
     up to it, spaced by ``step`` (default: the archive's most common spacing), are passed
     to ``method.predict``; at least two frames, so that a one-frame method can read the
     step (an earlier frame the archive lacks comes as NaN, and such a method does not use
-    it). An issue time outside the archive, or a required input frame the archive lacks,
-    is a :class:`NowcastError` naming the time. The result is assembled with
+    it). An issue time outside the archive, a required input frame the archive lacks or
+    one that is all missing (NaN, e.g. a radar outage), a repeated issue time and a
+    forecast too large for this machine's memory are each a :class:`NowcastError` naming
+    the time (or the size). Issue times come out sorted. The result is assembled with
     :func:`nowcast.products.forecast_array` (archive name, attrs, grid mapping).
     """
     n_leads = check_n_leads(n_leads)
@@ -55,9 +60,8 @@ def forecast_many(
     if step is None:
         raise NowcastError("cannot infer the archive's time step from one frame; pass step=...")
     step = infer_step(None, step)
-    issues = [as_time(t) for t in issue_times]
-    if not issues:
-        raise NowcastError("no issue times given")
+    issues = sorted_issue_times(issue_times)
+    check_forecast_size(len(issues), n_leads, archive.sizes[Y], archive.sizes[X])
     # a method that is only the bare protocol (no Forecaster base) needs its t_in frames
     needs = getattr(method, "input_frames", None)
     t_in = int(needs(step) if needs is not None else method.t_in)
@@ -76,6 +80,7 @@ def forecast_many(
                     f"input frame {t} (for issue time {issue}) is missing from the archive"
                 )
         past = archive.reindex({TIME: frame_times}).load()
+        check_frames_have_data(past.isel({TIME: slice(-t_in, None)}), issue)
         pred = method.predict(past, n_leads)
         expected = (n_leads, archive.sizes[Y], archive.sizes[X])
         if tuple(pred.shape) != expected or (LEAD_TIME in pred.dims and pred.dims[0] != LEAD_TIME):
@@ -90,6 +95,54 @@ def forecast_many(
     return forecast_array(
         out, issue_times=pd.DatetimeIndex(issues), step=result_step, template=archive
     )
+
+
+def sorted_issue_times(issue_times: Sequence) -> list[pd.Timestamp]:
+    """Issue times as sorted naive UTC; a time given twice is an error (not silently merged)."""
+    issues = sorted(as_time(t) for t in issue_times)
+    if not issues:
+        raise NowcastError("no issue times given")
+    for a, b in zip(issues, issues[1:]):
+        if a == b:
+            raise NowcastError(f"issue time {a} is given more than once")
+    return issues
+
+
+def available_memory() -> int:
+    """Bytes of memory available to this process now (psutil; 0 when it cannot tell)."""
+    try:
+        import psutil  # a dependency of dask.distributed; only needed for this check
+    except ImportError:  # pragma: no cover - installed with distributed
+        return 0
+    return int(psutil.virtual_memory().available)
+
+
+def check_forecast_size(n_issues: int, n_leads: int, ny: int, nx: int) -> int:
+    """The forecast's size in bytes; an error when it exceeds half the available memory."""
+    nbytes = n_issues * n_leads * ny * nx * 4  # float32
+    available = available_memory()
+    if available and nbytes > available // 2:
+        raise NowcastError(
+            f"the forecast would hold {n_issues} issue time(s) x {n_leads} leads x {ny} x {nx} "
+            f"values = {_gib(nbytes)} (float32), more than half of the {_gib(available)} of "
+            "memory available: ask for fewer leads or issue times"
+        )
+    return nbytes
+
+
+def _gib(nbytes: int) -> str:
+    return f"{nbytes / 2**30:.1f} GiB"
+
+
+def check_frames_have_data(frames: xr.DataArray, issue) -> None:
+    """An error naming ``issue`` when an input frame holds no valid value (an outage)."""
+    empty = ~np.isfinite(frames.values).reshape(frames.sizes[TIME], -1).any(axis=1)
+    if empty.any():
+        when = ", ".join(f"{pd.Timestamp(t):%Y-%m-%d %H:%M}" for t in frames[TIME].values[empty])
+        raise NowcastError(
+            f"issue time {pd.Timestamp(issue):%Y-%m-%d %H:%M}: input frame(s) {when} hold no "
+            "data (all missing, e.g. a radar outage); no forecast made"
+        )
 
 
 def forecast_and_write(
@@ -140,18 +193,27 @@ def predict_to_file(
     start=None,
     end=None,
     every=None,
+    overwrite: bool = False,
 ) -> Path:
     """Open the archive, forecast every issue time, write one forecast file atomically.
 
     The archive is opened as ``kind`` (``auto``: the kind its units say, see
     :func:`nowcast.kinds.kind_of`). Issue times: ``issue_times`` and, when any of
     ``start``/``end``/``every`` is given, that range over the archive
-    (:func:`nowcast.data.timeaxis.select_issue_times`). ``n_leads`` defaults to the method's
-    ``t_out``, else :data:`DEFAULT_N_LEADS`; the method checks the archive first
-    (``check_compatible``).
+    (:func:`nowcast.data.timeaxis.select_issue_times`: sorted, each once). ``n_leads``
+    defaults to the method's ``t_out``, else :data:`DEFAULT_N_LEADS`; the method checks
+    the archive first (``check_compatible``). Before any work,
+    :func:`nowcast.fileio.check_output` refuses an ``output`` that is (or is inside, or
+    holds) an input file, folder or the model's files, and an existing ``output`` unless
+    ``overwrite``.
     """
     forecaster = make_forecaster(model=model, method=method)
     archive = open_archive(list(inputs), variable=variable, kind=kind)
+    model_files = []
+    if model is not None:
+        model_file = resolve_model_file(model)
+        model_files = [model_file, RunDir(model_file.parent).metadata]
+    check_output(output, [*inputs, *source_files(archive), *model_files], overwrite=overwrite)
     n_leads = n_leads or forecaster.t_out or DEFAULT_N_LEADS
     forecaster.check_compatible(archive)
     times = select_issue_times(

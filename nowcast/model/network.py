@@ -23,12 +23,14 @@ recurrent layer is :class:`~nowcast.model.layers.DynamicConvLSTM2D` (stock
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 import keras
 
 from nowcast.config import ModelConfig
 from nowcast.errors import ConfigError, NowcastError, one_line
+from nowcast.fileio import atomic_output
 from nowcast.model.fused import FusedConvLSTM2D
 from nowcast.model.layers import (
     AddLastFrame,
@@ -158,14 +160,8 @@ def save_model(model: keras.Model, path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.suffix != ".keras":
         raise NowcastError(f"model files end in .keras, got {path.name}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.keras")
-    try:
+    with atomic_output(path) as tmp:
         model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
@@ -177,7 +173,14 @@ def load_model(path: str | os.PathLike, *, compile: bool = False) -> keras.Model
     path = Path(path)
     if not path.is_file():
         raise NowcastError(f"model file not found: {path}")
+    what = "a Keras model saved by nowcast train (a .keras zip archive)"
+    if not zipfile.is_zipfile(path):
+        size = path.stat().st_size
+        state = "is empty" if size == 0 else f"is not a zip archive ({size} bytes)"
+        raise NowcastError(f"model file {path} {state}; it should be {what}")
     try:
         return keras.saving.load_model(path, compile=compile)
-    except (ValueError, OSError, KeyError) as exc:
-        raise NowcastError(f"cannot load model {path}: {one_line(exc, typed=False)}") from None
+    except Exception as exc:  # Keras raises many types for a damaged or foreign archive
+        raise NowcastError(
+            f"cannot load model file {path} ({one_line(exc, typed=False)}); it should be {what}"
+        ) from None

@@ -4,8 +4,8 @@ Map data is a folder laid out like Cartopy's ``pre_existing_data_dir``:
 ``shapefiles/natural_earth/physical/ne_<res>_coastline.shp`` and ``ne_<res>_lakes.shp``,
 ``shapefiles/natural_earth/cultural/ne_<res>_admin_0_boundary_lines_land.shp`` (Natural Earth,
 ``res`` = 10m, 50m, 110m), and ``shapefiles/gshhs/<scale>/GSHHS_<scale>_L1.shp`` / ``_L2``
-(GSHHS). It is looked for in, in order: the ``map_data`` argument (only there, when given),
-the ``NOWCAST_MAP_DATA`` environment variable, Cartopy's ``pre_existing_data_dir`` and
+(GSHHS). It is looked for in, in order: the ``map_data`` argument (only there, when given;
+a :class:`~nowcast.errors.DataError` when it holds no coastlines), the ``NOWCAST_MAP_DATA`` environment variable, Cartopy's ``pre_existing_data_dir`` and
 ``data_dir``, and ``/usr/share/cartopy/data``.
 
 Natural Earth is drawn at a resolution chosen from the map's size (:func:`ne_resolution`:
@@ -14,8 +14,9 @@ replaced by a finer one, else a coarser one); without Natural Earth coastlines t
 set is the fallback. Shapefiles are read directly with
 :class:`cartopy.io.shapereader.Reader`: Cartopy's downloaders are never involved unless the
 caller passes ``download=True`` (then Cartopy fetches missing Natural Earth layers into its
-``data_dir``, the one case that uses the network). With no map data found, maps are drawn
-without coastlines and a warning says so once per process (per set of folders searched).
+``data_dir``, the one case that uses the network). With no map data found in the implicit
+places, maps are drawn without coastlines and a warning says so once per process (per set of
+folders searched).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from pathlib import Path
 import numpy as np
 import shapely
 
+from nowcast.errors import DataError
+
 __all__ = ["MapData", "find_map_data", "ne_resolution", "ENV_VAR", "MissingMapDataWarning"]
 
 ENV_VAR = "NOWCAST_MAP_DATA"
@@ -44,8 +47,6 @@ _NE = {
 }
 
 LAND = "#efece4"
-
-log = logging.getLogger(__name__)
 
 
 class MissingMapDataWarning(UserWarning):
@@ -203,6 +204,13 @@ def find_map_data(
         found = _download(res)
     if found is None:
         found = _gshhs(dirs)
+    if found is None and map_data is not None:  # a folder given explicitly must hold map data
+        folder = dirs[0]
+        state = "is not a folder" if not folder.is_dir() else "holds no coastline shapefiles"
+        raise DataError(
+            f"map data {folder} {state} (expected shapefiles/natural_earth/physical/"
+            "ne_<res>_coastline.shp or shapefiles/gshhs/<scale>/GSHHS_<scale>_L1.shp)"
+        )
     if found is None:
         if warn:
             _warn_once(searched)
@@ -218,7 +226,6 @@ def _warn_once(searched: tuple[str, ...]) -> None:
         "shapefiles/natural_earth/physical/ne_10m_coastline.shp (or GSHHS), or allow "
         "downloading them (--download-map-data)."
     )
-    log.warning(message)
     warnings.warn(message, MissingMapDataWarning, stacklevel=3)
 
 

@@ -78,17 +78,38 @@ class RunDir:
         return self.path / NOTES_FILE
 
     def read_metadata(self) -> dict[str, Any]:
-        """``metadata.json``; a :class:`NowcastError` when the directory has none."""
+        """``metadata.json``; a :class:`NowcastError` when the directory has none or it is bad."""
         if not self.metadata.is_file():
             raise NowcastError(f"no {METADATA_FILE} in {self.path}: not a nowcast run directory")
-        return json.loads(self.metadata.read_text())
+        return _read_json(self.metadata, f"the {METADATA_FILE} that nowcast train writes")
 
     def write_metadata(self, metadata: dict[str, Any]) -> Path:
         return write_atomic(self.metadata, json.dumps(metadata, indent=2, default=str))
 
     def read_state(self) -> dict[str, Any]:
         """``state.json`` (the last completed epoch), or ``{}`` when no epoch finished."""
-        return json.loads(self.state.read_text()) if self.state.is_file() else {}
+        if not self.state.is_file():
+            return {}
+        return _read_json(self.state, f"the {STATE_FILE} that nowcast train writes")
 
     def write_state(self, state: dict[str, Any]) -> Path:
         return write_atomic(self.state, json.dumps(state, indent=2))
+
+
+def _read_json(path: Path, what: str) -> dict[str, Any]:
+    """A JSON object from ``path``; anything else is a one-line error saying what it should be."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise NowcastError(
+            f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); it "
+            f"should be {what}"
+        ) from None
+    except (UnicodeDecodeError, OSError) as exc:
+        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
+        raise NowcastError(f"cannot read {path} ({reason}); it should be {what}") from None
+    if not isinstance(data, dict):
+        raise NowcastError(
+            f"{path} holds a JSON {type(data).__name__}, not an object; it should be {what}"
+        )
+    return data

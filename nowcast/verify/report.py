@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,6 +20,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from nowcast.errors import NowcastError
+from nowcast.fileio import atomic_output
 from nowcast.verify.metrics import CATEGORICAL, CONTINUOUS, IN_DATA_UNITS, SPATIAL
 
 __all__ = ["key_table", "scale_label", "scores_markdown", "write_report"]
@@ -214,18 +213,19 @@ def write_report(
 ) -> list[Path]:
     """Write ``scores.csv``, ``scores.md`` and (with ``plots``) PNGs to ``outdir``.
 
-    Everything is written into a temporary sibling folder first; a new ``outdir`` is then
-    renamed into place in one step, an existing one gets each file replaced atomically
-    (and loses the plots of an earlier report that this one does not make). Returns the
+    Everything is written into a temporary sibling folder first
+    (:func:`nowcast.fileio.atomic_output`); a new ``outdir`` is then renamed into place in
+    one step, an existing one gets each file replaced atomically (and loses the plots of an
+    earlier report that this one does not make). Returns the
     written paths (in ``outdir``).
     """
     outdir = Path(outdir)
     if outdir.exists() and not outdir.is_dir():
         raise NowcastError(f"report folder {outdir} exists and is not a folder")
     units = units or scores.attrs.get("units") or ""
-    outdir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
-    try:
+    existed = outdir.is_dir()
+    with atomic_output(outdir, merge=True) as tmp:
+        tmp.mkdir()
         names = ["scores.csv", "scores.md"]
         scores.to_csv(tmp / "scores.csv", index=False)
         (tmp / "scores.md").write_text(
@@ -236,15 +236,8 @@ def write_report(
                 if np.isfinite(sub["value"].to_numpy(dtype=float)).any():
                     _plot(tmp / f"{stem}.png", title, sub, units)
                     names.append(f"{stem}.png")
-        if not outdir.exists():
-            os.chmod(tmp, 0o755)  # mkdtemp makes it private
-            os.replace(tmp, outdir)
-        else:
-            for name in names:
-                os.replace(tmp / name, outdir / name)
-            for stale in outdir.glob("*.png"):  # plots of a previous report that this one lacks
-                if _PLOT_NAME.match(stale.name) and stale.name not in names:
-                    stale.unlink()
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    if existed:
+        for stale in outdir.glob("*.png"):  # plots of a previous report that this one lacks
+            if _PLOT_NAME.match(stale.name) and stale.name not in names:
+                stale.unlink()
     return [outdir / name for name in names]

@@ -26,7 +26,7 @@ from typing import Any
 import pandas as pd
 
 from nowcast.errors import NowcastError
-from nowcast.fileio import write_atomic
+from nowcast.fileio import remove_temporaries, write_atomic
 from nowcast.products import read_forecast
 
 #: Issue-time format in file names.
@@ -43,6 +43,14 @@ def maps_dir(output: str | Path, method: str, issue: pd.Timestamp) -> Path:
 
 def manifest_path(output: str | Path, issue: pd.Timestamp) -> Path:
     return Path(output) / "manifests" / f"{issue:{STAMP}}.json"
+
+
+def remove_temporaries_of(output: str | Path, issue: pd.Timestamp, methods) -> list[Path]:
+    """Remove the temporary files an interrupted issue time left beside its outputs."""
+    paths = [manifest_path(output, issue)]
+    for method in methods:
+        paths += [forecast_path(output, method, issue), maps_dir(output, method, issue)]
+    return [leftover for path in paths for leftover in remove_temporaries(path)]
 
 
 def write_json(data: Mapping[str, Any], path: str | Path) -> Path:

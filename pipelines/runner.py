@@ -15,7 +15,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,9 +30,10 @@ import pandas as pd
 
 from nowcast.config import BatchConfig
 from nowcast.errors import NowcastError, one_line
+from nowcast.fileio import check_output
 from nowcast.methods import make_forecaster
 from pipelines.catalog import Catalog, build_catalog, issue_times
-from pipelines.outputs import is_complete, write_json
+from pipelines.outputs import is_complete, remove_temporaries_of, write_json
 from pipelines.tasks import IssueResult, IssueTask, RenderSpec, run_issue_time
 
 #: Failed issue times listed one per line in the summary (the rest are in batch-summary.json).
@@ -133,18 +136,32 @@ def batch_client(*, scheduler: str | None = None, workers: int = 2) -> Iterator[
             with client:
                 yield client
             return
-        with (
-            LocalCluster(
+        with _children_ignore_sigint():  # Ctrl-C is the client's: it stops the workers itself
+            cluster = LocalCluster(
                 n_workers=workers,
                 threads_per_worker=1,
                 processes=True,
                 host="127.0.0.1",
                 dashboard_address=None,
                 silence_logs=logging.CRITICAL,
-            ) as cluster,
-            Client(cluster, set_as_default=False) as client,
-        ):
+            )
+        with cluster, Client(cluster, set_as_default=False) as client:
             yield client
+
+
+@contextlib.contextmanager
+def _children_ignore_sigint() -> Iterator[None]:
+    """Processes started meanwhile ignore SIGINT (Python keeps an ignored SIGINT ignored), so a
+    Ctrl-C reaches only this process, which cancels the tasks and closes the cluster, instead
+    of every worker printing its own traceback. Restored after; only in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @contextlib.contextmanager
@@ -292,6 +309,8 @@ def run_batch(
     t0 = time.perf_counter()
     output = Path(cfg.output)
     catalog = build_catalog(cfg.inputs, variable=cfg.variable, kind=cfg.kind)
+    # the batch's folder never goes into (or over) an input's folder
+    check_output(output, [*cfg.inputs, *catalog.sources], replaces=False, option="output")
     for bad in catalog.bad_files:
         echo(f"warning: unreadable input file, its issue times will fail: {bad.error}")
     times, tasks, skipped, failed = plan(cfg, catalog, _max_t_in(cfg))
@@ -304,14 +323,21 @@ def run_batch(
         f"{len(skipped)} already complete, {len(tasks)} to run"
     )
     if tasks:
-        if client is not None:
-            results, summary.task_seconds = run_tasks(client, tasks, progress=progress)
-            summary.workers = len(client.scheduler_info(n_workers=-1)["workers"])
-        else:
-            n = workers or cfg.workers
-            with batch_client(scheduler=scheduler, workers=n) as own:
-                summary.workers = len(own.scheduler_info(n_workers=-1)["workers"])
-                results, summary.task_seconds = run_tasks(own, tasks, progress=progress)
+        try:
+            if client is not None:
+                results, summary.task_seconds = run_tasks(client, tasks, progress=progress)
+                summary.workers = len(client.scheduler_info(n_workers=-1)["workers"])
+            else:
+                n = workers or cfg.workers
+                with batch_client(scheduler=scheduler, workers=n) as own:
+                    summary.workers = len(own.scheduler_info(n_workers=-1)["workers"])
+                    results, summary.task_seconds = run_tasks(own, tasks, progress=progress)
+        except BaseException:
+            # interrupted (Ctrl-C): the tasks are cancelled and a local cluster's workers are
+            # stopped by now; remove what their unfinished issue times left half-written
+            for task in tasks:
+                remove_temporaries_of(task.output, task.issue_time, task.methods)
+            raise
         summary.busy_seconds = sum(r.seconds for r in results.values())
         for t in sorted(results):
             res = results[t]

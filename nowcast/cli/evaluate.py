@@ -111,7 +111,8 @@ def command(
           --thresholds 273.15 --start 2019-03-25 --every 6h --output report-t2m/
     """
     # imported on use, so that `nowcast --help` stays fast
-    from nowcast.data import open_archive
+    from nowcast.data import open_archive, source_files
+    from nowcast.fileio import check_output
     from nowcast.verify import evaluate, load_forecasts
     from nowcast.verify.report import write_report
     from nowcast.verify.tables import lead_tables
@@ -120,6 +121,8 @@ def command(
     fcs = _chosen_issue_times(fcs, issue_times, start=start, end=end, every=every)
     first = next(iter(fcs.values()))
     archive = open_archive(list(truth), variable=variable or first.name, kind=kind)
+    # the report never goes into (or over) an input's folder
+    check_output(output, [*forecasts, *truth, *source_files(archive)], replaces=False)
     scores = evaluate(fcs, archive, thresholds=thresholds, scales=scales, common_mask=common_mask)
     paths = write_report(scores, output, plots=plots)
     click.echo(lead_tables(scores, truth_end=archive["time"].values[-1]))

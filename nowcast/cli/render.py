@@ -123,7 +123,8 @@ def command(
           --point Zurich --point 46.0,8.95 --neighbourhood 3 -o series/
     """
     # imported on use, so that `nowcast --help` stays fast
-    from nowcast.data.archive import open_archive
+    from nowcast.data.archive import open_archive, source_files
+    from nowcast.fileio import check_output
     from nowcast.render.animate import render_gif
     from nowcast.render.maps import align_truth, map_layers, prepare, select_leads
     from nowcast.render.parallel import render_many
@@ -134,6 +135,8 @@ def command(
     obs = None
     if truth:
         obs = open_archive(list(truth), variable=str(first.name), kind=kind)
+    sources = [*forecasts, *truth, *(source_files(obs) if obs is not None else [])]
+    check_output(output, sources, replaces=False)  # never into (or over) an input's folder
     if points:
         from nowcast.render.point import load_places, parse_point, render_points
 

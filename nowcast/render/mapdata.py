@@ -5,8 +5,9 @@ Map data is a folder laid out like Cartopy's ``pre_existing_data_dir``:
 ``shapefiles/natural_earth/cultural/ne_<res>_admin_0_boundary_lines_land.shp`` (Natural Earth,
 ``res`` = 10m, 50m, 110m), and ``shapefiles/gshhs/<scale>/GSHHS_<scale>_L1.shp`` / ``_L2``
 (GSHHS). It is looked for in, in order: the ``map_data`` argument (only there, when given;
-a :class:`~nowcast.errors.DataError` when it holds no coastlines), the ``NOWCAST_MAP_DATA`` environment variable, Cartopy's ``pre_existing_data_dir`` and
-``data_dir``, and ``/usr/share/cartopy/data``.
+a :class:`~nowcast.errors.DataError` when it holds no coastlines), the ``NOWCAST_MAP_DATA``
+environment variable, Cartopy's ``pre_existing_data_dir`` and ``data_dir``, and
+``/usr/share/cartopy/data``.
 
 Natural Earth is drawn at a resolution chosen from the map's size (:func:`ne_resolution`:
 10m up to about 3000 km across, 50m up to 10000 km, else 110m; a missing resolution is

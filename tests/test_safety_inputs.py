@@ -276,7 +276,7 @@ def test_explicit_map_data_must_hold_map_data(tmp_path, small_forecast):
         assert not (tmp_path / "maps").exists()
 
 
-def test_without_map_data_the_fallback_warns_once(tmp_path, small_forecast, monkeypatch):
+def test_without_map_data_the_fallback_says_so_once(tmp_path, small_forecast, monkeypatch):
     import cartopy
 
     monkeypatch.setenv("NOWCAST_MAP_DATA", str(tmp_path / "no-maps-here"))
@@ -285,6 +285,6 @@ def test_without_map_data_the_fallback_warns_once(tmp_path, small_forecast, monk
         monkeypatch.setitem(cartopy.config, key, "")
     res = cli("render", small_forecast, "-o", tmp_path / "maps", "--gif")
     assert res.exit_code == 0, res.output
-    warnings = [line for line in res.output.splitlines() if "coastline" in line]
-    assert len(warnings) == 1 and warnings[0].startswith("Warning: no coastline shapefiles")
+    said = [line for line in res.output.splitlines() if "coastline" in line]
+    assert len(said) == 1 and said[0].startswith("map data: none found (searched: "), said
     assert len(list((tmp_path / "maps").iterdir())) == 2  # the map and the GIF

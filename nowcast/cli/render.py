@@ -153,12 +153,17 @@ def command(
         select_leads(prep.da.sizes["lead_time"], lead_list)
         if obs is not None:
             align_truth(obs, prep)
-    layers = map_layers(preps[0], map_data, download=download_map_data)
+    # the line below says when no map data is found: no warning besides
+    layers = map_layers(preps[0], map_data, download=download_map_data, warn=False)
     click.echo(layers.describe())
     paths = []
     for path, fc, prep in zip(forecasts, fcs.values(), preps):
         same_grid = prep.extent == preps[0].extent and prep.crs == preps[0].crs
-        found = layers if same_grid else map_layers(prep, map_data, download=download_map_data)
+        found = (
+            layers
+            if same_grid
+            else map_layers(prep, map_data, download=download_map_data, warn=False)
+        )
         paths += render_many(
             [path],
             outdir=output,

@@ -78,7 +78,11 @@ class MapData:
     def describe(self) -> str:
         """One line saying what maps will show, e.g. for a command's output."""
         if self.empty:
-            return "map data: none found; maps are drawn without coastlines"
+            searched = ", ".join(self.searched) or "nothing"
+            return (
+                f"map data: none found (searched: {searched}); maps are drawn without "
+                f"coastlines (point {ENV_VAR} or --map-data at a map-data folder)"
+            )
         layers = [
             n for n, p in (("coastlines", 1), ("lakes", self.lakes), ("borders", self.borders)) if p
         ]

@@ -113,16 +113,19 @@ def prepare(
     return Prepared(da, crs, extent, kind, units, method, attribution, name, long_name)
 
 
-def map_layers(prep: Prepared, map_data=None, *, download: bool = False) -> MapData:
+def map_layers(
+    prep: Prepared, map_data=None, *, download: bool = False, warn: bool = True
+) -> MapData:
     """The coastlines, lakes and borders for ``prep``'s map (resolution from its extent).
 
     ``map_data``: a folder (see :mod:`nowcast.render.mapdata`), or a :class:`MapData`
-    already found (returned as is).
+    already found (returned as is). ``warn=False``: no warning when none is found (for a
+    caller that prints :meth:`MapData.describe` instead).
     """
     if isinstance(map_data, MapData):
         return map_data
     bbox = lonlat_bbox(prep.crs, prep.extent, lonlat=lonlat_crs())
-    return find_map_data(map_data, bbox=bbox, download=download)
+    return find_map_data(map_data, bbox=bbox, download=download, warn=warn)
 
 
 def _legend(prep: Prepared, found: MapData, panels) -> list[tuple[Any, str]]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 
-from nowcast.kinds import KIND_CHOICES
+# nowcast.kinds.KIND_CHOICES, spelled here so that `nowcast --help` imports no pandas
+# (tests/test_kinds.py checks they agree)
+KIND_CHOICES = ("auto", "precipitation", "temperature")
 
 set_option = click.option(
     "--set",

@@ -27,7 +27,8 @@ from nowcast.render import render_forecast, render_gif
 from nowcast.training import train
 from nowcast.training.rundir import RunDir
 from nowcast.verify import evaluate
-from nowcast.verify.report import key_table, write_report
+from nowcast.verify.report import write_report
+from nowcast.verify.tables import lead_tables
 
 #: Issue times forecast and verified by the demo.
 N_ISSUE_TIMES = 6
@@ -158,7 +159,7 @@ def run_demo(
     echo("[4/6] verify against the observations")
     scores = evaluate(forecasts, archive, thresholds=(0.5, 1.0, 5.0), scales=(1, 5, 11))
     report = write_report(scores, workdir / "report")
-    table = key_table(scores, metrics=("MAE", "CSI", "FSS"))
+    table = lead_tables(scores, metrics=("MAE", "CSI", "FSS"))
     lap("verify")
 
     echo("[5/6] render maps and an animation")

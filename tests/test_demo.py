@@ -51,7 +51,7 @@ def test_demo_writes_every_product(demo_run):
     assert set(scores["method"]) == {"convlstm", "persistence", "extrapolation", "sprog"}
     gif = Image.open(workdir / "maps" / "convlstm.gif")
     assert gif.n_frames == 6  # one frame per lead (t_out = 6)
-    assert "Done in" in output and "| lead (min) |" in output
+    assert "Done in" in output and "MAE (mm h-1)\n    lead     n  convlstm" in output
 
 
 def test_demo_forecasts_share_the_grid_and_issue_times(demo_run):

@@ -295,3 +295,25 @@ def test_write_report_replaces_files_atomically(tmp_path):
     assert (out / "notes.txt").read_text() == "mine"
     assert "threshold 1 mm h-1" in (out / "scores.md").read_text(encoding="utf-8")
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_lead_tables_fit_100_columns_with_many_methods():
+    from nowcast.verify.tables import lead_tables
+
+    methods = [f"method-number-{k}" for k in range(7)]
+    rows = [
+        (m, lead, metric, np.nan, pd.NA, 0.5 + k, 4 if lead < 15 else 3)
+        for k, m in enumerate(methods)
+        for lead in (5, 10, 15)
+        for metric in ("MAE", "RMSE", "bias", "corr")
+    ]
+    scores = pd.DataFrame(rows, columns=list(COLUMNS))
+    scores.attrs["units"] = "K"
+    text = lead_tables(scores, truth_end=pd.Timestamp("2020-01-01T00:10"))
+    lines = text.splitlines()
+    assert max(map(len, lines)) <= 100
+    assert sum(line.startswith("MAE (K)") for line in lines) == 1
+    heads = [line for line in lines if line.lstrip().startswith("lead")]
+    assert len(heads) == 4 * 2  # each score's methods continue in a second table
+    assert all(m in text for m in methods) and "lead 15 min pooled fewer than 4" in text
+    assert "MAE" not in lead_tables(scores, metrics=("RMSE",))

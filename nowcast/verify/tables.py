@@ -83,12 +83,17 @@ def _groups(methods: list[str], width: int) -> list[list[str]]:
     return groups + [current] if current else groups
 
 
-def lead_tables(scores: pd.DataFrame, *, truth_end=None, width: int = WIDTH) -> str:
-    """The terminal tables for ``scores`` (from :func:`nowcast.verify.evaluate`)."""
+def lead_tables(scores: pd.DataFrame, *, truth_end=None, width: int = WIDTH, metrics=None) -> str:
+    """The terminal tables for ``scores`` (from :func:`nowcast.verify.evaluate`).
+
+    ``metrics``: a subset of the key scores to print (e.g. ``("MAE", "CSI")``).
+    """
     units = str(scores.attrs.get("units") or "")
     methods = list(dict.fromkeys(scores["method"]))
     out = []
     for metric, thr, scale in _score_parts(scores):
+        if metrics is not None and metric not in metrics:
+            continue
         sub = _select(scores, metric, thr, scale)
         out.append(_title(metric, thr, scale, units, scores))
         for group in _groups(methods, width):
@@ -102,10 +107,14 @@ def lead_tables(scores: pd.DataFrame, *, truth_end=None, width: int = WIDTH) -> 
             if len(fewer) == 1
             else f"leads {_lead(fewer.min())} to {_lead(fewer.max())}"
         )
-        end = f", e.g. past the truth's end, {pd.Timestamp(truth_end):%Y-%m-%d %H:%M}"
+        end = (
+            f", e.g. past the truth's end, {pd.Timestamp(truth_end):%Y-%m-%d %H:%M}"
+            if truth_end is not None
+            else ""
+        )
         out += [
             f"n: issue times pooled per lead; {which} pooled fewer than {per_lead.max()}",
-            f"   (no observation at some of their valid times{end if truth_end else ''}).",
+            f"   (no observation at some of their valid times{end}).",
         ]
     else:
         out.append(f"n: issue times pooled per lead ({per_lead.max() if len(per_lead) else 0}).")

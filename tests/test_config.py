@@ -68,6 +68,13 @@ def test_bad_values(override, message):
         load_config(None, overrides)
 
 
+@pytest.mark.parametrize("cell", ["stock", "gru"])
+def test_peephole_is_for_the_fused_cell_only(cell):
+    assert load_config(None, ["model.peephole=true"]).model.peephole  # the default cell: fused
+    with pytest.raises(ConfigError, match=f"model.peephole needs model.cell: fused, got .*{cell}"):
+        load_config(None, ["model.peephole=true", f"model.cell={cell}"])
+
+
 def test_overrides_apply_nested_values():
     cfg = load_config(
         None,

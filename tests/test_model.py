@@ -65,7 +65,18 @@ CONFIGS = [
     dict(filters=(4, 8), downsample=4, channels=2, cell="fused"),
     dict(filters=(8,), downsample=4, downsample_mode="conv", cell="fused"),
     dict(filters=(4, 4, 4), downsample=4, cell="fused", downsample_mode="space_to_depth"),
+    dict(filters=(4, 6), downsample=2, cell="fused", peephole=True),
+    dict(filters=(4, 6), downsample=2, channels=2, cell="gru"),
+    dict(filters=(8,), downsample=4, downsample_mode="conv", cell="gru"),
 ]
+
+#: One small model config per cell (save/load, mixed precision, state wiring).
+CELLS = {
+    "stock": dict(cell="stock"),
+    "fused": dict(cell="fused"),
+    "peephole": dict(cell="fused", peephole=True),
+    "gru": dict(cell="gru"),
+}
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
@@ -83,8 +94,38 @@ def test_output_shapes(cfg):
 def test_build_model_rejects_bad_arguments():
     with pytest.raises(ConfigError, match="t_in and t_out must be >= 1, got t_in=0"):
         build_model(ModelConfig(), t_in=0, t_out=2)
-    with pytest.raises(ConfigError, match="model.cell: 'magic' is not one of"):
+    with pytest.raises(
+        ConfigError, match="model.cell: 'magic' is not one of 'stock', 'fused', 'gru'"
+    ):
         build_model(dataclasses.replace(ModelConfig(), cell="magic"), t_in=2, t_out=2)
+    with pytest.raises(
+        ConfigError, match="model.peephole needs model.cell: fused, got model.cell: 'gru'"
+    ):
+        build_model(ModelConfig(cell="gru", peephole=True), t_in=2, t_out=2)
+
+
+def _zero_recurrent_kernel(layer) -> None:
+    """Zero the weights that act on ``h_{t-1}`` (ConvGRU and both ConvLSTM layouts)."""
+    names = [w.path.split("/")[-1] for w in layer.weights]
+    weights = layer.get_weights()
+    if "recurrent_kernel" in names:
+        weights[names.index("recurrent_kernel")][...] = 0
+    else:  # fused: the kernel's recurrent rows follow the input rows
+        weights[0][:, :, layer.input_dim :, :] = 0
+    layer.set_weights(weights)
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_the_forecaster_starts_from_every_encoder_state(cell):
+    """The forecaster's input is zeros, so the past reaches the forecast only through the
+    encoder's final states. With the forecaster's recurrent kernel at zero a ConvLSTM step
+    ignores ``h_{t-1}`` and sees the past only through ``c_{t-1}``, so the forecast depends
+    on the past only if ``c`` was handed over too (a ConvGRU carries ``h`` into ``h_t``)."""
+    model = build_model(ModelConfig(filters=(4,), downsample=2, **CELLS[cell]), t_in=3, t_out=2)
+    _zero_recurrent_kernel(model.get_layer("forecaster_1"))
+    a = _np(model(_inputs((1, 3, 8, 10, 1))))
+    b = _np(model(_inputs((1, 3, 8, 10, 1), seed=1)))
+    assert np.abs(a - b).max() > 1e-4
 
 
 def _copy_weights_stock_to_fused(stock: keras.Model, fused: keras.Model) -> None:
@@ -129,12 +170,12 @@ def test_one_gradient_step_reduces_the_masked_loss():
     assert after < before
 
 
-@pytest.mark.parametrize("cell", ["stock", "fused"])
+@pytest.mark.parametrize("cell", list(CELLS))
 def test_mixed_bfloat16_policy(cell):
     previous = keras.mixed_precision.dtype_policy()
     keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
     try:
-        model = build_model(ModelConfig(filters=(4,), downsample=2, cell=cell), t_in=2, t_out=2)
+        model = build_model(ModelConfig(filters=(4,), downsample=2, **CELLS[cell]), t_in=2, t_out=2)
         assert model.get_layer("encoder_1").compute_dtype == "bfloat16"
         model.compile(optimizer="adam", loss=make_loss("mse"))
         x, y = _inputs((1, 2, 9, 10, 1)), _inputs((1, 2, 9, 10, 1), seed=1)
@@ -155,7 +196,7 @@ _LOADER = textwrap.dedent(
     sys.path.insert(0, {root!r})
     from nowcast.model import load_model
     x = np.load({x!r})
-    for name in ("stock", "fused"):
+    for name in {names!r}:
         model = load_model({tmp!r} + "/" + name + ".keras")
         y = np.asarray(model.predict(x, verbose=0))
         np.save({tmp!r} + "/" + name + "_" + {backend!r} + ".npy", y)
@@ -168,7 +209,11 @@ def _load_elsewhere(tmp_path, backends) -> None:
     procs = []
     for backend in backends:
         code = _LOADER.format(
-            root=ROOT, x=str(tmp_path / "x.npy"), tmp=str(tmp_path), backend=backend
+            root=ROOT,
+            x=str(tmp_path / "x.npy"),
+            tmp=str(tmp_path),
+            backend=backend,
+            names=list(CELLS),
         )
         env = {**os.environ, "KERAS_BACKEND": backend, "OMP_NUM_THREADS": "1"}
         procs.append(
@@ -190,19 +235,22 @@ def test_save_and_load_in_fresh_processes_on_torch_and_jax(tmp_path):
     x = _inputs((1, 3, 13, 18, 1))
     np.save(tmp_path / "x.npy", x)
     expected = {}
-    for cell in ("stock", "fused"):
-        model = build_model(ModelConfig(filters=(4,), downsample=4, cell=cell), t_in=3, t_out=2)
+    for cell, options in CELLS.items():
+        model = build_model(ModelConfig(filters=(4,), downsample=4, **options), t_in=3, t_out=2)
+        if options.get("peephole"):  # non-zero peepholes, so losing them on load would show
+            for layer in model.layers:
+                for w in getattr(layer, "peepholes", None) or ():
+                    w.assign(_inputs(w.shape, seed=7))
         expected[cell] = np.asarray(model.predict(x, verbose=0))
         assert save_model(model, tmp_path / f"{cell}.keras") == tmp_path / f"{cell}.keras"
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "fused.keras",
-        "stock.keras",
-        "x.npy",
-    ]  # no temp left
-    reloaded = load_model(tmp_path / "fused.keras")
-    np.testing.assert_array_equal(reloaded.predict(x, verbose=0), expected["fused"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [f"{cell}.keras" for cell in CELLS] + ["x.npy"]
+    )  # no temp left
+    for cell in ("fused", "gru"):
+        reloaded = load_model(tmp_path / f"{cell}.keras")
+        np.testing.assert_array_equal(reloaded.predict(x, verbose=0), expected[cell])
     _load_elsewhere(tmp_path, [keras.backend.backend(), "jax"])
-    for cell in ("stock", "fused"):
+    for cell in CELLS:
         same = np.load(tmp_path / f"{cell}_{keras.backend.backend()}.npy")
         assert np.abs(same - expected[cell]).max() <= 1e-6
         other = np.load(tmp_path / f"{cell}_jax.npy")

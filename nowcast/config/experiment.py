@@ -147,8 +147,9 @@ class ModelConfig:
     kernel_size: int = 3
     downsample: int = 4
     downsample_mode: Literal["space_to_depth", "conv"] = "space_to_depth"
-    # fused: same maths as ConvLSTM2D, faster (README benchmarks)
-    cell: Literal["stock", "fused"] = "fused"
+    # fused: same maths as ConvLSTM2D, faster (README benchmarks); gru: a ConvGRU
+    cell: Literal["stock", "fused", "gru"] = "fused"
+    peephole: bool = False  # fused cell only: Shi et al.'s peephole terms (per channel)
     channels: int = 1
     residual: bool = False  # predict the change from the last input frame (starts at persistence)
     frame: Literal["eulerian", "lagrangian"] = "eulerian"
@@ -225,6 +226,7 @@ class Config:
         )
         require(m.downsample >= 1, "model.downsample must be >= 1")
         require(m.channels >= 1, "model.channels must be >= 1")
+        check_cell(m.cell, peephole=m.peephole)
         require(m.flow.frames >= 2, "model.flow.frames must be >= 2")
         require(m.flow.rain_threshold > 0, "model.flow.rain_threshold must be > 0")
         require(m.flow.interp_order in (0, 1, 3), "model.flow.interp_order must be 0, 1 or 3")
@@ -259,6 +261,12 @@ def check_transform(transform: str, *, kind: str) -> None:
         raise ConfigError(
             f"preprocess.transform={transform!r} is for precipitation; use 'zscore' for temperature"
         )
+
+
+def check_cell(cell: str, *, peephole: bool) -> None:
+    """Peepholes exist for the fused ConvLSTM only: a :class:`ConfigError` otherwise."""
+    if peephole and cell != "fused":
+        raise ConfigError(f"model.peephole needs model.cell: fused, got model.cell: {cell!r}")
 
 
 def config_from_dict(values: dict[str, Any]) -> Config:

@@ -10,6 +10,7 @@ from nowcast.backend import select_backend
 select_backend()
 
 from nowcast.model.fused import FusedConvLSTM2D  # noqa: E402
+from nowcast.model.gru import ConvGRU2D  # noqa: E402
 from nowcast.model.losses import (  # noqa: E402
     HKO7_THRESHOLDS_MMH,
     HKO7_WEIGHTS,
@@ -25,6 +26,7 @@ __all__ = [
     "HKO7_THRESHOLDS_MMH",
     "HKO7_WEIGHTS",
     "BalancedError",
+    "ConvGRU2D",
     "FusedConvLSTM2D",
     "MaskedError",
     "QuantileError",

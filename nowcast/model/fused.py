@@ -1,4 +1,4 @@
-"""A fused ConvLSTM layer: one convolution produces all four gates.
+"""A fused ConvLSTM layer: one convolution produces all four gates; optional peepholes.
 
 Same maths, gate order (``i, f, c, o``), activations and initialisation as
 :class:`keras.layers.ConvLSTM2D` (Shi et al. 2015 without peepholes)::
@@ -8,14 +8,24 @@ Same maths, gate order (``i, f, c, o``), activations and initialisation as
     c_t = sigmoid(f) * c_{t-1} + sigmoid(i) * tanh(g)
     h_t = sigmoid(o) * tanh(c_t)
 
+With ``peephole=True`` it is the full formulation of Shi et al. (2015): the input and
+forget gates also see the previous cell state and the output gate the new one,
+``i += w_ci * c_{t-1}``, ``f += w_cf * c_{t-1}``, ``o += w_co * c_t`` (element-wise).
+Shi et al. write the ``W_c`` as Hadamard products with state-sized tensors, i.e. a
+weight per pixel and channel; here they are **per channel** (``(filters,)`` each,
+broadcast over pixels). The model is fully convolutional and runs on any domain size,
+so a weight per pixel cannot exist for a grid that is unknown when the model is built
+(and would tie a model to one grid and break its translation equivariance); per-channel
+peepholes are also what ConvLSTM implementations on variable-size inputs use. They
+start at zero (``peephole_initializer``), so an untrained peephole cell is the plain one.
+
 The stock layer runs eight convolutions per step (four input, four recurrent, one per
 gate). Here the fused kernel is used in two parts with the same result: the input
 half for all time steps at once (one convolution over ``batch * time`` frames, before
 the loop) and the recurrent half once per step. ``strategy="concat"`` instead runs one
 convolution per step over ``concat([x_t, h_{t-1}])``, the textbook fused form; both
-give identical numbers up to float rounding. The time loop is a Python loop (``T`` is
-static and small) or :func:`keras.ops.fori_loop` (``loop="fori"``). With a zero initial
-state (none given) the Python loop skips the recurrent convolution of the first step.
+give identical numbers up to float rounding. The time loop and layouts are
+:class:`~nowcast.model.recurrent.ConvRecurrent2D`'s (``loop``, ``layout``).
 
 Measured on a 2-CPU AMD EPYC (AVX2), radar model training step (filters (32, 64), batch
 4, 128 x 128, t_in 6, t_out 12), torch 1 thread: Python loop 2.8 s vs ``fori_loop`` 3.9 s
@@ -24,8 +34,6 @@ Measured on a 2-CPU AMD EPYC (AVX2), radar model training step (filters (32, 64)
 ``channels_first`` on jax (1.3 vs 2.0 s at 64 x 64). Hence the defaults. Most of a step
 is convolution FLOPs, identical for both layers; the gain over the stock layer comes
 from fewer, larger ops (see ``benchmarks/bench_train_step.py``).
-
-Only ``padding="same"``, ``strides=1`` and ``dilation_rate=1`` are supported.
 """
 
 from __future__ import annotations
@@ -33,77 +41,49 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from nowcast.model.recurrent import ConvRecurrent2D, check_choice
+
 _register = keras.saving.register_keras_serializable(package="nowcast")
+
+#: The peephole weights, in the order they are created.
+PEEPHOLES = ("peephole_input", "peephole_forget", "peephole_output")
 
 
 @_register
-class FusedConvLSTM2D(keras.layers.Layer):
+class FusedConvLSTM2D(ConvRecurrent2D):
     """Drop-in ConvLSTM2D (``padding="same"``) with one fused gate convolution.
 
     Call as ``layer(sequences, initial_state=[h0, c0])`` like ConvLSTM2D. Weights:
     ``kernel`` ``(k, k, in + filters, 4 * filters)`` (input rows first, then recurrent
-    rows) and ``bias`` ``(4 * filters,)``. ``layout="channels_first"`` runs the loop in
-    ``(B, C, H, W)`` internally (inputs and outputs stay channels-last), which saves the
-    per-call layout copies some backends make.
+    rows), ``bias`` ``(4 * filters,)`` and, with ``peephole=True``, ``peephole_input``,
+    ``peephole_forget``, ``peephole_output`` ``(filters,)`` each (``w_ci, w_cf, w_co``).
+    ``layout="channels_first"`` runs the loop in ``(B, C, H, W)`` internally (inputs and
+    outputs stay channels-last), which saves the per-call layout copies some backends make.
     """
+
+    state_names = ("h", "c")
 
     def __init__(
         self,
         filters: int,
         kernel_size,
-        padding: str = "same",
-        activation="tanh",
-        recurrent_activation="sigmoid",
-        use_bias: bool = True,
-        kernel_initializer="glorot_uniform",
-        recurrent_initializer="orthogonal",
-        bias_initializer="zeros",
         unit_forget_bias: bool = True,
-        return_sequences: bool = False,
-        return_state: bool = False,
         strategy: str = "split",
-        layout: str = "channels_last",
-        loop: str = "python",
+        peephole: bool = False,
+        peephole_initializer="zeros",
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        if isinstance(kernel_size, int):
-            kernel_size = (kernel_size, kernel_size)
-        self.kernel_size = tuple(int(k) for k in kernel_size)
-        if len(self.kernel_size) != 2 or any(k % 2 == 0 for k in self.kernel_size):
-            raise ValueError(f"kernel_size must be two odd integers, got {kernel_size}")
-        if str(padding).lower() != "same":
-            raise ValueError("FusedConvLSTM2D supports padding='same' only")
-        for name, value, allowed in (
-            ("strategy", strategy, ("split", "concat")),
-            ("layout", layout, ("channels_last", "channels_first")),
-            ("loop", loop, ("python", "fori")),
-        ):
-            if value not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
-        self.filters = int(filters)
-        self.padding = "same"
-        self.activation = keras.activations.get(activation)
-        self.recurrent_activation = keras.activations.get(recurrent_activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.recurrent_initializer = keras.initializers.get(recurrent_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
+        super().__init__(filters, kernel_size, **kwargs)
+        check_choice("strategy", strategy, ("split", "concat"))
         self.unit_forget_bias = bool(unit_forget_bias)
-        self.return_sequences = bool(return_sequences)
-        self.return_state = bool(return_state)
         self.strategy = strategy
-        self.layout = layout
-        self.loop = loop
-        self.input_spec = keras.InputSpec(ndim=5)
+        self.peephole = bool(peephole)
+        self.peephole_initializer = keras.initializers.get(peephole_initializer)
 
     # ------------------------------------------------------------------ weights
 
     def build(self, sequences_shape, initial_state_shape=None):
-        in_ch = sequences_shape[-1]
-        if in_ch is None:
-            raise ValueError("FusedConvLSTM2D needs a known number of input channels")
-        self.input_dim = int(in_ch)
+        self.input_dim = self.input_channels(sequences_shape)
         f, kh, kw = self.filters, *self.kernel_size
 
         def kernel_init(shape, dtype=None):
@@ -131,136 +111,58 @@ class FusedConvLSTM2D(keras.layers.Layer):
             self.bias = self.add_weight(shape=(4 * f,), initializer=bias_init, name="bias")
         else:
             self.bias = None
+        self.peepholes = (
+            tuple(
+                self.add_weight(shape=(f,), initializer=self.peephole_initializer, name=name)
+                for name in PEEPHOLES
+            )
+            if self.peephole
+            else None
+        )
 
     # ------------------------------------------------------------------ forward
 
-    def _conv(self, x, kernel):
-        fmt = self.layout
-        return ops.conv(x, kernel, strides=1, padding="same", data_format=fmt)
+    def _split_kernel(self):
+        return self.kernel[:, :, : self.input_dim, :], self.kernel[:, :, self.input_dim :, :]
 
-    def _add_bias(self, z):
-        if self.bias is None:
-            return z
-        shape = (
-            (1, 4 * self.filters, 1, 1)
-            if self.layout == "channels_first"
-            else (1, 1, 1, 4 * self.filters)
-        )
-        return z + ops.reshape(self.bias, shape)
+    def prepare(self, x):
+        if self.strategy == "concat":
+            return x
+        # Input half for every frame at once, bias included.
+        return self.add_bias(self.conv_frames(x, self._split_kernel()[0]), self.bias)
+
+    def step(self, x_t, states):
+        if self.strategy == "split":
+            z = x_t if states is None else x_t + self.conv(states[0], self._split_kernel()[1])
+        elif states is None:
+            z = self.add_bias(self.conv(x_t, self._split_kernel()[0]), self.bias)
+        else:
+            xh = ops.concatenate([x_t, states[0]], axis=self.channel_axis)
+            z = self.add_bias(self.conv(xh, self.kernel), self.bias)
+        return self._gates(z, None if states is None else states[1])
 
     def _gates(self, z, c_prev):
         """LSTM update from the gate pre-activations ``z``; ``c_prev=None`` means a zero state."""
-        axis = 1 if self.layout == "channels_first" else -1
-        zi, zf, zc, zo = ops.split(z, 4, axis=axis)
-        c = self.recurrent_activation(zi) * self.activation(zc)
-        if c_prev is not None:
-            c = self.recurrent_activation(zf) * c_prev + c
-        return self.recurrent_activation(zo) * self.activation(c), c
-
-    def call(self, sequences, initial_state=None, mask=None, training=False):
-        steps = sequences.shape[1]
-        if steps is None or steps < 1:
-            raise ValueError(
-                f"FusedConvLSTM2D needs a static number (>= 1) of time steps, got {steps}"
-            )
-        cf = self.layout == "channels_first"
-        python_loop = self.loop == "python"
-        x = ops.transpose(sequences, (0, 1, 4, 2, 3)) if cf else sequences  # (B, T, C, H, W)
-        shape = ops.shape(sequences)
-        batch = shape[0]
-        if initial_state is not None:
-            h, c = (ops.cast(s, self.compute_dtype) for s in initial_state)
-            if cf:
-                h, c = ops.transpose(h, (0, 3, 1, 2)), ops.transpose(c, (0, 3, 1, 2))
-        elif python_loop:
-            h = c = None  # zero state: the first step skips the recurrent half
+        zi, zf, zc, zo = ops.split(z, 4, axis=self.channel_axis)
+        sigma, tanh = self.recurrent_activation, self.activation
+        w_ci, w_cf, w_co = (
+            (None,) * 3 if self.peepholes is None else map(self.per_channel, self.peepholes)
+        )
+        if c_prev is None:  # the forget gate and the peepholes on c_{t-1} see zeros
+            c = sigma(zi) * tanh(zc)
         else:
-            state_shape = (
-                (self.filters, shape[2], shape[3]) if cf else (shape[2], shape[3], self.filters)
-            )
-            h = c = ops.zeros((batch,) + state_shape, dtype=self.compute_dtype)
-        kernel = self.kernel
-        k_x, k_h = kernel[:, :, : self.input_dim, :], kernel[:, :, self.input_dim :, :]
-        axis = 1 if cf else -1
-
-        if self.strategy == "split":
-            # Input half for every frame at once: (B*T, ...) -> (B, T, ...).
-            frames = ops.reshape(x, (-1,) + tuple(ops.shape(x)[2:]))
-            xz = self._add_bias(self._conv(frames, k_x))
-            xz = ops.reshape(xz, (batch, steps) + tuple(ops.shape(xz)[1:]))
-            # Python loop: unstack once (one backward op) instead of indexing per step,
-            # whose backward writes into a full-size zero tensor at every step.
-            xz_t = ops.unstack(xz, axis=1) if python_loop else None
-
-            def step(t, h, c):
-                z = xz_t[t] if python_loop else xz[:, t]
-                return self._gates(z if h is None else z + self._conv(h, k_h), c)
-        else:
-            x_t = ops.unstack(x, axis=1) if python_loop else None
-
-            def step(t, h, c):
-                xt = x_t[t] if python_loop else x[:, t]
-                z = (
-                    self._conv(xt, k_x)
-                    if h is None
-                    else self._conv(ops.concatenate([xt, h], axis=axis), kernel)
-                )
-                return self._gates(self._add_bias(z), c)
-
-        if python_loop:
-            outputs = []
-            for t in range(steps):
-                h, c = step(t, h, c)
-                outputs.append(h)
-            seq = ops.stack(outputs, axis=1) if self.return_sequences else None
-        else:
-            seq0 = ops.zeros((batch, steps) + tuple(ops.shape(h)[1:]), dtype=h.dtype)
-
-            def body(t, carry):
-                h, c, seq = carry
-                h, c = step(t, h, c)
-                if self.return_sequences:
-                    seq = ops.slice_update(seq, (0, t, 0, 0, 0), ops.expand_dims(h, 1))
-                return h, c, seq
-
-            h, c, seq = ops.fori_loop(0, steps, body, (h, c, seq0))
-            if not self.return_sequences:
-                seq = None
-
-        if cf:
-            h, c = ops.transpose(h, (0, 2, 3, 1)), ops.transpose(c, (0, 2, 3, 1))
-            if seq is not None:
-                seq = ops.transpose(seq, (0, 1, 3, 4, 2))
-        output = seq if self.return_sequences else h
-        if self.return_state:
-            return output, h, c
-        return output
-
-    def compute_output_shape(self, sequences_shape, initial_state_shape=None):
-        b, t, hh, ww, _ = sequences_shape
-        state = (b, hh, ww, self.filters)
-        out = (b, t, hh, ww, self.filters) if self.return_sequences else state
-        if self.return_state:
-            return out, state, state
-        return out
+            if w_ci is not None:
+                zi, zf = zi + w_ci * c_prev, zf + w_cf * c_prev
+            c = sigma(zf) * c_prev + sigma(zi) * tanh(zc)
+        if w_co is not None:
+            zo = zo + w_co * c
+        return sigma(zo) * tanh(c), c
 
     def get_config(self):
-        ser = keras.saving.serialize_keras_object
         return {
             **super().get_config(),
-            "filters": self.filters,
-            "kernel_size": self.kernel_size,
-            "padding": self.padding,
-            "activation": keras.activations.serialize(self.activation),
-            "recurrent_activation": keras.activations.serialize(self.recurrent_activation),
-            "use_bias": self.use_bias,
-            "kernel_initializer": ser(self.kernel_initializer),
-            "recurrent_initializer": ser(self.recurrent_initializer),
-            "bias_initializer": ser(self.bias_initializer),
             "unit_forget_bias": self.unit_forget_bias,
-            "return_sequences": self.return_sequences,
-            "return_state": self.return_state,
             "strategy": self.strategy,
-            "layout": self.layout,
-            "loop": self.loop,
+            "peephole": self.peephole,
+            "peephole_initializer": keras.saving.serialize_keras_object(self.peephole_initializer),
         }

@@ -5,7 +5,7 @@
     past (B, t_in, H, W, C)
       -> PadToMultiple(b)                    zeros up to a multiple of b (cropped at the end)
       -> SpaceToDepth(b) | Conv3D 1xbxb /b   to (B, t_in, H/b, W/b, .)
-      -> encoder: ConvLSTM filters[0] .. filters[-1]     each returns its final state (h, c)
+      -> encoder: ConvLSTM filters[0] .. filters[-1]     each returns its final states
       -> forecaster: ConvLSTM filters[-1] .. filters[0]  each starts from the matching
          encoder state and unrolls t_out steps; the first one's input is zeros
          (B, t_out, h, w, 1), so it runs on the encoder state alone (as in HKO-7), the
@@ -15,9 +15,12 @@
     forecast (B, t_out, H, W, C)
 
 ``b = cfg.downsample``, ``U = max(8, C)`` full-resolution feature channels. The
-recurrent layer is :class:`~nowcast.model.layers.DynamicConvLSTM2D` (stock
-``keras.layers.ConvLSTM2D``) or :class:`~nowcast.model.fused.FusedConvLSTM2D` by
-``cfg.cell``. The model is fully convolutional: any ``H, W`` works.
+recurrent layer is one of :data:`CELLS` by ``cfg.cell``:
+:class:`~nowcast.model.layers.DynamicConvLSTM2D` (stock ``keras.layers.ConvLSTM2D``),
+:class:`~nowcast.model.fused.FusedConvLSTM2D` (optionally with peepholes) or
+:class:`~nowcast.model.gru.ConvGRU2D`. A ConvLSTM's states are ``(h, c)``, a ConvGRU's
+``(h,)``: each encoder layer hands all of its states to its forecaster layer, whatever
+their number. The model is fully convolutional: any ``H, W`` works.
 """
 
 from __future__ import annotations
@@ -28,10 +31,11 @@ from pathlib import Path
 
 import keras
 
-from nowcast.config import ModelConfig
+from nowcast.config import ModelConfig, check_cell
 from nowcast.errors import ConfigError, NowcastError, one_line
 from nowcast.fileio import atomic_output
 from nowcast.model.fused import FusedConvLSTM2D
+from nowcast.model.gru import ConvGRU2D
 from nowcast.model.layers import (
     AddLastFrame,
     CropLike,
@@ -47,17 +51,28 @@ from nowcast.model.layers import (
 UPSAMPLE_CHANNELS = 8
 
 
+#: ``model.cell`` -> the recurrent layer class.
+CELLS = {"stock": DynamicConvLSTM2D, "fused": FusedConvLSTM2D, "gru": ConvGRU2D}
+
+
 def _recurrent(
     cfg: ModelConfig, filters: int, *, name: str, return_sequences: bool, return_state: bool
 ):
-    kwargs = dict(
-        padding="same", return_sequences=return_sequences, return_state=return_state, name=name
+    layer = CELLS.get(cfg.cell)
+    if layer is None:
+        names = ", ".join(repr(c) for c in CELLS)
+        raise ConfigError(f"model.cell: {cfg.cell!r} is not one of {names}")
+    check_cell(cfg.cell, peephole=cfg.peephole)
+    kwargs = {"peephole": True} if cfg.peephole else {}
+    return layer(
+        filters,
+        cfg.kernel_size,
+        padding="same",
+        return_sequences=return_sequences,
+        return_state=return_state,
+        name=name,
+        **kwargs,
     )
-    if cfg.cell == "fused":
-        return FusedConvLSTM2D(filters, cfg.kernel_size, **kwargs)
-    if cfg.cell == "stock":
-        return DynamicConvLSTM2D(filters, cfg.kernel_size, **kwargs)
-    raise ConfigError(f"model.cell: {cfg.cell!r} is not one of 'stock', 'fused'")
 
 
 def build_model(
@@ -107,8 +122,8 @@ def build_model(
         layer = _recurrent(
             cfg, f, name=f"encoder_{i + 1}", return_sequences=not last, return_state=True
         )
-        x, h, c = layer(x)
-        states.append([h, c])
+        x, *state = layer(x)  # (h, c) for a ConvLSTM, (h,) for a ConvGRU
+        states.append(state)
 
     y = ForecasterInput(t_out, 1, name="forecaster_input")(states[-1][0])
     for i in reversed(range(len(filters))):

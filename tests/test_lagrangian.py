@@ -29,11 +29,21 @@ def mch(shared_data):
 @pytest.fixture(scope="module")
 def untrained(tmp_path_factory):
     """A run directory holding an untrained Lagrangian model (t_in 4, t_out 3, 5 min)."""
+    return _lagrangian_run(tmp_path_factory.mktemp("untrained"))
+
+
+def _lagrangian_run(path, *, head_weights=None, **model):
+    """A run directory holding a Lagrangian model (t_in 4, t_out 3, 5 min), untrained or with
+    ``head_weights(shapes) -> weights`` for its output layer."""
     from nowcast.model import build_model
 
-    run = RunDir(tmp_path_factory.mktemp("untrained"))
-    cfg = ModelConfig(filters=(4, 8), residual=True, head="skip", frame="lagrangian")
-    build_model(cfg, t_in=4, t_out=3).save(run.model)
+    run = RunDir(path)
+    cfg = ModelConfig(filters=(4, 8), residual=True, head="skip", frame="lagrangian", **model)
+    net = build_model(cfg, t_in=4, t_out=3)
+    if head_weights is not None:
+        head = net.get_layer("head")
+        head.set_weights(head_weights([w.shape for w in head.get_weights()]))
+    net.save(run.model)
     pre = Preprocessor.from_config(PreprocessConfig())
     pre.mean, pre.std = -2.0, 2.5
     run.write_metadata(
@@ -64,6 +74,27 @@ def test_untrained_lagrangian_model_is_extrapolation(mch, untrained, torch_singl
     np.testing.assert_array_equal(np.isnan(ours), np.isnan(ref))
     assert np.isfinite(ref).mean() > 0.3 and np.nanmax(ref) > 5
     np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("cell", [{"cell": "gru"}, {"cell": "fused", "peephole": True}])
+def test_every_cell_forecasts_in_the_lagrangian_frame(mch, tmp_path, torch_single_thread, cell):
+    """The ConvGRU and the peephole ConvLSTM behind the Lagrangian frame: with a non-zero
+    head their change moves the forecast off extrapolation, on extrapolation's pixels."""
+    rng = np.random.default_rng(0)
+    run = _lagrangian_run(
+        tmp_path,
+        head_weights=lambda shapes: [0.5 * rng.normal(size=s).astype("float32") for s in shapes],
+        **cell,
+    )
+    forecaster = ConvLSTMForecaster(run)
+    encoder = forecaster.model.get_layer("encoder_1")
+    assert type(encoder).__name__ == ("ConvGRU2D" if cell["cell"] == "gru" else "FusedConvLSTM2D")
+    assert getattr(encoder, "peephole", False) == cell.get("peephole", False)
+    issues = mch.time.values[4:5]
+    ours = forecast_many(forecaster, mch, issues, 3).values
+    ref = forecast_many(get_method("extrapolation"), mch, issues, 3).values
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(ref))
+    assert np.nanmax(np.abs(ours - ref)) > 0.1
 
 
 def test_lagrangian_model_refuses_far_cadence(mch, untrained):

@@ -39,6 +39,7 @@ import xarray as xr
 
 from nowcast.conventions import TIME
 from nowcast.errors import DataError
+from nowcast.fileio import atomic_output
 from nowcast.motion import FlowOptions, align_future, align_past
 
 #: Bump when the content of a window changes for the same provenance.
@@ -199,22 +200,20 @@ class LagrangianStore:
     def _create(self) -> None:
         import zarr  # imported here: only the Lagrangian frame needs it
 
-        tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        group = zarr.open_group(str(tmp), mode="w")
-        ny, nx = (int(v) for v in self.provenance["grid"])
-        n = len(self.starts)
-        group.create_array(
-            "windows",
-            shape=(n, self.length, ny, nx),
-            chunks=(1, self.length, min(TILE, ny), min(TILE, nx)),
-            dtype="float32",
-            fill_value=np.nan,
-        )
-        group.create_array("done", shape=(n,), chunks=(1,), dtype="bool", fill_value=False)
-        group.create_array("start", data=self.starts, chunks=(max(n, 1),))
-        group.attrs["provenance"] = json.loads(json.dumps(self.provenance, default=str))
-        os.replace(tmp, self.path)  # the empty store appears whole
+        with atomic_output(self.path) as tmp:  # the empty store appears whole
+            group = zarr.open_group(str(tmp), mode="w")
+            ny, nx = (int(v) for v in self.provenance["grid"])
+            n = len(self.starts)
+            group.create_array(
+                "windows",
+                shape=(n, self.length, ny, nx),
+                chunks=(1, self.length, min(TILE, ny), min(TILE, nx)),
+                dtype="float32",
+                fill_value=np.nan,
+            )
+            group.create_array("done", shape=(n,), chunks=(1,), dtype="bool", fill_value=False)
+            group.create_array("start", data=self.starts, chunks=(max(n, 1),))
+            group.attrs["provenance"] = json.loads(json.dumps(self.provenance, default=str))
 
     def read(self, start: int, oy: int, ox: int, py: int, px: int) -> np.ndarray:
         """``(t_in + t_out, py, px)``: the window starting at frame ``start``, crop at (oy, ox)."""

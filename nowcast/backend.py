@@ -5,18 +5,25 @@ device from the measurements in the README's training-step table: ``torch`` on C
 training step is about 10x faster than on JAX with the stock ConvLSTM2D, 1.4x with the
 fused cell). No GPU has been measured yet, so the GPU default stays ``torch`` until one is.
 
-Keras imports JAX whenever it is installed, whatever the backend (its Orbax checkpoint
-callback probes it), which costs 0.6-0.9 s of every command's start-up on this project's
-2-core machine; on the other backends :func:`select_backend` imports Keras with JAX hidden.
+Keras imports optional packages whenever they are installed, whatever it is used for: JAX
+(its Orbax checkpoint callback probes it, on every backend), OpenCV and
+``matplotlib.pyplot`` (its image-visualisation helpers). They cost 1.5-2 s of every model
+command's start-up on this project's 2-core machine and nowcast needs none of them through
+Keras, so :func:`select_backend` imports Keras with them hidden (JAX only on the other
+backends); each stays importable afterwards.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
 DEFAULT_CPU_BACKEND = "torch"
 DEFAULT_GPU_BACKEND = "torch"
+#: Model inputs of at most this many pixels per frame run on one torch thread (see
+#: :func:`few_threads`).
+SMALL_GRID_PIXELS = 256 * 256
 
 
 def _has_cuda() -> bool:
@@ -35,29 +42,29 @@ def select_backend() -> str:
     if "KERAS_BACKEND" not in os.environ:
         os.environ["KERAS_BACKEND"] = DEFAULT_GPU_BACKEND if _has_cuda() else DEFAULT_CPU_BACKEND
     backend = os.environ["KERAS_BACKEND"]
-    if backend != "jax" and "keras" not in sys.modules:
-        _import_keras_without_jax()
+    if "keras" not in sys.modules:
+        _import_keras_hiding(KERAS_PROBES + (() if backend == "jax" else ("jax",)))
     return backend
 
 
-def _import_keras_without_jax() -> None:
-    """Import Keras with ``import jax`` failing meanwhile (Keras guards it with try/except).
+#: Optional packages Keras imports when installed that nowcast never uses through Keras.
+KERAS_PROBES = ("cv2", "matplotlib.pyplot")
 
-    Not a setting: JAX stays importable afterwards; when something imported it already,
-    Keras is imported as usual.
-    """
-    if "jax" in sys.modules:
-        # the backend's own import, here so that callers find Keras imported either way
-        import keras  # noqa: F401
 
-        return
-    sys.modules["jax"] = None  # type: ignore[assignment]  # makes `import jax` an ImportError
+def _import_keras_hiding(names: tuple[str, ...]) -> None:
+    """Import Keras with ``import <name>`` failing meanwhile (Keras guards each with
+    try/except); not a setting: the modules stay importable afterwards, and one that
+    something imported already is left alone."""
+    hidden = [n for n in names if n not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]  # makes `import name` fail
     try:
         # Keras costs seconds to import: only for the commands that run a model
         import keras  # noqa: F401
     finally:
-        if "jax" in sys.modules and sys.modules["jax"] is None:
-            del sys.modules["jax"]
+        for name in hidden:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
 
 
 def device_description() -> str:
@@ -81,3 +88,29 @@ def device_description() -> str:
     else:
         dev = "default device"
     return f"Keras {keras.__version__}, backend {backend}, device {dev}"
+
+
+@contextlib.contextmanager
+def few_threads(pixels: int = 0):
+    """On torch, one intra-op thread meanwhile for work on at most :data:`SMALL_GRID_PIXELS`.
+
+    Small convolutions (and model loading) only lose to thread hand-offs: on this
+    project's 2-core machine a 33 x 49 ERA5 forecast took 3.6 s on torch's 2 threads and
+    0.2 s on one, loading the model 1.5 s and 0.2 s, and 256 x 256 radar inputs 1.5-2.9 s
+    and 0.3-0.4 s (load average 5). The thread count is restored afterwards.
+    """
+    if pixels > SMALL_GRID_PIXELS or select_backend() != "torch":
+        yield
+        return
+    # imported by the backend already (select_backend); named here for its thread count
+    import torch
+
+    threads = torch.get_num_threads()
+    if threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

@@ -14,14 +14,14 @@ _PROBE = """
 import json, sys
 import nowcast.model
 import keras
-before = "jax" in sys.modules
-import jax  # still importable afterwards
-print(json.dumps({"backend": keras.backend.backend(), "jax_before": before,
-                  "jax_after": jax.__name__}))
+before = sorted(m for m in ("jax", "cv2", "matplotlib.pyplot") if m in sys.modules)
+import jax, cv2, matplotlib.pyplot  # still importable afterwards
+print(json.dumps({"backend": keras.backend.backend(), "before": before,
+                  "after": [jax.__name__, cv2.__name__, matplotlib.pyplot.__name__]}))
 """
 
 
-def test_torch_backend_imports_keras_without_jax():
+def test_torch_backend_imports_keras_without_its_optional_probes():
     env = {**os.environ, "KERAS_BACKEND": "torch", "OMP_NUM_THREADS": "1"}
     res = subprocess.run(
         [sys.executable, "-c", _PROBE],
@@ -33,7 +33,11 @@ def test_torch_backend_imports_keras_without_jax():
     )
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout.strip().splitlines()[-1])
-    assert out == {"backend": "torch", "jax_before": False, "jax_after": "jax"}
+    assert out == {
+        "backend": "torch",
+        "before": [],
+        "after": ["jax", "cv2", "matplotlib.pyplot"],
+    }
 
 
 def _modules_after(code: str) -> set[str]:
@@ -49,3 +53,20 @@ def _modules_after(code: str) -> set[str]:
 
 def test_cli_help_imports_no_pandas():
     assert not {"pandas", "xarray", "keras"} & _modules_after("from nowcast.cli import main")
+
+
+def test_few_threads_runs_small_inputs_on_one_torch_thread():
+    import torch
+
+    from nowcast.backend import SMALL_GRID_PIXELS, few_threads
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with few_threads(33 * 49):
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2  # restored
+        with few_threads(SMALL_GRID_PIXELS + 1):
+            assert torch.get_num_threads() == 2  # large grids keep every thread
+    finally:
+        torch.set_num_threads(before)

@@ -19,6 +19,7 @@ import pandas as pd
 import xarray as xr
 from scipy import ndimage
 
+from nowcast.backend import few_threads
 from nowcast.conventions import TIME
 from nowcast.data.preprocess import Preprocessor, coarsen
 from nowcast.data.timeaxis import time_step
@@ -150,8 +151,15 @@ class ConvLSTMForecaster(Forecaster):
             # imported here, not at the top: Keras costs seconds of start-up time
             from nowcast.model import load_model
 
-            self._model = load_model(self.model_file)
+            with few_threads():
+                self._model = load_model(self.model_file)
         return self._model
+
+    def _network(self, x: np.ndarray) -> np.ndarray:
+        """The network's output for a ``(batch, time, y, x, channels)`` input."""
+        model = self.model
+        with few_threads(int(x.shape[-3] * x.shape[-2])):
+            return model.predict(x, verbose=0)
 
     @property
     def label(self) -> str:
@@ -203,7 +211,7 @@ class ConvLSTMForecaster(Forecaster):
         outputs = []
         produced = 0
         while produced < n_leads:
-            y = np.asarray(self.model.predict(frames, verbose=0), dtype=np.float32)
+            y = np.asarray(self._network(frames), dtype=np.float32)
             outputs.append(y)
             produced += y.shape[1]
             frames = np.concatenate([frames, y], axis=1)[:, -self.t_in :]
@@ -223,7 +231,7 @@ class ConvLSTMForecaster(Forecaster):
         fine = np.asarray(past.values, dtype=np.float32)
         coarse = coarsen(past, factor) if factor > 1 else past
         values = lagrangian_forecast(
-            lambda x: self.model.predict(x, verbose=0),
+            self._network,
             np.asarray(coarse.values),
             encode=pre.normalise_values,
             decode=pre.decode,

@@ -2,7 +2,7 @@
 
 Public API (imported on first use, so ``import nowcast.data`` stays cheap)::
 
-    open_archive(paths, *, variable=None, kind="precipitation", chunks=1) -> xr.DataArray
+    open_archive(paths, *, variable=None, kind="auto", chunks=1) -> xr.DataArray
     time_step(da) -> pd.Timedelta
     find_gaps(da) -> list[tuple[pd.Timestamp, pd.Timestamp]]
     contiguous_segments(da) -> list[slice]

@@ -233,7 +233,7 @@ def test_lagrangian_training_learns_decay_beyond_extrapolation(tmp_path, torch_s
     result = train(cfg, run_dir=tmp_path / "run", verbose=0, echo=messages.append)
     assert any("Lagrangian windows of decay: computing" in m for m in messages), messages
     datasets = build_datasets(cfg)  # second use: nothing recomputed
-    assert all(store.missing() == [] for store in datasets.stores)
+    assert all(store.missing() == [] for store in datasets.stores if store is not None)
     num = den = 0.0
     from nowcast.model import make_loss
 

@@ -99,7 +99,9 @@ def build_datasets(
     is then empty); data-parallel training needs this to shard batches evenly.
     With ``model.frame: lagrangian`` the windows come from a
     :class:`~nowcast.data.lagrangian.LagrangianStore` per event under ``data.cache_dir``,
-    computed first where missing (``echo`` reports the progress).
+    computed first where missing (``echo`` reports the progress); only the train and
+    validation splits are cached (the test dataset is then ``None``: score a Lagrangian model
+    by forecasting, e.g. ``nowcast evaluate``).
     """
 
     cfg = cfg.validate()
@@ -168,6 +170,8 @@ def build_datasets(
                 min_wet_fraction=s.min_wet_fraction if name != "test" else 0.0,
                 drop_remainder=drop_remainder,
             )
+            if stores is not None and name not in LAGRANGIAN_SPLITS:
+                continue
             extra = {"cache": cache} if stores is None else {"stores": stores}
             out[name] = (SequenceDataset if stores is None else LagrangianDataset)(
                 sampler,
@@ -180,12 +184,16 @@ def build_datasets(
             )
     summary = _summary(events, archives, windows, dropped, step, patch, preprocessor)
     if stores is not None:
-        summary["lagrangian_cache"] = [str(st.path) for st in stores]
+        summary["lagrangian_cache"] = [str(st.path) for st in stores if st is not None]
     return Datasets(out["train"], out["validation"], out["test"], preprocessor, summary, stores)
 
 
-def _lagrangian_stores(cfg, events, archives, windows, echo) -> list[LagrangianStore]:
-    """One store per event holding all its planned windows, built where missing."""
+#: Splits whose windows the Lagrangian frame caches (test windows are scored by forecasting).
+LAGRANGIAN_SPLITS = ("train", "validation")
+
+
+def _lagrangian_stores(cfg, events, archives, windows, echo) -> list[LagrangianStore | None]:
+    """One store per event holding its train and validation windows, built where missing."""
     flow = FlowOptions.from_config(cfg.model.flow)
     root = Path(cfg.data.cache_dir) if cfg.data.cache_dir else default_cache_dir()
     p = cfg.preprocess
@@ -193,7 +201,10 @@ def _lagrangian_stores(cfg, events, archives, windows, echo) -> list[LagrangianS
     workers = cfg.data.cache_workers or os.cpu_count() or 1
     stores = []
     for e, (ev, da) in enumerate(zip(events, archives)):
-        starts = [int(t) for name in SPLITS for ev_i, t in windows[name] if ev_i == e]
+        starts = [int(t) for name in LAGRANGIAN_SPLITS for ev_i, t in windows[name] if ev_i == e]
+        if not starts:
+            stores.append(None)  # e.g. a held-out event: nothing to train or validate on
+            continue
         store = LagrangianStore(
             root,
             ev.name,

@@ -1,17 +1,19 @@
-"""Training-step and inference time of the ConvLSTM nowcaster: stock vs fused cell, torch vs jax.
+"""Training-step and inference time of the nowcaster per recurrent cell, torch vs jax.
 
 Run on demand (not a test)::
 
     python benchmarks/bench_train_step.py                      # radar-5min defaults
     python benchmarks/bench_train_step.py --steps 3 --backends torch --infer-size 256
 
-Each (backend, cell) combination runs in its own subprocess with ``KERAS_BACKEND`` set:
+Cells (``--cells``): ``stock`` (``keras.layers.ConvLSTM2D``), ``fused``, ``peephole`` (the
+fused cell with ``model.peephole``) and ``gru`` (``model.cell: gru``). Each (backend,
+cell) combination runs in its own subprocess with ``KERAS_BACKEND`` set:
 it builds the model (defaults: filters (32, 64), kernel 3, downsample 4 space_to_depth,
 t_in 6, t_out 12), times ``train_on_batch`` (Adam, masked MSE, random normalised data,
 batch 4, 128 x 128 crop; warm-up steps excluded, median of ``--steps``), then one
 full-domain nowcast (batch 1, 512 x 512, 12 leads; median of ``--infer-repeats`` after
-one warm-up), and reports its peak RSS. The parent prints a Markdown table with ratios
-to the stock cell on the same backend, the machine, and this exact command.
+one warm-up), and reports its parameters and peak RSS. The parent prints a Markdown table
+with ratios to the stock cell on the same backend, the machine, and this exact command.
 """
 
 from __future__ import annotations
@@ -28,6 +30,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+#: Benchmark cell name -> ModelConfig fields.
+CELLS = {
+    "stock": {"cell": "stock"},
+    "fused": {"cell": "fused"},
+    "peephole": {"cell": "fused", "peephole": True},
+    "gru": {"cell": "gru"},
+}
 
 
 def _parse(argv=None) -> argparse.Namespace:
@@ -49,7 +59,7 @@ def _parse(argv=None) -> argparse.Namespace:
     )
     p.add_argument("--infer-repeats", type=int, default=2)
     p.add_argument("--backends", default="torch,jax")
-    p.add_argument("--cells", default="stock,fused")
+    p.add_argument("--cells", default=",".join(CELLS), help=f"of {', '.join(CELLS)}")
     p.add_argument(
         "--threads", type=int, default=0, help="torch intra-op threads (0: library default)"
     )
@@ -57,10 +67,17 @@ def _parse(argv=None) -> argparse.Namespace:
         "--fused-strategy",
         default=None,
         choices=["split", "concat"],
-        help="override the fused layer's default",
+        help="override the fused ConvLSTM's default",
     )
-    p.add_argument("--fused-layout", default=None, choices=["channels_last", "channels_first"])
-    p.add_argument("--fused-loop", default=None, choices=["python", "fori"])
+    p.add_argument(
+        "--fused-layout",
+        default=None,
+        choices=["channels_last", "channels_first"],
+        help="override the fused ConvLSTM's and the ConvGRU's default",
+    )
+    p.add_argument(
+        "--fused-loop", default=None, choices=["python", "fori"], help="as --fused-layout"
+    )
     p.add_argument(
         "--budget",
         type=float,
@@ -74,7 +91,11 @@ def _parse(argv=None) -> argparse.Namespace:
         "--timeout", type=int, default=1200, help="seconds per combination before it is killed"
     )
     p.add_argument("--worker", nargs=2, metavar=("BACKEND", "CELL"), help=argparse.SUPPRESS)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    unknown = [c for c in args.cells.split(",") if c not in CELLS]
+    if unknown:
+        p.error(f"unknown cell(s) {', '.join(unknown)}: choose from {', '.join(CELLS)}")
+    return args
 
 
 # --------------------------------------------------------------------------- worker
@@ -109,6 +130,7 @@ def _worker(args: argparse.Namespace) -> dict:
 
     from nowcast.config import ModelConfig
     from nowcast.model import FusedConvLSTM2D, build_model, make_loss
+    from nowcast.model.recurrent import ConvRecurrent2D
 
     keras.utils.set_random_seed(0)
     cfg = ModelConfig(
@@ -116,15 +138,18 @@ def _worker(args: argparse.Namespace) -> dict:
         kernel_size=args.kernel,
         downsample=args.downsample,
         downsample_mode=args.mode,
-        cell=cell,
+        **CELLS[cell],
     )
     model = build_model(cfg, t_in=args.t_in, t_out=args.t_out)
     for layer in model.layers:
-        if isinstance(layer, FusedConvLSTM2D):
-            for name in ("strategy", "layout", "loop"):
-                value = getattr(args, f"fused_{name}")
-                if value is not None:
-                    setattr(layer, name, value)
+        for name, kind in (
+            ("strategy", FusedConvLSTM2D),
+            ("layout", ConvRecurrent2D),
+            ("loop", ConvRecurrent2D),
+        ):
+            value = getattr(args, f"fused_{name}")
+            if value is not None and isinstance(layer, kind):
+                setattr(layer, name, value)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=make_loss("mse"))
 
     rng = np.random.default_rng(0)
@@ -216,20 +241,21 @@ def _table(results: list[dict], args: argparse.Namespace) -> str:
     stock = {r["backend"]: r for r in results if r["cell"] == "stock" and "error" not in r}
     n = args.infer_size
     rows = [
-        "| backend | cell | steps | train step median (ms) | min (ms) | CPU time/step (ms) | "
-        "samples/s | "
+        "| backend | cell | parameters | steps | train step median (ms) | min (ms) | "
+        "CPU time/step (ms) | samples/s | "
         f"step vs stock | CPU vs stock | nowcast {n}x{n} (ms) | nowcast vs stock | peak RSS (MB) |",
-        "|" + "---|" * 12,
+        "|" + "---|" * 13,
     ]
     for r in results:
         if "error" in r:
-            rows.append(f"| {r['backend']} | {r['cell']} | error: {r['error']} |" + " |" * 9)
+            rows.append(f"| {r['backend']} | {r['cell']} | error: {r['error']} |" + " |" * 10)
             continue
         ref = stock.get(r["backend"])
         step = r["step_ms_median"]
         inf = r.get("infer_ms_median")
         rows.append(
-            f"| {r['backend']} | {r['cell']} | {len(r['step_ms'])} | {_ms(step)} | "
+            f"| {r['backend']} | {r['cell']} | {r['params']:,} | {len(r['step_ms'])} | "
+            f"{_ms(step)} | "
             f"{_ms(r['step_ms_min'])} | "
             f"{_ms(r['step_cpu_ms_median'])} | {args.batch / step * 1000:.2f} | "
             f"{_ratio(ref, r, 'step_ms_median')} | "

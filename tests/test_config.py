@@ -12,7 +12,9 @@ from nowcast.config import Config, ConfigError, load_config, parse_override
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("name", ["demo", "radar-5min", "bom-10min", "era5-t2m"])
+@pytest.mark.parametrize(
+    "name", ["demo", "radar-5min", "radar-5min-eulerian", "bom-10min", "era5-t2m"]
+)
 def test_shipped_configs_load(name):
     cfg = load_config(REPO / "configs" / f"{name}.yaml")
     assert cfg.name == name

@@ -281,7 +281,15 @@ def test_ctrl_c_during_convert_leaves_no_partial_store(tmp_path, shared_data):
         "-o",
         f"{tmp_path}/bom.zarr",
     ]
-    rc, out, sent = _interrupt_when(cmd, ".bom.zarr.*", tmp_path)
+    # On a loaded machine the signal can land just after the store was renamed into place
+    # (the work is done, exit 0): then the complete store is the only entry; try again.
+    for _ in range(3):
+        rc, out, sent = _interrupt_when(cmd, ".bom.zarr.*", tmp_path)
+        if sent and rc == 0 and "wrote" in out:
+            assert leftovers(tmp_path) == [] and (tmp_path / "bom.zarr").is_dir(), out
+            shutil.rmtree(tmp_path / "bom.zarr")
+            continue
+        break
     assert sent, "convert finished before the signal"
     assert rc == 130 and out.strip() == "Interrupted.", out
     assert listing(tmp_path) == []

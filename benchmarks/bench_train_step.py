@@ -2,8 +2,9 @@
 
 Run on demand (not a test)::
 
-    python benchmarks/bench_train_step.py                      # radar-5min defaults
+    python benchmarks/bench_train_step.py                      # the defaults below
     python benchmarks/bench_train_step.py --steps 3 --backends torch --infer-size 256
+    python benchmarks/bench_train_step.py --config configs/radar-5min.yaml --backends torch
 
 Cells (``--cells``): ``stock`` (``keras.layers.ConvLSTM2D``), ``fused``, ``peephole`` (the
 fused cell with ``model.peephole``) and ``gru`` (``model.cell: gru``). Each (backend,
@@ -12,8 +13,11 @@ it builds the model (defaults: filters (32, 64), kernel 3, downsample 4 space_to
 t_in 6, t_out 12), times ``train_on_batch`` (Adam, masked MSE, random normalised data,
 batch 4, 128 x 128 crop; warm-up steps excluded, median of ``--steps``), then one
 full-domain nowcast (batch 1, 512 x 512, 12 leads; median of ``--infer-repeats`` after
-one warm-up), and reports its parameters and peak RSS. The parent prints a Markdown table
-with ratios to the stock cell on the same backend, the machine, and this exact command.
+one warm-up), and reports its parameters and peak RSS. ``--config`` takes the model
+section (the cell replaced), ``t_in``, ``t_out``, the batch and the crop size from a
+training config instead (the loss stays masked MSE: its cost is negligible beside the
+network's). The parent prints a Markdown table with ratios to the stock cell on the same
+backend, the machine, and this exact command.
 """
 
 from __future__ import annotations
@@ -42,6 +46,9 @@ CELLS = {
 
 def _parse(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument(
+        "--config", type=Path, help="model, t_in, t_out, batch and crop from this training config"
+    )
     p.add_argument(
         "--filters", default="32,64", help="comma-separated ConvLSTM filters (default 32,64)"
     )
@@ -95,7 +102,39 @@ def _parse(argv=None) -> argparse.Namespace:
     unknown = [c for c in args.cells.split(",") if c not in CELLS]
     if unknown:
         p.error(f"unknown cell(s) {', '.join(unknown)}: choose from {', '.join(CELLS)}")
+    if args.config is not None:
+        cfg = _load(args.config)
+        m, s = cfg.model, cfg.sampler
+        args.filters = ",".join(str(f) for f in m.filters)
+        args.kernel, args.downsample, args.mode = m.kernel_size, m.downsample, m.downsample_mode
+        args.t_in, args.t_out, args.batch = s.t_in, s.t_out, s.batch_size
+        args.size = s.patch_size or args.size
     return args
+
+
+def _load(path: Path):
+    sys.path.insert(0, str(ROOT))
+    from nowcast.config import load_config
+
+    return load_config(path)
+
+
+def _model_config(args: argparse.Namespace, cell: str):
+    """The ModelConfig of ``cell``: the config's model section, or one from the flags."""
+    import dataclasses
+
+    from nowcast.config import ModelConfig
+
+    if args.config is not None:
+        fields = {"peephole": False, **CELLS[cell]}
+        return dataclasses.replace(_load(args.config).model, **fields)
+    return ModelConfig(
+        filters=tuple(int(f) for f in args.filters.split(",")),
+        kernel_size=args.kernel,
+        downsample=args.downsample,
+        downsample_mode=args.mode,
+        **CELLS[cell],
+    )
 
 
 # --------------------------------------------------------------------------- worker
@@ -128,18 +167,11 @@ def _worker(args: argparse.Namespace) -> dict:
 
     import keras
 
-    from nowcast.config import ModelConfig
     from nowcast.model import FusedConvLSTM2D, build_model, make_loss
     from nowcast.model.recurrent import ConvRecurrent2D
 
     keras.utils.set_random_seed(0)
-    cfg = ModelConfig(
-        filters=tuple(int(f) for f in args.filters.split(",")),
-        kernel_size=args.kernel,
-        downsample=args.downsample,
-        downsample_mode=args.mode,
-        **CELLS[cell],
-    )
+    cfg = _model_config(args, cell)
     model = build_model(cfg, t_in=args.t_in, t_out=args.t_out)
     for layer in model.layers:
         for name, kind in (
@@ -243,12 +275,13 @@ def _table(results: list[dict], args: argparse.Namespace) -> str:
     rows = [
         "| backend | cell | parameters | steps | train step median (ms) | min (ms) | "
         "CPU time/step (ms) | samples/s | "
-        f"step vs stock | CPU vs stock | nowcast {n}x{n} (ms) | nowcast vs stock | peak RSS (MB) |",
-        "|" + "---|" * 13,
+        f"step vs stock | CPU vs stock | nowcast {n}x{n} (ms) | nowcast vs stock | "
+        "training peak RSS (MB) | peak RSS (MB) |",
+        "|" + "---|" * 14,
     ]
     for r in results:
         if "error" in r:
-            rows.append(f"| {r['backend']} | {r['cell']} | error: {r['error']} |" + " |" * 10)
+            rows.append(f"| {r['backend']} | {r['cell']} | error: {r['error']} |" + " |" * 11)
             continue
         ref = stock.get(r["backend"])
         step = r["step_ms_median"]
@@ -260,7 +293,8 @@ def _table(results: list[dict], args: argparse.Namespace) -> str:
             f"{_ms(r['step_cpu_ms_median'])} | {args.batch / step * 1000:.2f} | "
             f"{_ratio(ref, r, 'step_ms_median')} | "
             f"{_ratio(ref, r, 'step_cpu_ms_median')} | {'skipped' if inf is None else _ms(inf)} | "
-            f"{_ratio(ref, r, 'infer_ms_median')} | {r['peak_rss_mb']:.0f} |"
+            f"{_ratio(ref, r, 'infer_ms_median')} | {r['train_peak_rss_mb']:.0f} | "
+            f"{r['peak_rss_mb']:.0f} |"
         )
     return "\n".join(rows)
 
@@ -283,6 +317,9 @@ def main(argv=None) -> int:
                 or f"median {r['step_ms_median']:.0f} ms, steps {[round(t) for t in r['step_ms']]}"
             )
             print(f"# {backend}/{cell}: {detail}", file=sys.stderr, flush=True)
+    if args.config is not None:
+        m = _load(args.config).model
+        print(f"Config {args.config}: model.head {m.head}, residual {m.residual}, frame {m.frame}")
     print(
         f"Model: filters ({args.filters}), kernel {args.kernel}, downsample {args.downsample} "
         f"{args.mode}, "

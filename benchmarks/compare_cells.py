@@ -4,11 +4,15 @@ Run on demand (not a test)::
 
     python benchmarks/compare_cells.py                       # 400 steps per cell
     python benchmarks/compare_cells.py --cells fused,gru --epochs 2 --steps-per-epoch 10
+    python benchmarks/compare_cells.py --config configs/radar-5min-eulerian.yaml
 
 Each cell (``stock``, ``fused``, ``peephole`` = fused with ``model.peephole``, ``gru``) is
-trained with ``nowcast train configs/radar-5min.yaml`` and the same overrides: the same
-seed, data, model size, loss and ``epochs * steps_per_epoch`` steps (early stopping off),
-one process at a time, one torch thread. A finished run directory is kept and reused. The
+trained with ``nowcast train CONFIG`` (default ``configs/radar-5min.yaml``, the shipped
+Lagrangian model) and the same overrides: the same seed, data, model size, loss and
+``epochs * steps_per_epoch`` steps (early stopping off), one process at a time, one torch
+thread, into ``--runs/<config name>/<cell>``. A run directory is reused (finished) or
+resumed (unfinished) only when its recorded config and overrides are this run's
+(``benchmark.json``); another one there is refused, never overwritten. The
 model after the **last** step (``checkpoint.keras``) is then scored on every valid issue
 time of ``mch-2016-07-11`` (never used for training or validation) beside persistence and
 extrapolation, on the same pixels: MAE and CSI at 1 mm h-1 per lead. Prints Markdown
@@ -18,6 +22,7 @@ tables and writes the full report under ``--output``.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import subprocess
@@ -29,6 +34,7 @@ from eval_models import SHARED, _forecast_all, _issue_times
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "radar-5min.yaml"
+SPEC_FILE = "benchmark.json"
 
 #: Benchmark cell name -> ``--set`` overrides.
 CELLS = {
@@ -43,10 +49,13 @@ def _parse(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    p.add_argument("--config", type=Path, default=CONFIG, help="training config")
     p.add_argument("--cells", default=",".join(CELLS), help=f"of {', '.join(CELLS)}")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--steps-per-epoch", type=int, default=40)
-    p.add_argument("--runs", type=Path, default=ROOT / "runs" / "cells", help="run directories")
+    p.add_argument(
+        "--runs", type=Path, default=ROOT / "runs" / "cells", help="under <config name>/<cell>"
+    )
     p.add_argument("--every", type=int, default=1, help="issue-time stride in frames")
     p.add_argument("--output", type=Path, default=ROOT / "eval-output" / "cells")
     p.add_argument("--threads", type=int, default=1, help="OMP/torch threads for training")
@@ -57,17 +66,12 @@ def _parse(argv=None) -> argparse.Namespace:
     unknown = [c for c in args.cells.split(",") if c not in CELLS]
     if unknown:
         p.error(f"unknown cell(s) {', '.join(unknown)}: choose from {', '.join(CELLS)}")
+    args.config = args.config.resolve()
+    args.runs = args.runs / args.config.stem
     return args
 
 
-def _train(cell: str, args: argparse.Namespace) -> float | None:
-    """Train ``cell`` into ``runs/<cell>`` unless a finished run is there; wall seconds or None."""
-    from nowcast.training.rundir import RunDir
-
-    run = RunDir(args.runs / cell)
-    if run.read_state().get("epoch") == args.epochs:
-        print(f"# {cell}: finished run reused ({run.path})", file=sys.stderr)
-        return None
+def _spec(cell: str, args: argparse.Namespace) -> dict:
     overrides = [
         *CELLS[cell],
         f"train.epochs={args.epochs}",
@@ -75,11 +79,37 @@ def _train(cell: str, args: argparse.Namespace) -> float | None:
         f"train.early_stopping_patience={args.epochs + 1}",
         *args.overrides,
     ]
+    return {"config": str(args.config), "overrides": overrides}
+
+
+def _check_spec(path: Path, spec: dict) -> bool:
+    """True when ``path`` holds a run of ``spec``; False when it holds nothing; else exit."""
+    file = path / SPEC_FILE
+    if file.exists():
+        if json.loads(file.read_text()) == spec:
+            return True
+    elif not path.exists() or not any(path.iterdir()):
+        return False
+    sys.exit(f"compare_cells: {path} holds another run; remove it or pass another --runs")
+
+
+def _train(cell: str, args: argparse.Namespace) -> float | None:
+    """Train ``cell`` into ``runs/<cell>`` unless a finished run is there; wall seconds or None."""
+    from nowcast.training.rundir import RunDir
+
+    run = RunDir(args.runs / cell)
+    spec = _spec(cell, args)
+    ours = _check_spec(run.path, spec)
+    if ours and run.read_state().get("epoch") == args.epochs:
+        print(f"# {cell}: finished run reused ({run.path})", file=sys.stderr)
+        return None
     nowcast = Path(sys.executable).with_name("nowcast")
-    cmd = [str(nowcast), "train", str(CONFIG), "--output", str(run.path)]
-    cmd += [a for o in overrides for a in ("--set", o)]
-    if run.read_state():
+    cmd = [str(nowcast), "train", str(args.config), "--output", str(run.path)]
+    cmd += [a for o in spec["overrides"] for a in ("--set", o)]
+    if ours and run.read_state():
         cmd.append("--resume")
+    run.path.mkdir(parents=True, exist_ok=True)
+    (run.path / SPEC_FILE).write_text(json.dumps(spec, indent=1) + "\n")
     threads = str(args.threads)
     env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
     print("# " + shlex.join(cmd), file=sys.stderr, flush=True)
@@ -97,6 +127,7 @@ def main(argv=None) -> int:
     seconds = {cell: _train(cell, args) for cell in cells}
 
     from nowcast.data import open_archive
+    from nowcast.data.timeaxis import time_step
     from nowcast.methods import ConvLSTMForecaster, get_method
     from nowcast.model import load_model
     from nowcast.training.rundir import RunDir
@@ -113,8 +144,9 @@ def main(argv=None) -> int:
     methods["persistence"] = get_method("persistence")
     methods["extrapolation"] = get_method("extrapolation")
     n_leads = 12
-    first = methods[cells[0]]
-    issues = _issue_times(archive, first.t_in, n_leads, args.every)
+    step = time_step(archive)
+    needs = max(m.input_frames(step) for m in methods.values())  # the first issue time all can
+    issues = _issue_times(archive, needs, n_leads, args.every)
     forecasts, fc_seconds = _forecast_all(methods, archive, issues, n_leads)
     scores = evaluate(forecasts, archive, thresholds=(0.5, 1.0, 5.0, 10.0), scales=(1,))
     write_report(scores, args.output)
@@ -122,7 +154,7 @@ def main(argv=None) -> int:
     steps = args.epochs * args.steps_per_epoch
     print(
         f"{steps} training steps per cell ({args.epochs} x {args.steps_per_epoch}, "
-        f"{CONFIG.name}); held-out {event.name}: {len(issues)} issue times "
+        f"{args.config.name}); held-out {event.name}: {len(issues)} issue times "
         f"({issues[0]} .. {issues[-1]}), {n_leads} leads"
     )
     for cell in cells:

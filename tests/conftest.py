@@ -13,6 +13,19 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache_dir(tmp_path_factory):
+    """Prepared training stores default to ``$XDG_CACHE_HOME/nowcast``: in tests a temporary
+    folder, never the user's cache (where other trainings keep theirs)."""
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+    yield
+    if old is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = old
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The real data folder (../shared/data).

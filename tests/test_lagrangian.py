@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 from scipy import ndimage
+from small_configs import small_config
 
 from nowcast.config import ModelConfig, PreprocessConfig, load_config
 from nowcast.data import open_archive
@@ -175,29 +176,21 @@ def test_lagrangian_config_rules():
 
 
 def _lagrangian_cfg(archive, cache, *extra):
-    return load_config(
-        None,
-        [
-            f"data.events=[{archive}]",
-            f"data.cache_dir={cache}",
-            "data.cache_workers=1",
-            "sampler.t_in=3",
-            "sampler.t_out=3",
-            "sampler.patch_size=32",
-            "sampler.batch_size=8",
-            "sampler.split.validation=0.25",
-            "sampler.augment=true",
-            "model.filters=[8]",
-            "model.downsample=2",
-            "model.residual=true",
-            "model.head=skip",
-            "model.frame=lagrangian",
-            "train.loss=quantile",
-            "train.lr_schedule=constant",
-            "train.learning_rate=0.005",
-            "train.validation_steps=3",
-            *extra,
-        ],
+    return small_config(
+        archive,
+        cache,
+        "sampler.patch_size=32",
+        "sampler.batch_size=8",
+        "model.filters=[8]",
+        "model.downsample=2",
+        "model.residual=true",
+        "model.head=skip",
+        "model.frame=lagrangian",
+        "train.loss=quantile",
+        "train.lr_schedule=constant",
+        "train.learning_rate=0.005",
+        "train.validation_steps=3",
+        *extra,
     )
 
 

@@ -13,7 +13,18 @@ import warnings
 
 import click
 
-from nowcast.cli import batch, convert, demo, evaluate, info, models, predict, render, train
+from nowcast.cli import (
+    batch,
+    convert,
+    demo,
+    evaluate,
+    info,
+    models,
+    predict,
+    prepare,
+    render,
+    train,
+)
 from nowcast.errors import NowcastError, one_line
 
 
@@ -55,5 +66,5 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     )
 
 
-for _module in (batch, convert, demo, evaluate, info, models, predict, render, train):
+for _module in (batch, convert, demo, evaluate, info, models, predict, prepare, render, train):
     main.add_command(_module.command)

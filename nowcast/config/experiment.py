@@ -110,6 +110,14 @@ class SamplerConfig:
     wet_threshold: float = 0.1  # mm h-1
     seed: int = 0
     cache_mb: int = 1024  # bound of the loader's in-memory frame cache (0: no cache)
+    # stream train/validation windows from prepared stores under data.cache_dir (the
+    # Lagrangian frame always does): for data larger than memory
+    prepared: bool = False
+    crops_per_read: int = 1  # prepared stores: samples cut from one window read
+    shuffle_buffer: int = 0  # prepared stores: samples mixed across train batches (0: none)
+    store_dtype: Literal["float32", "float16"] = "float32"  # values in prepared stores
+    workers: int = 1  # loader workers (Keras PyDataset): threads, or processes with
+    multiprocessing: bool = False  # multiprocessing: true
     split: SplitConfig = field(default_factory=SplitConfig)
 
 
@@ -201,6 +209,13 @@ class Config:
         require(s.batch_size >= 1, "sampler.batch_size must be >= 1")
         require(s.patch_size is None or s.patch_size >= 1, "sampler.patch_size must be >= 1")
         require(0 <= s.min_wet_fraction < 1, "sampler.min_wet_fraction must be in [0, 1)")
+        require(
+            s.crops_per_read >= 1 and s.batch_size % s.crops_per_read == 0,
+            f"sampler.crops_per_read={s.crops_per_read} must divide sampler.batch_size="
+            f"{s.batch_size}",
+        )
+        require(s.shuffle_buffer >= 0, "sampler.shuffle_buffer must be >= 0")
+        require(s.workers >= 1, "sampler.workers must be >= 1")
         sp = s.split
         require(
             0 <= sp.validation < 1 and 0 <= sp.test < 1, "sampler.split fractions must be in [0, 1)"

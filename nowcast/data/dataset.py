@@ -80,6 +80,31 @@ class FrameCache:
         self._init()
 
 
+def encode_batch(
+    records: list[np.ndarray], t_in: int, fill_value: float, *, all_frames_valid: bool = False
+):
+    """``(t_in + t_out, P, P)`` normalised windows (NaN where missing) -> ``(x, y, mask)``.
+
+    ``mask`` is 1 where the truth is valid: per target frame, or, with ``all_frames_valid``
+    (the Lagrangian frame), where every frame of the window is. NaN becomes ``fill_value``.
+    """
+    length, py, px = records[0].shape
+    x = np.empty((len(records), t_in, py, px, 1), dtype=np.float32)
+    y = np.empty((len(records), length - t_in, py, px, 1), dtype=np.float32)
+    mask = np.empty_like(y)
+    for i, window in enumerate(records):
+        x[i, ..., 0] = window[:t_in]
+        y[i, ..., 0] = window[t_in:]
+        if all_frames_valid:
+            mask[i, ..., 0] = np.isfinite(window).all(axis=0)
+    if not all_frames_valid:
+        np.isfinite(y, out=mask, casting="unsafe")
+    fill = np.float32(fill_value)
+    np.copyto(x, fill, where=~np.isfinite(x))
+    np.copyto(y, fill, where=~np.isfinite(y))
+    return x, y, mask
+
+
 def _compute_all(arrays) -> list[np.ndarray]:
     """Values of lazy DataArrays, computed together on the calling thread."""
     data = [a.data for a in arrays]
@@ -142,24 +167,12 @@ class SequenceDataset(keras.utils.PyDataset):
         """Read, crop, augment and encode ``samples`` into ``(x, y, mask)``."""
         s = self.sampler
         py, px = s.patch
-        x = np.empty((len(samples), s.t_in, py, px, 1), dtype=np.float32)
-        y = np.empty((len(samples), s.t_out, py, px, 1), dtype=np.float32)
-        for i, smp in enumerate(samples):
+        records = []
+        for smp in samples:
             frames = self._frames(smp.event, smp.start, s.length)
-            for k, frame in enumerate(frames):
-                crop = augment_window(
-                    frame[smp.oy : smp.oy + py, smp.ox : smp.ox + px], smp.rot, smp.flip
-                )
-                if k < s.t_in:
-                    x[i, k, :, :, 0] = crop
-                else:
-                    y[i, k - s.t_in, :, :, 0] = crop
-        valid = np.isfinite(y)
-        mask = valid.astype(np.float32)
-        fill = np.float32(self.preprocessor.fill_value)
-        np.copyto(x, fill, where=~np.isfinite(x))
-        np.copyto(y, fill, where=~valid)
-        return x, y, mask
+            window = np.stack([f[smp.oy : smp.oy + py, smp.ox : smp.ox + px] for f in frames])
+            records.append(augment_window(window, smp.rot, smp.flip))
+        return encode_batch(records, s.t_in, self.preprocessor.fill_value)
 
     def _frames(self, event: int, start: int, count: int) -> list[np.ndarray]:
         """Normalised frames ``start .. start + count`` of ``event`` (cached, read if missing).
@@ -204,34 +217,3 @@ def _runs(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
         else:
             out.append([a, b])
     return [(a, b) for a, b in out]
-
-
-class LagrangianDataset(SequenceDataset):
-    """Batches ``(x, y, mask)`` read from cached Lagrangian windows (one store per event).
-
-    Same planning and encoding as :class:`SequenceDataset`; each sample reads only its crop
-    of its window from the event's :class:`~nowcast.data.lagrangian.LagrangianStore`. The
-    mask is 1 where every frame of the window is valid (the Lagrangian frame's valid area).
-    """
-
-    def __init__(self, sampler: WindowSampler, preprocessor, stores, **kwargs) -> None:
-        super().__init__(sampler, preprocessor, **kwargs)
-        self.stores = list(stores)
-
-    def assemble(self, samples: list[Sample]):
-        s = self.sampler
-        py, px = s.patch
-        x = np.empty((len(samples), s.t_in, py, px, 1), dtype=np.float32)
-        y = np.empty((len(samples), s.t_out, py, px, 1), dtype=np.float32)
-        mask = np.empty_like(y)
-        for i, smp in enumerate(samples):
-            window = self.stores[smp.event].read(smp.start, smp.oy, smp.ox, py, px)
-            z = self.preprocessor.normalise_values(augment_window(window, smp.rot, smp.flip))
-            valid = np.isfinite(z).all(axis=0)
-            x[i, ..., 0] = z[: s.t_in]
-            y[i, ..., 0] = z[s.t_in :]
-            mask[i, ..., 0] = valid
-        fill = np.float32(self.preprocessor.fill_value)
-        np.copyto(x, fill, where=~np.isfinite(x))
-        np.copyto(y, fill, where=~np.isfinite(y))
-        return x, y, mask

@@ -20,6 +20,13 @@ data when the datasets are built), so crops are then placed on a ``b``-pixel lat
 build time (counted in the summary); for the others the crop is drawn uniformly among
 the crops that do, so every sample honours it exactly.
 
+Several crops per window read (``crops``, for prepared stores): the first crop of a window
+is drawn as above; the others are drawn (uniformly, or among the wet crops) inside the
+block of ``tile``-pixel tiles that holds the first one and one more tile each way it can
+reach, so the union of the window's crops lies in as many store tiles as one crop at a
+random place (four for a crop of one tile). A batch is then ``batch_size / crops`` windows
+with ``crops`` samples each (the loader's shuffle buffer mixes them across batches).
+
 This module does no I/O per sample and imports no Keras: :mod:`nowcast.data.dataset`
 reads the frames and :mod:`nowcast.data.training` builds the datasets.
 """
@@ -33,6 +40,7 @@ import pandas as pd
 import xarray as xr
 
 from nowcast.conventions import X, Y
+from nowcast.data.prepared import TILE
 from nowcast.data.timeaxis import contiguous_segments
 
 SPLITS = ("train", "validation", "test")
@@ -191,7 +199,8 @@ class WindowSampler:
 
     ``windows``: ``(n, 2)`` rows ``(event index, start frame)``. ``batch(index, epoch)``
     gives the batch's :class:`Sample` list; with ``shuffle`` the order and the crops change
-    with ``epoch``, otherwise they are fixed by ``seed``.
+    with ``epoch``, otherwise they are fixed by ``seed``. ``crops``: samples per window
+    (a divisor of ``batch_size``), drawn within a block of ``tile``-pixel tiles.
     """
 
     events: list[EventData]
@@ -206,17 +215,29 @@ class WindowSampler:
     augment: bool = False
     min_wet_fraction: float = 0.0
     drop_remainder: bool = False  # only full batches (data-parallel sharding needs them)
+    crops: int = 1
+    tile: int = TILE
     _orders: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.crops < 1 or self.batch_size % self.crops:
+            raise ValueError(
+                f"crops per window ({self.crops}) must divide the batch size ({self.batch_size})"
+            )
 
     @property
     def length(self) -> int:
         return self.t_in + self.t_out
 
     @property
+    def num_samples(self) -> int:
+        return len(self.windows) * self.crops
+
+    @property
     def num_batches(self) -> int:
         if self.drop_remainder:
-            return len(self.windows) // self.batch_size
-        return -(-len(self.windows) // self.batch_size)
+            return self.num_samples // self.batch_size
+        return -(-self.num_samples // self.batch_size)
 
     def __len__(self) -> int:
         return self.num_batches
@@ -234,28 +255,66 @@ class WindowSampler:
         if not 0 <= index < self.num_batches:
             raise IndexError(f"batch {index} out of range (0 .. {self.num_batches - 1})")
         epoch = epoch if self.shuffle else 0
-        rows = self._order(epoch)[index * self.batch_size : (index + 1) * self.batch_size]
+        per = self.batch_size // self.crops
+        rows = self._order(epoch)[index * per : (index + 1) * per]
         rng = np.random.default_rng([self.seed, SPLITS.index(self.split), epoch, index])
-        square = self.patch[0] == self.patch[1]
-        out = []
-        for row in rows:
-            e, start = (int(v) for v in self.windows[row])
-            event = self.events[e]
-            if self.min_wet_fraction > 0 and event.wet is not None:
-                pos = wet_positions(
-                    event, start, t_in=self.t_in, patch=self.patch, fraction=self.min_wet_fraction
-                )
-                oy, ox = (int(v) for v in pos[rng.integers(len(pos))])
+        return [smp for row in rows for smp in self.window_samples(int(row), rng)]
+
+    def random_samples(self, n_windows: int, epoch: int, key: int) -> list[Sample]:
+        """``crops`` samples from each of ``n_windows`` windows drawn at random (with
+        replacement), reproducibly from ``(seed, epoch, key)``: extra samples, e.g. to fill a
+        shuffle buffer."""
+        rng = np.random.default_rng([self.seed, SPLITS.index(self.split), epoch, key, 1])
+        rows = rng.integers(len(self.windows), size=n_windows)
+        return [smp for row in rows for smp in self.window_samples(int(row), rng)]
+
+    def window_samples(self, row: int, rng: np.random.Generator) -> list[Sample]:
+        """The ``crops`` samples of window ``row`` (see the module doc)."""
+        e, start = (int(v) for v in self.windows[row])
+        event = self.events[e]
+        wet = None
+        if self.min_wet_fraction > 0 and event.wet is not None:
+            wet = wet_positions(
+                event, start, t_in=self.t_in, patch=self.patch, fraction=self.min_wet_fraction
+            )
+        ny, nx = event.shape
+        py, px = self.patch
+        if wet is not None:
+            oy, ox = (int(v) for v in wet[rng.integers(len(wet))])
+        else:
+            oy, ox = int(rng.integers(ny - py + 1)), int(rng.integers(nx - px + 1))
+        out = [Sample(e, start, oy, ox, *self._augmentation(rng))]
+        if self.crops == 1:
+            return out
+        (y0, y1), (x0, x1) = (
+            _tile_range(o, p, n, self.tile) for o, p, n in ((oy, py, ny), (ox, px, nx))
+        )
+        if wet is not None:
+            inside = wet[
+                (wet[:, 0] >= y0) & (wet[:, 0] <= y1) & (wet[:, 1] >= x0) & (wet[:, 1] <= x1)
+            ]
+        for _ in range(self.crops - 1):
+            if wet is not None:
+                oy, ox = (int(v) for v in inside[rng.integers(len(inside))])
             else:
-                ny, nx = event.shape
-                oy = int(rng.integers(ny - self.patch[0] + 1))
-                ox = int(rng.integers(nx - self.patch[1] + 1))
-            rot, flip = 0, False
-            if self.augment:
-                rot = int(rng.integers(4)) if square else 2 * int(rng.integers(2))
-                flip = bool(rng.integers(2))
-            out.append(Sample(e, start, oy, ox, rot, flip))
+                oy, ox = int(rng.integers(y0, y1 + 1)), int(rng.integers(x0, x1 + 1))
+            out.append(Sample(e, start, oy, ox, *self._augmentation(rng)))
         return out
+
+    def _augmentation(self, rng: np.random.Generator) -> tuple[int, bool]:
+        if not self.augment:
+            return 0, False
+        square = self.patch[0] == self.patch[1]
+        rot = int(rng.integers(4)) if square else 2 * int(rng.integers(2))
+        return rot, bool(rng.integers(2))
+
+
+def _tile_range(offset: int, size: int, extent: int, tile: int) -> tuple[int, int]:
+    """Smallest and largest crop offset inside the tile block around a crop at ``offset``:
+    the block starts at the crop's first tile and spans ``ceil(size / tile) + 1`` tiles."""
+    lo = offset // tile * tile
+    hi = min(lo + (-(-size // tile) + 1) * tile, extent) - size
+    return lo, hi
 
 
 def augment_window(window: np.ndarray, rot: int, flip: bool) -> np.ndarray:

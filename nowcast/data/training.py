@@ -22,8 +22,9 @@ import xarray as xr
 
 from nowcast.conventions import TIME, X, Y
 from nowcast.data.archive import open_archive
-from nowcast.data.dataset import FrameCache, LagrangianDataset, SequenceDataset
-from nowcast.data.lagrangian import LagrangianStore, default_cache_dir
+from nowcast.data.cache import PREPARED_SPLITS, event_stores, uses_stores
+from nowcast.data.dataset import FrameCache, SequenceDataset
+from nowcast.data.prepared import PreparedStore
 from nowcast.data.preprocess import Preprocessor
 from nowcast.data.sampler import (
     SPLITS,
@@ -36,9 +37,9 @@ from nowcast.data.sampler import (
     wet_table,
     window_starts,
 )
+from nowcast.data.streaming import PreparedDataset
 from nowcast.data.timeaxis import time_step
 from nowcast.errors import ConfigError, DataError
-from nowcast.motion import FlowOptions
 
 
 @dataclass
@@ -50,7 +51,7 @@ class Datasets:
     test: SequenceDataset | None
     preprocessor: Preprocessor
     summary: dict[str, Any]
-    stores: list[LagrangianStore] | None = None  # the Lagrangian frame's cached windows
+    stores: list[PreparedStore | None] | None = None  # prepared stores, per event
 
 
 def event_name(entry, index: int = 0) -> str:
@@ -72,38 +73,20 @@ def _is_holdout(entry: str, name: str, holdout: tuple[str, ...]) -> bool:
     )
 
 
-def build_datasets(
-    cfg,
-    *,
-    archives: list[xr.DataArray] | None = None,
-    preprocessor=None,
-    cache_mb: int | None = None,
-    steps_per_epoch: int | None = None,
-    drop_remainder: bool = False,
-    workers: int = 1,
-    use_multiprocessing: bool = False,
-    max_queue_size: int = 10,
-    echo=None,
-) -> Datasets:
-    """Open (or take) the events, split them, fit the preprocessor on train, build the datasets.
+@dataclass
+class Plan:
+    """The planned windows of a config: prepared events, their archives and windows per split."""
 
-    ``archives``: already opened archives (else ``cfg.data.events`` are opened with
-    :func:`nowcast.data.archive.open_archive`, ``chunks="auto"``). ``preprocessor``: a fitted
-    :class:`~nowcast.data.preprocess.Preprocessor` to reuse instead of fitting one.
-    ``cache_mb`` overrides ``sampler.cache_mb`` (one frame cache shared by the three
-    datasets). ``workers``, ``use_multiprocessing``, ``max_queue_size`` go to ``PyDataset``.
-    ``steps_per_epoch``: the train dataset then has exactly that many batches per epoch
-    (several shuffled passes over the windows when it exceeds them; give it the value passed
-    to ``fit``, else Keras stops an epoch early when the windows run out).
-    ``drop_remainder``: every batch is full (a split with fewer windows than one batch
-    is then empty); data-parallel training needs this to shard batches evenly.
-    With ``model.frame: lagrangian`` the windows come from a
-    :class:`~nowcast.data.lagrangian.LagrangianStore` per event under ``data.cache_dir``,
-    computed first where missing (``echo`` reports the progress); only the train and
-    validation splits are cached (the test dataset is then ``None``: score a Lagrangian model
-    by forecasting, e.g. ``nowcast evaluate``).
-    """
+    events: list[EventData]
+    archives: list[xr.DataArray]
+    step: Any
+    windows: dict[str, np.ndarray]  # split -> (n, 2) rows (event index, start frame)
+    dropped: dict[str, int]
+    patch: tuple[int, int]
 
+
+def plan_windows(cfg, archives: list[xr.DataArray] | None = None) -> Plan:
+    """Open (or take) the events, label and split them, slide the windows, drop dry ones."""
     cfg = cfg.validate()
     s = cfg.sampler
     events, archives, step = _events(cfg, archives)
@@ -137,6 +120,61 @@ def build_datasets(
             f"no training window fits{extra}: a window needs t_in + t_out = {s.t_in + s.t_out} "
             f"consecutive frames; {detail}"
         )
+    return Plan(events, archives, step, windows, dropped, patch)
+
+
+def prepare_stores(cfg, *, archives=None, echo=None) -> list[PreparedStore | None]:
+    """Build (where missing) the prepared stores a config's training reads: ``nowcast
+    prepare``. A :class:`ConfigError` when the config reads the archives directly."""
+    cfg = cfg.validate()
+    if not uses_stores(cfg):
+        raise ConfigError(
+            "nothing to prepare: this config trains on the archives directly (model.frame is "
+            "eulerian and sampler.prepared is false); set sampler.prepared: true to stream from "
+            "a prepared store"
+        )
+    plan = plan_windows(cfg, archives)
+    return event_stores(cfg, plan.events, plan.archives, plan.windows, echo=echo)
+
+
+def build_datasets(
+    cfg,
+    *,
+    archives: list[xr.DataArray] | None = None,
+    preprocessor=None,
+    cache_mb: int | None = None,
+    steps_per_epoch: int | None = None,
+    drop_remainder: bool = False,
+    workers: int | None = None,
+    use_multiprocessing: bool | None = None,
+    max_queue_size: int = 10,
+    echo=None,
+) -> Datasets:
+    """Open (or take) the events, split them, fit the preprocessor on train, build the datasets.
+
+    ``archives``: already opened archives (else ``cfg.data.events`` are opened with
+    :func:`nowcast.data.archive.open_archive`, ``chunks="auto"``). ``preprocessor``: a fitted
+    :class:`~nowcast.data.preprocess.Preprocessor` to reuse instead of fitting one.
+    ``cache_mb`` overrides ``sampler.cache_mb`` (one frame cache shared by the datasets that
+    read the archives). ``workers`` and ``use_multiprocessing`` (default ``sampler.workers``
+    and ``sampler.multiprocessing``) and ``max_queue_size`` go to ``PyDataset``.
+    ``steps_per_epoch``: the train dataset then has exactly that many batches per epoch
+    (several shuffled passes over the windows when it exceeds them; give it the value passed
+    to ``fit``, else Keras stops an epoch early when the windows run out).
+    ``drop_remainder``: every batch is full (a split with fewer windows than one batch
+    is then empty); data-parallel training needs this to shard batches evenly.
+    With ``model.frame: lagrangian`` or ``sampler.prepared`` the train and validation
+    windows are streamed from prepared stores under ``data.cache_dir``
+    (:class:`~nowcast.data.streaming.PreparedDataset`; :mod:`nowcast.data.cache`), built
+    first where missing (``echo`` reports the progress); the test dataset then reads the
+    archives (Eulerian) or is ``None`` (Lagrangian: score it by forecasting, e.g.
+    ``nowcast evaluate``).
+    """
+
+    cfg = cfg.validate()
+    s = cfg.sampler
+    plan = plan_windows(cfg, archives)
+    events, archives, windows = plan.events, plan.archives, plan.windows
     if preprocessor is None:
         blocks = [
             da.isel({TIME: seg})
@@ -150,78 +188,68 @@ def build_datasets(
         raise ConfigError("sampler.cache_mb must be >= 0")
     cache = FrameCache(int(cache_mb) * 2**20)
     stores = None
-    if cfg.model.frame == "lagrangian":
-        stores = _lagrangian_stores(cfg, events, archives, windows, echo)
+    if uses_stores(cfg):
+        stores = event_stores(cfg, events, archives, windows, echo=echo)
+    elif echo is not None:
+        _hint_prepared(events, cache.max_bytes, echo)
+    kwargs = {
+        "workers": s.workers if workers is None else workers,
+        "use_multiprocessing": s.multiprocessing
+        if use_multiprocessing is None
+        else use_multiprocessing,
+        "max_queue_size": max_queue_size,
+    }
     out = dict.fromkeys(SPLITS)
     for name in SPLITS:
-        if len(windows[name]) >= (s.batch_size if drop_remainder else 1):
-            train = name == "train"
-            sampler = WindowSampler(
-                events,
-                windows[name],
-                s.t_in,
-                s.t_out,
-                patch,
-                s.batch_size,
-                seed=s.seed,
-                split=name,
-                shuffle=train,
-                augment=s.augment and train,
-                min_wet_fraction=s.min_wet_fraction if name != "test" else 0.0,
-                drop_remainder=drop_remainder,
-            )
-            if stores is not None and name not in LAGRANGIAN_SPLITS:
-                continue
-            extra = {"cache": cache} if stores is None else {"stores": stores}
-            out[name] = (SequenceDataset if stores is None else LagrangianDataset)(
+        if len(windows[name]) < (s.batch_size if drop_remainder else 1):
+            continue
+        train = name == "train"
+        if stores is not None and name not in PREPARED_SPLITS and cfg.model.frame == "lagrangian":
+            continue
+        prepared = stores is not None and name in PREPARED_SPLITS
+        sampler = WindowSampler(
+            events,
+            windows[name],
+            s.t_in,
+            s.t_out,
+            plan.patch,
+            s.batch_size,
+            seed=s.seed,
+            split=name,
+            shuffle=train,
+            augment=s.augment and train,
+            min_wet_fraction=s.min_wet_fraction if name != "test" else 0.0,
+            drop_remainder=drop_remainder,
+            crops=s.crops_per_read if prepared else 1,
+        )
+        steps = steps_per_epoch if train else None
+        if prepared:
+            out[name] = PreparedDataset(
                 sampler,
                 preprocessor,
-                **extra,
-                workers=workers,
-                steps=steps_per_epoch if train else None,
-                use_multiprocessing=use_multiprocessing,
-                max_queue_size=max_queue_size,
+                stores,
+                shuffle_buffer=s.shuffle_buffer,
+                steps=steps,
+                **kwargs,
             )
-    summary = _summary(events, archives, windows, dropped, step, patch, preprocessor)
+        else:
+            out[name] = SequenceDataset(sampler, preprocessor, cache=cache, steps=steps, **kwargs)
+    summary = _summary(events, archives, windows, plan.dropped, plan.step, plan.patch, preprocessor)
     if stores is not None:
-        summary["lagrangian_cache"] = [str(st.path) for st in stores if st is not None]
+        key = "lagrangian_cache" if cfg.model.frame == "lagrangian" else "prepared_cache"
+        summary[key] = [str(st.path) for st in stores if st is not None]
     return Datasets(out["train"], out["validation"], out["test"], preprocessor, summary, stores)
 
 
-#: Splits whose windows the Lagrangian frame caches (test windows are scored by forecasting).
-LAGRANGIAN_SPLITS = ("train", "validation")
-
-
-def _lagrangian_stores(cfg, events, archives, windows, echo) -> list[LagrangianStore | None]:
-    """One store per event holding its train and validation windows, built where missing."""
-    flow = FlowOptions.from_config(cfg.model.flow)
-    root = Path(cfg.data.cache_dir) if cfg.data.cache_dir else default_cache_dir()
-    p = cfg.preprocess
-    prepare = {"crop_x": p.crop_x, "crop_y": p.crop_y, "coarsen": p.coarsen}
-    workers = cfg.data.cache_workers or os.cpu_count() or 1
-    stores = []
-    for e, (ev, da) in enumerate(zip(events, archives)):
-        starts = [int(t) for name in LAGRANGIAN_SPLITS for ev_i, t in windows[name] if ev_i == e]
-        if not starts:
-            stores.append(None)  # e.g. a held-out event: nothing to train or validate on
-            continue
-        store = LagrangianStore(
-            root,
-            ev.name,
-            ev.data,
-            starts,
-            t_in=cfg.sampler.t_in,
-            t_out=cfg.sampler.t_out,
-            flow=flow,
-            source=da,
-            prepare=prepare,
+def _hint_prepared(events, cache_bytes: int, echo) -> None:
+    """Say when the frame cache cannot hold the data (each sample then reads whole frames)."""
+    nbytes = sum(ev.data.sizes[TIME] * ev.shape[0] * ev.shape[1] * 4 for ev in events)
+    if nbytes > cache_bytes:
+        echo(
+            f"the frame cache ({cache_bytes / 2**20:.0f} MiB, sampler.cache_mb) holds "
+            f"{cache_bytes / nbytes:.0%} of the {nbytes / 2**30:.1f} GiB of frames: reads will "
+            "dominate; sampler.prepared: true streams crops from a prepared store instead"
         )
-        todo = len(store.missing())
-        if todo and echo is not None:
-            echo(f"Lagrangian windows of {ev.name}: computing {todo} of {len(store.starts)}")
-        store.build(workers=min(workers, max(todo, 1)))
-        stores.append(store)
-    return stores
 
 
 def _events(cfg, archives):

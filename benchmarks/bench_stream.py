@@ -1,0 +1,398 @@
+"""Training data larger than memory: the prepared-store loader vs the archive loader vs xbatcher.
+
+Batches of 16 windows of 18 frames (t_in 6 + t_out 12) x 128 x 128 pixels from the six
+shared 5-minute radar events (KNMI, MCH x2, FMI x2, RMI), repeated ``--sizes`` times under
+new times (copy k shifted by k x (its length + 1 step), so no window crosses copies) for
+bulk: 1x is 0.72 GB of float32 frames, 16x 11.5 GB. Each loader runs in its own subprocess
+(peak RSS is its own; for process workers also the largest worker's), with one
+torch/OpenMP thread, and is timed over ``--seconds`` after its first batch; setup (planning,
+building missing stores) is timed apart. Loaders:
+
+* ``archive-c10``: the loader that reads the archives (``sampler.prepared: false``), its
+  frame cache capped at a tenth of the data (each sample reads whole frames once the cache
+  is full); ``archive-all``: the cache holds all the data (1x only).
+* ``prepared-k1``: the prepared frames (``sampler.prepared: true``), one crop per read;
+  ``prepared-k4``: 4 crops per read and a 64-sample shuffle buffer; ``-t2`` / ``-p2``:
+  the same with 2 Keras ``PyDataset`` workers (threads / processes). No in-process cache.
+* ``lagrangian-k1`` / ``-k4``: the Lagrangian windows store (stride 3, 1x only; its build
+  computes the flows, minutes).
+* ``xbatcher-store``: xbatcher's ``BatchGenerator`` (18 x 128 x 128 windows, overlap 17 in
+  time) over the same prepared frames opened by xarray (the same reader); ``xbatcher-nc``:
+  over the NetCDF files opened by xarray without Dask (xbatcher's best case, data in
+  memory; 1x only). Ratios are against ``xbatcher-store`` of the same size.
+
+With ``--cold`` the prepared stores' files are evicted from the page cache
+(``posix_fadvise(DONTNEED)``) before each run, so their reads come from the disk. With
+``--train-step`` the training step of the radar model (``configs/radar-5min.yaml``'s
+network on 128 x 128 crops, torch, one thread) is timed in the same run
+(``bench_train_step.py``'s worker) and the loader's samples/s are compared with it.
+
+Run from the repository root::
+
+    python benchmarks/bench_stream.py --train-step            # 1x, 4x, 16x; ~25 minutes
+    python benchmarks/bench_stream.py --sizes 1 --loaders prepared-k4 xbatcher-store --seconds 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DATA = ROOT.parent / "shared" / "data" / "radar"
+EVENTS = [
+    "knmi-2010-08-26.nc",
+    "mch-2015-05-15.nc",
+    "mch-2016-07-11.nc",
+    "fmi-2016-09-28.nc",
+    "fmi-2017-05-09.nc",
+    "rmi-2021-07-04.nc",
+]
+T_IN, T_OUT, PATCH, BATCH = 6, 12, 128, 16
+#: loader -> (kind, options, largest size it runs at or None)
+LOADERS = {
+    "archive-c10": ("archive", {"cache_fraction": 0.1}, None),
+    "archive-all": ("archive", {"cache_fraction": 1.2}, 1),
+    "prepared-k1": ("prepared", {}, None),
+    "prepared-k4": ("prepared", {"crops": 4, "buffer": 64}, None),
+    "prepared-k4-t2": ("prepared", {"crops": 4, "buffer": 64, "workers": 2}, None),
+    "prepared-k4-p2": ("prepared", {"crops": 4, "buffer": 64, "workers": 2, "mp": True}, None),
+    "lagrangian-k1": ("lagrangian", {}, 1),
+    "lagrangian-k4": ("lagrangian", {"crops": 4, "buffer": 64}, 1),
+    "xbatcher-store": ("xbatcher", {"reader": "store"}, None),
+    "xbatcher-nc": ("xbatcher", {"reader": "netcdf"}, 1),
+}
+DEFAULT = [k for k in LOADERS if not k.startswith("lagrangian")]
+
+
+def _rss_mb(who=resource.RUSAGE_SELF) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024.0  # KiB on Linux
+
+
+def _archives(size: int):
+    """The shared events, each repeated ``size`` times under new times (lazy)."""
+    import xarray as xr
+
+    from nowcast.data.archive import open_archive
+    from nowcast.data.timeaxis import time_step
+
+    out = []
+    for e in EVENTS:
+        da = open_archive(DATA / e, chunks="auto")
+        span = (da.sizes["time"] + 1) * time_step(da)
+        parts = [da.assign_coords(time=da.time.values + k * span) for k in range(size)]
+        rep = xr.concat(parts, dim="time") if size > 1 else da
+        rep.attrs, rep.encoding = dict(da.attrs), dict(da.encoding)
+        out.append(rep)
+    return out
+
+
+def _config(cache: Path, kind: str, opts: dict):
+    from nowcast.config import Config, DataConfig, ModelConfig, SamplerConfig, SplitConfig
+
+    lagrangian = kind == "lagrangian"
+    return Config(
+        data=DataConfig(
+            events=tuple(str(DATA / e) for e in EVENTS), cache_dir=str(cache), cache_workers=2
+        ),
+        sampler=SamplerConfig(
+            t_in=T_IN,
+            t_out=T_OUT,
+            stride=3 if lagrangian else 1,
+            patch_size=PATCH,
+            batch_size=BATCH,
+            split=SplitConfig(validation=0.0, test=0.0),
+            prepared=kind == "prepared",
+            crops_per_read=opts.get("crops", 1),
+            shuffle_buffer=opts.get("buffer", 0),
+            workers=opts.get("workers", 1),
+            multiprocessing=opts.get("mp", False),
+        ),
+        model=ModelConfig(residual=True, frame="lagrangian" if lagrangian else "eulerian"),
+    )
+
+
+def _evict(stores) -> None:
+    """Drop the stores' files from the page cache (reads then come from the disk)."""
+    for st in stores:
+        if st is None:
+            continue
+        for f in Path(st.path).rglob("*"):
+            if f.is_file():
+                fd = os.open(f, os.O_RDONLY)
+                try:
+                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                finally:
+                    os.close(fd)
+
+
+def _measure(next_batch, seconds: float) -> tuple[float, float]:
+    """Batches (in full batches of samples: a pass over the windows may end with a smaller
+    one) and seconds; the first batch (buffer filling, worker start-up) is not timed."""
+    next_batch()
+    start, n = time.perf_counter(), 0
+    while True:
+        n += next_batch()
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return n / BATCH, elapsed
+
+
+def run_nowcast(loader: str, size: int, seconds: float, cache: Path, cold: bool) -> dict:
+    from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
+
+    from nowcast.config import PreprocessConfig
+    from nowcast.data.preprocess import Preprocessor
+    from nowcast.data.training import build_datasets
+
+    kind, opts, _ = LOADERS[loader]
+    cfg = _config(cache, kind, opts)
+    archives = _archives(size)
+    data_bytes = sum(da.size * 4 for da in archives)
+    cache_mb = int(data_bytes * opts.get("cache_fraction", 0) / 2**20)
+    pre = Preprocessor.from_config(PreprocessConfig())  # statistics do not change the speed
+    pre.mean, pre.std = -2.0, 2.5
+    t0 = time.perf_counter()
+    ds = build_datasets(
+        cfg, archives=archives, preprocessor=pre, cache_mb=cache_mb, steps_per_epoch=10**6
+    )
+    setup = time.perf_counter() - t0
+    stores = [st for st in (ds.stores or []) if st is not None]
+    if cold:
+        _evict(stores)
+    adapter = PyDatasetAdapter(ds.train)
+    adapter.on_epoch_begin()
+    iterator = iter(adapter.get_numpy_iterator())
+
+    def next_batch():
+        x, y, mask = next(iterator)
+        assert x.shape[1:] == (T_IN, PATCH, PATCH, 1) and mask.shape == y.shape
+        return len(x)
+
+    n, elapsed = _measure(next_batch, seconds)
+    adapter.on_epoch_end()
+    out = {
+        "setup_s": setup,
+        "batches": n,
+        "seconds": elapsed,
+        "data_gb": data_bytes / 1e9,
+        "store_mb": sum(st.nbytes() for st in stores) / 1e6 if stores else None,
+        "cache": f"{cache_mb} MiB" if kind == "archive" else "none",
+        "windows": len(ds.train.sampler.windows),
+    }
+    if kind == "archive":
+        c = ds.train.cache
+        out["cache"] += f", hits {c.hits / max(1, c.hits + c.misses):.0%}"
+    return out
+
+
+def run_xbatcher(loader: str, size: int, seconds: float, cache: Path, cold: bool) -> dict:
+    import numpy as np
+    import xarray as xr
+    import xbatcher
+
+    from nowcast.data.training import build_datasets
+
+    t0 = time.perf_counter()
+    if LOADERS[loader][1]["reader"] == "netcdf":
+        arrays = [xr.open_dataset(DATA / e)["precipitation_rate"] for e in EVENTS]
+        store_mb = None
+    else:  # the prepared frames the prepared loader reads, opened by xarray (no Dask)
+        cfg = _config(cache, "prepared", {})
+        from nowcast.config import PreprocessConfig
+        from nowcast.data.preprocess import Preprocessor
+
+        pre = Preprocessor.from_config(PreprocessConfig())
+        stores = build_datasets(cfg, archives=_archives(size), preprocessor=pre).stores
+        if cold:
+            _evict(stores)
+        arrays = [
+            xr.open_zarr(str(st.path), consolidated=False, chunks=None).frames for st in stores
+        ]
+        store_mb = sum(st.nbytes() for st in stores) / 1e6
+    gens = [
+        xbatcher.BatchGenerator(
+            da,
+            input_dims={"time": T_IN + T_OUT, "y": PATCH, "x": PATCH},
+            input_overlap={"time": T_IN + T_OUT - 1},
+        )
+        for da in arrays
+    ]
+    iters = [iter(g) for g in gens]
+    setup = time.perf_counter() - t0
+    state = {"k": 0}
+
+    def window(e):
+        try:
+            return next(iters[e])
+        except StopIteration:
+            iters[e] = iter(gens[e])
+            return next(iters[e])
+
+    def next_batch():
+        e = state["k"] % len(gens)
+        state["k"] += 1
+        batch = np.stack([np.asarray(window(e).values) for _ in range(BATCH)])
+        assert batch.shape == (BATCH, T_IN + T_OUT, PATCH, PATCH)
+        return BATCH
+
+    n, elapsed = _measure(next_batch, seconds)
+    return {
+        "setup_s": setup,
+        "batches": n,
+        "seconds": elapsed,
+        "data_gb": sum(a.size * 4 for a in arrays) / 1e9,
+        "store_mb": store_mb,
+        "cache": "none",
+        "windows": sum(len(g) for g in gens),
+    }
+
+
+def worker(loader: str, size: int, seconds: float, cache: Path, cold: bool) -> None:
+    run = run_xbatcher if LOADERS[loader][0] == "xbatcher" else run_nowcast
+    out = run(loader, size, seconds, cache / f"x{size}", cold)
+    out.update(
+        loader=loader,
+        size=size,
+        batches_per_s=out["batches"] / out["seconds"],
+        peak_rss_mb=_rss_mb(),
+        worker_rss_mb=_rss_mb(resource.RUSAGE_CHILDREN) or None,
+    )
+    print("RESULT " + json.dumps(out), flush=True)
+
+
+def train_step(threads: int) -> dict:
+    """samples/s of a training step of the radar model (configs/radar-5min.yaml's network)."""
+    sys.path.insert(0, str(HERE))
+    import bench_train_step
+    import yaml
+
+    model = yaml.safe_load((ROOT / "configs" / "radar-5min.yaml").read_text())["model"]
+    argv = [
+        f"--filters={','.join(str(f) for f in model['filters'])}",
+        f"--kernel={model['kernel_size']}",
+        f"--downsample={model['downsample']}",
+        f"--t-in={T_IN}",
+        f"--t-out={T_OUT}",
+        f"--size={PATCH}",
+        "--batch=4",
+        "--steps=3",
+        "--warmup=1",
+        "--infer-size=0",
+        f"--threads={threads}",
+    ]
+    result = bench_train_step._run_combination("torch", model["cell"], argv, 1200)
+    if "error" in result:
+        sys.exit(f"training step failed: {result['error']}")
+    result["samples_per_s"] = 4 / (result["step_ms_median"] / 1000)
+    result["filters"] = model["filters"]
+    return result
+
+
+def table(results: list[dict], train: dict | None) -> str:
+    ref = {r["size"]: r["batches_per_s"] for r in results if r["loader"] == "xbatcher-store"}
+    lines = [
+        "| data | loader | batches/s | samples/s | vs xbatcher-store |"
+        + (" vs training step |" if train else "")
+        + " peak RSS MB (main / worker) | store MB | setup s | cache |",
+        "| ---: | --- | ---: | ---: | ---: |"
+        + (" ---: |" if train else "")
+        + " ---: | ---: | ---: | --- |",
+    ]
+    for r in results:
+        bps = r["batches_per_s"]
+        vs = f"{bps / ref[r['size']]:.1f}x" if r["size"] in ref else "-"
+        rss = f"{r['peak_rss_mb']:.0f}"
+        if r.get("worker_rss_mb"):
+            rss += f" / {r['worker_rss_mb']:.0f}"
+        store = f"{r['store_mb']:.0f}" if r.get("store_mb") else "-"
+        line = (
+            f"| {r['size']}x ({r['data_gb']:.1f} GB) | {r['loader']} | {bps:.2f} | "
+            f"{bps * BATCH:.0f} | {vs} |"
+        )
+        if train:
+            line += f" {bps * BATCH / train['samples_per_s']:.0f}x |"
+        line += f" {rss} | {store} | {r['setup_s']:.0f} | {r['cache']} |"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--seconds", type=float, default=20.0, help="time per loader")
+    parser.add_argument("--loaders", nargs="+", choices=list(LOADERS), default=DEFAULT)
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path("/tmp/nowcast-bench-stream"),
+        help="where the prepared stores are built and kept between runs",
+    )
+    parser.add_argument("--cold", action="store_true", help="evict the stores before each run")
+    parser.add_argument("--train-step", action="store_true", help="time the radar model's step")
+    parser.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads (default 1)")
+    parser.add_argument("--worker", nargs=2, metavar=("LOADER", "SIZE"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        worker(args.worker[0], int(args.worker[1]), args.seconds, args.cache_dir, args.cold)
+        return
+    if not DATA.is_dir():
+        sys.exit(f"real data not found at {DATA}")
+    threads = str(args.threads)
+    env = dict(
+        os.environ,
+        KERAS_BACKEND=os.environ.get("KERAS_BACKEND", "torch"),
+        OMP_NUM_THREADS=threads,
+        MKL_NUM_THREADS=threads,
+        PYTHONWARNINGS="ignore",
+    )
+    load = [f"{v:.1f}" for v in os.getloadavg()]
+    results = []
+    for size in args.sizes:
+        for loader in args.loaders:
+            limit = LOADERS[loader][2]
+            if limit is not None and size > limit:
+                continue
+            cmd = [sys.executable, __file__, "--worker", loader, str(size)]
+            cmd += ["--seconds", str(args.seconds), "--cache-dir", str(args.cache_dir)]
+            cmd += ["--cold"] if args.cold else []
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+            lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+            if proc.returncode or not lines:
+                sys.exit(f"{loader} at {size}x failed:\n{proc.stderr[-3000:]}")
+            results.append(json.loads(lines[-1][len("RESULT ") :]))
+            r = results[-1]
+            print(f"{size}x {loader}: {r['batches_per_s']:.2f} batches/s", file=sys.stderr)
+    train = None
+    if args.train_step:
+        os.environ.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
+        train = train_step(args.threads)
+        print(f"training step: {train['samples_per_s']:.2f} samples/s", file=sys.stderr)
+    load_end = [f"{v:.1f}" for v in os.getloadavg()]
+    pages = "evicted from the page cache before each run" if args.cold else "page cache as it is"
+    print(
+        f"\nBatches of {BATCH} windows ({T_IN}+{T_OUT} frames, {PATCH}x{PATCH}) from the six "
+        f"shared 5-minute events repeated 1x-16x; {os.cpu_count()} CPUs, load average "
+        f"{' '.join(load)} at start, {' '.join(load_end)} at end; {args.threads} torch/OpenMP "
+        f"thread(s); stores: {pages}.\n"
+    )
+    if train:
+        print(
+            f"Training step of the radar model (filters {train['filters']}, fused cell, torch, "
+            f"{train['threads']}, batch 4, {PATCH}x{PATCH}): {train['step_ms_median']:.0f} ms "
+            f"= {train['samples_per_s']:.2f} samples/s.\n"
+        )
+    print(table(results, train))
+    cmd = " ".join(["python", "benchmarks/bench_stream.py", *(argv or sys.argv[1:])])
+    print(f"\nCommand: `{cmd}`")
+
+
+if __name__ == "__main__":
+    main()

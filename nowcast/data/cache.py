@@ -1,0 +1,62 @@
+"""The prepared stores of a training config: one per event under ``data.cache_dir``.
+
+:func:`event_stores` makes the store of each event that has train or validation windows
+(:data:`PREPARED_SPLITS`): the Lagrangian windows (:class:`~nowcast.data.lagrangian.
+LagrangianStore`) for ``model.frame: lagrangian``, else the prepared frames
+(:class:`~nowcast.data.prepared.FrameStore`), and builds what is missing.
+:mod:`nowcast.data.training` calls it for the datasets and for ``nowcast prepare``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from nowcast.data.lagrangian import LagrangianStore
+from nowcast.data.prepared import FrameStore, PreparedStore, StoreRoot, default_cache_dir
+from nowcast.motion import FlowOptions
+
+#: Splits read from prepared stores (test windows are scored by forecasting, or read from
+#: the archives by an Eulerian test dataset).
+PREPARED_SPLITS = ("train", "validation")
+
+
+def uses_stores(cfg) -> bool:
+    """Whether a config's training reads prepared stores."""
+    return cfg.model.frame == "lagrangian" or cfg.sampler.prepared
+
+
+def cache_root(cfg) -> StoreRoot:
+    """``data.cache_dir`` (a folder or an fsspec URL), else the user's cache folder."""
+    return StoreRoot(cfg.data.cache_dir or default_cache_dir())
+
+
+def event_stores(cfg, events, archives, windows, *, echo=None) -> list[PreparedStore | None]:
+    """One store per event holding its train and validation windows (``None`` for an event
+    without any, e.g. a held-out one), built where missing (``echo`` reports it)."""
+    root = cache_root(cfg)
+    s, p = cfg.sampler, cfg.preprocess
+    prepare = {"crop_x": p.crop_x, "crop_y": p.crop_y, "coarsen": p.coarsen}
+    workers = cfg.data.cache_workers or os.cpu_count() or 1
+    lagrangian = cfg.model.frame == "lagrangian"
+    flow = FlowOptions.from_config(cfg.model.flow) if lagrangian else None
+    stores: list[PreparedStore | None] = []
+    for e, (ev, da) in enumerate(zip(events, archives)):
+        starts = [int(t) for name in PREPARED_SPLITS for ev_i, t in windows[name] if ev_i == e]
+        if not starts:
+            stores.append(None)
+            continue
+        common = {"source": da, "prepare": prepare, "dtype": s.store_dtype}
+        if lagrangian:
+            store = LagrangianStore(
+                root, ev.name, ev.data, starts, t_in=s.t_in, t_out=s.t_out, flow=flow, **common
+            )
+            what = "Lagrangian windows"
+        else:
+            store = FrameStore(root, ev.name, ev.data, length=s.t_in + s.t_out, **common)
+            what = "prepared frames (time chunks)"
+        todo = len(store.missing())
+        if todo and echo is not None:
+            echo(f"{what} of {ev.name}: computing {todo} of {store.units()}")
+        store.build(workers=min(workers, max(todo, 1)))
+        stores.append(store)
+    return stores

@@ -1,0 +1,451 @@
+"""Prepared training stores: an event's training data written once as Zarr, chunked for the loader.
+
+A training loader that cuts small crops out of whole frames reads far more than it uses
+(one chunk per frame in the archives); at scale it waits on the disk. A prepared store
+holds the event's training data once more, chunked for the access pattern: spatial tiles
+of :data:`TILE` pixels (near the crop size) and all frames of a window in a few reads.
+Two layouts, one life cycle (:class:`PreparedStore`):
+
+* :class:`FrameStore` (Eulerian): the prepared frames (crop + coarsen, physical units)
+  ``frames (t, y, x)`` chunked ``(FRAME_CHUNK, TILE, TILE)``; a window of ``T`` frames is
+  ``ceil(T / FRAME_CHUNK) + 1`` time chunks at most. No frame is stored twice.
+* :class:`WindowStore` (the Lagrangian frame, :class:`nowcast.data.lagrangian.LagrangianStore`):
+  each window's frames after a per-window transform, ``windows (n, T, y, x)`` chunked
+  ``(1, T, TILE, TILE)``: one crop of one window is one to four reads. Overlapping windows
+  repeat frames: ``T / stride`` times the frames' bytes before compression.
+
+Values are float32 (or float16, half the bytes: about 3 significant digits) with NaN where
+missing, compressed with Zarr's default codec (zstd). A store lives under a cache root, a
+local folder or an fsspec URL (``file://``, ``s3://``, ``memory://``: :class:`StoreRoot`),
+as ``<event>-[<layout>-]<key>.zarr``, ``key`` a digest of its provenance (source files with
+sizes and times, preprocessing, layout and its options, format version): a changed input or
+option is another key and never reads stale data; building a store removes the event's other
+stores of the same layout. It is built in units (a window, or a time chunk of frames), in
+parallel worker processes through Dask with a bounded number in flight (memory stays a few
+units whatever the event's size); each unit writes its own chunks (each chunk is written
+atomically by Zarr: a temporary file renamed, or one object) and then a ``done`` flag, so an
+interrupted build resumes and recomputes only unfinished units. An empty store is created
+whole: on a local root built aside and renamed into place (:func:`nowcast.fileio.
+atomic_output`), on a URL (no rename there) with its ``provenance`` attribute written last;
+a store without provenance is incomplete and is rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import re
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Protocol
+
+import dask
+import fsspec
+import numpy as np
+import xarray as xr
+
+from nowcast.conventions import TIME
+from nowcast.data.stores import is_url
+from nowcast.errors import DataError
+from nowcast.fileio import atomic_output
+
+#: Bump when the content of a store changes for the same provenance.
+FORMAT_VERSION = 1
+#: Spatial chunk (pixels) of prepared stores: near the usual crop size.
+TILE = 128
+#: Time chunk (frames) of a frame store.
+FRAME_CHUNK = 8
+DTYPES = ("float32", "float16")
+
+
+class WindowSource(Protocol):
+    """What the prepared loader reads from: one event's windows, crop by crop."""
+
+    name: str
+    length: int  # frames per window
+    all_frames_valid: bool  # True: a pixel is valid only where all its window's frames are
+
+    def read(self, start: int, oy: int, ox: int, py: int, px: int) -> np.ndarray:
+        """``(length, py, px)`` float32 physical values (NaN where missing)."""
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/nowcast`` (or ``~/.cache/nowcast``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "nowcast"
+
+
+class StoreRoot:
+    """The folder that holds prepared stores: a local path or an fsspec URL."""
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.text = str(root)
+        self.remote = is_url(self.text)
+        if self.remote:
+            protocol = self.text.split("://", 1)[0].lower()
+            self.options = {"auto_mkdir": True} if protocol in ("file", "local") else {}
+            self.fs, base = fsspec.core.url_to_fs(self.text, **self.options)
+            self.base = base.rstrip("/")
+        else:
+            self.options = {}
+            self.base = str(Path(self.text).expanduser())
+
+    @property
+    def shared(self) -> bool:
+        """Whether other processes see what this one writes (not so for ``memory://``)."""
+        return not self.remote or "memory" not in np.atleast_1d(self.fs.protocol)
+
+    def location(self, name: str) -> Path | str:
+        """Where store ``name`` lives: a ``Path``, or a URL for remote roots."""
+        if not self.remote:
+            return Path(self.base) / name
+        return self.fs.unstrip_protocol(f"{self.base}/{name}")
+
+    def exists(self, name: str) -> bool:
+        return (
+            self.fs.exists(f"{self.base}/{name}") if self.remote else self.location(name).exists()
+        )
+
+    def names(self) -> list[str]:
+        """Names of the ``*.zarr`` entries of the root."""
+        if self.remote:
+            if not self.fs.exists(self.base):
+                return []
+            return [p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.glob(f"{self.base}/*.zarr")]
+        base = Path(self.base)
+        return sorted(p.name for p in base.glob("*.zarr")) if base.is_dir() else []
+
+    def remove(self, name: str) -> None:
+        if self.remote:
+            if self.fs.exists(f"{self.base}/{name}"):
+                self.fs.rm(f"{self.base}/{name}", recursive=True)
+            return
+        import shutil
+
+        shutil.rmtree(self.location(name), ignore_errors=True)
+
+    def nbytes(self, name: str) -> int:
+        """Bytes the store takes (compressed)."""
+        if self.remote:
+            return int(self.fs.du(f"{self.base}/{name}"))
+        return sum(f.stat().st_size for f in self.location(name).rglob("*") if f.is_file())
+
+    def open(self, name: str, mode: str = "r"):
+        """The Zarr group of store ``name``."""
+        import zarr  # imported here: only prepared stores need it
+
+        if not self.remote:
+            if mode != "r":
+                Path(self.base).mkdir(parents=True, exist_ok=True)
+            return zarr.open_group(str(self.location(name)), mode=mode)
+        from zarr.storage import FsspecStore
+
+        store = FsspecStore.from_url(
+            str(self.location(name)), storage_options=self.options or None, read_only=mode == "r"
+        )
+        return zarr.open_group(store, mode=mode)
+
+
+def sources(data: xr.DataArray) -> list[dict]:
+    """The files an archive was read from, with their sizes and modification times."""
+    files = data.encoding.get("source_files") or (
+        [data.encoding["source"]] if "source" in data.encoding else []
+    )
+    out = []
+    for f in files:
+        try:
+            st = os.stat(f)
+            out.append({"path": str(f), "size": st.st_size, "mtime_ns": st.st_mtime_ns})
+        except (OSError, TypeError, ValueError):
+            out.append({"path": str(f)})
+    return out
+
+
+class _Lazy:
+    """A lazy array handed to a Dask task as it is (Dask would compute a bare DataArray)."""
+
+    def __init__(self, data: xr.DataArray) -> None:
+        self.data = data
+
+    def values(self) -> np.ndarray:
+        with dask.config.set(scheduler="synchronous"):
+            return np.asarray(self.data.values)
+
+
+def _fill_unit(store: PreparedStore, data: _Lazy, unit: int) -> int:
+    store.write_unit(unit, data.values())
+    return unit
+
+
+class PreparedStore:
+    """One event's prepared training data (see the module doc); subclasses set the layout.
+
+    ``data``: the event's prepared archive (lazy, physical units); ``length``: frames per
+    window; ``source``: the archive ``data`` was prepared from (its files go into the
+    provenance); ``prepare``: the preprocessing that made ``data`` (crop, coarsen).
+    """
+
+    layout = ""  # part of the store's name ("" for the Lagrangian windows' original names)
+    array = ""  # the data array's name
+    all_frames_valid = False
+
+    def __init__(
+        self,
+        root: str | os.PathLike | StoreRoot,
+        name: str,
+        data: xr.DataArray,
+        *,
+        length: int,
+        source: xr.DataArray | None = None,
+        prepare: dict | None = None,
+        dtype: str = "float32",
+        options: dict | None = None,
+    ) -> None:
+        if dtype not in DTYPES:
+            raise DataError(f"prepared store dtype must be one of {', '.join(DTYPES)}: {dtype!r}")
+        self.root = root if isinstance(root, StoreRoot) else StoreRoot(root)
+        self.name = name
+        self.data = data
+        self.length = int(length)
+        self.dtype = dtype
+        self.provenance = {
+            "format": FORMAT_VERSION,
+            "event": name,
+            "sources": sources(source if source is not None else data),
+            "prepare": prepare or {},
+            "grid": [int(data.sizes["y"]), int(data.sizes["x"])],
+            "times": [str(data[TIME].values[0]), str(data[TIME].values[-1])],
+            **(options or {}),
+        }
+        text = json.dumps(self.provenance, sort_keys=True, default=str)
+        self.key = hashlib.sha256(text.encode()).hexdigest()[:16]
+        prefix = f"{name}-{self.layout}-" if self.layout else f"{name}-"
+        self.store_name = f"{prefix}{self.key}.zarr"
+        self._mine = re.compile(rf"{re.escape(prefix)}[0-9a-f]{{16}}\.zarr")
+        self._arr = None
+
+    # ---- subclass hooks
+    def units(self) -> int:
+        """How many build units (windows, time chunks) the store has."""
+        raise NotImplementedError
+
+    def unit_data(self, unit: int) -> xr.DataArray:
+        """The lazy frames a unit is computed from."""
+        raise NotImplementedError
+
+    def write_unit(self, unit: int, frames: np.ndarray) -> None:
+        """Compute unit ``unit`` from its ``frames`` and write its chunks."""
+        raise NotImplementedError
+
+    def _create_arrays(self, group) -> None:
+        raise NotImplementedError
+
+    # ---- life cycle
+    @property
+    def path(self) -> Path | str:
+        return self.root.location(self.store_name)
+
+    def _complete(self) -> bool:
+        if not self.root.exists(self.store_name):
+            return False
+        try:
+            return "provenance" in self.root.open(self.store_name).attrs
+        except Exception:  # unreadable metadata: an interrupted creation
+            return False
+
+    def missing(self) -> list[int]:
+        """Units not computed yet (all of them when the store does not exist)."""
+        if not self._complete():
+            return list(range(self.units()))
+        done = np.asarray(self.root.open(self.store_name)["done"][:], dtype=bool)
+        return [int(i) for i in np.flatnonzero(~done)]
+
+    def build(
+        self,
+        *,
+        workers: int = 1,
+        in_flight: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> int:
+        """Compute and write the missing units; returns how many were computed.
+
+        ``workers`` > 1: that many processes (on a root other processes can see); at most
+        ``in_flight`` units (default ``2 * workers``) at a time. The event's other stores
+        of this layout (another provenance) are removed first.
+        """
+        for other in self.root.names():
+            if other != self.store_name and self._mine.fullmatch(other):
+                self.root.remove(other)
+        if not self._complete():
+            self.root.remove(self.store_name)
+            self._create()
+        rows = self.missing()
+        if not rows:
+            return 0
+        done = self.root.open(self.store_name, "r+")["done"]
+        workers = max(1, int(workers)) if self.root.shared else 1
+        in_flight = max(1, in_flight or 2 * workers)
+        pool = None
+        if workers > 1:
+            context = multiprocessing.get_context(
+                dask.config.get("multiprocessing.context", "spawn")
+            )
+            pool = ProcessPoolExecutor(workers, mp_context=context)
+        try:
+            for k in range(0, len(rows), in_flight):
+                batch = rows[k : k + in_flight]
+                tasks = [
+                    dask.delayed(_fill_unit, pure=False)(self, _Lazy(self.unit_data(r)), r)
+                    for r in batch
+                ]
+                if pool is None:
+                    finished = dask.compute(*tasks, scheduler="synchronous")
+                else:
+                    finished = dask.compute(*tasks, scheduler="processes", pool=pool)
+                for r in finished:
+                    done[r] = True  # after the unit's data: an interrupted write is redone
+                if progress is not None:
+                    progress(k + len(batch), len(rows))
+        finally:
+            if pool is not None:
+                pool.shutdown()
+        self._arr = None
+        return len(rows)
+
+    def _create(self) -> None:
+        """The empty store: on a local root built aside and renamed into place
+        (:func:`nowcast.fileio.atomic_output`); on a URL written in place, provenance last."""
+        if self.root.remote:
+            self._fill_empty(self.root.open(self.store_name, "w"))
+            return
+        import zarr  # imported here: only prepared stores need it
+
+        with atomic_output(self.path) as tmp:  # the empty store appears whole
+            self._fill_empty(zarr.open_group(str(tmp), mode="w"))
+
+    def _fill_empty(self, group) -> None:
+        self._create_arrays(group)
+        n = self.units()
+        group.create_array(
+            "done", shape=(n,), chunks=(1,), dtype="bool", fill_value=False, dimension_names=["unit"]
+        )
+        # written last: a store without it is an interrupted creation
+        group.attrs["provenance"] = json.loads(json.dumps(self.provenance, default=str))
+
+    def nbytes(self) -> int:
+        """Bytes the store takes on its root (compressed)."""
+        return self.root.nbytes(self.store_name)
+
+    def _array(self, mode: str = "r"):
+        if mode != "r":
+            return self.root.open(self.store_name, mode)[self.array]
+        if self._arr is None:
+            self._arr = self.root.open(self.store_name)[self.array]
+        return self._arr
+
+    def __getstate__(self):  # worker processes open the store themselves and get data per unit
+        state = dict(self.__dict__)
+        state["_arr"] = None
+        state["data"] = None
+        state["_mine"] = None
+        return state
+
+
+class FrameStore(PreparedStore):
+    """The prepared frames of an event (Eulerian windows), chunked for crops of windows."""
+
+    layout = "frames"
+    array = "frames"
+
+    def __init__(self, root, name, data, *, length, frame_chunk: int = FRAME_CHUNK, **kwargs):
+        self.frame_chunk = int(frame_chunk)
+        options = {"layout": "frames", "dtype": kwargs.get("dtype", "float32")}
+        options["chunks"] = [self.frame_chunk, TILE, TILE]
+        options["n_times"] = int(data.sizes[TIME])
+        super().__init__(root, name, data, length=length, options=options, **kwargs)
+
+    def units(self) -> int:
+        return -(-int(self.data.sizes[TIME]) // self.frame_chunk)
+
+    def unit_data(self, unit: int) -> xr.DataArray:
+        a = unit * self.frame_chunk
+        return self.data.isel({TIME: slice(a, a + self.frame_chunk)})
+
+    def write_unit(self, unit: int, frames: np.ndarray) -> None:
+        a = unit * self.frame_chunk
+        self._array("r+")[a : a + len(frames)] = frames.astype(self.dtype)
+
+    def _create_arrays(self, group) -> None:
+        nt = int(self.data.sizes[TIME])
+        ny, nx = self.provenance["grid"]
+        group.create_array(
+            self.array,
+            shape=(nt, ny, nx),
+            chunks=(min(self.frame_chunk, nt), min(TILE, ny), min(TILE, nx)),
+            dtype=self.dtype,
+            fill_value=np.nan,
+            dimension_names=["time", "y", "x"],  # xarray opens the store too
+        )
+
+    def read(self, start: int, oy: int, ox: int, py: int, px: int) -> np.ndarray:
+        """``(length, py, px)``: frames ``start .. start + length``, crop at (oy, ox)."""
+        block = self._array()[start : start + self.length, oy : oy + py, ox : ox + px]
+        return np.asarray(block, dtype=np.float32)
+
+
+class WindowStore(PreparedStore):
+    """Windows of an event, each ``transform``-ed from its frames (see the module doc).
+
+    ``starts``: the windows' first frames; ``options``: what else the windows depend on
+    (part of the provenance); subclasses define :meth:`transform`.
+    """
+
+    array = "windows"
+
+    def __init__(self, root, name, data, starts: Sequence[int], *, length, options=None, **kw):
+        self.starts = np.array(sorted({int(s) for s in starts}), dtype=np.int64)
+        self._row = {int(s): i for i, s in enumerate(self.starts)}
+        options = dict(options or {}, starts=self.starts.tolist())
+        if kw.get("dtype", "float32") != "float32":  # absent for float32: earlier stores stay valid
+            options["dtype"] = kw["dtype"]
+        super().__init__(root, name, data, length=length, options=options, **kw)
+
+    def transform(self, frames: np.ndarray) -> np.ndarray:
+        """``(length, y, x)`` prepared frames -> the stored window."""
+        return np.asarray(frames, dtype=np.float32)
+
+    def units(self) -> int:
+        return len(self.starts)
+
+    def unit_data(self, unit: int) -> xr.DataArray:
+        a = int(self.starts[unit])
+        return self.data.isel({TIME: slice(a, a + self.length)})
+
+    def write_unit(self, unit: int, frames: np.ndarray) -> None:
+        self._array("r+")[unit] = self.transform(frames).astype(self.dtype)
+
+    def _create_arrays(self, group) -> None:
+        ny, nx = self.provenance["grid"]
+        n = len(self.starts)
+        group.create_array(
+            self.array,
+            shape=(n, self.length, ny, nx),
+            chunks=(1, self.length, min(TILE, ny), min(TILE, nx)),
+            dtype=self.dtype,
+            fill_value=np.nan,
+            dimension_names=["unit", "frame", "y", "x"],  # xarray opens the store too
+        )
+        group.create_array(
+            "start", data=self.starts, chunks=(max(n, 1),), dimension_names=["unit"]
+        )
+
+    def read(self, start: int, oy: int, ox: int, py: int, px: int) -> np.ndarray:
+        """``(length, py, px)``: the window starting at frame ``start``, crop at (oy, ox)."""
+        row = self._row.get(int(start))
+        if row is None:
+            raise DataError(f"{self.name}: no prepared window starts at frame {start}")
+        block = self._array()[row, :, oy : oy + py, ox : ox + px]
+        return np.asarray(block, dtype=np.float32)

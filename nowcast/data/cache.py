@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 
 from nowcast.data.lagrangian import LagrangianStore
-from nowcast.data.prepared import FrameStore, PreparedStore, StoreRoot, default_cache_dir
+from nowcast.data.prepared import FrameStore, PreparedStore
+from nowcast.data.roots import StoreRoot, default_cache_dir
 from nowcast.motion import FlowOptions
 
 #: Splits read from prepared stores (test windows are scored by forecasting, or read from

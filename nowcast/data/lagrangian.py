@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from nowcast.data.prepared import StoreRoot, WindowStore
+from nowcast.data.prepared import WindowStore
+from nowcast.data.roots import StoreRoot
 from nowcast.motion import FlowOptions, align_future, align_past
 
 

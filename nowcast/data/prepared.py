@@ -16,14 +16,15 @@ Two layouts, one life cycle (:class:`PreparedStore`):
 
 Values are float32 (or float16, half the bytes: about 3 significant digits) with NaN where
 missing, compressed with Zarr's default codec (zstd). A store lives under a cache root, a
-local folder or an fsspec URL (``file://``, ``s3://``, ``memory://``: :class:`StoreRoot`),
-as ``<event>-[<layout>-]<key>.zarr``, ``key`` a digest of its provenance (source files with
-sizes and times, preprocessing, layout and its options, format version): a changed input or
-option is another key and never reads stale data; building a store removes the event's other
-stores of the same layout. It is built in units (a window, or a time chunk of frames), in
-parallel worker processes through Dask with a bounded number in flight (memory stays a few
-units whatever the event's size); each unit writes its own chunks (each chunk is written
-atomically by Zarr: a temporary file renamed, or one object) and then a ``done`` flag, so an
+local folder or an fsspec URL (``file://``, ``s3://``, ``memory://``:
+:class:`~nowcast.data.roots.StoreRoot`), as ``<event>-[<layout>-]<key>.zarr``, ``key`` a
+digest of its provenance (source files with sizes and times, preprocessing, layout and its
+options, format version): a changed input or option is another key and never reads stale
+data; building a store removes the event's other stores of the same layout. It is built in
+units (a window, or a time chunk of frames), in parallel worker processes through Dask with
+a bounded number in flight (memory stays a few units whatever the event's size); each unit
+writes its own chunks (on a local root Zarr writes each chunk atomically, a temporary file
+renamed; on object storage a chunk is one object) and then a ``done`` flag, so an
 interrupted build resumes and recomputes only unfinished units. An empty store is created
 whole: on a local root built aside and renamed into place (:func:`nowcast.fileio.
 atomic_output`), on a URL (no rename there) with its ``provenance`` attribute written last;
@@ -43,12 +44,11 @@ from pathlib import Path
 from typing import Protocol
 
 import dask
-import fsspec
 import numpy as np
 import xarray as xr
 
 from nowcast.conventions import TIME
-from nowcast.data.stores import is_url
+from nowcast.data.roots import StoreRoot
 from nowcast.errors import DataError
 from nowcast.fileio import atomic_output
 
@@ -70,83 +70,6 @@ class WindowSource(Protocol):
 
     def read(self, start: int, oy: int, ox: int, py: int, px: int) -> np.ndarray:
         """``(length, py, px)`` float32 physical values (NaN where missing)."""
-
-
-def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/nowcast`` (or ``~/.cache/nowcast``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "nowcast"
-
-
-class StoreRoot:
-    """The folder that holds prepared stores: a local path or an fsspec URL."""
-
-    def __init__(self, root: str | os.PathLike) -> None:
-        self.text = str(root)
-        self.remote = is_url(self.text)
-        if self.remote:
-            protocol = self.text.split("://", 1)[0].lower()
-            self.options = {"auto_mkdir": True} if protocol in ("file", "local") else {}
-            self.fs, base = fsspec.core.url_to_fs(self.text, **self.options)
-            self.base = base.rstrip("/")
-        else:
-            self.options = {}
-            self.base = str(Path(self.text).expanduser())
-
-    @property
-    def shared(self) -> bool:
-        """Whether other processes see what this one writes (not so for ``memory://``)."""
-        return not self.remote or "memory" not in np.atleast_1d(self.fs.protocol)
-
-    def location(self, name: str) -> Path | str:
-        """Where store ``name`` lives: a ``Path``, or a URL for remote roots."""
-        if not self.remote:
-            return Path(self.base) / name
-        return self.fs.unstrip_protocol(f"{self.base}/{name}")
-
-    def exists(self, name: str) -> bool:
-        return (
-            self.fs.exists(f"{self.base}/{name}") if self.remote else self.location(name).exists()
-        )
-
-    def names(self) -> list[str]:
-        """Names of the ``*.zarr`` entries of the root."""
-        if self.remote:
-            if not self.fs.exists(self.base):
-                return []
-            return [p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.glob(f"{self.base}/*.zarr")]
-        base = Path(self.base)
-        return sorted(p.name for p in base.glob("*.zarr")) if base.is_dir() else []
-
-    def remove(self, name: str) -> None:
-        if self.remote:
-            if self.fs.exists(f"{self.base}/{name}"):
-                self.fs.rm(f"{self.base}/{name}", recursive=True)
-            return
-        import shutil
-
-        shutil.rmtree(self.location(name), ignore_errors=True)
-
-    def nbytes(self, name: str) -> int:
-        """Bytes the store takes (compressed)."""
-        if self.remote:
-            return int(self.fs.du(f"{self.base}/{name}"))
-        return sum(f.stat().st_size for f in self.location(name).rglob("*") if f.is_file())
-
-    def open(self, name: str, mode: str = "r"):
-        """The Zarr group of store ``name``."""
-        import zarr  # imported here: only prepared stores need it
-
-        if not self.remote:
-            if mode != "r":
-                Path(self.base).mkdir(parents=True, exist_ok=True)
-            return zarr.open_group(str(self.location(name)), mode=mode)
-        from zarr.storage import FsspecStore
-
-        store = FsspecStore.from_url(
-            str(self.location(name)), storage_options=self.options or None, read_only=mode == "r"
-        )
-        return zarr.open_group(store, mode=mode)
 
 
 def sources(data: xr.DataArray) -> list[dict]:
@@ -330,7 +253,12 @@ class PreparedStore:
         self._create_arrays(group)
         n = self.units()
         group.create_array(
-            "done", shape=(n,), chunks=(1,), dtype="bool", fill_value=False, dimension_names=["unit"]
+            "done",
+            shape=(n,),
+            chunks=(1,),
+            dtype="bool",
+            fill_value=False,
+            dimension_names=["unit"],
         )
         # written last: a store without it is an interrupted creation
         group.attrs["provenance"] = json.loads(json.dumps(self.provenance, default=str))
@@ -438,9 +366,7 @@ class WindowStore(PreparedStore):
             fill_value=np.nan,
             dimension_names=["unit", "frame", "y", "x"],  # xarray opens the store too
         )
-        group.create_array(
-            "start", data=self.starts, chunks=(max(n, 1),), dimension_names=["unit"]
-        )
+        group.create_array("start", data=self.starts, chunks=(max(n, 1),), dimension_names=["unit"])
 
     def read(self, start: int, oy: int, ox: int, py: int, px: int) -> np.ndarray:
         """``(length, py, px)``: the window starting at frame ``start``, crop at (oy, ox)."""

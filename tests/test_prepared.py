@@ -232,3 +232,9 @@ def test_prepare_command(tmp_path):
     assert len(list((tmp_path / "cache").glob("rain-frames-*.zarr"))) == 1
     with pytest.raises(ConfigError, match="crops_per_read=3 must divide"):
         load_config(config, ["sampler.crops_per_read=3"])
+    bad = runner.invoke(main, [*args, "--set", "data.cache_dir=nosuchprotocol://bucket/cache"])
+    assert bad.exit_code == 1 and "Traceback" not in bad.output
+    assert bad.output.strip().splitlines() == [
+        "Error: cannot use nosuchprotocol://bucket/cache for prepared stores: "
+        "Protocol not known: nosuchprotocol"
+    ]

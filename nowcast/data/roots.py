@@ -14,6 +14,7 @@ import fsspec
 import numpy as np
 
 from nowcast.data.stores import is_url
+from nowcast.errors import DataError
 
 
 def default_cache_dir() -> Path:
@@ -31,7 +32,10 @@ class StoreRoot:
         if self.remote:
             protocol = self.text.split("://", 1)[0].lower()
             self.options = {"auto_mkdir": True} if protocol in ("file", "local") else {}
-            self.fs, base = fsspec.core.url_to_fs(self.text, **self.options)
+            try:
+                self.fs, base = fsspec.core.url_to_fs(self.text, **self.options)
+            except (ImportError, ValueError) as exc:  # unknown protocol, its package missing
+                raise DataError(f"cannot use {self.text} for prepared stores: {exc}") from None
             self.base = base.rstrip("/")
         else:
             self.options = {}

@@ -29,7 +29,8 @@ network on 128 x 128 crops, torch, one thread) is timed in the same run
 
 Run from the repository root::
 
-    python benchmarks/bench_stream.py --train-step            # 1x, 4x, 16x; ~25 minutes
+    python benchmarks/bench_stream.py --sizes 1 4 16 --seconds 6 --train-step   # README table
+    # (13 minutes on the loaded 2-core machine, building the 4x and 16x stores included)
     python benchmarks/bench_stream.py --sizes 1 --loaders prepared-k4 xbatcher-store --seconds 10
 """
 

@@ -248,11 +248,18 @@ def test_atomic_output_leaves_nothing_when_interrupted(tmp_path):
     assert listing(tmp_path) == ["out.zarr", "out.zarr/old"]
 
 
+def _terminal_sigint() -> None:
+    """Ctrl-C as in a terminal, also when the tests run as a background job (``cmd &``
+    starts with SIGINT ignored, and children inherit that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupt_when(cmd: list[str], pattern: str, folder: Path, env=None, timeout=240):
     """Start ``cmd`` in its own process group, SIGINT the group once ``pattern`` exists."""
     proc = subprocess.Popen(
         cmd,
         start_new_session=True,
+        preexec_fn=_terminal_sigint,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -299,11 +306,15 @@ def test_children_of_a_batch_cluster_ignore_ctrl_c():
     from pipelines.runner import _children_ignore_sigint
 
     probe = "import signal; print(signal.getsignal(signal.SIGINT) == signal.SIG_IGN)"
-    with _children_ignore_sigint():
-        inside = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
-    after = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
-    assert inside.stdout.strip() == "True" and after.stdout.strip() == "False"
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    try:
+        with _children_ignore_sigint():
+            inside = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+        after = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+        assert inside.stdout.strip() == "True" and after.stdout.strip() == "False"
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, outer)
 
 
 def test_interrupted_batch_removes_its_temporary_outputs(tmp_path, monkeypatch):

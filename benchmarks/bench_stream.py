@@ -45,6 +45,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench_loader import BATCH, PATCH, T_IN, T_OUT, xbatcher_batches  # the same windows
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DATA = ROOT.parent / "shared" / "data" / "radar"
@@ -56,7 +58,7 @@ EVENTS = [
     "fmi-2017-05-09.nc",
     "rmi-2021-07-04.nc",
 ]
-T_IN, T_OUT, PATCH, BATCH = 6, 12, 128, 16
+
 #: loader -> (kind, options, largest size it runs at or None)
 LOADERS = {
     "archive-c10": ("archive", {"cache_fraction": 0.1}, None),
@@ -195,9 +197,7 @@ def run_nowcast(loader: str, size: int, seconds: float, cache: Path, cold: bool)
 
 
 def run_xbatcher(loader: str, size: int, seconds: float, cache: Path, cold: bool) -> dict:
-    import numpy as np
     import xarray as xr
-    import xbatcher
 
     from nowcast.data.training import build_datasets
 
@@ -218,31 +218,8 @@ def run_xbatcher(loader: str, size: int, seconds: float, cache: Path, cold: bool
             xr.open_zarr(str(st.path), consolidated=False, chunks=None).frames for st in stores
         ]
         store_mb = sum(st.nbytes() for st in stores) / 1e6
-    gens = [
-        xbatcher.BatchGenerator(
-            da,
-            input_dims={"time": T_IN + T_OUT, "y": PATCH, "x": PATCH},
-            input_overlap={"time": T_IN + T_OUT - 1},
-        )
-        for da in arrays
-    ]
-    iters = [iter(g) for g in gens]
+    next_batch, windows = xbatcher_batches(arrays)
     setup = time.perf_counter() - t0
-    state = {"k": 0}
-
-    def window(e):
-        try:
-            return next(iters[e])
-        except StopIteration:
-            iters[e] = iter(gens[e])
-            return next(iters[e])
-
-    def next_batch():
-        e = state["k"] % len(gens)
-        state["k"] += 1
-        batch = np.stack([np.asarray(window(e).values) for _ in range(BATCH)])
-        assert batch.shape == (BATCH, T_IN + T_OUT, PATCH, PATCH)
-        return BATCH
 
     n, elapsed = _measure(next_batch, seconds)
     return {
@@ -252,7 +229,7 @@ def run_xbatcher(loader: str, size: int, seconds: float, cache: Path, cold: bool
         "data_gb": sum(a.size * 4 for a in arrays) / 1e9,
         "store_mb": store_mb,
         "cache": "none",
-        "windows": sum(len(g) for g in gens),
+        "windows": windows,
     }
 
 

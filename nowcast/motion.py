@@ -36,6 +36,7 @@ import io
 import json
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -290,15 +291,27 @@ def advect_each(
     *,
     outval: float = float("nan"),
     interp_order: int = 1,
+    moved: Sequence[np.ndarray] | None = None,
 ) -> np.ndarray:
-    """``(n, y, x)``: ``fields[j]`` moved ``j + 1`` steps along ``velocity`` (lead by lead)."""
+    """``(n, y, x)``: ``fields[j]`` moved ``j + 1`` steps along ``velocity`` (lead by lead).
+
+    ``moved``: ``displacements(velocity, m)`` for some ``m >= n`` when the caller has them
+    (they cost more than the warps).
+    """
     fields = np.asarray(fields)
+    moved = _moved(velocity, len(fields), moved)
     return np.stack(
-        [
-            warp(f, d, interp_order=interp_order, outval=outval)
-            for f, d in zip(fields, displacements(velocity, len(fields)))
-        ]
+        [warp(f, d, interp_order=interp_order, outval=outval) for f, d in zip(fields, moved)]
     )
+
+
+def _moved(velocity: np.ndarray, n: int, moved: Sequence[np.ndarray] | None) -> list:
+    """The first ``n`` displacements: from ``moved`` when given (checked), else computed."""
+    if moved is None:
+        return displacements(velocity, n)
+    if len(moved) < n:
+        raise ValueError(f"{n} steps need {n} displacements, got {len(moved)}")
+    return list(moved[:n])
 
 
 def align_past(
@@ -307,14 +320,16 @@ def align_past(
     *,
     outval: float = float("nan"),
     interp_order: int = 1,
+    moved: Sequence[np.ndarray] | None = None,
 ) -> np.ndarray:
     """``(t, y, x)`` past frames, each moved forward to the time of the last one.
 
     ``frames[-1 - k]`` is moved ``k`` steps along ``velocity``; the last frame is unchanged.
+    ``moved``: as for :func:`advect_each` (``m >= t - 1``).
     """
     frames = np.asarray(frames, dtype=np.float64)
     n = len(frames)
-    moved = displacements(velocity, n - 1)
+    moved = _moved(velocity, n - 1, moved)
     out = [
         warp(frames[n - 1 - k], moved[k - 1], interp_order=interp_order, outval=outval)
         for k in range(n - 1, 0, -1)

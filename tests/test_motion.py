@@ -51,6 +51,21 @@ def test_advect_each_moves_field_j_by_j_plus_one_steps(mch):
         np.testing.assert_array_equal(out[j], advect(fields[j], velocity, j + 1)[-1])
 
 
+def test_given_displacements_are_the_computed_ones(mch):
+    """The Lagrangian forecast computes the trajectories once for the past and the leads."""
+    past, velocity = mch
+    frames = past.values[-3:].astype(float)
+    moved = displacements(velocity, 5)  # more than either needs
+    np.testing.assert_array_equal(
+        advect_each(frames, velocity, moved=moved), advect_each(frames, velocity)
+    )
+    np.testing.assert_array_equal(
+        align_past(frames, velocity, moved=moved), align_past(frames, velocity)
+    )
+    with pytest.raises(ValueError, match="3 steps need 3 displacements, got 2"):
+        advect_each(frames, velocity, moved=moved[:2])
+
+
 def test_uniform_motion_alignment_is_the_exact_shift():
     """A field moving 1 px/step in x: aligning the past recovers the last frame, and moving
     the aligned future back forward recovers the future (away from the edges)."""

@@ -30,7 +30,7 @@ from collections.abc import Callable
 import numpy as np
 
 from nowcast.errors import NowcastError
-from nowcast.motion import FlowOptions, advect_each, align_past
+from nowcast.motion import FlowOptions, advect_each, align_past, displacements
 
 #: Input steps a Lagrangian model accepts, as ratios to its training step (e.g. 2.5 to
 #: 15 min for a 5-minute model).
@@ -96,6 +96,8 @@ def lagrangian_forecast(
     velocity = flow.velocity(frames, units)
     kw = {"outval": flow.outval, "interp_order": flow.interp_order}
     span = int(math.ceil((t_in - 1) / ratio - 1e-9))
+    # one trajectory computation for the past and the leads (both move forward)
+    kw["moved"] = displacements(velocity, max(span, n_leads))
     aligned = encode(align_past(frames[len(frames) - span - 1 :], velocity, **kw))
     # model times (in model steps, 0 = issue time) and the aligned inputs' times
     inputs = interpolate_times(

@@ -36,7 +36,7 @@ def test_a_model_is_described_by_its_own_files(tmp_path):
     shutil.copy(src / "model.keras", dst / "model.keras")
     lines = describe_model(dst)
     assert lines[0].startswith("my-model: t2m (K), temperature, step 30 min, 3 frames in (90 min)")
-    assert "  frame: lagrangian" in lines[1]
+    assert "  frame: lagrangian (archives with a step of 15 min to 90 min)" in lines[1]
     assert any("none recorded" in line for line in lines)
     (dst / "TRAINING.md").write_text(
         "# x\n\n## Held-out scores\n- RMSE 1.0 K\n  at 1 h.\n- second\n\n## Other\n- not this\n"

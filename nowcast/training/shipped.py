@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from nowcast.methods.lagrangian import STEP_RATIOS
 from nowcast.training.rundir import RunDir
 
 __all__ = ["describe_model", "heldout_scores"]
@@ -85,8 +86,14 @@ def describe_model(path: str | Path) -> list[str]:
     )
     details = []
     frame = meta.get("frame")
-    if frame:
-        details.append(f"frame: {frame}")
+    if frame == "lagrangian":
+        lo, hi = STEP_RATIOS
+        details.append(
+            f"frame: lagrangian (archives with a step of {_duration(lo * step)} to "
+            f"{_duration(hi * step)})"
+        )
+    elif frame:
+        details.append(f"frame: {frame} (archives with its step only)")
     events = (meta.get("training") or {}).get("events") or []
     spacing = (events[0].get("grid_spacing") or [None])[0] if events else None
     if spacing:

@@ -45,19 +45,18 @@ import sys
 import time
 from pathlib import Path
 
-from bench_loader import BATCH, PATCH, T_IN, T_OUT, xbatcher_batches  # the same windows
+from bench_loader import (  # the same events and windows
+    BATCH,
+    DATA,
+    EVENTS,
+    PATCH,
+    T_IN,
+    T_OUT,
+    xbatcher_batches,
+)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-DATA = ROOT.parent / "shared" / "data" / "radar"
-EVENTS = [
-    "knmi-2010-08-26.nc",
-    "mch-2015-05-15.nc",
-    "mch-2016-07-11.nc",
-    "fmi-2016-09-28.nc",
-    "fmi-2017-05-09.nc",
-    "rmi-2021-07-04.nc",
-]
 
 #: loader -> (kind, options, largest size it runs at or None)
 LOADERS = {

@@ -1,4 +1,5 @@
-"""Helpers of the data-safety tests: md5s and listings of folders, one-line CLI errors."""
+"""Helpers of the CLI and data-safety tests: the CLI run in-process, md5s and listings of
+folders, one-line CLI errors."""
 
 from __future__ import annotations
 
@@ -38,6 +39,11 @@ def leftovers(folder: Path) -> list[str]:
 
 def cli(*args: str):
     return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def predict(archive, output, *options):
+    """``nowcast predict -i archive -o output`` with ``options``."""
+    return cli("predict", "-i", archive, "-o", output, *options)
 
 
 def one_line_error(res, *needles: str) -> str:

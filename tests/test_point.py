@@ -6,16 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from click.testing import CliRunner
 from PIL import Image
-
-from nowcast.cli import main
+from safety_helpers import cli
 
 ISSUES = ["2016-07-11T21:30", "2016-07-11T21:45"]
-
-
-def _run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +20,7 @@ def mch(tmp_path_factory, shared_data):
     for method in ("persistence", "extrapolation"):
         path = root / f"{method}.nc"
         times = [a for t in ISSUES for a in ("--issue-time", t)]
-        res = _run("predict", "--method", method, "-i", src, *times, "--leads", "6", "-o", path)
+        res = cli("predict", "--method", method, "-i", src, *times, "--leads", "6", "-o", path)
         assert res.exit_code == 0, res.output
         paths.append(path)
     return src, paths
@@ -43,7 +37,7 @@ def _nearest(ds: xr.Dataset, lat: float, lon: float) -> tuple[int, int]:
 def test_point_series_csv_and_plot(mch, tmp_path):
     src, paths = mch
     out = tmp_path / "series"
-    res = _run("render", *paths, "--truth", src, "--point", "Zurich", "--point", "47.0,7.3",
+    res = cli("render", *paths, "--truth", src, "--point", "Zurich", "--point", "47.0,7.3",
                "-o", out)  # fmt: skip
     assert res.exit_code == 0, res.output
     assert res.output.split() == [str(out / n) for n in (
@@ -72,7 +66,7 @@ def test_point_series_csv_and_plot(mch, tmp_path):
 
 def test_neighbourhood_mean(mch, tmp_path):
     _, paths = mch
-    res = _run("render", paths[0], "--point", "47.0,7.3", "--neighbourhood", "3", "-o", tmp_path)
+    res = cli("render", paths[0], "--point", "47.0,7.3", "--neighbourhood", "3", "-o", tmp_path)
     assert res.exit_code == 0, res.output
     table = pd.read_csv(tmp_path / "point_47.00-N-7.30-E.csv")
     with xr.open_dataset(paths[0]) as ds:
@@ -81,7 +75,7 @@ def test_neighbourhood_mean(mch, tmp_path):
             iy - 1 : iy + 2, ix - 1 : ix + 2
         ]
     assert table.value.iloc[0] == pytest.approx(np.nanmean(box), rel=1e-3)
-    res = _run("render", paths[0], "--point", "47.0,7.3", "--neighbourhood", "2", "-o", tmp_path)
+    res = cli("render", paths[0], "--point", "47.0,7.3", "--neighbourhood", "2", "-o", tmp_path)
     assert res.exit_code == 1 and "odd number of pixels" in res.output
 
 
@@ -98,7 +92,7 @@ def test_points_outside_the_grid_or_coverage_are_one_line_errors(mch, tmp_path):
         ("Atlantis", "is neither LAT,LON nor a known place"),
         ("95,10", "latitude must be in -90..90"),
     ):
-        res = _run("render", paths[0], "--point", point, "-o", out)
+        res = cli("render", paths[0], "--point", point, "-o", out)
         assert res.exit_code == 1, res.output
         lines = res.output.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("Error:") and message in lines[0]
@@ -109,21 +103,21 @@ def test_places_csv(mch, tmp_path):
     _, paths = mch
     places = tmp_path / "places.csv"
     places.write_text("name,lat,lon\nThun,46.758,7.628\n")
-    res = _run("render", paths[0], "--places", places, "--point", "thun", "-o", tmp_path / "o")
+    res = cli("render", paths[0], "--places", places, "--point", "thun", "-o", tmp_path / "o")
     assert res.exit_code == 0, res.output
     assert (tmp_path / "o" / "point_thun.csv").is_file()
     places.write_text("town,x\nThun,1\n")
-    res = _run("render", paths[0], "--places", places, "--point", "Thun", "-o", tmp_path / "o")
+    res = cli("render", paths[0], "--places", places, "--point", "Thun", "-o", tmp_path / "o")
     assert res.exit_code == 1 and "columns name,latitude,longitude" in res.output
 
 
 def test_temperature_point_on_a_lat_lon_grid(shared_data, tmp_path):
     src = shared_data / "era5" / "era5-t2m-2019-03-uk.nc"
     fc = tmp_path / "t2m.nc"
-    res = _run("predict", "--method", "persistence", "-i", src, "--issue-time",
+    res = cli("predict", "--method", "persistence", "-i", src, "--issue-time",
                "2019-03-20T12:00", "--leads", "3", "-o", fc)  # fmt: skip
     assert res.exit_code == 0, res.output
-    res = _run("render", fc, "--truth", src, "--point", "London", "-o", tmp_path)
+    res = cli("render", fc, "--truth", src, "--point", "London", "-o", tmp_path)
     assert res.exit_code == 0, res.output
     table = pd.read_csv(tmp_path / "point_London.csv")
     with xr.open_dataset(src) as ds:  # latitude descending in the file, 0.25 degree grid

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from safety_helpers import ISSUE, ROOT, cli, listing, md5s, one_line_error
+from safety_helpers import ISSUE, ROOT, cli, listing, md5s, one_line_error, predict
 
 from nowcast.errors import NowcastError
 
@@ -29,10 +29,6 @@ def mch(tmp_path, shared_data) -> Path:
     return target
 
 
-def _predict(mch, out, *args):
-    return cli("predict", "-i", mch, "-o", out, *args)
-
-
 # --------------------------------------------------------------------------- 2. time zones
 
 
@@ -40,7 +36,7 @@ def test_issue_time_offsets_are_converted_to_utc(tmp_path, mch):
     from nowcast.products import read_forecast
 
     out = tmp_path / "fc.nc"
-    res = _predict(mch, out, "--method", "persistence", "--issue-time", "2016-07-11T23:30+02:00")
+    res = predict(mch, out, "--method", "persistence", "--issue-time", "2016-07-11T23:30+02:00")
     assert res.exit_code == 0, res.output
     assert read_forecast(out).issue_time.values[0] == np.datetime64("2016-07-11T21:30")
     assert "(UTC)" in cli("predict", "--help").output
@@ -66,7 +62,7 @@ def test_all_missing_input_frames_are_an_error_naming_the_issue_time(tmp_path, o
     assert method in available_methods()
     args = ["--model", "radar-5min"] if method == "convlstm" else ["--method", method]
     before = md5s(tmp_path)
-    res = _predict(outage, tmp_path / "fc.nc", *args, "--issue-time", ISSUE)
+    res = predict(outage, tmp_path / "fc.nc", *args, "--issue-time", ISSUE)
     one_line_error(res, "issue time 2016-07-11 21:30", "hold no data")
     assert md5s(tmp_path) == before
 
@@ -153,9 +149,7 @@ def test_bad_model_files_say_which_file_is_wrong(tmp_path, mch, case, message):
     }[case]
     folder = _model_dir(tmp_path, case, **kwargs)
     before = md5s(tmp_path)
-    res = _predict(
-        mch, tmp_path / "fc.nc", "--model", folder / "model.keras", "--issue-time", ISSUE
-    )
+    res = predict(mch, tmp_path / "fc.nc", "--model", folder / "model.keras", "--issue-time", ISSUE)
     line = one_line_error(res, message, str(folder))
     assert "Traceback" not in line and md5s(tmp_path) == before
 
@@ -163,7 +157,7 @@ def test_bad_model_files_say_which_file_is_wrong(tmp_path, mch, case, message):
 def test_a_model_file_of_another_name_is_the_one_loaded(tmp_path, mch):
     folder = _model_dir(tmp_path, "run")
     (folder / "model.keras").rename(folder / "best.keras")
-    res = _predict(mch, tmp_path / "fc.nc", "--model", folder / "best.keras", "--issue-time", ISSUE)
+    res = predict(mch, tmp_path / "fc.nc", "--model", folder / "best.keras", "--issue-time", ISSUE)
     assert res.exit_code == 0, res.output
 
 
@@ -205,7 +199,7 @@ def test_set_values_are_strict_yaml_too(tmp_path):
 
 
 def test_an_oversized_forecast_is_refused_before_computing(tmp_path, mch):
-    res = _predict(
+    res = predict(
         mch,
         tmp_path / "fc.nc",
         "--method",
@@ -228,7 +222,7 @@ def test_issue_times_are_sorted_and_a_repeat_is_forecast_once(tmp_path, mch):
     out = tmp_path / "fc.nc"
     times = ["2016-07-11T21:45", ISSUE, "2016-07-11T23:30+02:00"]  # the last one is ISSUE too
     args = [a for t in times for a in ("--issue-time", t)]
-    res = _predict(mch, out, "--method", "persistence", "--leads", "1", *args)
+    res = predict(mch, out, "--method", "persistence", "--leads", "1", *args)
     assert res.exit_code == 0, res.output
     got = pd.DatetimeIndex(read_forecast(out).issue_time.values)
     assert list(got) == [pd.Timestamp(ISSUE), pd.Timestamp("2016-07-11T21:45")]
@@ -260,7 +254,7 @@ def test_truncated_netcdf3_says_truncated(tmp_path, shared_data):
 @pytest.fixture
 def small_forecast(tmp_path, mch) -> Path:
     out = tmp_path / "fc.nc"
-    res = _predict(mch, out, "--method", "persistence", "--leads", "1", "--issue-time", ISSUE)
+    res = predict(mch, out, "--method", "persistence", "--leads", "1", "--issue-time", ISSUE)
     assert res.exit_code == 0, res.output
     return out
 

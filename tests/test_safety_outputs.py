@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from safety_helpers import ISSUE, ROOT, cli, leftovers, listing, md5s, one_line_error
+from safety_helpers import ISSUE, ROOT, cli, leftovers, listing, md5s, one_line_error, predict
 
 from nowcast.errors import NowcastError
 from nowcast.fileio import atomic_output, check_output, write_atomic
@@ -93,19 +93,7 @@ def test_convert_refuses_its_input_file_and_store(tmp_path, mch):
 
 def test_reports_and_maps_never_go_into_an_input_folder(tmp_path, mch):
     fc = tmp_path / "fc.nc"
-    res = cli(
-        "predict",
-        "--method",
-        "persistence",
-        "-i",
-        mch,
-        "--issue-time",
-        ISSUE,
-        "--leads",
-        "1",
-        "-o",
-        fc,
-    )
+    res = predict(mch, fc, "--method", "persistence", "--issue-time", ISSUE, "--leads", "1")
     assert res.exit_code == 0, res.output
     before = md5s(tmp_path)
     args = ["-f", fc, "--truth", mch.parent, "--no-plots"]
@@ -169,7 +157,7 @@ def test_write_errors_name_the_output_not_the_temporary(tmp_path, mch, monkeypat
 
     monkeypatch.setattr(tempfile, "mkdtemp", denied)
     out = tmp_path / "out" / "fc.nc"
-    res = cli("predict", "--method", "persistence", "-i", mch, "--issue-time", ISSUE, "-o", out)
+    res = predict(mch, out, "--method", "persistence", "--issue-time", ISSUE)
     line = one_line_error(res, f"cannot write {out}: Permission denied")
     assert ".fc.nc." not in line and not leftovers(tmp_path)
 
@@ -180,17 +168,7 @@ def test_read_only_output_folder(tmp_path, mch):
     out.mkdir()
     out.chmod(0o555)
     try:
-        res = cli(
-            "predict",
-            "--method",
-            "persistence",
-            "-i",
-            mch,
-            "--issue-time",
-            ISSUE,
-            "-o",
-            out / "fc.nc",
-        )
+        res = predict(mch, out / "fc.nc", "--method", "persistence", "--issue-time", ISSUE)
         one_line_error(res, f"cannot write {out / 'fc.nc'}")
     finally:
         out.chmod(0o755)
@@ -207,19 +185,7 @@ def test_outputs_get_the_users_umask(tmp_path, mch, umask):
     old = os.umask(umask)
     try:
         fc = tmp_path / "fc.nc"
-        res = cli(
-            "predict",
-            "--method",
-            "persistence",
-            "-i",
-            mch,
-            "--issue-time",
-            ISSUE,
-            "--leads",
-            "1",
-            "-o",
-            fc,
-        )
+        res = predict(mch, fc, "--method", "persistence", "--issue-time", ISSUE, "--leads", "1")
         assert res.exit_code == 0, res.output
         res = cli("evaluate", "-f", fc, "--truth", mch, "-o", tmp_path / "report")
         assert res.exit_code == 0, res.output

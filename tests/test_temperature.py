@@ -6,15 +6,9 @@ import netCDF4
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
-
-from nowcast.cli import main
+from safety_helpers import cli
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
-
-
-def _run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +22,7 @@ def era5_forecasts(tmp_path_factory, shared_data):
         ("persistence", ["--method", "persistence"]),
     ):
         paths[name] = root / f"{name}.nc"
-        res = _run(
+        res = cli(
             "predict", *how, "-i", src, "--start", "2019-03-30T18:00", "--every", "12h",
             "--leads", "6", "-o", paths[name],
         )  # fmt: skip
@@ -57,7 +51,7 @@ def test_predict_infers_temperature_and_methods_share_the_encoding(era5_forecast
 def test_evaluate_temperature_scores_continuous_by_default(era5_forecasts, tmp_path):
     src, paths = era5_forecasts
     fs = [a for p in paths.values() for a in ("-f", p)]
-    res = _run("evaluate", *fs, "--truth", src, "--no-plots", "-o", tmp_path / "r")
+    res = cli("evaluate", *fs, "--truth", src, "--no-plots", "-o", tmp_path / "r")
     assert res.exit_code == 0, res.output
     lines = res.output.splitlines()
     assert lines[0] == "MAE (K)" and lines[1].split() == ["lead", "n", "convlstm", "persistence"]
@@ -66,7 +60,7 @@ def test_evaluate_temperature_scores_continuous_by_default(era5_forecasts, tmp_p
     assert "lead 6 h pooled fewer than 3" in res.output
     scores = pd.read_csv(tmp_path / "r" / "scores.csv")
     assert set(scores.metric) == {"MAE", "RMSE", "bias", "corr"}
-    res = _run(
+    res = cli(
         "evaluate", *fs, "--truth", src, "--thresholds", "273.15", "--no-plots",
         "-o", tmp_path / "frost",
     )  # fmt: skip

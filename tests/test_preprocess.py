@@ -206,3 +206,23 @@ def test_encode_never_modifies_its_input():
     z, mask = pre.encode(values)
     assert np.isnan(values[1]) and z[1] == pre.fill_value == 0.0
     np.testing.assert_array_equal(mask, [1, 0])
+
+
+@pytest.mark.parametrize("transform", ["log", "dbr", "zscore", "none"])
+def test_normalise_into_a_batch_slot_equals_forward_then_normalise(transform):
+    """``normalise_values(out=...)`` gives forward()'s values, normalised, bit for bit."""
+    kind = "temperature" if transform == "zscore" else "precipitation"
+    pre = Preprocessor.from_config(PreprocessConfig(transform=transform), kind=kind)
+    pre.mean, pre.std = -1.5, 2.5
+    rates = np.random.default_rng(0).gamma(0.3, 2.0, (3, 8, 8)).astype("float32")
+    rates[0, :2] = np.nan
+    expected = np.asarray(pre.forward(rates), dtype="float32").copy()
+    if pre.normalise:
+        expected = (expected - np.float32(pre.mean)) * np.float32(1.0 / pre.std)
+    slot = np.full((2, 3, 8, 8), 7.0, dtype="float32")
+    got = pre.normalise_values(rates[:, ::-1], out=slot[1, :, ::-1])  # strided views too
+    assert np.shares_memory(got, slot)
+    np.testing.assert_array_equal(slot[1], expected)
+    np.testing.assert_array_equal(slot[0], 7.0)  # nothing outside the slot
+    np.testing.assert_array_equal(pre.normalise_values(rates), expected)
+    assert np.isnan(rates[0, 0]).all()  # the input is untouched

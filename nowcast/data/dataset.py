@@ -89,19 +89,23 @@ def encode_batch(
     (the Lagrangian frame), where every frame of the window is. NaN becomes ``fill_value``.
     """
     length, py, px = records[0].shape
-    x = np.empty((len(records), t_in, py, px, 1), dtype=np.float32)
-    y = np.empty((len(records), length - t_in, py, px, 1), dtype=np.float32)
+    n, t_out = len(records), length - t_in
+    # filled through flat (n, t, py * px) views: NumPy copies a trailing axis of 1 slowly
+    x = np.empty((n, t_in, py, px, 1), dtype=np.float32)
+    y = np.empty((n, t_out, py, px, 1), dtype=np.float32)
     mask = np.empty_like(y)
+    xs, ys, ms = (a.reshape(n, -1, py * px) for a in (x, y, mask))
     for i, window in enumerate(records):
-        x[i, ..., 0] = window[:t_in]
-        y[i, ..., 0] = window[t_in:]
+        flat = window.reshape(length, py * px)
+        xs[i] = flat[:t_in]
+        ys[i] = flat[t_in:]
         if all_frames_valid:
-            mask[i, ..., 0] = np.isfinite(window).all(axis=0)
+            ms[i] = np.isfinite(flat).all(axis=0)
     if not all_frames_valid:
-        np.isfinite(y, out=mask, casting="unsafe")
+        np.isfinite(ys, out=ms, casting="unsafe")
     fill = np.float32(fill_value)
-    np.copyto(x, fill, where=~np.isfinite(x))
-    np.copyto(y, fill, where=~np.isfinite(y))
+    for a in (xs, ys):
+        np.copyto(a, fill, where=~np.isfinite(a))
     return x, y, mask
 
 

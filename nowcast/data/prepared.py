@@ -48,6 +48,7 @@ import numpy as np
 import xarray as xr
 
 from nowcast.conventions import TIME
+from nowcast.data.chunks import chunk_reader
 from nowcast.data.roots import StoreRoot
 from nowcast.errors import DataError
 from nowcast.fileio import atomic_output
@@ -149,6 +150,7 @@ class PreparedStore:
         self.store_name = f"{prefix}{self.key}.zarr"
         self._mine = re.compile(rf"{re.escape(prefix)}[0-9a-f]{{16}}\.zarr")
         self._arr = None
+        self._reader = None  # a ChunkReader, False when the array needs Zarr, None: not looked at
 
     # ---- subclass hooks
     def units(self) -> int:
@@ -235,7 +237,7 @@ class PreparedStore:
         finally:
             if pool is not None:
                 pool.shutdown()
-        self._arr = None
+        self._arr = self._reader = None
         return len(rows)
 
     def _create(self) -> None:
@@ -274,9 +276,19 @@ class PreparedStore:
             self._arr = self.root.open(self.store_name)[self.array]
         return self._arr
 
+    def _box(self, box: tuple[slice, ...]) -> np.ndarray:
+        """The stored values in ``box`` as float32: chunk by chunk
+        (:mod:`nowcast.data.chunks`), or through Zarr for a layout that reader does not take."""
+        if self._reader is None:
+            self._reader = chunk_reader(self.root, self.store_name, self.array) or False
+        if self._reader:
+            return self._reader.read(box).astype(np.float32, copy=False)
+        return np.asarray(self._array()[box], dtype=np.float32)
+
     def __getstate__(self):  # worker processes open the store themselves and get data per unit
         state = dict(self.__dict__)
         state["_arr"] = None
+        state["_reader"] = None
         state["data"] = None
         state["_mine"] = None
         return state
@@ -320,8 +332,8 @@ class FrameStore(PreparedStore):
 
     def read(self, start: int, oy: int, ox: int, py: int, px: int) -> np.ndarray:
         """``(length, py, px)``: frames ``start .. start + length``, crop at (oy, ox)."""
-        block = self._array()[start : start + self.length, oy : oy + py, ox : ox + px]
-        return np.asarray(block, dtype=np.float32)
+        box = (slice(start, start + self.length), slice(oy, oy + py), slice(ox, ox + px))
+        return self._box(box)
 
 
 class WindowStore(PreparedStore):
@@ -373,5 +385,5 @@ class WindowStore(PreparedStore):
         row = self._row.get(int(start))
         if row is None:
             raise DataError(f"{self.name}: no prepared window starts at frame {start}")
-        block = self._array()[row, :, oy : oy + py, ox : ox + px]
-        return np.asarray(block, dtype=np.float32)
+        box = (slice(row, row + 1), slice(0, self.length), slice(oy, oy + py), slice(ox, ox + px))
+        return self._box(box)[0]

@@ -217,16 +217,28 @@ class Preprocessor:
 
     # ---- model-space operations
 
-    def normalise_values(self, values: np.ndarray) -> np.ndarray:
-        """Physical -> normalised float32, NaN kept where the input is NaN."""
+    def normalise_values(self, values: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
+        """Physical -> normalised float32, NaN kept where the input is NaN.
+
+        ``out``: a float32 array of ``values``' shape to write into (returned), e.g. a slot of
+        a batch; the same values as without it, one pass per operation and no temporaries.
+        """
         values = np.asarray(values, dtype="float32")
-        z = np.asarray(self.forward(values), dtype="float32")
-        if np.shares_memory(z, values):
-            z = z.copy()  # never modify the input; below works in place on a fresh array
+        if out is None:
+            out = np.empty(values.shape, dtype="float32")
+        if self.transform == "log":  # the operations of forward(), in place
+            np.add(values, np.float32(self.log_offset), out=out)
+            np.log(out, out=out)
+        elif self.transform == "dbr":
+            np.maximum(values, np.float32(self.dbr_floor), out=out)
+            np.log10(out, out=out)
+            out *= np.float32(10.0)
+        else:
+            np.copyto(out, self.forward(values), casting="same_kind")
         if self.normalise:
-            z -= np.float32(self.mean)
-            z *= np.float32(1.0 / self.std)
-        return z
+            out -= np.float32(self.mean)
+            out *= np.float32(1.0 / self.std)
+        return out
 
     def encode(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Physical values -> (normalised float32, NaN set to ``fill_value``; valid mask 1/0)."""

@@ -81,6 +81,16 @@ class StoreRoot:
             return int(self.fs.du(f"{self.base}/{name}"))
         return sum(f.stat().st_size for f in self.location(name).rglob("*") if f.is_file())
 
+    def read_bytes(self, key: str) -> bytes | None:
+        """The bytes of object ``key`` (``<store>/<path>``) under the root; ``None`` if absent."""
+        try:
+            if self.remote:
+                return self.fs.cat_file(f"{self.base}/{key}")
+            with open(os.path.join(self.base, key), "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
+
     def open(self, name: str, mode: str = "r"):
         """The Zarr group of store ``name``."""
         import zarr  # imported here: only prepared stores need it

@@ -147,10 +147,11 @@ def run_nowcast(seconds: float, reader: str, cache_mb: int | None = None, fit: b
     }
 
 
-def xbatcher_batches(arrays):
+def xbatcher_batches(arrays, encode=None):
     """``(next_batch, windows)``: ``next_batch()`` stacks the next ``BATCH`` xbatcher windows
     (``T_IN + T_OUT`` frames of ``PATCH x PATCH``, stride one frame) of each array in turn
-    and returns their number; ``windows``: the windows of one pass over all arrays."""
+    and returns their number; ``windows``: the windows of one pass over all arrays.
+    ``encode``: called on each batch's list of windows (e.g. to make training batches)."""
     import numpy as np
     import xbatcher
 
@@ -175,7 +176,12 @@ def xbatcher_batches(arrays):
     def next_batch() -> int:
         e = state["k"] % len(gens)
         state["k"] += 1
-        batch = np.stack([np.asarray(window(e).values) for _ in range(BATCH)])
+        windows = [np.asarray(window(e).values) for _ in range(BATCH)]
+        if encode is not None:
+            x, y, mask = encode(windows)
+            assert x.shape == (BATCH, T_IN, PATCH, PATCH, 1) and mask.shape == y.shape
+            return BATCH
+        batch = np.stack(windows)
         assert batch.shape == (BATCH, T_IN + T_OUT, PATCH, PATCH)
         return BATCH
 

@@ -66,9 +66,13 @@ LOADERS = {
     "prepared-k4": ("prepared", {"crops": 4, "buffer": 64}, None),
     "prepared-k4-t2": ("prepared", {"crops": 4, "buffer": 64, "workers": 2}, None),
     "prepared-k4-p2": ("prepared", {"crops": 4, "buffer": 64, "workers": 2, "mp": True}, None),
+    "prepared-k8": ("prepared", {"crops": 8, "buffer": 128}, None),
+    "prepared-k8-t2": ("prepared", {"crops": 8, "buffer": 128, "workers": 2}, None),
+    "prepared-k16-t2": ("prepared", {"crops": 16, "buffer": 256, "workers": 2}, None),
     "lagrangian-k1": ("lagrangian", {}, 1),
     "lagrangian-k4": ("lagrangian", {"crops": 4, "buffer": 64}, 1),
     "xbatcher-store": ("xbatcher", {"reader": "store"}, None),
+    "xbatcher-store-enc": ("xbatcher", {"reader": "store", "encode": True}, None),
     "xbatcher-nc": ("xbatcher", {"reader": "netcdf"}, 1),
 }
 DEFAULT = [k for k in LOADERS if not k.startswith("lagrangian")]
@@ -96,7 +100,7 @@ def _archives(size: int):
     return out
 
 
-def _config(cache: Path, kind: str, opts: dict):
+def _config(cache: Path, kind: str, opts: dict, codec: str = "zstd"):
     from nowcast.config import Config, DataConfig, ModelConfig, SamplerConfig, SplitConfig
 
     lagrangian = kind == "lagrangian"
@@ -116,9 +120,21 @@ def _config(cache: Path, kind: str, opts: dict):
             shuffle_buffer=opts.get("buffer", 0),
             workers=opts.get("workers", 1),
             multiprocessing=opts.get("mp", False),
+            store_codec=codec,
         ),
         model=ModelConfig(residual=True, frame="lagrangian" if lagrangian else "eulerian"),
     )
+
+
+def _preprocessor():
+    """The log transform, normalised (the statistics do not change the speed)."""
+    from nowcast.config import PreprocessConfig
+    from nowcast.data.preprocess import Preprocessor
+
+    pre = Preprocessor.from_config(PreprocessConfig())
+    pre.mean, pre.std = -2.0, 2.5
+    pre.fill_value = pre._fill()
+    return pre
 
 
 def _evict(stores) -> None:
@@ -147,20 +163,17 @@ def _measure(next_batch, seconds: float) -> tuple[float, float]:
             return n / BATCH, elapsed
 
 
-def run_nowcast(loader: str, size: int, seconds: float, cache: Path, cold: bool) -> dict:
+def run_nowcast(loader: str, size: int, seconds: float, cache: Path, cold: bool, codec: str):
     from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
 
-    from nowcast.config import PreprocessConfig
-    from nowcast.data.preprocess import Preprocessor
     from nowcast.data.training import build_datasets
 
     kind, opts, _ = LOADERS[loader]
-    cfg = _config(cache, kind, opts)
+    cfg = _config(cache, kind, opts, codec)
     archives = _archives(size)
     data_bytes = sum(da.size * 4 for da in archives)
     cache_mb = int(data_bytes * opts.get("cache_fraction", 0) / 2**20)
-    pre = Preprocessor.from_config(PreprocessConfig())  # statistics do not change the speed
-    pre.mean, pre.std = -2.0, 2.5
+    pre = _preprocessor()
     t0 = time.perf_counter()
     ds = build_datasets(
         cfg, archives=archives, preprocessor=pre, cache_mb=cache_mb, steps_per_epoch=10**6
@@ -195,7 +208,7 @@ def run_nowcast(loader: str, size: int, seconds: float, cache: Path, cold: bool)
     return out
 
 
-def run_xbatcher(loader: str, size: int, seconds: float, cache: Path, cold: bool) -> dict:
+def run_xbatcher(loader: str, size: int, seconds: float, cache: Path, cold: bool, codec: str):
     import xarray as xr
 
     from nowcast.data.training import build_datasets
@@ -205,7 +218,7 @@ def run_xbatcher(loader: str, size: int, seconds: float, cache: Path, cold: bool
         arrays = [xr.open_dataset(DATA / e)["precipitation_rate"] for e in EVENTS]
         store_mb = None
     else:  # the prepared frames the prepared loader reads, opened by xarray (no Dask)
-        cfg = _config(cache, "prepared", {})
+        cfg = _config(cache, "prepared", {}, codec)
         from nowcast.config import PreprocessConfig
         from nowcast.data.preprocess import Preprocessor
 
@@ -217,7 +230,19 @@ def run_xbatcher(loader: str, size: int, seconds: float, cache: Path, cold: bool
             xr.open_zarr(str(st.path), consolidated=False, chunks=None).frames for st in stores
         ]
         store_mb = sum(st.nbytes() for st in stores) / 1e6
-    next_batch, windows = xbatcher_batches(arrays)
+    encode = None
+    if LOADERS[loader][1].get("encode"):  # training batches, as the prepared loader makes
+        from nowcast.config import PreprocessConfig
+        from nowcast.data.dataset import encode_batch
+        from nowcast.data.preprocess import Preprocessor
+
+        pre = _preprocessor()
+
+        def encode(windows):
+            records = [pre.normalise_values(w) for w in windows]
+            return encode_batch(records, T_IN, pre.fill_value)
+
+    next_batch, windows = xbatcher_batches(arrays, encode)
     setup = time.perf_counter() - t0
 
     n, elapsed = _measure(next_batch, seconds)
@@ -232,9 +257,10 @@ def run_xbatcher(loader: str, size: int, seconds: float, cache: Path, cold: bool
     }
 
 
-def worker(loader: str, size: int, seconds: float, cache: Path, cold: bool) -> None:
+def worker(loader: str, size: int, seconds: float, cache: Path, cold: bool, codec: str) -> None:
     run = run_xbatcher if LOADERS[loader][0] == "xbatcher" else run_nowcast
-    out = run(loader, size, seconds, cache / f"x{size}", cold)
+    folder = cache / (f"x{size}" if codec == "zstd" else f"x{size}-{codec}")
+    out = run(loader, size, seconds, folder, cold, codec)
     out.update(
         loader=loader,
         size=size,
@@ -313,12 +339,17 @@ def main(argv=None) -> None:
         help="where the prepared stores are built and kept between runs",
     )
     parser.add_argument("--cold", action="store_true", help="evict the stores before each run")
+    parser.add_argument(
+        "--codec", choices=["zstd", "lz4"], default="zstd", help="prepared stores' compression"
+    )
     parser.add_argument("--train-step", action="store_true", help="time the radar model's step")
     parser.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads (default 1)")
     parser.add_argument("--worker", nargs=2, metavar=("LOADER", "SIZE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        worker(args.worker[0], int(args.worker[1]), args.seconds, args.cache_dir, args.cold)
+        worker(
+            args.worker[0], int(args.worker[1]), args.seconds, args.cache_dir, args.cold, args.codec
+        )
         return
     if not DATA.is_dir():
         sys.exit(f"real data not found at {DATA}")
@@ -340,6 +371,7 @@ def main(argv=None) -> None:
             cmd = [sys.executable, __file__, "--worker", loader, str(size)]
             cmd += ["--seconds", str(args.seconds), "--cache-dir", str(args.cache_dir)]
             cmd += ["--cold"] if args.cold else []
+            cmd += ["--codec", args.codec]
             proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
             lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
             if proc.returncode or not lines:
@@ -354,6 +386,7 @@ def main(argv=None) -> None:
         print(f"training step: {train['samples_per_s']:.2f} samples/s", file=sys.stderr)
     load_end = [f"{v:.1f}" for v in os.getloadavg()]
     pages = "evicted from the page cache before each run" if args.cold else "page cache as it is"
+    pages += f", {args.codec} chunks"
     print(
         f"\nBatches of {BATCH} windows ({T_IN}+{T_OUT} frames, {PATCH}x{PATCH}) from the six "
         f"shared 5-minute events repeated 1x-16x; {os.cpu_count()} CPUs, load average "

@@ -14,7 +14,7 @@ from dask_counting import TaskCounter
 
 from nowcast.config import Config, DataConfig, PreprocessConfig, SamplerConfig, SplitConfig
 from nowcast.data.archive import open_archive
-from nowcast.data.dataset import FrameCache, SequenceDataset
+from nowcast.data.dataset import FrameCache, SequenceDataset, encode_batch
 from nowcast.data.preprocess import Preprocessor
 from nowcast.data.sampler import SPLITS
 from nowcast.data.training import build_datasets
@@ -222,3 +222,23 @@ def test_steps_per_epoch_runs_on_through_shuffled_passes():
     assert ds.train.epoch == 3  # the next epoch starts on a fresh pass
     with pytest.raises(IndexError, match=r"batch 7 out of range \(0 \.\. 6\)"):
         ds.train.samples(7)
+
+
+@pytest.mark.parametrize("all_frames_valid", [False, True])
+def test_encode_batch_splits_masks_and_fills_every_non_finite_value(all_frames_valid):
+    rng = np.random.default_rng(0)
+    records = [rng.normal(size=(5, 4, 6)).astype(np.float32) for _ in range(3)]
+    records[0][0, 1, 2] = np.nan  # an input frame
+    records[1][3, 0, 0] = np.inf  # a target frame
+    records[2][4, 2, :] = -np.inf
+    records[2][1:, 3, 5] = np.nan
+    x, y, mask = encode_batch(records, 2, -7.0, all_frames_valid=all_frames_valid)
+    stack = np.stack(records)[..., None]
+    finite = np.isfinite(stack)
+    assert x.shape == (3, 2, 4, 6, 1) and y.shape == mask.shape == (3, 3, 4, 6, 1)
+    np.testing.assert_array_equal(x, np.where(finite[:, :2], stack[:, :2], -7.0))
+    np.testing.assert_array_equal(y, np.where(finite[:, 2:], stack[:, 2:], -7.0))
+    expected = finite.all(axis=1, keepdims=True) if all_frames_valid else finite[:, 2:]
+    np.testing.assert_array_equal(mask, np.broadcast_to(expected, mask.shape).astype(np.float32))
+    assert mask[0].all() != all_frames_valid  # only the whole-window mask sees the input's NaN
+    assert np.isnan(records[0][0, 1, 2])  # the records are not modified

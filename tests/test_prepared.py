@@ -25,7 +25,7 @@ from nowcast.data.sampler import EventData, WindowSampler
 from nowcast.data.streaming import PreparedDataset
 from nowcast.data.synthetic import write_synthetic_archive
 from nowcast.data.training import build_datasets
-from nowcast.errors import ConfigError
+from nowcast.errors import ConfigError, DataError
 from nowcast.motion import FlowOptions
 
 
@@ -96,6 +96,15 @@ def test_frame_store_resumes_and_rebuilds_stale_inputs(shared_data, tmp_path):
         half.read(0, 0, 0, 640, 710), da.values[:6], rtol=1e-3, atol=1e-4, equal_nan=True
     )
     assert half.nbytes() < changed.nbytes()
+    # LZ4 chunks (faster to decode): the same values, another key, read chunk by chunk
+    lz4 = FrameStore(tmp_path / "lz4", "mch", da, length=6, codec="lz4")
+    assert lz4.key != FrameStore(tmp_path / "lz4", "mch", da, length=6).key
+    lz4.build()
+    assert lz4._array().metadata.codecs[1].cname.value == "lz4"
+    np.testing.assert_array_equal(lz4.read(9, 50, 60, 128, 300), da.values[9:15, 50:178, 60:360])
+    assert lz4._reader  # not Zarr's reader
+    with pytest.raises(DataError, match="codec must be one of zstd, lz4: 'gzip'"):
+        FrameStore(tmp_path / "x", "mch", da, length=6, codec="gzip")
 
 
 @pytest.mark.parametrize("root", ["memory://nowcast-test/cache", "file://{tmp}/cache"])

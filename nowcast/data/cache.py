@@ -46,7 +46,7 @@ def event_stores(cfg, events, archives, windows, *, echo=None) -> list[PreparedS
         if not starts:
             stores.append(None)
             continue
-        common = {"source": da, "prepare": prepare, "dtype": s.store_dtype}
+        common = {"source": da, "prepare": prepare, "dtype": s.store_dtype, "codec": s.store_codec}
         if lagrangian:
             store = LagrangianStore(
                 root, ev.name, ev.data, starts, t_in=s.t_in, t_out=s.t_out, flow=flow, **common

@@ -90,22 +90,24 @@ def encode_batch(
     """
     length, py, px = records[0].shape
     n, t_out = len(records), length - t_in
-    # filled through flat (n, t, py * px) views: NumPy copies a trailing axis of 1 slowly
+    # window by window while it is in the CPU cache, through flat (n, t, py * px) views
+    # (NumPy copies a trailing axis of 1 slowly)
     x = np.empty((n, t_in, py, px, 1), dtype=np.float32)
     y = np.empty((n, t_out, py, px, 1), dtype=np.float32)
     mask = np.empty_like(y)
     xs, ys, ms = (a.reshape(n, -1, py * px) for a in (x, y, mask))
+    fill = np.float32(fill_value)
     for i, window in enumerate(records):
         flat = window.reshape(length, py * px)
+        bad = ~np.isfinite(flat)
         xs[i] = flat[:t_in]
         ys[i] = flat[t_in:]
         if all_frames_valid:
-            ms[i] = np.isfinite(flat).all(axis=0)
-    if not all_frames_valid:
-        np.isfinite(ys, out=ms, casting="unsafe")
-    fill = np.float32(fill_value)
-    for a in (xs, ys):
-        np.copyto(a, fill, where=~np.isfinite(a))
+            ms[i] = ~bad.any(axis=0)
+        else:
+            np.logical_not(bad[t_in:], out=ms[i], casting="unsafe")
+        np.copyto(xs[i], fill, where=bad[:t_in])
+        np.copyto(ys[i], fill, where=bad[t_in:])
     return x, y, mask
 
 

@@ -80,6 +80,7 @@ class LagrangianStore(WindowStore):
         source: xr.DataArray | None = None,
         prepare: dict | None = None,
         dtype: str = "float32",
+        codec: str = "zstd",
     ) -> None:
         self.t_in, self.t_out, self.flow = int(t_in), int(t_out), flow
         self.units_name = data.attrs.get("units")
@@ -94,6 +95,7 @@ class LagrangianStore(WindowStore):
             source=source,
             prepare=prepare,
             dtype=dtype,
+            codec=codec,
         )
 
     def transform(self, frames: np.ndarray) -> np.ndarray:

@@ -60,6 +60,9 @@ TILE = 128
 #: Time chunk (frames) of a frame store.
 FRAME_CHUNK = 8
 DTYPES = ("float32", "float16")
+#: Chunk compression of prepared stores: Zarr's default (zstd), or LZ4 through Blosc (byte
+#: shuffle): about a third larger on radar, about 3x faster to decode.
+CODECS = ("zstd", "lz4")
 
 
 class WindowSource(Protocol):
@@ -126,10 +129,14 @@ class PreparedStore:
         source: xr.DataArray | None = None,
         prepare: dict | None = None,
         dtype: str = "float32",
+        codec: str = "zstd",
         options: dict | None = None,
     ) -> None:
         if dtype not in DTYPES:
             raise DataError(f"prepared store dtype must be one of {', '.join(DTYPES)}: {dtype!r}")
+        if codec not in CODECS:
+            raise DataError(f"prepared store codec must be one of {', '.join(CODECS)}: {codec!r}")
+        self.codec = codec
         self.root = root if isinstance(root, StoreRoot) else StoreRoot(root)
         self.name = name
         self.data = data
@@ -144,6 +151,8 @@ class PreparedStore:
             "times": [str(data[TIME].values[0]), str(data[TIME].values[-1])],
             **(options or {}),
         }
+        if codec != "zstd":  # absent for the default: earlier stores keep their keys
+            self.provenance["codec"] = codec
         text = json.dumps(self.provenance, sort_keys=True, default=str)
         self.key = hashlib.sha256(text.encode()).hexdigest()[:16]
         prefix = f"{name}-{self.layout}-" if self.layout else f"{name}-"
@@ -276,6 +285,14 @@ class PreparedStore:
             self._arr = self.root.open(self.store_name)[self.array]
         return self._arr
 
+    def _compressors(self):
+        """The data array's compressors (``"auto"``: Zarr's default, zstd)."""
+        if self.codec == "zstd":
+            return "auto"
+        from zarr.codecs import BloscCodec  # imported here: only prepared stores need it
+
+        return BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
+
     def _box(self, box: tuple[slice, ...]) -> np.ndarray:
         """The stored values in ``box`` as float32: chunk by chunk
         (:mod:`nowcast.data.chunks`), or through Zarr for a layout that reader does not take."""
@@ -327,6 +344,7 @@ class FrameStore(PreparedStore):
             chunks=(min(self.frame_chunk, nt), min(TILE, ny), min(TILE, nx)),
             dtype=self.dtype,
             fill_value=np.nan,
+            compressors=self._compressors(),
             dimension_names=["time", "y", "x"],  # xarray opens the store too
         )
 
@@ -376,6 +394,7 @@ class WindowStore(PreparedStore):
             chunks=(1, self.length, min(TILE, ny), min(TILE, nx)),
             dtype=self.dtype,
             fill_value=np.nan,
+            compressors=self._compressors(),
             dimension_names=["unit", "frame", "y", "x"],  # xarray opens the store too
         )
         group.create_array("start", data=self.starts, chunks=(max(n, 1),), dimension_names=["unit"])

@@ -233,14 +233,15 @@ def run_xbatcher(loader: str, size: int, seconds: float, cache: Path, cold: bool
     encode = None
     if LOADERS[loader][1].get("encode"):  # training batches, as the prepared loader makes
         from nowcast.config import PreprocessConfig
-        from nowcast.data.dataset import encode_batch
+        from nowcast.data.dataset import gather_batch, mark_window
         from nowcast.data.preprocess import Preprocessor
 
         pre = _preprocessor()
 
         def encode(windows):
             records = [pre.normalise_values(w) for w in windows]
-            return encode_batch(records, T_IN, pre.fill_value)
+            valids = [mark_window(r, pre.fill_value) for r in records]
+            return gather_batch(records, valids, T_IN)
 
     next_batch, windows = xbatcher_batches(arrays, encode)
     setup = time.perf_counter() - t0

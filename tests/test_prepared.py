@@ -247,3 +247,34 @@ def test_prepare_command(tmp_path):
         "Error: cannot use nosuchprotocol://bucket/cache for prepared stores: "
         "Protocol not known: nosuchprotocol"
     ]
+
+
+class PatternStore(ConstantStore):
+    """Windows with a position pattern and NaN where ``(start + y + x) % 5 == 0``."""
+
+    def read(self, start, oy, ox, py, px):
+        self.reads.append((start, oy, ox, py, px))
+        t, y, x = np.meshgrid(
+            np.arange(self.length), np.arange(oy, oy + py), np.arange(ox, ox + px), indexing="ij"
+        )
+        values = (start * 1000 + t * 100 + y + x / 100).astype(np.float32)
+        values[(start + y + x) % 5 == 0] = np.nan
+        return values
+
+
+def test_reused_sample_buffers_give_the_same_batches_as_fresh_ones():
+    """Sample buffers go back to a free list and are reused: no value or mask of an earlier
+    batch survives in a later one, and the free list stays at what was in flight."""
+    pre = _identity()
+    pre.fill_value = -9.0
+    reused = PreparedDataset(_sampler(crops=2), pre, [PatternStore()], shuffle_buffer=16)
+    for index in (0, 1, 2, 3, 1):
+        fresh = PreparedDataset(_sampler(crops=2), pre, [PatternStore()])
+        x, y, mask = reused.assemble(reused.samples(index))
+        for got, want in zip((x, y, mask), fresh.assemble(reused.samples(index))):
+            np.testing.assert_array_equal(got, want)
+        assert 0 < mask.mean() < 1 and (x == -9.0).any() and np.isfinite(x).all()
+        assert len(reused._free) == 8  # one batch's buffers, reused batch after batch
+    for index in range(6):
+        reused[index]
+    assert len(reused._pool) == 16 and len(reused._free) <= 16 + 8

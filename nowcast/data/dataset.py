@@ -80,35 +80,46 @@ class FrameCache:
         self._init()
 
 
-def encode_batch(
-    records: list[np.ndarray], t_in: int, fill_value: float, *, all_frames_valid: bool = False
+def mark_window(window: np.ndarray, fill_value: float, *, valid: np.ndarray | None = None):
+    """Set every non-finite value (NaN, +-inf) of ``window`` to ``fill_value`` in place and
+    return where it was finite (bool, ``window``'s shape; written into ``valid`` if given)."""
+    valid = np.isfinite(window, out=valid)
+    np.copyto(window, np.float32(fill_value), where=~valid)
+    return valid
+
+
+def gather_batch(
+    windows: list[np.ndarray], valids: list[np.ndarray], t_in: int, *, all_frames_valid=False
 ):
-    """``(t_in + t_out, P, P)`` normalised windows (NaN where missing) -> ``(x, y, mask)``.
+    """Marked ``(t_in + t_out, P, P)`` windows (:func:`mark_window`) -> ``(x, y, mask)``.
 
     ``mask`` is 1 where the truth is valid: per target frame, or, with ``all_frames_valid``
-    (the Lagrangian frame), where every frame of the window is. NaN becomes ``fill_value``.
+    (the Lagrangian frame), where every frame of the window is.
     """
-    length, py, px = records[0].shape
-    n, t_out = len(records), length - t_in
-    # window by window while it is in the CPU cache, through flat (n, t, py * px) views
-    # (NumPy copies a trailing axis of 1 slowly)
+    length, py, px = windows[0].shape
+    n, t_out = len(windows), length - t_in
+    # filled through flat (n, t, py * px) views: NumPy copies a trailing axis of 1 slowly
     x = np.empty((n, t_in, py, px, 1), dtype=np.float32)
     y = np.empty((n, t_out, py, px, 1), dtype=np.float32)
     mask = np.empty_like(y)
     xs, ys, ms = (a.reshape(n, -1, py * px) for a in (x, y, mask))
-    fill = np.float32(fill_value)
-    for i, window in enumerate(records):
+    for i, (window, valid) in enumerate(zip(windows, valids, strict=True)):
         flat = window.reshape(length, py * px)
-        bad = ~np.isfinite(flat)
         xs[i] = flat[:t_in]
         ys[i] = flat[t_in:]
-        if all_frames_valid:
-            ms[i] = ~bad.any(axis=0)
-        else:
-            np.logical_not(bad[t_in:], out=ms[i], casting="unsafe")
-        np.copyto(xs[i], fill, where=bad[:t_in])
-        np.copyto(ys[i], fill, where=bad[t_in:])
+        valid = valid.reshape(length, py * px)
+        ms[i] = valid.all(axis=0) if all_frames_valid else valid[t_in:]
     return x, y, mask
+
+
+def encode_batch(
+    records: list[np.ndarray], t_in: int, fill_value: float, *, all_frames_valid: bool = False
+):
+    """``(t_in + t_out, P, P)`` normalised windows (NaN where missing) -> ``(x, y, mask)``
+    (see :func:`gather_batch`); NaN becomes ``fill_value``. ``records`` are not modified."""
+    windows = [np.array(r, dtype=np.float32) for r in records]
+    valids = [mark_window(w, fill_value) for w in windows]
+    return gather_batch(windows, valids, t_in, all_frames_valid=all_frames_valid)
 
 
 def _compute_all(arrays) -> list[np.ndarray]:
@@ -177,8 +188,9 @@ class SequenceDataset(keras.utils.PyDataset):
         for smp in samples:
             frames = self._frames(smp.event, smp.start, s.length)
             window = np.stack([f[smp.oy : smp.oy + py, smp.ox : smp.ox + px] for f in frames])
-            records.append(augment_window(window, smp.rot, smp.flip))
-        return encode_batch(records, s.t_in, self.preprocessor.fill_value)
+            records.append(augment_window(window, smp.rot, smp.flip))  # a fresh array
+        valids = [mark_window(r, self.preprocessor.fill_value) for r in records]
+        return gather_batch(records, valids, s.t_in)
 
     def _frames(self, event: int, start: int, count: int) -> list[np.ndarray]:
         """Normalised frames ``start .. start + count`` of ``event`` (cached, read if missing).

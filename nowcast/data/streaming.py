@@ -4,8 +4,8 @@
 store (:class:`nowcast.data.prepared.WindowSource`: the Eulerian frames or the Lagrangian
 windows). The samples of one window in a batch (``sampler.crops_per_read``, drawn within
 one block of store tiles by the sampler) are one read: the bounding box of their crops.
-Nothing is cached: memory is the batches in flight plus the shuffle buffer, whatever the
-data's size.
+Nothing is cached: memory is the batches in flight plus the shuffle buffer (and as many
+reusable sample buffers), whatever the data's size.
 
 Shuffle buffer (train only, ``shuffle_buffer`` samples > 0): each batch's freshly read
 samples go into a buffer and the batch is drawn from it at random, so the crops of one
@@ -24,8 +24,18 @@ import threading
 
 import numpy as np
 
-from nowcast.data.dataset import SequenceDataset, encode_batch
+from nowcast.data.dataset import SequenceDataset, gather_batch, mark_window
 from nowcast.data.sampler import SPLITS, Sample, WindowSampler, augment_window
+
+
+class _Slot:
+    """One sample's marked window (:func:`~nowcast.data.dataset.mark_window`), reused."""
+
+    __slots__ = ("values", "valid")
+
+    def __init__(self, shape: tuple[int, int, int]) -> None:
+        self.values = np.empty(shape, dtype=np.float32)
+        self.valid = np.empty(shape, dtype=bool)
 
 
 class PreparedDataset(SequenceDataset):
@@ -34,6 +44,10 @@ class PreparedDataset(SequenceDataset):
     ``stores[e]`` serves event ``e`` of the sampler (``None`` for events without windows in
     this split). ``shuffle_buffer``: samples held to mix batches (train only; 0: none).
     Other keyword arguments go to :class:`~nowcast.data.dataset.SequenceDataset`.
+
+    Each sample is normalised and marked straight into a :class:`_Slot`: a window-sized
+    buffer that goes back to a free list once its batch is made, so in the steady state
+    no sample allocates memory (fresh arrays cost page faults, about as much as the copies).
     """
 
     def __init__(
@@ -46,14 +60,15 @@ class PreparedDataset(SequenceDataset):
         self._reset()
 
     def _reset(self) -> None:
-        self._pool: list[np.ndarray] = []
+        self._pool: list[_Slot] = []
+        self._free: list[_Slot] = []
         self._lock = threading.Lock()
         self._primed = False
         self._pid = os.getpid()
 
     def __getstate__(self):  # a copy in another process starts with an empty buffer
         state = dict(self.__dict__)
-        for key in ("_pool", "_lock", "_primed", "_pid"):
+        for key in ("_pool", "_free", "_lock", "_primed", "_pid"):
             state.pop(key)
         return state
 
@@ -63,33 +78,49 @@ class PreparedDataset(SequenceDataset):
 
     def __getitem__(self, index: int):
         samples = self.samples(index)
-        records = self.read(samples)
+        slots = self.read(samples)
         if self.shuffle_buffer > 0:
-            records = self._mix(records, index, len(samples))
-        return encode_batch(
-            records,
-            self.sampler.t_in,
-            self.preprocessor.fill_value,
-            all_frames_valid=self.all_frames_valid,
-        )
+            slots = self._mix(slots, index, len(samples))
+        return self._gather(slots)
 
     def assemble(self, samples: list[Sample]):
         """Read and encode ``samples`` into ``(x, y, mask)`` (no shuffle buffer)."""
-        return encode_batch(
-            self.read(samples),
+        return self._gather(self.read(samples))
+
+    def _gather(self, slots: list[_Slot]):
+        batch = gather_batch(
+            [s.values for s in slots],
+            [s.valid for s in slots],
             self.sampler.t_in,
-            self.preprocessor.fill_value,
             all_frames_valid=self.all_frames_valid,
         )
+        with self._lock:
+            self._free.extend(slots)
+        return batch
 
-    def read(self, samples: list[Sample]) -> list[np.ndarray]:
-        """Normalised, augmented ``(t_in + t_out, P, P)`` windows of ``samples`` (NaN kept);
+    def _own(self) -> None:
+        """(Under the lock.) A forked worker process starts with its own, empty buffers."""
+        if self._pid != os.getpid():
+            self._pool, self._free, self._primed = [], [], False
+            self._pid = os.getpid()
+
+    def _slot(self) -> _Slot:
+        with self._lock:
+            self._own()
+            if self._free:
+                return self._free.pop()
+        py, px = self.sampler.patch
+        return _Slot((self.sampler.length, py, px))
+
+    def read(self, samples: list[Sample]) -> list[_Slot]:
+        """Normalised, augmented and marked ``(t_in + t_out, P, P)`` windows of ``samples``;
         one store read per window: the bounding box of its samples' crops."""
         py, px = self.sampler.patch
+        fill = self.preprocessor.fill_value
         groups: dict[tuple[int, int], list[int]] = {}
         for i, smp in enumerate(samples):
             groups.setdefault((smp.event, smp.start), []).append(i)
-        out: list[np.ndarray] = [np.empty(0)] * len(samples)
+        out: list[_Slot | None] = [None] * len(samples)
         for (event, start), members in groups.items():
             y0 = min(samples[i].oy for i in members)
             x0 = min(samples[i].ox for i in members)
@@ -99,28 +130,32 @@ class PreparedDataset(SequenceDataset):
             for i in members:
                 smp = samples[i]
                 crop = block[:, smp.oy - y0 : smp.oy - y0 + py, smp.ox - x0 : smp.ox - x0 + px]
-                out[i] = self.preprocessor.normalise_values(augment_window(crop, smp.rot, smp.flip))
+                slot = self._slot()
+                self.preprocessor.normalise_values(
+                    augment_window(crop, smp.rot, smp.flip), out=slot.values
+                )
+                mark_window(slot.values, fill, valid=slot.valid)
+                out[i] = slot
         return out
 
-    def _mix(self, records: list[np.ndarray], index: int, n: int) -> list[np.ndarray]:
-        """Put ``records`` into the buffer and draw ``n`` from it at random."""
+    def _mix(self, slots: list[_Slot], index: int, n: int) -> list[_Slot]:
+        """Put ``slots`` into the buffer and draw ``n`` from it at random."""
         passes, within = divmod(index, self.sampler.num_batches)
         epoch = self.epoch + passes
         with self._lock:
-            if self._pid != os.getpid():  # a forked worker: its own, empty buffer
-                self._pool, self._primed, self._pid = [], False, os.getpid()
+            self._own()
             prime = not self._primed
             self._primed = True
         if prime:
             s = self.sampler
             extra = -(-max(self.shuffle_buffer - len(self._pool), 0) // s.crops)
-            records = records + self.read(s.random_samples(extra, epoch, within))
+            slots = slots + self.read(s.random_samples(extra, epoch, within))
         rng = np.random.default_rng(
             [self.sampler.seed, SPLITS.index(self.sampler.split), epoch, within, 2]
         )
         with self._lock:
             pool = self._pool
-            pool.extend(records)
+            pool.extend(slots)
             out = []
             for j in rng.choice(len(pool), size=n, replace=False).tolist():
                 out.append(pool[j])

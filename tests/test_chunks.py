@@ -53,6 +53,12 @@ def test_reader_equals_zarr_on_random_boxes(tmp_path, codecs):
     for box in _boxes(values.shape, rng):
         np.testing.assert_array_equal(reader.read(box), arr[box])
     np.testing.assert_array_equal(reader.read((slice(0, 19), slice(0, 45), slice(0, 70))), values)
+    box = (slice(3, 17), slice(10, 40), slice(5, 69))
+    out = np.full((14, 30, 64), 5.0, np.float32)
+    assert reader.read(box, out=out) is out  # a caller's buffer, every value written
+    np.testing.assert_array_equal(out, arr[box])
+    with pytest.raises(ValueError, match="out has shape"):
+        reader.read(box, out=np.empty((14, 30, 63), np.float32))
 
 
 def test_reader_on_an_in_process_fsspec_root():

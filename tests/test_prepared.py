@@ -137,7 +137,7 @@ class ConstantStore:
     def __init__(self) -> None:
         self.reads = []
 
-    def read(self, start, oy, ox, py, px):
+    def read(self, start, oy, ox, py, px, *, out=None):
         self.reads.append((start, oy, ox, py, px))
         return np.full((self.length, py, px), float(start), dtype=np.float32)
 
@@ -252,7 +252,7 @@ def test_prepare_command(tmp_path):
 class PatternStore(ConstantStore):
     """Windows with a position pattern and NaN where ``(start + y + x) % 5 == 0``."""
 
-    def read(self, start, oy, ox, py, px):
+    def read(self, start, oy, ox, py, px, *, out=None):
         self.reads.append((start, oy, ox, py, px))
         t, y, x = np.meshgrid(
             np.arange(self.length), np.arange(oy, oy + py), np.arange(ox, ox + px), indexing="ij"

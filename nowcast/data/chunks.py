@@ -74,11 +74,16 @@ class ChunkReader:
             return None
         return np.frombuffer(self.decode(raw), dtype=self.dtype).reshape(self.chunks)
 
-    def read(self, box: tuple[slice, ...]) -> np.ndarray:
-        """The values in ``box`` (one ``slice(start, stop)`` per dimension, in bounds)."""
+    def read(self, box: tuple[slice, ...], *, out: np.ndarray | None = None) -> np.ndarray:
+        """The values in ``box`` (one ``slice(start, stop)`` per dimension, in bounds),
+        written into ``out`` (of the box's shape, cast to its dtype) when given."""
         lo = [s.start for s in box]
         hi = [s.stop for s in box]
-        out = np.empty([b - a for a, b in zip(lo, hi, strict=True)], dtype=self.dtype)
+        shape = tuple(b - a for a, b in zip(lo, hi, strict=True))
+        if out is None:
+            out = np.empty(shape, dtype=self.dtype)
+        elif out.shape != shape:
+            raise ValueError(f"out has shape {out.shape}, the box {shape}")
         ranges = [range(a // c, -(-b // c)) for a, b, c in zip(lo, hi, self.chunks, strict=True)]
         for index in product(*ranges):
             src, dst = [], []

@@ -72,8 +72,9 @@ class WindowSource(Protocol):
     length: int  # frames per window
     all_frames_valid: bool  # True: a pixel is valid only where all its window's frames are
 
-    def read(self, start: int, oy: int, ox: int, py: int, px: int) -> np.ndarray:
-        """``(length, py, px)`` float32 physical values (NaN where missing)."""
+    def read(self, start: int, oy: int, ox: int, py: int, px: int, *, out=None) -> np.ndarray:
+        """``(length, py, px)`` float32 physical values (NaN where missing); written into
+        ``out`` (float32, that shape) when given, so a caller can reuse one buffer."""
 
 
 def sources(data: xr.DataArray) -> list[dict]:
@@ -293,14 +294,18 @@ class PreparedStore:
 
         return BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
 
-    def _box(self, box: tuple[slice, ...]) -> np.ndarray:
-        """The stored values in ``box`` as float32: chunk by chunk
+    def _box(self, box: tuple[slice, ...], out: np.ndarray | None = None) -> np.ndarray:
+        """The stored values in ``box`` as float32 (into ``out`` when given): chunk by chunk
         (:mod:`nowcast.data.chunks`), or through Zarr for a layout that reader does not take."""
         if self._reader is None:
             self._reader = chunk_reader(self.root, self.store_name, self.array) or False
-        if self._reader:
-            return self._reader.read(box).astype(np.float32, copy=False)
-        return np.asarray(self._array()[box], dtype=np.float32)
+        if self._reader and (out is not None or self._reader.dtype == np.float32):
+            return self._reader.read(box, out=out)
+        values = self._reader.read(box) if self._reader else self._array()[box]
+        if out is None:
+            return np.asarray(values, dtype=np.float32)
+        out[...] = values
+        return out
 
     def __getstate__(self):  # worker processes open the store themselves and get data per unit
         state = dict(self.__dict__)
@@ -348,10 +353,10 @@ class FrameStore(PreparedStore):
             dimension_names=["time", "y", "x"],  # xarray opens the store too
         )
 
-    def read(self, start: int, oy: int, ox: int, py: int, px: int) -> np.ndarray:
+    def read(self, start: int, oy: int, ox: int, py: int, px: int, *, out=None) -> np.ndarray:
         """``(length, py, px)``: frames ``start .. start + length``, crop at (oy, ox)."""
         box = (slice(start, start + self.length), slice(oy, oy + py), slice(ox, ox + px))
-        return self._box(box)
+        return self._box(box, out)
 
 
 class WindowStore(PreparedStore):
@@ -399,10 +404,10 @@ class WindowStore(PreparedStore):
         )
         group.create_array("start", data=self.starts, chunks=(max(n, 1),), dimension_names=["unit"])
 
-    def read(self, start: int, oy: int, ox: int, py: int, px: int) -> np.ndarray:
+    def read(self, start: int, oy: int, ox: int, py: int, px: int, *, out=None) -> np.ndarray:
         """``(length, py, px)``: the window starting at frame ``start``, crop at (oy, ox)."""
         row = self._row.get(int(start))
         if row is None:
             raise DataError(f"{self.name}: no prepared window starts at frame {start}")
         box = (slice(row, row + 1), slice(0, self.length), slice(oy, oy + py), slice(ox, ox + px))
-        return self._box(box)[0]
+        return self._box(box, None if out is None else out[None])[0]

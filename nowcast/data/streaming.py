@@ -63,12 +63,13 @@ class PreparedDataset(SequenceDataset):
         self._pool: list[_Slot] = []
         self._free: list[_Slot] = []
         self._lock = threading.Lock()
+        self._scratch = threading.local()  # each thread's buffer for its store reads
         self._primed = False
         self._pid = os.getpid()
 
     def __getstate__(self):  # a copy in another process starts with an empty buffer
         state = dict(self.__dict__)
-        for key in ("_pool", "_free", "_lock", "_primed", "_pid"):
+        for key in ("_pool", "_free", "_lock", "_scratch", "_primed", "_pid"):
             state.pop(key)
         return state
 
@@ -112,6 +113,15 @@ class PreparedDataset(SequenceDataset):
         py, px = self.sampler.patch
         return _Slot((self.sampler.length, py, px))
 
+    def _buffer(self, shape: tuple[int, ...]) -> np.ndarray:
+        """This thread's read buffer as a float32 array of ``shape`` (grown when too small):
+        a block is cut into samples before the thread's next read."""
+        size = int(np.prod(shape))
+        buf = getattr(self._scratch, "buf", None)
+        if buf is None or buf.size < size:
+            buf = self._scratch.buf = np.empty(size, dtype=np.float32)
+        return buf[:size].reshape(shape)
+
     def read(self, samples: list[Sample]) -> list[_Slot]:
         """Normalised, augmented and marked ``(t_in + t_out, P, P)`` windows of ``samples``;
         one store read per window: the bounding box of its samples' crops."""
@@ -126,7 +136,8 @@ class PreparedDataset(SequenceDataset):
             x0 = min(samples[i].ox for i in members)
             y1 = max(samples[i].oy for i in members) + py
             x1 = max(samples[i].ox for i in members) + px
-            block = self.stores[event].read(start, y0, x0, y1 - y0, x1 - x0)
+            shape = (self.sampler.length, y1 - y0, x1 - x0)
+            block = self.stores[event].read(start, y0, x0, *shape[1:], out=self._buffer(shape))
             for i in members:
                 smp = samples[i]
                 crop = block[:, smp.oy - y0 : smp.oy - y0 + py, smp.ox - x0 : smp.ox - x0 + px]

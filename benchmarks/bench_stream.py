@@ -12,16 +12,21 @@ building missing stores) is timed apart. Loaders:
   frame cache capped at a tenth of the data (each sample reads whole frames once the cache
   is full); ``archive-all``: the cache holds all the data (1x only).
 * ``prepared-k1``: the prepared frames (``sampler.prepared: true``), one crop per read;
-  ``prepared-k4``: 4 crops per read and a 64-sample shuffle buffer; ``-t2`` / ``-p2``:
-  the same with 2 Keras ``PyDataset`` workers (threads / processes). No in-process cache.
-* ``lagrangian-k1`` / ``-k4``: the Lagrangian windows store (stride 3, 1x only; its build
-  computes the flows, minutes).
+  ``prepared-kK``: ``K`` crops per read (``sampler.crops_per_read``) and a ``16 K``-sample
+  shuffle buffer; ``-t2`` / ``-p2``: the same with 2 Keras ``PyDataset`` workers (threads /
+  processes). No in-process cache.
+* ``lagrangian-k1`` / ``-k8-t2``: the Lagrangian windows store (stride 3, 1x only; its
+  build computes the flows, minutes).
 * ``xbatcher-store``: xbatcher's ``BatchGenerator`` (18 x 128 x 128 windows, overlap 17 in
-  time) over the same prepared frames opened by xarray (the same reader); ``xbatcher-nc``:
-  over the NetCDF files opened by xarray without Dask (xbatcher's best case, data in
-  memory; 1x only). Ratios are against ``xbatcher-store`` of the same size.
+  time) over the same prepared frames opened by xarray (the same reader), its windows
+  stacked; ``xbatcher-store-enc``: the same windows made into the training batches the
+  prepared loader gives (normalised, NaN filled, mask); ``xbatcher-nc``: over the NetCDF
+  files opened by xarray without Dask (xbatcher's best case, data in memory; 1x only).
+  Ratios are against ``xbatcher-store`` of the same size.
 
-With ``--cold`` the prepared stores' files are evicted from the page cache
+``--codec`` chooses the prepared stores' compression (``sampler.store_codec``: zstd, Zarr's
+default, or lz4); each codec's stores live in their own folder under ``--cache-dir``. With
+``--cold`` the prepared stores' files are evicted from the page cache
 (``posix_fadvise(DONTNEED)``) before each run, so their reads come from the disk. With
 ``--train-step`` the training step of the radar model (``configs/radar-5min.yaml``'s
 network on 128 x 128 crops, torch, one thread) is timed in the same run
@@ -29,9 +34,10 @@ network on 128 x 128 crops, torch, one thread) is timed in the same run
 
 Run from the repository root::
 
-    python benchmarks/bench_stream.py --sizes 1 4 16 --seconds 6 --train-step   # README table
-    # (13 minutes on the loaded 2-core machine, building the 4x and 16x stores included)
-    python benchmarks/bench_stream.py --sizes 1 --loaders prepared-k4 xbatcher-store --seconds 10
+    python benchmarks/bench_stream.py --sizes 1 4 16 --seconds 6 --codec lz4 --train-step
+    python benchmarks/bench_stream.py --sizes 1 --loaders prepared-k8 xbatcher-store --seconds 10
+    python benchmarks/bench_stream.py --sizes 16 --cold --codec lz4 \
+        --loaders prepared-k8 prepared-k8-t2 xbatcher-store          # stores read from disk
 """
 
 from __future__ import annotations
@@ -71,11 +77,28 @@ LOADERS = {
     "prepared-k16-t2": ("prepared", {"crops": 16, "buffer": 256, "workers": 2}, None),
     "lagrangian-k1": ("lagrangian", {}, 1),
     "lagrangian-k4": ("lagrangian", {"crops": 4, "buffer": 64}, 1),
+    "lagrangian-k8-t2": ("lagrangian", {"crops": 8, "buffer": 128, "workers": 2}, 1),
+    "prepared-k8-p2": ("prepared", {"crops": 8, "buffer": 128, "workers": 2, "mp": True}, None),
     "xbatcher-store": ("xbatcher", {"reader": "store"}, None),
     "xbatcher-store-enc": ("xbatcher", {"reader": "store", "encode": True}, None),
     "xbatcher-nc": ("xbatcher", {"reader": "netcdf"}, 1),
 }
-DEFAULT = [k for k in LOADERS if not k.startswith("lagrangian")]
+#: the README table's loaders
+DEFAULT = [
+    "archive-c10",
+    "archive-all",
+    "prepared-k1",
+    "prepared-k4",
+    "prepared-k8",
+    "prepared-k8-t2",
+    "prepared-k8-p2",
+    "prepared-k16-t2",
+    "lagrangian-k1",
+    "lagrangian-k8-t2",
+    "xbatcher-store",
+    "xbatcher-store-enc",
+    "xbatcher-nc",
+]
 
 
 def _rss_mb(who=resource.RUSAGE_SELF) -> float:

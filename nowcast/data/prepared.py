@@ -15,7 +15,8 @@ Two layouts, one life cycle (:class:`PreparedStore`):
   repeat frames: ``T / stride`` times the frames' bytes before compression.
 
 Values are float32 (or float16, half the bytes: about 3 significant digits) with NaN where
-missing, compressed with Zarr's default codec (zstd). A store lives under a cache root, a
+missing, compressed with Zarr's default codec (zstd) or LZ4 (:data:`CODECS`); reads go
+chunk by chunk through :mod:`nowcast.data.chunks`. A store lives under a cache root, a
 local folder or an fsspec URL (``file://``, ``s3://``, ``memory://``:
 :class:`~nowcast.data.roots.StoreRoot`), as ``<event>-[<layout>-]<key>.zarr``, ``key`` a
 digest of its provenance (source files with sizes and times, preprocessing, layout and its

@@ -323,8 +323,35 @@ def train_step(threads: int) -> dict:
     return result
 
 
+def _paired(results: list[dict]) -> list[dict]:
+    """One row per size and loader: the median over repetitions of batches/s and of the
+    ratio to ``xbatcher-store`` of the same size and repetition (their ranges too), the
+    largest peak RSS, the first run's setup (it builds what is missing)."""
+    import statistics
+
+    ref = {}
+    for r in results:
+        if r["loader"] == "xbatcher-store":
+            ref[(r["size"], r["rep"])] = r["batches_per_s"]
+    rows: dict[tuple[int, str], dict] = {}
+    for r in results:
+        row = rows.setdefault((r["size"], r["loader"]), dict(r, bps=[], vs=[]))
+        row["bps"].append(r["batches_per_s"])
+        if (r["size"], r["rep"]) in ref:
+            row["vs"].append(r["batches_per_s"] / ref[(r["size"], r["rep"])])
+        for key in ("peak_rss_mb", "worker_rss_mb"):
+            row[key] = max(row.get(key) or 0, r.get(key) or 0) or None
+    for row in rows.values():
+        row["batches_per_s"] = statistics.median(row["bps"])
+        row["ratio"] = statistics.median(row["vs"]) if row["vs"] else None
+    return list(rows.values())
+
+
+def _spread(values: list[float], fmt: str) -> str:
+    return "" if len(values) < 2 else f" ({fmt.format(min(values))}-{fmt.format(max(values))})"
+
+
 def table(results: list[dict], train: dict | None) -> str:
-    ref = {r["size"]: r["batches_per_s"] for r in results if r["loader"] == "xbatcher-store"}
     lines = [
         "| data | loader | batches/s | samples/s | vs xbatcher-store |"
         + (" vs training step |" if train else "")
@@ -333,16 +360,16 @@ def table(results: list[dict], train: dict | None) -> str:
         + (" ---: |" if train else "")
         + " ---: | ---: | ---: | --- |",
     ]
-    for r in results:
+    for r in _paired(results):
         bps = r["batches_per_s"]
-        vs = f"{bps / ref[r['size']]:.1f}x" if r["size"] in ref else "-"
+        vs = "-" if r["ratio"] is None else f"{r['ratio']:.1f}x" + _spread(r["vs"], "{:.1f}")
         rss = f"{r['peak_rss_mb']:.0f}"
         if r.get("worker_rss_mb"):
             rss += f" / {r['worker_rss_mb']:.0f}"
         store = f"{r['store_mb']:.0f}" if r.get("store_mb") else "-"
         line = (
-            f"| {r['size']}x ({r['data_gb']:.1f} GB) | {r['loader']} | {bps:.2f} | "
-            f"{bps * BATCH:.0f} | {vs} |"
+            f"| {r['size']}x ({r['data_gb']:.1f} GB) | {r['loader']} | "
+            f"{bps:.2f}{_spread(r['bps'], '{:.0f}')} | {bps * BATCH:.0f} | {vs} |"
         )
         if train:
             line += f" {bps * BATCH / train['samples_per_s']:.0f}x |"
@@ -361,6 +388,9 @@ def main(argv=None) -> None:
         type=Path,
         default=Path("/tmp/nowcast-bench-stream"),
         help="where the prepared stores are built and kept between runs",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs of each loader, interleaved (medians)"
     )
     parser.add_argument("--cold", action="store_true", help="evict the stores before each run")
     parser.add_argument(
@@ -387,22 +417,26 @@ def main(argv=None) -> None:
     )
     load = [f"{v:.1f}" for v in os.getloadavg()]
     results = []
-    for size in args.sizes:
-        for loader in args.loaders:
-            limit = LOADERS[loader][2]
-            if limit is not None and size > limit:
-                continue
-            cmd = [sys.executable, __file__, "--worker", loader, str(size)]
-            cmd += ["--seconds", str(args.seconds), "--cache-dir", str(args.cache_dir)]
-            cmd += ["--cold"] if args.cold else []
-            cmd += ["--codec", args.codec]
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
-            lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-            if proc.returncode or not lines:
-                sys.exit(f"{loader} at {size}x failed:\n{proc.stderr[-3000:]}")
-            results.append(json.loads(lines[-1][len("RESULT ") :]))
-            r = results[-1]
-            print(f"{size}x {loader}: {r['batches_per_s']:.2f} batches/s", file=sys.stderr)
+    for size, rep, loader in (
+        (size, rep, loader)
+        for size in args.sizes
+        for rep in range(args.repeat)
+        for loader in args.loaders
+    ):
+        limit = LOADERS[loader][2]
+        if limit is not None and size > limit:
+            continue
+        cmd = [sys.executable, __file__, "--worker", loader, str(size)]
+        cmd += ["--seconds", str(args.seconds), "--cache-dir", str(args.cache_dir)]
+        cmd += ["--cold"] if args.cold else []
+        cmd += ["--codec", args.codec]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+        if proc.returncode or not lines:
+            sys.exit(f"{loader} at {size}x failed:\n{proc.stderr[-3000:]}")
+        results.append(dict(json.loads(lines[-1][len("RESULT ") :]), rep=rep))
+        r = results[-1]
+        print(f"{size}x {loader} #{rep + 1}: {r['batches_per_s']:.2f} batches/s", file=sys.stderr)
     train = None
     if args.train_step:
         os.environ.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)

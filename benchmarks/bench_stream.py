@@ -372,7 +372,8 @@ def table(results: list[dict], train: dict | None) -> str:
             f"{bps:.2f}{_spread(r['bps'], '{:.0f}')} | {bps * BATCH:.0f} | {vs} |"
         )
         if train:
-            line += f" {bps * BATCH / train['samples_per_s']:.0f}x |"
+            times = bps * BATCH / train["samples_per_s"]
+            line += f" {times:.1f}x |" if times < 10 else f" {times:.0f}x |"
         line += f" {rss} | {store} | {r['setup_s']:.0f} | {r['cache']} |"
         lines.append(line)
     return "\n".join(lines)

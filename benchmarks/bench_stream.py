@@ -255,9 +255,7 @@ def run_xbatcher(loader: str, size: int, seconds: float, cache: Path, cold: bool
         store_mb = sum(st.nbytes() for st in stores) / 1e6
     encode = None
     if LOADERS[loader][1].get("encode"):  # training batches, as the prepared loader makes
-        from nowcast.config import PreprocessConfig
         from nowcast.data.dataset import gather_batch, mark_window
-        from nowcast.data.preprocess import Preprocessor
 
         pre = _preprocessor()
 

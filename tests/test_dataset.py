@@ -14,7 +14,7 @@ from dask_counting import TaskCounter
 
 from nowcast.config import Config, DataConfig, PreprocessConfig, SamplerConfig, SplitConfig
 from nowcast.data.archive import open_archive
-from nowcast.data.dataset import FrameCache, SequenceDataset, encode_batch
+from nowcast.data.dataset import FrameCache, SequenceDataset, gather_batch, mark_window
 from nowcast.data.preprocess import Preprocessor
 from nowcast.data.sampler import SPLITS
 from nowcast.data.training import build_datasets
@@ -225,20 +225,25 @@ def test_steps_per_epoch_runs_on_through_shuffled_passes():
 
 
 @pytest.mark.parametrize("all_frames_valid", [False, True])
-def test_encode_batch_splits_masks_and_fills_every_non_finite_value(all_frames_valid):
+def test_mark_and_gather_split_mask_and_fill_every_non_finite_value(all_frames_valid):
     rng = np.random.default_rng(0)
     records = [rng.normal(size=(5, 4, 6)).astype(np.float32) for _ in range(3)]
     records[0][0, 1, 2] = np.nan  # an input frame
     records[1][3, 0, 0] = np.inf  # a target frame
     records[2][4, 2, :] = -np.inf
     records[2][1:, 3, 5] = np.nan
-    x, y, mask = encode_batch(records, 2, -7.0, all_frames_valid=all_frames_valid)
     stack = np.stack(records)[..., None]
     finite = np.isfinite(stack)
+    windows = [r.copy() for r in records]
+    valids = [mark_window(w, -7.0) for w in windows]
+    x, y, mask = gather_batch(windows, valids, 2, all_frames_valid=all_frames_valid)
     assert x.shape == (3, 2, 4, 6, 1) and y.shape == mask.shape == (3, 3, 4, 6, 1)
     np.testing.assert_array_equal(x, np.where(finite[:, :2], stack[:, :2], -7.0))
     np.testing.assert_array_equal(y, np.where(finite[:, 2:], stack[:, 2:], -7.0))
     expected = finite.all(axis=1, keepdims=True) if all_frames_valid else finite[:, 2:]
     np.testing.assert_array_equal(mask, np.broadcast_to(expected, mask.shape).astype(np.float32))
     assert mask[0].all() != all_frames_valid  # only the whole-window mask sees the input's NaN
-    assert np.isnan(records[0][0, 1, 2])  # the records are not modified
+    assert np.isnan(records[0][0, 1, 2])  # the records are not modified (copies were marked)
+    for w, v, r in zip(windows, valids, records):  # marked in place, the valid mask returned
+        np.testing.assert_array_equal(v, np.isfinite(r))
+        np.testing.assert_array_equal(w, np.where(np.isfinite(r), r, -7.0))

@@ -112,16 +112,6 @@ def gather_batch(
     return x, y, mask
 
 
-def encode_batch(
-    records: list[np.ndarray], t_in: int, fill_value: float, *, all_frames_valid: bool = False
-):
-    """``(t_in + t_out, P, P)`` normalised windows (NaN where missing) -> ``(x, y, mask)``
-    (see :func:`gather_batch`); NaN becomes ``fill_value``. ``records`` are not modified."""
-    windows = [np.array(r, dtype=np.float32) for r in records]
-    valids = [mark_window(w, fill_value) for w in windows]
-    return gather_batch(windows, valids, t_in, all_frames_valid=all_frames_valid)
-
-
 def _compute_all(arrays) -> list[np.ndarray]:
     """Values of lazy DataArrays, computed together on the calling thread."""
     data = [a.data for a in arrays]

@@ -1,0 +1,184 @@
+"""Probabilistic forecasts of one issue time: the :class:`Distribution` protocol and the
+ensemble form every method can use.
+
+A probabilistic method (``Forecaster.probabilistic`` true) has
+``predict_distribution(past, n_leads, *, members, seed) -> Distribution``: one call per
+issue time that does the expensive work once (the flow, the network pass, the cascade).
+The products are then read off it, all in the input's physical units (``mm h-1`` for
+rain), on the input grid, NaN where the deterministic forecast is NaN:
+
+* :meth:`Distribution.median` ``(lead_time, y, x)``: the deterministic forecast (the
+  default product of a probabilistic method: it minimises the expected absolute error);
+* :meth:`Distribution.sharp` ``(lead_time, y, x)``: a sharp deterministic field that keeps
+  heavy rain: the mean's spatial pattern with the distribution of values of the whole
+  predictive distribution (probability matching, as pySTEPS' ensemble mean);
+* :meth:`Distribution.quantiles` ``(quantile, lead_time, y, x)`` for levels in (0, 1);
+* :meth:`Distribution.exceedance` ``(threshold, lead_time, y, x)``: ``P(value >= threshold)``
+  in [0, 1];
+* :meth:`Distribution.members` ``(realization, lead_time, y, x)``: the ``members`` coherent
+  samples asked for (a :class:`NowcastError` when it was made with ``members=0``).
+
+:class:`EnsembleDistribution` is the distribution of a finite ensemble (STEPS, or any member
+set); a learned quantile model has its own form (``nowcast.methods.quantile``).
+Coordinates: ``realization`` (int, CF standard name ``realization``), ``quantile`` (float,
+units ``1``), ``threshold`` (float, the variable's units).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import xarray as xr
+
+from nowcast.conventions import LEAD_TIME, X, Y
+from nowcast.errors import NowcastError
+
+REALIZATION, QUANTILE, THRESHOLD = "realization", "quantile", "threshold"
+
+
+@runtime_checkable
+class Distribution(Protocol):
+    """The predictive distribution of one issue time (see the module doc)."""
+
+    def median(self) -> xr.DataArray: ...
+
+    def sharp(self) -> xr.DataArray: ...
+
+    def quantiles(self, levels: Sequence[float]) -> xr.DataArray: ...
+
+    def exceedance(self, thresholds: Sequence[float]) -> xr.DataArray: ...
+
+    def members(self) -> xr.DataArray: ...
+
+
+def check_levels(levels: Sequence[float]) -> np.ndarray:
+    """Quantile levels as a sorted float array, each strictly inside (0, 1)."""
+    out = np.asarray([float(q) for q in levels], dtype=float)
+    if out.size == 0 or not np.all((out > 0) & (out < 1)):
+        raise NowcastError(f"quantile levels must lie strictly between 0 and 1, got {list(levels)}")
+    if np.any(np.diff(out) <= 0):
+        raise NowcastError(f"quantile levels must be strictly increasing, got {list(levels)}")
+    return out
+
+
+def check_thresholds(thresholds: Sequence[float]) -> np.ndarray:
+    out = np.asarray([float(t) for t in thresholds], dtype=float)
+    if out.size == 0 or not np.all(np.isfinite(out)):
+        raise NowcastError(f"thresholds must be finite numbers, got {list(thresholds)}")
+    if np.any(np.diff(out) <= 0):
+        raise NowcastError(f"thresholds must be strictly increasing, got {list(thresholds)}")
+    return out
+
+
+def stacked(
+    values: np.ndarray, template: xr.DataArray, dim: str, coord: np.ndarray, attrs: dict
+) -> xr.DataArray:
+    """``values`` ``(n, lead_time, y, x)`` on ``template``'s ``(lead_time, y, x)`` grid, with a
+    leading ``dim`` coordinate ``coord`` (attrs ``attrs``)."""
+    out = xr.DataArray(
+        np.asarray(values, dtype=np.float32),
+        dims=(dim, LEAD_TIME, Y, X),
+        coords={dim: (dim, np.asarray(coord), dict(attrs)), **template.coords},
+        name=template.name,
+        attrs=dict(template.attrs),
+    )
+    return out
+
+
+def quantile_coord(levels) -> tuple[np.ndarray, dict]:
+    return np.asarray(levels, dtype=float), {"long_name": "quantile level", "units": "1"}
+
+
+def threshold_coord(thresholds, units: str | None) -> tuple[np.ndarray, dict]:
+    attrs = {"long_name": "exceedance threshold (value >= threshold)"}
+    if units:
+        attrs["units"] = units
+    return np.asarray(thresholds, dtype=float), attrs
+
+
+def realization_coord(n: int) -> tuple[np.ndarray, dict]:
+    return np.arange(n, dtype=np.int32), {"standard_name": "realization", "long_name": "member"}
+
+
+def probability_attrs(template: xr.DataArray) -> dict:
+    """Attributes of an exceedance-probability field made from ``template``'s variable."""
+    name = template.name or "forecast"
+    return {
+        "long_name": f"probability of {name} at or above the threshold",
+        "units": "1",
+        "valid_min": 0.0,
+        "valid_max": 1.0,
+    }
+
+
+def match_values(pattern: np.ndarray, pool: np.ndarray) -> np.ndarray:
+    """Probability matching: ``pattern``'s ranks with values from ``pool`` (any size).
+
+    The finite pixels of ``pattern`` (one 2-D field) receive the pool's quantiles at their
+    rank: the output's value distribution is ``pool``'s, its ordering ``pattern``'s. NaN
+    stays NaN; ties in ``pattern`` keep a stable order.
+    """
+    out = np.full(pattern.shape, np.nan, dtype=np.float32)
+    valid = np.isfinite(pattern)
+    n = int(valid.sum())
+    pool = np.sort(np.asarray(pool, dtype=np.float64)[np.isfinite(pool)])
+    if n == 0 or pool.size == 0:
+        return out
+    order = np.argsort(pattern[valid], kind="stable")
+    ranks = (np.arange(n) + 0.5) / n
+    values = np.interp(ranks, (np.arange(pool.size) + 0.5) / pool.size, pool)
+    flat = np.empty(n, dtype=np.float32)
+    flat[order] = values
+    out[valid] = flat
+    return out
+
+
+class EnsembleDistribution:
+    """The predictive distribution of a finite ensemble ``(realization, lead_time, y, x)``."""
+
+    def __init__(self, members: xr.DataArray) -> None:
+        if members.dims != (REALIZATION, LEAD_TIME, Y, X):
+            members = members.transpose(REALIZATION, LEAD_TIME, Y, X)
+        if members.sizes[REALIZATION] < 1:
+            raise NowcastError("an ensemble needs at least one member")
+        self._members = members
+        self._template = members.isel({REALIZATION: 0}, drop=True)
+
+    def members(self) -> xr.DataArray:
+        return self._members
+
+    def _values(self) -> np.ndarray:
+        return np.asarray(self._members.values, dtype=np.float32)
+
+    def _field(self, values: np.ndarray) -> xr.DataArray:
+        return self._template.copy(data=np.asarray(values, dtype=np.float32))
+
+    def median(self) -> xr.DataArray:
+        v = self._values()
+        with np.errstate(all="ignore"):
+            med = np.median(v, axis=0)
+        return self._field(med)
+
+    def sharp(self) -> xr.DataArray:
+        v = self._values()
+        mean = v.mean(axis=0)
+        out = np.stack([match_values(mean[j], v[:, j]) for j in range(v.shape[1])])
+        out[~np.isfinite(mean)] = np.nan
+        return self._field(out)
+
+    def quantiles(self, levels: Sequence[float]) -> xr.DataArray:
+        levels = check_levels(levels)
+        q = np.quantile(self._values(), levels, axis=0)
+        return stacked(q, self._template, QUANTILE, *quantile_coord(levels))
+
+    def exceedance(self, thresholds: Sequence[float]) -> xr.DataArray:
+        thresholds = check_thresholds(thresholds)
+        v = self._values()
+        p = np.stack([(v >= t).mean(axis=0) for t in thresholds]).astype(np.float32)
+        p[:, ~np.isfinite(v).all(axis=0)] = np.nan
+        units = self._template.attrs.get("units")
+        out = stacked(p, self._template, THRESHOLD, *threshold_coord(thresholds, units))
+        out.attrs = probability_attrs(self._template)
+        return out

@@ -36,7 +36,7 @@ Transform = Literal["log", "dbr", "zscore", "none"]
 
 @dataclass(frozen=True)
 class SyntheticConfig:
-    """A synthetic archive of advected rain cells (:func:`nowcast.data.synthetic_rain`):
+    """A synthetic archive of advected rain cells (:func:`nowcast.archive.synthetic_rain`):
     written to the one ``data.events`` path when that is missing (the demo config)."""
 
     n_times: int = 96
@@ -164,6 +164,9 @@ class ModelConfig:
     frame: Literal["eulerian", "lagrangian"] = "eulerian"
     head: Literal["dense", "skip"] = "dense"
     flow: FlowConfig = field(default_factory=FlowConfig)
+    # quantile levels the network predicts per pixel and lead (a predictive distribution,
+    # trained with train.loss: pinball); empty: one value (a deterministic model)
+    quantiles: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -174,7 +177,7 @@ class TrainConfig:
     learning_rate: float = 1e-3
     lr_schedule: Literal["constant", "cosine", "plateau"] = "plateau"
     early_stopping_patience: int = 5
-    loss: Literal["mse", "mae", "balanced_mse", "balanced_mae", "quantile"] = "mse"
+    loss: Literal["mse", "mae", "balanced_mse", "balanced_mae", "quantile", "pinball"] = "mse"
     # loss "quantile": pinball loss on the decoded (physical) values, quantile rising linearly
     # from quantile[0] at the first lead to quantile[1] at the last (0.5: median = MAE)
     quantile: tuple[float, float] = (0.5, 0.5)
@@ -186,6 +189,9 @@ class TrainConfig:
     # (JAX backend only in Keras 3); devices: how many (None = all visible).
     data_parallel: bool = False
     devices: int | None = None
+    # warm start: copy the weights of every layer whose name and shapes match from this
+    # trained model (a run directory or a .keras file) before training
+    init_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -259,6 +265,10 @@ class Config:
         require(t.devices is None or t.devices >= 1, "train.devices must be >= 1")
         require(all(0 < q < 1 for q in t.quantile), "train.quantile values must be in (0, 1)")
         require(t.lead_discount >= 0, "train.lead_discount must be >= 0")
+        require(
+            (t.loss == "pinball") == bool(m.quantiles),
+            "train.loss: pinball goes with model.quantiles (a quantile model), and only with it",
+        )
         if t.data_parallel and t.devices and s.batch_size % t.devices:
             raise ConfigError(
                 f"sampler.batch_size={s.batch_size} must be a multiple of "
@@ -324,6 +334,10 @@ def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] 
                 cache_dir=cache_dir,
             ),
             sampler=dataclasses.replace(cfg.sampler, split=split),
+            train=dataclasses.replace(
+                cfg.train,
+                init_from=resolve_path(cfg.train.init_from, base) if cfg.train.init_from else None,
+            ),
         )
     return cfg
 

@@ -10,6 +10,9 @@ plain mean over all elements.
 the weights scaled to mean 1 (L-CNN's discounting, Ritvanen et al. 2023): early leads,
 whose errors are small, then count as much as late ones.
 
+``pinball`` (:class:`PinballLoss`): the same, averaged over the levels of a quantile model
+(``model.quantiles``, see :mod:`nowcast.model.quantiles`): a CRPS in mm h-1.
+
 ``quantile``: the pinball loss on *physical* values (the preprocessor's decoding inside the
 loss, rain rates in mm h-1 clipped at 0): ``max(q e, (q - 1) e)``, ``e = truth - forecast``;
 ``q = 0.5`` is half the absolute error (the median forecast), ``q > 0.5`` forecasts a higher
@@ -32,6 +35,7 @@ import numpy as np
 from keras import ops
 
 from nowcast.errors import ConfigError
+from nowcast.model.quantiles import check_quantile_levels
 
 _register = keras.saving.register_keras_serializable(package="nowcast")
 
@@ -39,7 +43,7 @@ _register = keras.saving.register_keras_serializable(package="nowcast")
 HKO7_THRESHOLDS_MMH = (2.0, 5.0, 10.0, 30.0)
 HKO7_WEIGHTS = (1.0, 2.0, 5.0, 10.0, 30.0)
 
-LOSS_NAMES = ("mse", "mae", "balanced_mse", "balanced_mae", "quantile")
+LOSS_NAMES = ("mse", "mae", "balanced_mse", "balanced_mae", "quantile", "pinball")
 
 
 def _error(kind: str, y_true, y_pred):
@@ -213,12 +217,52 @@ class QuantileError(keras.losses.Loss):
         }
 
 
+@_register
+class PinballLoss(keras.losses.Loss):
+    """Pinball loss on decoded values averaged over ``levels`` (see the module doc).
+
+    ``y_true`` ``(B, T, H, W, 1)``, ``y_pred`` ``(B, T, H, W, K)``; per-element output
+    ``(B, T, H, W, 1)``, so the valid-pixel mask (``sample_weight``) applies as for the
+    other losses. ``encoding``: the preprocessor's (:meth:`Preprocessor.to_dict`).
+    """
+
+    def __init__(
+        self,
+        encoding: dict,
+        levels: Sequence[float] = (0.1, 0.5, 0.9),
+        lead_discount: float = 0.0,
+        name: str | None = None,
+        reduction="mean_with_sample_weight",
+        dtype=None,
+    ):
+        super().__init__(name=name or "pinball", reduction=reduction, dtype=dtype)
+        keep = ("transform", "log_offset", "dbr_floor", "normalise", "mean", "std")
+        self.encoding = {k: encoding[k] for k in keep if k in encoding}
+        self.levels = check_quantile_levels(levels)
+        self.lead_discount = float(lead_discount)
+
+    def call(self, y_true, y_pred):
+        error = decode(y_true, self.encoding) - decode(y_pred, self.encoding)
+        q = ops.reshape(ops.convert_to_tensor(self.levels, dtype=error.dtype), (1, 1, 1, 1, -1))
+        loss = ops.mean(ops.maximum(q * error, (q - 1.0) * error), axis=-1, keepdims=True)
+        return _discounted(loss, y_true, self.lead_discount)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "encoding": dict(self.encoding),
+            "levels": list(self.levels),
+            "lead_discount": self.lead_discount,
+        }
+
+
 def make_loss(
     name: str,
     *,
     thresholds_normalised: Sequence[float] | None = None,
     encoding: dict | None = None,
     quantile=(0.5, 0.5),
+    levels=(),
     lead_discount: float = 0.0,
 ) -> keras.losses.Loss:
     """The training loss named in ``TrainConfig.loss``.
@@ -226,10 +270,15 @@ def make_loss(
     ``"mse"``/``"mae"``: masked mean over valid pixels. ``"balanced_mse"``/``"balanced_mae"``
     need ``thresholds_normalised``: :data:`HKO7_THRESHOLDS_MMH` passed through the data's
     preprocessor (the same encoding the model's targets have). ``"quantile"`` needs the
-    preprocessor's ``encoding`` (:meth:`Preprocessor.to_dict`).
+    preprocessor's ``encoding`` (:meth:`Preprocessor.to_dict`); ``"pinball"`` the encoding
+    and the quantile ``levels`` the model predicts (``model.quantiles``).
     """
     if name not in LOSS_NAMES:
         raise ConfigError(f"train.loss: {name!r} is not one of {', '.join(LOSS_NAMES)}")
+    if name == "pinball":
+        if encoding is None or not levels:
+            raise ConfigError("train.loss='pinball' needs the encoding and model.quantiles")
+        return PinballLoss(encoding, levels, lead_discount)
     if name == "quantile":
         if encoding is None:
             raise ConfigError("train.loss='quantile' needs the preprocessor's encoding")

@@ -13,6 +13,8 @@
       -> Dense(b*b*U) + DepthToSpace(b) | Conv3DTranspose 1xbxb *b, leaky ReLU
       -> crop to (H, W) -> Dense(C) head, linear, float32
     forecast (B, t_out, H, W, C)
+      or, with ``model.quantiles`` (K levels, C = 1), the non-crossing quantiles
+      (B, t_out, H, W, K) of :mod:`nowcast.model.quantiles`
 
 ``b = cfg.downsample``, ``U = max(8, C)`` full-resolution feature channels. The
 recurrent layer is one of :data:`CELLS` by ``cfg.cell``:
@@ -46,6 +48,7 @@ from nowcast.model.layers import (
     PadToMultiple,
     SpaceToDepth,
 )
+from nowcast.model.quantiles import check_quantile_levels, quantile_head
 
 #: Feature channels at full resolution before the output head (at least ``channels``).
 UPSAMPLE_CHANNELS = 8
@@ -165,6 +168,10 @@ def _head(cfg: ModelConfig, features, past, *, t_out: int, channels: int):
     out = keras.layers.Dense(channels, dtype="float32", kernel_initializer=init, name="head")(
         features
     )
+    if cfg.quantiles:
+        if not cfg.residual or channels != 1:
+            raise ConfigError("model.quantiles needs model.residual: true and one channel")
+        return quantile_head(features, past, out, levels=check_quantile_levels(cfg.quantiles))
     if cfg.residual:
         out = AddLastFrame(dtype="float32", name="add_last_frame")([out, past])
     return out

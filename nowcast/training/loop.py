@@ -19,9 +19,9 @@ import numpy as np
 from nowcast import __version__
 from nowcast.backend import device_description, select_backend
 from nowcast.config import Config, dump_config
-from nowcast.data.training import Datasets, build_datasets
+from nowcast.trainset.plan import Datasets, build_datasets
 from nowcast.errors import NowcastError
-from nowcast.model import HKO7_THRESHOLDS_MMH, build_model, make_loss
+from nowcast.model import HKO7_THRESHOLDS_MMH, build_model, load_model, make_loss
 from nowcast.motion import FlowOptions
 from nowcast.training.callbacks import EpochCheckpoint, TensorBoardScalars
 from nowcast.training.rundir import RunDir
@@ -111,6 +111,7 @@ def build_metadata(cfg: Config, datasets: Datasets, *, backend: str) -> dict[str
         "downsample": cfg.model.downsample,
         "coarsen": cfg.preprocess.coarsen,
         "frame": cfg.model.frame,
+        "quantiles": list(cfg.model.quantiles),
         "flow": FlowOptions.from_config(cfg.model.flow).to_dict(),
         "grid_spacing": summary.get("grid_spacing")
         or [e.get("grid_spacing") for e in summary.get("events", [])],
@@ -118,6 +119,36 @@ def build_metadata(cfg: Config, datasets: Datasets, *, backend: str) -> dict[str
         "training": summary,
         "backend": backend,
     }
+
+
+def warm_start(model, source: str | Path, *, echo=print) -> int:
+    """Copy into ``model`` the weights of every layer of the trained model ``source`` (a run
+    directory or a ``.keras`` file) with the same name and weight shapes; returns how many
+    layers were copied. The others (e.g. a new output head) keep their initial weights."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        path = RunDir(path).model
+    donor = load_model(path)
+    copied, kept = 0, []
+    for layer in model.layers:
+        try:
+            other = donor.get_layer(layer.name)
+        except ValueError:
+            other = None
+        theirs = other.get_weights() if other is not None else None
+        mine = layer.get_weights()
+        if not mine:
+            continue
+        if theirs is not None and [w.shape for w in theirs] == [w.shape for w in mine]:
+            layer.set_weights(theirs)
+            copied += 1
+        else:
+            kept.append(layer.name)
+    echo(
+        f"warm start from {path}: {copied} layers copied"
+        + (f", {len(kept)} initialised ({', '.join(kept)})" if kept else "")
+    )
+    return copied
 
 
 def _compile(model, cfg: Config, preprocessor) -> None:
@@ -130,6 +161,7 @@ def _compile(model, cfg: Config, preprocessor) -> None:
         thresholds_normalised=thresholds,
         encoding=preprocessor.to_dict(),
         quantile=cfg.train.quantile,
+        levels=cfg.model.quantiles,
         lead_discount=cfg.train.lead_discount,
     )
     lr: Any = cfg.train.learning_rate
@@ -236,6 +268,8 @@ def train(
                     t_out=cfg.sampler.t_out,
                     channels=cfg.model.channels,
                 )
+            if cfg.train.init_from:
+                warm_start(model, cfg.train.init_from, echo=echo)
             _compile(model, cfg, datasets.preprocessor)
         initial_epoch = int(state.get("epoch", 0))
         if initial_epoch >= cfg.train.epochs:

@@ -15,8 +15,9 @@ channels are the quantiles of the physical value (rain rates clipped at 0: low l
 dry pixel decode to 0, a zero-inflated distribution).
 
 :class:`nowcast.model.losses.PinballLoss` is the pinball loss on decoded (physical) values
-averaged over the levels: ``mean_k max(q_k e_k, (q_k - 1) e_k)``, ``e_k = truth - forecast_k``. Twice it is
-the quantile form of the CRPS (Gneiting & Raftery 2007; exact as the levels fill (0, 1)),
+averaged over the levels: ``mean_k max(q_k e_k, (q_k - 1) e_k)``, ``e_k = truth - forecast_k``.
+Twice it is the quantile form of the CRPS (Gneiting & Raftery 2007; exact as the levels
+fill (0, 1)),
 so training minimises (an approximation of) the CRPS in mm h-1.
 """
 

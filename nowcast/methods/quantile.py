@@ -1,0 +1,235 @@
+"""The predictive distribution of a quantile model, and its ensemble members (a Gaussian copula).
+
+A quantile model (``model.quantiles``, :mod:`nowcast.model.quantiles`) gives, per pixel and
+lead, the network values ``v_1 < ... < v_K`` (normalised) at levels ``q_1 < ... < q_K``.
+:class:`QuantileDistribution` reads every product off them (the contract is
+:mod:`nowcast.distribution`):
+
+* the **quantile function** of a pixel is piecewise linear in the standard-normal score
+  ``z = Phi^-1(u)`` through the knots ``(Phi^-1(q_k), v_k)``, extended linearly beyond the
+  first and last knots (the end slopes) up to ``|z| <=`` :data:`Z_MAX`, then decoded to
+  physical units (rain clipped at 0: a zero-inflated distribution). Quantiles at any level,
+  exceedance probabilities (the same function inverted) and members all use it.
+* **members** (a Gaussian copula): member ``m`` at lead ``j`` is the quantile function at
+  ``z_m,j``, a standard-normal field with a power-law spectrum fitted to the last observed
+  frame (FFT-filtered noise, as STEPS' parametric noise) evolved from lead to lead as AR(1),
+  ``z_j = rho z_{j-1} + sqrt(1 - rho^2) e_j``. The fields are made in the frame where the
+  network works (the Lagrangian frame for a Lagrangian model) and moved forward with the
+  forecast's own displacements (``finish``), so the noise moves with the rain. Each
+  pixel's member values are draws from its predicted distribution, whatever ``rho`` and the
+  spectrum: the copula shapes the members' coherence, not their calibration.
+  Cost: no network pass and no flow computation per member, one noise field and one warp
+  per member and lead.
+* **sharp**: the distribution's mean pattern with the values of the whole predictive
+  distribution (probability matching to the pooled quantile function at
+  :data:`SHARP_DRAWS` levels per pixel, as pySTEPS matches its ensemble mean).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import xarray as xr
+from scipy.special import ndtr, ndtri
+
+from nowcast.distribution import (
+    QUANTILE,
+    REALIZATION,
+    THRESHOLD,
+    check_levels,
+    check_thresholds,
+    match_values,
+    probability_attrs,
+    quantile_coord,
+    realization_coord,
+    stacked,
+    threshold_coord,
+)
+from nowcast.errors import NowcastError
+
+#: The quantile function is extended linearly to at most this standard-normal score.
+Z_MAX = 3.5
+#: Evenly spaced levels per pixel pooled for the sharp product's value distribution.
+SHARP_DRAWS = 10
+#: At most this many pixels pooled per lead for the sharp product (a fixed random subset).
+SHARP_POOL_PIXELS = 100_000
+
+
+def quantile_function(knots: np.ndarray, values: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """``values`` ``(..., K)`` at the standard-normal scores ``z`` (broadcast to ``values[...,
+    0]``): piecewise linear through ``(knots, values)``, linear beyond the ends."""
+    z = np.clip(np.broadcast_to(z, values.shape[:-1]), -Z_MAX, Z_MAX)
+    k = np.clip(np.searchsorted(knots, z, side="right") - 1, 0, len(knots) - 2)
+    lo = np.take_along_axis(values, k[..., None], axis=-1)[..., 0]
+    hi = np.take_along_axis(values, k[..., None] + 1, axis=-1)[..., 0]
+    w = (z - knots[k]) / (knots[k + 1] - knots[k])
+    return lo + w * (hi - lo)
+
+
+def exceedance_scores(knots: np.ndarray, values: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """The standard-normal score ``z`` where :func:`quantile_function` reaches ``level``
+    (per pixel; ``values`` increasing along the last axis), clipped to ``+-Z_MAX``."""
+    count = (values < level[..., None]).sum(axis=-1)  # knots strictly below the level
+    k = np.clip(count - 1, 0, len(knots) - 2)
+    lo = np.take_along_axis(values, k[..., None], axis=-1)[..., 0]
+    hi = np.take_along_axis(values, k[..., None] + 1, axis=-1)[..., 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w = np.where(hi > lo, (level - lo) / (hi - lo), 0.0)
+    return np.clip(knots[k] + w * (knots[k + 1] - knots[k]), -Z_MAX, Z_MAX)
+
+
+#: Bounds of the fitted spectral slope of the noise (power ~ wavenumber ** -beta).
+BETA_RANGE = (1.0, 3.5)
+
+
+def noise_filter(field: np.ndarray) -> np.ndarray:
+    """An isotropic power-law FFT filter (amplitudes for ``np.fft.rfft2``) whose slope is
+    fitted to ``field``'s radially averaged power spectrum (NaN as its minimum), the slope
+    kept within :data:`BETA_RANGE` (a flat or odd spectrum gets a bounded one)."""
+    finite = np.isfinite(field)
+    filled = np.where(finite, field, np.nanmin(field) if finite.any() else 0.0)
+    filled = filled - filled.mean()
+    ny, nx = filled.shape
+    k = np.hypot(*np.meshgrid(np.fft.fftfreq(ny) * ny, np.fft.rfftfreq(nx) * nx, indexing="ij"))
+    power = np.abs(np.fft.rfft2(filled)) ** 2
+    bins = np.rint(k).astype(int)
+    counts = np.bincount(bins.ravel())
+    radial = np.bincount(bins.ravel(), power.ravel()) / np.maximum(counts, 1)
+    use = np.arange(len(radial))
+    use = use[(use >= 2) & (use <= max(3, min(ny, nx) // 4)) & (radial[: len(use)] > 0)]
+    beta = BETA_RANGE[1] if len(use) < 2 else -np.polyfit(np.log(use), np.log(radial[use]), 1)[0]
+    beta = float(np.clip(beta, *BETA_RANGE))
+    with np.errstate(divide="ignore"):
+        amplitude = np.where(k > 0, k ** (-beta / 2.0), 0.0)
+    return amplitude
+
+
+def noise_field(fft_filter: np.ndarray, shape: tuple[int, int], rng: np.random.Generator):
+    """One standard-normal field of ``shape`` with ``fft_filter``'s spectrum (mean 0,
+    variance 1): white noise filtered in Fourier space."""
+    white = np.fft.rfft2(rng.standard_normal(shape))
+    field = np.fft.irfft2(white * fft_filter, s=shape)
+    std = field.std()
+    return (field - field.mean()) / (std if std > 0 else 1.0)
+
+
+class QuantileDistribution:
+    """The distribution of one issue time from a quantile model (see the module doc).
+
+    ``values``: ``(n_leads, y, x, K)`` network values at ``levels`` in the network's frame
+    and grid; ``decode``: network values -> physical; ``finish``: ``(n_leads, y, x)``
+    physical fields in the network's frame -> the forecast grid (moved along the flow,
+    coarsening undone, NaN outside the valid area); ``template``: the deterministic forecast
+    (its coordinates and attributes); ``pattern``: the field whose power spectrum the noise
+    takes (network values, e.g. the last input frame); ``rho``: the AR(1) coefficient of the
+    noise from one lead to the next; ``members``/``seed``: the ensemble asked for.
+    """
+
+    probabilistic = True
+
+    def __init__(
+        self,
+        values: np.ndarray,
+        levels: Sequence[float],
+        *,
+        decode: Callable[[np.ndarray], np.ndarray],
+        finish: Callable[[np.ndarray], np.ndarray],
+        template: xr.DataArray,
+        pattern: np.ndarray,
+        rho: float,
+        members: int = 0,
+        seed: int | None = None,
+    ) -> None:
+        self.levels = check_levels(levels)
+        self.knots = ndtri(self.levels)
+        self.values = np.asarray(values, dtype=np.float32)
+        self.median_index = int(np.argmin(np.abs(self.levels - 0.5)))
+        self._decode, self._finish = decode, finish
+        self.template = template
+        self.pattern = pattern
+        self.rho = float(np.clip(rho, 0.0, 0.999))
+        self.n_members = int(members)
+        self.seed = seed
+        self._members: xr.DataArray | None = None
+
+    # ------------------------------------------------------------------ helpers
+    def _field(self, physical: np.ndarray) -> xr.DataArray:
+        return self.template.copy(data=np.asarray(self._finish(physical), dtype=np.float32))
+
+    def _at_scores(self, z: np.ndarray) -> np.ndarray:
+        """Physical ``(n_leads, y, x)`` values of the quantile function at scores ``z``."""
+        return np.asarray(self._decode(quantile_function(self.knots, self.values, z)))
+
+    # ------------------------------------------------------------------ products
+    def median(self) -> xr.DataArray:
+        return self._field(self._at_scores(np.zeros(self.values.shape[:-1])))
+
+    def quantiles(self, levels: Sequence[float]) -> xr.DataArray:
+        levels = check_levels(levels)
+        out = np.stack([self._field(self._at_scores(np.full(1, ndtri(q)))).values for q in levels])
+        return stacked(out, self.template, QUANTILE, *quantile_coord(levels))
+
+    def exceedance(self, thresholds: Sequence[float]) -> xr.DataArray:
+        thresholds = check_thresholds(thresholds)
+        out = []
+        for t in thresholds:
+            level = np.full(self.values.shape[:-1], self._encoded(t))
+            p = 1.0 - ndtr(exceedance_scores(self.knots, self.values, level))
+            out.append(np.clip(self._finish(p), 0.0, 1.0))
+        units = self.template.attrs.get("units")
+        coord = threshold_coord(thresholds, units)
+        result = stacked(np.stack(out), self.template, THRESHOLD, *coord)
+        result.attrs = probability_attrs(self.template)
+        return result
+
+    def _encoded(self, threshold: float) -> float:
+        """The network value whose decoding is ``threshold`` (bisection: decode is monotonic)."""
+        lo, hi = -50.0, 50.0
+        for _ in range(60):
+            mid = 0.5 * (lo + hi)
+            if float(np.asarray(self._decode(np.array([mid])))[0]) < threshold:
+                lo = mid
+            else:
+                hi = mid
+        return hi
+
+    def sharp(self) -> xr.DataArray:
+        u = (np.arange(SHARP_DRAWS) + 0.5) / SHARP_DRAWS
+        draws = np.stack([self._at_scores(np.full(1, ndtri(q))) for q in u])  # (D, n, y, x)
+        mean = draws.mean(axis=0)
+        rng = np.random.default_rng(0)
+        out = np.empty_like(mean, dtype=np.float32)
+        for j in range(mean.shape[0]):
+            valid = np.flatnonzero(np.isfinite(mean[j]))
+            if valid.size > SHARP_POOL_PIXELS:
+                valid = rng.choice(valid, SHARP_POOL_PIXELS, replace=False)
+            pool = draws[:, j].reshape(SHARP_DRAWS, -1)[:, valid]
+            out[j] = match_values(mean[j], pool.ravel())
+        return self._field(out)
+
+    def members(self) -> xr.DataArray:
+        if self.n_members < 1:
+            raise NowcastError(
+                "this forecast was made without members: ask for them with --members N"
+            )
+        if self._members is None:
+            self._members = self._make_members()
+        return self._members
+
+    def _make_members(self) -> xr.DataArray:
+        rng = np.random.default_rng(self.seed)
+        fft_filter = noise_filter(self.pattern)
+        shape = self.values.shape[1:3]
+        n_leads = self.values.shape[0]
+        scale = np.sqrt(1.0 - self.rho**2)
+        out = np.empty((self.n_members,) + self.template.shape, dtype=np.float32)
+        for m in range(self.n_members):
+            z = noise_field(fft_filter, shape, rng)
+            fields = np.empty(self.values.shape[:-1], dtype=np.float32)
+            for j in range(n_leads):
+                if j:
+                    z = self.rho * z + scale * noise_field(fft_filter, shape, rng)
+                fields[j] = self._decode(quantile_function(self.knots, self.values[j], z))
+            out[m] = self._finish(fields)
+        return stacked(out, self.template, REALIZATION, *realization_coord(self.n_members))

@@ -40,6 +40,55 @@ def _is_write_error(exc: OSError, scratch: Path, path: Path) -> bool:
     return mine or exc.errno in _WRITE_ERRNOS
 
 
+#: ``link`` errors that say this file system cannot hard-link (then an exclusive create claims).
+_NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV}
+
+
+def _exists_error(path: Path) -> NowcastError:
+    return NowcastError(f"{path} exists: pass --overwrite to replace it")
+
+
+def _place_new(src: Path, dst: Path) -> None:
+    """Move ``src`` to ``dst`` only if nothing is at ``dst``, without a race.
+
+    A file is hard-linked (``link`` fails when ``dst`` appeared meanwhile), or, where the
+    file system has no hard links, ``dst`` is claimed with an exclusive create and replaced;
+    a folder claims ``dst`` with ``mkdir`` (which fails when it exists) and is renamed onto
+    its own empty claim. Two writers of the same new output: exactly one wins, the other
+    gets a :class:`NowcastError` saying that ``dst`` exists.
+    """
+    if src.is_dir() and not src.is_symlink():
+        try:
+            os.mkdir(dst)
+        except FileExistsError:
+            raise _exists_error(dst) from None
+        try:
+            os.rename(src, dst)  # onto our own empty claim
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.rmdir(dst)
+            raise
+        return
+    try:
+        os.link(src, dst)
+        return
+    except FileExistsError:
+        raise _exists_error(dst) from None
+    except OSError as exc:
+        if exc.errno not in _NO_HARD_LINKS:
+            raise
+    try:  # no hard links here: claim the name, then replace the claim
+        os.close(os.open(dst, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    except FileExistsError:
+        raise _exists_error(dst) from None
+    try:
+        os.replace(src, dst)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(dst)
+        raise
+
+
 def _replace(src: Path, dst: Path, aside: Path) -> None:
     """Rename ``src`` onto ``dst``; an existing folder is moved to ``aside`` first."""
     if dst.is_dir() and not dst.is_symlink():  # a folder cannot be renamed over
@@ -54,7 +103,9 @@ def _replace(src: Path, dst: Path, aside: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_output(path: str | os.PathLike, *, merge: bool = False) -> Iterator[Path]:
+def atomic_output(
+    path: str | os.PathLike, *, merge: bool = False, exclusive: bool = False
+) -> Iterator[Path]:
     """Yield a temporary path to build ``path`` (a file, or a folder such as a Zarr store) at.
 
     The temporary path has the same name, in a scratch folder beside ``path``; it is not
@@ -63,7 +114,10 @@ def atomic_output(path: str | os.PathLike, *, merge: bool = False) -> Iterator[P
     there is moved into an existing folder ``path`` entry by entry instead (other entries
     stay). On any exception, including ``KeyboardInterrupt``, the scratch folder is removed
     and ``path`` is untouched. An ``OSError`` writing the output (read-only folder, full disk)
-    becomes a :class:`NowcastError` naming ``path``.
+    becomes a :class:`NowcastError` naming ``path``. With ``exclusive`` (a command without
+    ``--overwrite``) the output is placed only if nothing is at ``path`` at that moment:
+    the check and the rename are one step (:func:`_place_new`), so of two writers started
+    together exactly one wins and the other gets ``PATH exists``.
     """
     path = Path(path)
     try:
@@ -75,7 +129,9 @@ def atomic_output(path: str | os.PathLike, *, merge: bool = False) -> Iterator[P
         tmp = scratch / path.name
         try:
             yield tmp
-            if merge and path.is_dir() and tmp.is_dir():
+            if exclusive:
+                _place_new(tmp, path)
+            elif merge and path.is_dir() and tmp.is_dir():
                 for i, entry in enumerate(sorted(tmp.iterdir())):
                     _replace(entry, path / entry.name, scratch / f"previous-{i}")
             else:
@@ -147,7 +203,10 @@ def check_output(
     is an input (the same file or folder, also through links), or lies inside an input
     folder or store; with ``replaces`` (the output replaces whatever is at its path: a file
     or store) also an output folder that holds an input. With ``overwrite=False`` an
-    existing ``output`` is refused too (the command's ``--overwrite`` allows it).
+    existing ``output`` is refused too (the command's ``--overwrite`` allows it); with
+    ``overwrite`` and ``replaces``, an existing ``output`` is replaced only when it is a
+    previous output of the same kind: a Zarr store for a ``.zarr`` output, a NetCDF file
+    otherwise (never a plain folder or another file, which may be the user's).
     """
     out = _local(output)
     if out is None:
@@ -164,5 +223,44 @@ def check_output(
             )
         if replaces and _is_within(src, out):
             raise NowcastError(f"{option} {output} holds the input {entry}: choose another output")
-    if not overwrite and os.path.lexists(out):
+    if not os.path.lexists(out):
+        return
+    if not overwrite:
         raise NowcastError(f"{output} exists: pass --overwrite to replace it")
+    if replaces:
+        want = "a Zarr store" if _wants_zarr(output) else "a NetCDF file"
+        found = _output_format(out)
+        if found != want:
+            raise NowcastError(
+                f"{option} {output} is {found}, not {want}: --overwrite replaces only a "
+                "previous output of that kind; choose another output"
+            )
+
+
+#: The files that make a folder a Zarr store (format 2: group, array, consolidated; format 3).
+_ZARR_MARKERS = (".zgroup", ".zarray", ".zmetadata", "zarr.json")
+#: The first bytes of a NetCDF file: classic/64-bit (CDF) or NetCDF-4 (HDF5).
+_NETCDF_MAGIC = (b"CDF\x01", b"CDF\x02", b"CDF\x05", b"\x89HDF\r\n\x1a\n")
+
+
+def _wants_zarr(output) -> bool:
+    text = os.fspath(output) if isinstance(output, os.PathLike) else str(output)
+    return text.rstrip("/").endswith(".zarr")
+
+
+def _output_format(path: str) -> str:
+    """What is at ``path``, in words: a Zarr store, a NetCDF file, or something else."""
+    if os.path.isdir(path):
+        if any(os.path.isfile(os.path.join(path, m)) for m in _ZARR_MARKERS):
+            return "a Zarr store"
+        return "a folder (not a Zarr store)"
+    if not os.path.isfile(path):
+        return "not a regular file"
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or exc})"
+    if any(head.startswith(magic) for magic in _NETCDF_MAGIC):
+        return "a NetCDF file"
+    return "a file that is not NetCDF"

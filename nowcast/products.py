@@ -202,16 +202,24 @@ def write_forecast(
     *,
     method: str,
     metadata: Mapping[str, Any] | None = None,
+    overwrite: bool = True,
 ) -> Path:
-    """Write atomically as NetCDF (or Zarr when the path ends in ``.zarr``); returns the path."""
+    """Write atomically as NetCDF (or Zarr when the path ends in ``.zarr``); returns the path.
+
+    ``overwrite=False``: placed only if nothing is at ``path`` then (else ``PATH exists``).
+    """
     ds = to_dataset(forecast, method=method, metadata=metadata)
-    return write_dataset(ds, path)
+    return write_dataset(ds, path, overwrite=overwrite)
 
 
-def write_dataset(ds: xr.Dataset, path: str | os.PathLike) -> Path:
-    """Write ``ds`` atomically (:func:`nowcast.fileio.atomic_output`); Zarr for ``.zarr``."""
+def write_dataset(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = True) -> Path:
+    """Write ``ds`` atomically (:func:`nowcast.fileio.atomic_output`); Zarr for ``.zarr``.
+
+    ``overwrite=False``: the new output is placed only if nothing is at ``path`` at that
+    moment (a race-free exclusive placement, ``atomic_output(exclusive=True)``).
+    """
     path = Path(path)
-    with atomic_output(path) as tmp:
+    with atomic_output(path, exclusive=not overwrite) as tmp:
         if path.suffix == ".zarr":
             ds.to_zarr(tmp, mode="w", **ZARR_OPTIONS)
         else:

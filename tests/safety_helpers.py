@@ -4,7 +4,12 @@ folders, one-line CLI errors."""
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -54,3 +59,48 @@ def one_line_error(res, *needles: str) -> str:
     for needle in needles:
         assert needle in lines[0], lines[0]
     return lines[0]
+
+
+def terminal_sigint() -> None:
+    """Ctrl-C as in a terminal, also when the tests run as a background job (``cmd &``
+    starts with SIGINT ignored, and children inherit that): a ``preexec_fn``."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def nowcast_cmd(*args) -> list[str]:
+    """The command line of a real ``nowcast`` process."""
+    return [sys.executable, "-m", "nowcast.cli", *(str(a) for a in args)]
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "KERAS_BACKEND": "torch", **extra}
+
+
+def interrupt_when(cmd, ready, *, env=None, timeout=240, delay=0.0):
+    """Start ``cmd`` in its own process group (a terminal's signal handling) and SIGINT the
+    group once ``ready()`` is true (then after ``delay`` s); returns ``(rc, output, sent)``."""
+    proc = subprocess.Popen(
+        cmd,
+        start_new_session=True,
+        preexec_fn=terminal_sigint,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env or child_env(),
+    )
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and not ready():
+        assert time.monotonic() < deadline, "the command never got ready"
+        time.sleep(0.005)
+    if delay and proc.poll() is None:
+        time.sleep(delay)
+    sent = proc.poll() is None
+    if sent:
+        os.killpg(proc.pid, signal.SIGINT)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        raise AssertionError(f"the command hung after Ctrl-C:\n{out}") from None
+    return proc.returncode, out, sent

@@ -151,13 +151,19 @@ def forecast_and_write(
     issue_times: Sequence,
     n_leads: int,
     path: str | os.PathLike,
+    *,
+    overwrite: bool = True,
 ) -> tuple[xr.DataArray, Path]:
     """:func:`forecast_many`, then write the forecast atomically to ``path`` (NetCDF or Zarr).
 
     Returns ``(forecast, path)``; the file names the method and holds its ``describe()``.
+    ``overwrite=False``: written only if nothing is at ``path`` when it is placed (of two
+    runs started together, one wins and the other gets ``PATH exists``).
     """
     forecast = forecast_many(method, archive, issue_times, n_leads)
-    written = write_forecast(forecast, path, method=method.name, metadata=method.describe())
+    written = write_forecast(
+        forecast, path, method=method.name, metadata=method.describe(), overwrite=overwrite
+    )
     return forecast, written
 
 
@@ -221,5 +227,7 @@ def predict_to_file(
     )
     if len(times) == 0:
         raise NowcastError("give --issue-time TIME (repeatable) or a range --start/--end/--every")
-    _, path = forecast_and_write(forecaster, archive, list(times), n_leads, output)
+    _, path = forecast_and_write(
+        forecaster, archive, list(times), n_leads, output, overwrite=overwrite
+    )
     return path

@@ -1,0 +1,194 @@
+"""Data safety, round 3 (issue 22): real files (md5s before and after) and real processes.
+
+``--overwrite`` replaces only a previous output of the same kind; two runs writing the same
+new output: exactly one wins; ``train``/``prepare`` never write into an input folder; events
+are told apart by their path, not their file name.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+from safety_helpers import (
+    ISSUE,
+    child_env,
+    cli,
+    leftovers,
+    listing,
+    md5s,
+    nowcast_cmd,
+    one_line_error,
+    predict,
+)
+
+from nowcast.errors import NowcastError
+from nowcast.fileio import atomic_output, check_output
+
+
+@pytest.fixture
+def mch(tmp_path, shared_data) -> Path:
+    """A copy of the real MeteoSwiss event in tmp_path/in/."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    target = folder / "mch-2016-07-11.nc"
+    shutil.copyfile(shared_data / "radar" / "mch-2016-07-11.nc", target)
+    return target
+
+
+# ------------------------------------------------------------ --overwrite: only the same kind
+
+
+def test_predict_overwrite_never_replaces_a_users_folder(tmp_path, mch):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "thesis.tex").write_text("years of work")
+    before = md5s(tmp_path)
+    res = predict(mch, folder, "--method", "persistence", "--issue-time", ISSUE, "--overwrite")
+    one_line_error(res, str(folder), "not a Zarr store", "--overwrite replaces only")
+    # a .zarr name does not make a plain folder a store
+    zfolder = tmp_path / "notes.zarr"
+    zfolder.mkdir()
+    (zfolder / "notes.txt").write_text("mine")
+    before = md5s(tmp_path)
+    res = predict(mch, zfolder, "--method", "persistence", "--issue-time", ISSUE, "--overwrite")
+    one_line_error(res, "not a Zarr store")
+    # nor a file that is not NetCDF
+    text = tmp_path / "fc.nc"
+    text.write_text("not a forecast")
+    before = md5s(tmp_path)
+    res = predict(mch, text, "--method", "persistence", "--issue-time", ISSUE, "--overwrite")
+    one_line_error(res, "not NetCDF")
+    assert md5s(tmp_path) == before and not leftovers(tmp_path)
+
+
+def test_predict_overwrite_replaces_a_previous_forecast(tmp_path, mch):
+    fc = tmp_path / "fc.nc"
+    base = ["--method", "persistence", "--leads", "1"]
+    assert predict(mch, fc, *base, "--issue-time", ISSUE).exit_code == 0
+    first = md5s(tmp_path)["fc.nc"]
+    res = predict(mch, fc, *base, "--issue-time", "2016-07-11T21:40", "--overwrite")
+    assert res.exit_code == 0, res.output
+    assert md5s(tmp_path)["fc.nc"] != first and not leftovers(tmp_path)
+    # a NetCDF file is not replaced by a Zarr store of the same name, nor the other way
+    res = predict(mch, tmp_path / "fc.zarr", *base, "--issue-time", ISSUE)
+    assert res.exit_code == 0, res.output
+    before = md5s(tmp_path)
+    (tmp_path / "store.nc").mkdir()
+    shutil.copytree(tmp_path / "fc.zarr", tmp_path / "store.nc", dirs_exist_ok=True)
+    before = md5s(tmp_path)
+    res = predict(mch, tmp_path / "store.nc", *base, "--issue-time", ISSUE, "--overwrite")
+    one_line_error(res, "is a Zarr store, not a NetCDF file")
+    assert md5s(tmp_path) == before
+
+
+def test_convert_overwrite_never_replaces_a_plain_folder(tmp_path, mch):
+    out = tmp_path / "x.zarr"
+    out.mkdir()
+    (out / "data.csv").write_text("1,2,3\n")
+    before = md5s(tmp_path)
+    res = cli("convert", mch, "-o", out, "--overwrite")
+    one_line_error(res, f"{out} is a folder (not a Zarr store)", "--overwrite replaces only")
+    assert md5s(tmp_path) == before and listing(out) == ["data.csv"]
+
+
+def test_check_output_overwrite_kinds(tmp_path):
+    (tmp_path / "a.zarr").mkdir()
+    (tmp_path / "a.zarr" / ".zgroup").write_text("{}")
+    check_output(tmp_path / "a.zarr", [])  # a store for a store
+    with pytest.raises(NowcastError, match="is a Zarr store, not a NetCDF file"):
+        check_output(_link(tmp_path / "a.zarr", tmp_path / "b.nc"), [])
+    (tmp_path / "c.nc").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 8)
+    check_output(tmp_path / "c.nc", [])
+    check_output(tmp_path / "plain", [])  # nothing there: fine
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(NowcastError, match="a folder"):
+        check_output(tmp_path / "plain", [])
+    check_output(tmp_path / "plain", [], replaces=False)  # folder outputs fill in their files
+
+
+def _link(target: Path, name: Path) -> Path:
+    name.symlink_to(target)
+    return name
+
+
+# ------------------------------------------------------------ two writers of one new output
+
+
+def test_exclusive_atomic_output_loses_to_an_output_that_appeared(tmp_path):
+    target = tmp_path / "fc.nc"
+    with pytest.raises(NowcastError, match="exists: pass --overwrite"):
+        with atomic_output(target, exclusive=True) as tmp:
+            tmp.write_text("mine")
+            target.write_text("theirs")  # another run finished first
+    assert target.read_text() == "theirs" and listing(tmp_path) == ["fc.nc"]
+    store = tmp_path / "fc.zarr"
+    with pytest.raises(NowcastError, match="exists"):
+        with atomic_output(store, exclusive=True) as tmp:
+            tmp.mkdir()
+            (tmp / ".zgroup").write_text("{}")
+            store.mkdir()
+            (store / "theirs").write_text("x")
+    assert listing(store) == ["theirs"] and not leftovers(tmp_path)
+    with atomic_output(tmp_path / "new.zarr", exclusive=True) as tmp:
+        tmp.mkdir()
+        (tmp / ".zgroup").write_text("{}")
+    assert listing(tmp_path / "new.zarr") == [".zgroup"] and not leftovers(tmp_path)
+
+
+def test_exclusive_placement_one_winner_among_threads(tmp_path):
+    target = tmp_path / "out.nc"
+    barrier = threading.Barrier(8)
+    results: list[str] = []
+
+    def write(i: int) -> None:
+        try:
+            with atomic_output(target, exclusive=True) as tmp:
+                tmp.write_text(f"writer {i}")
+                barrier.wait()
+            results.append(f"won {i}")
+        except NowcastError as exc:
+            results.append(str(exc))
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    winners = [r for r in results if r.startswith("won")]
+    assert len(winners) == 1, results
+    assert target.read_text() == f"writer {winners[0].split()[1]}"
+    assert sum("exists" in r for r in results) == 7 and listing(tmp_path) == ["out.nc"]
+
+
+@pytest.mark.parametrize("name", ["fc.nc", "fc.zarr"])
+def test_two_predicts_started_together_one_wins(tmp_path, mch, name):
+    out = tmp_path / name
+    args = ["-i", mch, "--method", "persistence", "--leads", "6", "-o", out]
+    cmds = [
+        nowcast_cmd("predict", *args, "--start", "2016-07-11T21:00", "--end", "2016-07-11T23:00"),
+        nowcast_cmd("predict", *args, "--start", "2016-07-11T21:10", "--end", "2016-07-11T23:10"),
+    ]
+    before = md5s(mch.parent)
+    procs = [
+        subprocess.Popen(
+            c, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=child_env()
+        )
+        for c in cmds
+    ]
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    codes = sorted(p.returncode for p in procs)
+    assert codes == [0, 1], outs
+    won = [o for p, o in zip(procs, outs) if p.returncode == 0][0]
+    lost = [o for p, o in zip(procs, outs) if p.returncode == 1][0]
+    assert won.strip() == f"wrote {out}"
+    assert lost.strip() == f"Error: {out} exists: pass --overwrite to replace it", lost
+    from nowcast.products import read_forecast
+
+    first = str(read_forecast(out).issue_time.values[0])[:16]
+    winner = procs.index([p for p in procs if p.returncode == 0][0])
+    assert first == ["2016-07-11T21:00", "2016-07-11T21:10"][winner]
+    assert md5s(mch.parent) == before and not leftovers(tmp_path)

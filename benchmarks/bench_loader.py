@@ -11,7 +11,7 @@ cache holds the set (~0.7 GB normalised; default cache 1024 MiB).
 Each loader runs over one of two readers of the same files, and its ratio is against
 xbatcher on the same reader:
 
-* ``archive``: ``nowcast.data.open_archive(path, chunks="auto")`` (Dask, several frames per
+* ``archive``: ``nowcast.archive.open_archive(path, chunks="auto")`` (Dask, several frames per
   chunk, as ``build_datasets`` opens events; also xbatcher's faster choice here).
 * ``xarray``: ``xr.open_dataset`` (kept-open file handles; Dask chunks of one frame for
   nowcast, no Dask for xbatcher: xbatcher's most favourable setting).
@@ -73,7 +73,7 @@ def _open(reader: str, *, dask: bool):
     import xarray as xr
 
     if reader == "archive":
-        from nowcast.data.archive import open_archive
+        from nowcast.archive.reader import open_archive
 
         return [
             open_archive(DATA / e, chunks="auto") for e in EVENTS
@@ -97,8 +97,8 @@ def _measure(next_batch, seconds: float) -> tuple[int, float]:
 
 def run_nowcast(seconds: float, reader: str, cache_mb: int | None = None, fit: bool = True) -> dict:
     from nowcast.config import Config, DataConfig, PreprocessConfig, SamplerConfig, SplitConfig
-    from nowcast.data.preprocess import Preprocessor
-    from nowcast.data.training import build_datasets
+    from nowcast.trainset.build import build_datasets
+    from nowcast.trainset.preprocess import Preprocessor
 
     cfg = Config(
         data=DataConfig(events=tuple(str(DATA / e) for e in EVENTS)),

@@ -39,7 +39,7 @@ def _one(grid: str, method: str, model: str, repeat: int) -> dict:
     """Run in a child process: time ``method`` on ``grid``; returns the measurements."""
     import numpy as np
 
-    from nowcast.data import open_archive
+    from nowcast.archive import open_archive
     from nowcast.methods import ConvLSTMForecaster, forecast_many, get_method
 
     path, issue = GRIDS[grid]

@@ -46,7 +46,7 @@ def main(argv=None) -> int:
     warnings.simplefilter("ignore")
 
     from nowcast import products
-    from nowcast.data.archive import open_archive
+    from nowcast.archive.reader import open_archive
     from nowcast.render import render_many
     from nowcast.render.maps import render_forecast
 

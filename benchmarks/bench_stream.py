@@ -109,8 +109,8 @@ def _archives(size: int):
     """The shared events, each repeated ``size`` times under new times (lazy)."""
     import xarray as xr
 
-    from nowcast.data.archive import open_archive
-    from nowcast.data.timeaxis import time_step
+    from nowcast.archive.reader import open_archive
+    from nowcast.archive.timeaxis import time_step
 
     out = []
     for e in EVENTS:
@@ -152,7 +152,7 @@ def _config(cache: Path, kind: str, opts: dict, codec: str = "zstd"):
 def _preprocessor():
     """The log transform, normalised (the statistics do not change the speed)."""
     from nowcast.config import PreprocessConfig
-    from nowcast.data.preprocess import Preprocessor
+    from nowcast.trainset.preprocess import Preprocessor
 
     pre = Preprocessor.from_config(PreprocessConfig())
     pre.mean, pre.std = -2.0, 2.5
@@ -189,7 +189,7 @@ def _measure(next_batch, seconds: float) -> tuple[float, float]:
 def run_nowcast(loader: str, size: int, seconds: float, cache: Path, cold: bool, codec: str):
     from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
 
-    from nowcast.data.training import build_datasets
+    from nowcast.trainset.build import build_datasets
 
     kind, opts, _ = LOADERS[loader]
     cfg = _config(cache, kind, opts, codec)
@@ -234,7 +234,7 @@ def run_nowcast(loader: str, size: int, seconds: float, cache: Path, cold: bool,
 def run_xbatcher(loader: str, size: int, seconds: float, cache: Path, cold: bool, codec: str):
     import xarray as xr
 
-    from nowcast.data.training import build_datasets
+    from nowcast.trainset.build import build_datasets
 
     t0 = time.perf_counter()
     if LOADERS[loader][1]["reader"] == "netcdf":
@@ -243,7 +243,7 @@ def run_xbatcher(loader: str, size: int, seconds: float, cache: Path, cold: bool
     else:  # the prepared frames the prepared loader reads, opened by xarray (no Dask)
         cfg = _config(cache, "prepared", {}, codec)
         from nowcast.config import PreprocessConfig
-        from nowcast.data.preprocess import Preprocessor
+        from nowcast.trainset.preprocess import Preprocessor
 
         pre = Preprocessor.from_config(PreprocessConfig())
         stores = build_datasets(cfg, archives=_archives(size), preprocessor=pre).stores
@@ -255,7 +255,7 @@ def run_xbatcher(loader: str, size: int, seconds: float, cache: Path, cold: bool
         store_mb = sum(st.nbytes() for st in stores) / 1e6
     encode = None
     if LOADERS[loader][1].get("encode"):  # training batches, as the prepared loader makes
-        from nowcast.data.dataset import gather_batch, mark_window
+        from nowcast.trainset.batches import gather_batch, mark_window
 
         pre = _preprocessor()
 

@@ -126,8 +126,8 @@ def main(argv=None) -> int:
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     seconds = {cell: _train(cell, args) for cell in cells}
 
-    from nowcast.data import open_archive
-    from nowcast.data.timeaxis import time_step
+    from nowcast.archive import open_archive
+    from nowcast.archive.timeaxis import time_step
     from nowcast.methods import ConvLSTMForecaster, get_method
     from nowcast.model import load_model
     from nowcast.training.rundir import RunDir

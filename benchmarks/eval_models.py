@@ -46,8 +46,8 @@ def _forecast_all(methods, archive, issues, n_leads):
 
 
 def radar(args) -> None:
-    from nowcast.data import open_archive
-    from nowcast.data.timeaxis import time_step
+    from nowcast.archive import open_archive
+    from nowcast.archive.timeaxis import time_step
     from nowcast.methods import ConvLSTMForecaster, get_method
     from nowcast.verify import evaluate
     from nowcast.verify.report import write_report
@@ -129,7 +129,7 @@ def _verdict(scores, model: str) -> None:
 
 
 def era5(args) -> None:
-    from nowcast.data import open_archive
+    from nowcast.archive import open_archive
     from nowcast.methods import ConvLSTMForecaster, get_method
     from nowcast.verify import evaluate
     from nowcast.verify.report import key_table, write_report

@@ -17,15 +17,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from nowcast.archive import contiguous_segments, open_archive
+from nowcast.archive.synthetic import write_synthetic_archive
 from nowcast.config import Config, apply_overrides, config_from_dict, read_yaml
-from nowcast.data import contiguous_segments, open_archive
-from nowcast.data.sampler import label_frames
-from nowcast.data.synthetic import write_synthetic_archive
 from nowcast.errors import NowcastError
 from nowcast.methods import forecast_and_write, get_method
 from nowcast.render import render_forecast, render_gif
 from nowcast.training import train
 from nowcast.training.rundir import RunDir
+from nowcast.trainset.sampler import label_frames
 from nowcast.verify import evaluate
 from nowcast.verify.report import write_report
 from nowcast.verify.tables import lead_tables

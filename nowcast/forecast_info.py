@@ -15,7 +15,7 @@ import pandas as pd
 import xarray as xr
 
 from nowcast.conventions import ISSUE_TIME, LEAD_TIME, VALID_TIME, X, Y
-from nowcast.data.describe import format_duration, format_number
+from nowcast.archive.describe import format_duration, format_number
 from nowcast.products import LATITUDE, LONGITUDE, method_name, read_forecast
 
 __all__ = ["describe_forecast", "is_forecast_file"]

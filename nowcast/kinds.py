@@ -1,7 +1,7 @@
 """The kind of a field: ``"precipitation"`` or ``"temperature"``, decided in one place.
 
 An archive is opened as one of :data:`KINDS` (``kind=`` of
-:func:`nowcast.data.open_archive`): ``precipitation`` converts amounts and rate units to
+:func:`nowcast.archive.open_archive`): ``precipitation`` converts amounts and rate units to
 ``mm h-1``; ``temperature`` keeps the units as read (any field that is not precipitation).
 Commands take ``--kind auto`` (the default: the kind the data's own units and standard name
 say, see :func:`kind_of`) or one of :data:`KINDS` to override it.

@@ -16,8 +16,8 @@ from pathlib import Path
 import pandas as pd
 import xarray as xr
 
+from nowcast.archive import open_archive
 from nowcast.config import BatchConfig
-from nowcast.data import open_archive
 from nowcast.products import read_forecast
 from nowcast.verify import evaluate
 from nowcast.verify.report import write_report

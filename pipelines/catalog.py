@@ -1,7 +1,7 @@
 """What a batch can read: the archive's usable files and times, and unreadable files.
 
 :func:`build_catalog` opens the archive once on the client (metadata only). When
-:func:`nowcast.data.open_archive` rejects the whole archive because of a broken file (a
+:func:`nowcast.archive.open_archive` rejects the whole archive because of a broken file (a
 truncated file fails when it is opened, before any pixel is read), each file is opened
 on its own: the readable files form the archive the workers use, and every unreadable
 file is kept with its one-line error and the time gap it probably filled (between its
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from nowcast.data import expand_paths, open_archive
-from nowcast.data.timeaxis import issue_range
+from nowcast.archive import expand_paths, open_archive
+from nowcast.archive.timeaxis import issue_range
 from nowcast.errors import DataError, one_line
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import dask
 import pandas as pd
 
-from nowcast.data import open_archive
+from nowcast.archive import open_archive
 from nowcast.errors import DataError, NowcastError, one_line
 from nowcast.fileio import atomic_output
 from nowcast.methods import forecast_and_write, make_forecaster

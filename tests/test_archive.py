@@ -13,10 +13,10 @@ import pytest
 import xarray as xr
 from dask_counting import TaskCounter
 
-import nowcast.data.archive as archive_mod
-from nowcast.data import contiguous_segments, find_gaps, open_archive, time_step
-from nowcast.data.cf import precipitation_units
-from nowcast.data.synthetic import synthetic_rain, write_synthetic_archive
+import nowcast.archive.reader as archive_mod
+from nowcast.archive import contiguous_segments, find_gaps, open_archive, time_step
+from nowcast.archive.cf import precipitation_units
+from nowcast.archive.synthetic import synthetic_rain, write_synthetic_archive
 from nowcast.errors import DataError
 
 BOM_FILE = "66_20201031_{}.prcp-c10.nc"

@@ -25,7 +25,7 @@ N_TIMES = 12
 
 
 def _write_archive(folder: Path, *, one_file_per_time: bool = True) -> list[Path]:
-    from nowcast.data.synthetic import write_synthetic_archive
+    from nowcast.archive.synthetic import write_synthetic_archive
 
     return write_synthetic_archive(
         folder,
@@ -48,7 +48,7 @@ def archive_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def archive(archive_dir):
-    from nowcast.data import open_archive
+    from nowcast.archive import open_archive
 
     return open_archive(archive_dir)
 
@@ -385,7 +385,7 @@ def test_example_configs_load_and_find_their_inputs(name, shared_data):
 )
 def test_one_issue_time_on_real_archives(tmp_path, shared_data, archive_path, issue):
     """A single-file archive and a folder of one file per time (scalar times, accumulations)."""
-    from nowcast.data import open_archive
+    from nowcast.archive import open_archive
     from nowcast.products import read_forecast
     from pipelines.catalog import build_catalog
     from pipelines.outputs import forecast_path
@@ -403,7 +403,7 @@ def test_one_issue_time_on_real_archives(tmp_path, shared_data, archive_path, is
 
 
 def test_task_reads_only_the_frames_its_issue_time_needs(tmp_path, archive_dir, monkeypatch):
-    import nowcast.data.archive as archive_module
+    import nowcast.archive.reader as archive_module
     from pipelines.catalog import build_catalog
     from pipelines.tasks import run_issue_time
 

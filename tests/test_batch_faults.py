@@ -27,7 +27,7 @@ N_LEADS = 3
 
 
 def _write_archive(folder: Path, n_times: int) -> list[Path]:
-    from nowcast.data.synthetic import write_synthetic_archive
+    from nowcast.archive.synthetic import write_synthetic_archive
 
     return write_synthetic_archive(
         folder,
@@ -75,7 +75,7 @@ def client():
 
 
 def test_worker_killed_mid_run_batch_still_completes(tmp_path, client):
-    from nowcast.data import open_archive
+    from nowcast.archive import open_archive
     from pipelines.runner import run_batch
 
     n = 20
@@ -115,7 +115,7 @@ def test_worker_killed_mid_run_batch_still_completes(tmp_path, client):
 
 
 def test_rerun_after_interruption_redoes_only_missing_issue_times(tmp_path, client):
-    from nowcast.data import open_archive
+    from nowcast.archive import open_archive
     from pipelines.outputs import forecast_path, manifest_path
     from pipelines.runner import run_batch
 
@@ -148,8 +148,8 @@ def test_rerun_after_interruption_redoes_only_missing_issue_times(tmp_path, clie
 
 
 def test_corrupt_input_file_fails_only_its_issue_time(tmp_path, client):
+    from nowcast.archive import open_archive
     from nowcast.cli import main
-    from nowcast.data import open_archive
 
     n = 10
     files = _write_archive(tmp_path / "arch", n)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import zarr
 
-from nowcast.data.chunks import chunk_reader
-from nowcast.data.roots import StoreRoot
+from nowcast.trainset.chunks import chunk_reader
+from nowcast.trainset.roots import StoreRoot
 
 
 def _values(shape, seed=0):

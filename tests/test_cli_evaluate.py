@@ -68,7 +68,7 @@ def _run(args):
 
 
 def test_evaluate_end_to_end(files, tmp_path):
-    from nowcast.data import open_archive
+    from nowcast.archive import open_archive
     from nowcast.verify import evaluate
 
     truth, paths = files

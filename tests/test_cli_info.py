@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 
+from nowcast.archive.synthetic import synthetic_rain, write_synthetic_archive
 from nowcast.cli import main
-from nowcast.data.synthetic import synthetic_rain, write_synthetic_archive
 
 
 def _run(*args):

@@ -12,12 +12,13 @@ import pytest
 import xarray as xr
 from dask_counting import TaskCounter
 
+from nowcast.archive.reader import open_archive
 from nowcast.config import Config, DataConfig, PreprocessConfig, SamplerConfig, SplitConfig
-from nowcast.data.archive import open_archive
-from nowcast.data.dataset import FrameCache, SequenceDataset, gather_batch, mark_window
-from nowcast.data.preprocess import Preprocessor
-from nowcast.data.sampler import SPLITS
-from nowcast.data.training import build_datasets
+from nowcast.trainset.batches import gather_batch, mark_window
+from nowcast.trainset.build import build_datasets
+from nowcast.trainset.dataset import FrameCache, SequenceDataset
+from nowcast.trainset.preprocess import Preprocessor
+from nowcast.trainset.sampler import SPLITS
 
 
 def config(events=("a",), **sampler) -> Config:

@@ -36,7 +36,7 @@ def _run(args, cwd, **env):
 
 
 def test_data_parallel_training_on_two_virtual_devices(tmp_path):
-    from nowcast.data.synthetic import write_synthetic_archive
+    from nowcast.archive.synthetic import write_synthetic_archive
 
     archive = write_synthetic_archive(tmp_path / "a.nc", n_times=24, ny=24, nx=24, seed=1)[0]
     cfg = tmp_path / "dp.yaml"
@@ -69,7 +69,7 @@ def test_data_parallel_training_on_two_virtual_devices(tmp_path):
 
 
 def test_data_parallel_needs_jax(tmp_path):
-    from nowcast.data.synthetic import write_synthetic_archive
+    from nowcast.archive.synthetic import write_synthetic_archive
 
     archive = write_synthetic_archive(tmp_path / "a.nc", n_times=24, ny=24, nx=24, seed=1)[0]
     cfg = tmp_path / "dp.yaml"

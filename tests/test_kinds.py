@@ -35,7 +35,7 @@ def test_kinds_match_the_config_and_the_cli():
 
 def test_open_archive_reads_the_kind_from_the_units(shared_data):
     """Raw BOM accumulations (kg m-2) become mm h-1; ERA5 kelvin stays kelvin; no --kind."""
-    from nowcast.data import open_archive
+    from nowcast.archive import open_archive
 
     bom = sorted((shared_data / "radar" / "bom-66-2020-10-31").glob("*.nc"))[:2]
     assert open_archive(bom).attrs["units"] == "mm h-1"

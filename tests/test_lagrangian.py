@@ -10,14 +10,14 @@ import pytest
 from scipy import ndimage
 from small_configs import small_config
 
+from nowcast.archive import open_archive
 from nowcast.config import ModelConfig, PreprocessConfig, load_config
-from nowcast.data import open_archive
-from nowcast.data.lagrangian import LagrangianStore, lagrangian_window
-from nowcast.data.preprocess import Preprocessor
 from nowcast.errors import ConfigError, NowcastError
 from nowcast.methods import ConvLSTMForecaster, forecast_many, get_method
 from nowcast.motion import FlowOptions
 from nowcast.training.rundir import RunDir
+from nowcast.trainset.lagrangian_windows import LagrangianStore, lagrangian_window
+from nowcast.trainset.preprocess import Preprocessor
 
 
 @pytest.fixture(scope="module")
@@ -198,9 +198,9 @@ def test_lagrangian_training_learns_decay_beyond_extrapolation(tmp_path, torch_s
     """Cells that move and decay: extrapolation (zero change in the Lagrangian frame) keeps
     them; after a short training the model's validation loss is clearly below it, the
     cache is written once and reused by a second run, and the metadata describes the frame."""
-    from nowcast.data.synthetic import write_synthetic_archive
-    from nowcast.data.training import build_datasets
+    from nowcast.archive.synthetic import write_synthetic_archive
     from nowcast.training import train
+    from nowcast.trainset.build import build_datasets
 
     archive = write_synthetic_archive(
         tmp_path / "decay.nc",

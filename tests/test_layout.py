@@ -85,7 +85,7 @@ def test_the_cycle_finder_finds_cycles():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
     graph = import_graph()
-    assert "nowcast.data.sampler" in graph["nowcast.data.dataset"]  # the walk sees imports
+    assert "nowcast.trainset.sampler" in graph["nowcast.trainset.dataset"]  # the walk sees imports
     assert "nowcast.methods.baselines" in graph["nowcast.methods"]  # from package import module
     assert "nowcast.model" in graph["nowcast.methods.convlstm"]  # and imports in functions
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from nowcast.data import open_archive
+from nowcast.archive import open_archive
 from nowcast.errors import NowcastError
 from nowcast.methods import get_method
 from nowcast.motion import (

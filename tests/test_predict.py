@@ -19,7 +19,7 @@ pytestmark = pytest.mark.usefixtures("torch_single_thread")
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """A tiny model trained for a few steps on a synthetic 5-minute archive, coarsened by 2."""
-    from nowcast.data.synthetic import write_synthetic_archive
+    from nowcast.archive.synthetic import write_synthetic_archive
     from nowcast.training import train
 
     root = tmp_path_factory.mktemp("predict")
@@ -50,7 +50,7 @@ def _predict(args):
 
 
 def test_predict_writes_cf_forecast_on_the_input_grid(tiny_run, tmp_path):
-    from nowcast.data import open_archive
+    from nowcast.archive import open_archive
     from nowcast.products import read_forecast
 
     run, archive = tiny_run
@@ -83,7 +83,7 @@ def test_predict_writes_cf_forecast_on_the_input_grid(tiny_run, tmp_path):
 
 
 def test_predict_keeps_nan_outside_coverage(tiny_run, tmp_path):
-    from nowcast.data.synthetic import write_synthetic_archive
+    from nowcast.archive.synthetic import write_synthetic_archive
     from nowcast.products import read_forecast
 
     run, _ = tiny_run
@@ -106,7 +106,7 @@ def test_predict_keeps_nan_outside_coverage(tiny_run, tmp_path):
     if res.exit_code != 0 and "outside the archive" in res.output:
         pytest.fail(res.output)
     assert res.exit_code == 0, res.output
-    from nowcast.data import open_archive
+    from nowcast.archive import open_archive
 
     last = open_archive(archive).sel(time="2021-06-01T12:40").values
     fc = read_forecast(out).values[0]

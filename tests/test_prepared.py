@@ -14,19 +14,19 @@ import pytest
 from click.testing import CliRunner
 from small_configs import small_config
 
+from nowcast.archive import open_archive
+from nowcast.archive.synthetic import write_synthetic_archive
 from nowcast.cli import main
 from nowcast.config import load_config
 from nowcast.config.experiment import PreprocessConfig
-from nowcast.data import open_archive
-from nowcast.data.lagrangian import LagrangianStore, lagrangian_window
-from nowcast.data.prepared import FrameStore
-from nowcast.data.preprocess import Preprocessor
-from nowcast.data.sampler import EventData, WindowSampler
-from nowcast.data.streaming import PreparedDataset
-from nowcast.data.synthetic import write_synthetic_archive
-from nowcast.data.training import build_datasets
 from nowcast.errors import ConfigError, DataError
 from nowcast.motion import FlowOptions
+from nowcast.trainset.build import build_datasets
+from nowcast.trainset.lagrangian_windows import LagrangianStore, lagrangian_window
+from nowcast.trainset.prepared import FrameStore
+from nowcast.trainset.preprocess import Preprocessor
+from nowcast.trainset.sampler import EventData, WindowSampler
+from nowcast.trainset.streaming import PreparedDataset
 
 
 def _cfg(event, cache, *extra):

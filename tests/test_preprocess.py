@@ -11,8 +11,8 @@ import pytest
 import xarray as xr
 
 from nowcast.config import PreprocessConfig
-from nowcast.data.preprocess import Preprocessor, coarsen, crop, forward, inverse
 from nowcast.errors import ConfigError, DataError
+from nowcast.trainset.preprocess import Preprocessor, coarsen, crop, forward, inverse
 
 
 def make_archive(values: np.ndarray, *, spacing: float = 1000.0) -> xr.DataArray:

@@ -248,7 +248,7 @@ def test_nearest_indices_finds_a_sub_grid_or_nothing():
 
 def test_real_batch_outputs_open_as_one_dataset(tmp_path, shared_data):
     """Per-issue-time files of a real radar archive: open_mfdataset, sel, lat/lon masks."""
-    from nowcast.data import open_archive
+    from nowcast.archive import open_archive
     from nowcast.methods import forecast_and_write, get_method
 
     arc = open_archive(shared_data / "radar" / "mch-2016-07-11.nc")

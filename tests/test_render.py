@@ -16,8 +16,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from nowcast import products
+from nowcast.archive.reader import open_archive
 from nowcast.conventions import ISSUE_TIME, LEAD_TIME, TIME
-from nowcast.data.archive import open_archive
 from nowcast.errors import DataError, NowcastError
 from nowcast.render import colours
 from nowcast.render.animate import render_gif

@@ -214,7 +214,7 @@ def test_an_oversized_forecast_is_refused_before_computing(tmp_path, mch):
 
 
 def test_issue_times_are_sorted_and_a_repeat_is_forecast_once(tmp_path, mch):
-    from nowcast.data import open_archive
+    from nowcast.archive import open_archive
     from nowcast.methods import get_method
     from nowcast.methods.run import forecast_many
     from nowcast.products import read_forecast

@@ -285,8 +285,8 @@ def test_children_of_a_batch_cluster_ignore_ctrl_c():
 
 def test_interrupted_batch_removes_its_temporary_outputs(tmp_path, monkeypatch):
     import pipelines.runner as runner
+    from nowcast.archive.synthetic import write_synthetic_archive
     from nowcast.config import BatchConfig, BatchRenderConfig
-    from nowcast.data.synthetic import write_synthetic_archive
     from pipelines.outputs import forecast_path, maps_dir
 
     write_synthetic_archive(tmp_path / "arch", one_file_per_time=True, n_times=6, ny=8, nx=8)

@@ -12,9 +12,9 @@ import pytest
 import xarray as xr
 
 from nowcast.config import Config, DataConfig, PreprocessConfig, SamplerConfig, SplitConfig
-from nowcast.data.sampler import SPLITS, label_frames, window_starts
-from nowcast.data.training import build_datasets
 from nowcast.errors import ConfigError, DataError
+from nowcast.trainset.build import build_datasets
+from nowcast.trainset.sampler import SPLITS, label_frames, window_starts
 
 
 def make_archive(

@@ -8,8 +8,8 @@ import pyproj
 import pytest
 import xarray as xr
 
-from nowcast.data import open_archive, time_step
-from nowcast.data.synthetic import synthetic_rain, write_synthetic_archive
+from nowcast.archive import open_archive, time_step
+from nowcast.archive.synthetic import synthetic_rain, write_synthetic_archive
 
 
 def test_conventions():

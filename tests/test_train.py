@@ -57,7 +57,7 @@ def _cfg(events, *extra):
 
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory):
-    from nowcast.data.synthetic import write_synthetic_archive
+    from nowcast.archive.synthetic import write_synthetic_archive
 
     return write_synthetic_archive(tmp_path_factory.mktemp("arch") / "adv.nc", **ARCHIVE)[0]
 
@@ -92,8 +92,8 @@ def test_learns_advection_better_than_persistence(archive, tmp_path, cell):
     a model that learned the motion must cut the masked MAE well below persistence's.
     An untrained or mean-predicting model scores at or above persistence here.
     """
-    from nowcast.data.training import build_datasets
     from nowcast.training import train
+    from nowcast.trainset.build import build_datasets
 
     cfg = _cfg(
         archive,
@@ -191,7 +191,7 @@ def test_bad_config_fails_before_training(archive, tmp_path, override, match):
 
 
 def test_crop_larger_than_grid_is_config_error(archive):
-    from nowcast.data.training import build_datasets
+    from nowcast.trainset.build import build_datasets
 
     with pytest.raises((ConfigError, NowcastError), match="patch"):
         build_datasets(_cfg(archive, "sampler.patch_size=40"))

@@ -214,7 +214,7 @@ def test_forecast_on_subgrid_of_truth():
 
 @pytest.fixture(scope="module")
 def mch(shared_data):
-    from nowcast.data import open_archive
+    from nowcast.archive import open_archive
 
     return open_archive(shared_data / "radar" / "mch-2016-07-11.nc")
 

@@ -41,14 +41,14 @@ def command(
     inside, or hold) an input; an existing OUTPUT is refused unless --overwrite.
     """
     # imported on use, so that `nowcast --help` stays fast
-    from nowcast.data.archive import open_archive, source_files
-    from nowcast.data.stores import write_archive
+    from nowcast.archive.reader import open_archive, source_files
+    from nowcast.archive.sources import write_archive
     from nowcast.fileio import check_output
 
     da = open_archive(list(inputs), variable=variable, kind=kind, chunks=frames_per_chunk)
     check_output(output, [*inputs, *source_files(da)], overwrite=overwrite)
     written = write_archive(da, output, chunks=frames_per_chunk)
-    n_sources = len(da.encoding.get("source_files", ()))
+    n_sources = len(source_files(da))
     click.echo(
         f"wrote {written}: {da.name} ({da.attrs.get('units', '')}), {da.sizes['time']} frames of "
         f"{da.sizes['y']} x {da.sizes['x']} from {n_sources} source(s)"

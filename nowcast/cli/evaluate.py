@@ -111,7 +111,7 @@ def command(
           --thresholds 273.15 --start 2019-03-25 --every 6h --output report-t2m/
     """
     # imported on use, so that `nowcast --help` stays fast
-    from nowcast.data import open_archive, source_files
+    from nowcast.archive import open_archive, source_files
     from nowcast.fileio import check_output
     from nowcast.verify import evaluate, load_forecasts
     from nowcast.verify.report import write_report
@@ -135,8 +135,8 @@ def _chosen_issue_times(fcs: dict, explicit, *, start, end, every) -> dict:
         return fcs
     import pandas as pd
 
+    from nowcast.archive.timeaxis import select_issue_times
     from nowcast.conventions import as_time
-    from nowcast.data.timeaxis import select_issue_times
     from nowcast.errors import NowcastError
 
     available = pd.DatetimeIndex(

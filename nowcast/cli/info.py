@@ -19,8 +19,8 @@ def command(paths: tuple[str, ...], variable: str | None, kind: str) -> None:
     forecast files (from predict or batch): method, issue times, leads, valid times, grid.
     """
     # imported on use, so that `nowcast --help` stays fast
-    from nowcast.data.archive import open_archive
-    from nowcast.data.describe import describe_archive, format_description
+    from nowcast.archive.describe import describe_archive, format_description
+    from nowcast.archive.reader import open_archive
     from nowcast.forecast_info import describe_forecast, is_forecast_file
 
     if all(is_forecast_file(p) for p in paths):

@@ -27,7 +27,7 @@ def command(config: Path, overrides: tuple[str, ...]) -> None:
     """
     # imported on use, so that `nowcast --help` stays fast
     from nowcast.config import load_config
-    from nowcast.data.training import prepare_stores
+    from nowcast.trainset.stores import prepare_stores
 
     cfg = load_config(config, overrides)
     start = time.perf_counter()

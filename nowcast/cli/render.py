@@ -123,7 +123,7 @@ def command(
           --point Zurich --point 46.0,8.95 --neighbourhood 3 -o series/
     """
     # imported on use, so that `nowcast --help` stays fast
-    from nowcast.data.archive import open_archive, source_files
+    from nowcast.archive.reader import open_archive, source_files
     from nowcast.fileio import check_output
     from nowcast.render.animate import render_gif
     from nowcast.render.maps import align_truth, map_layers, prepare, select_leads

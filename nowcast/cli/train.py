@@ -28,8 +28,8 @@ def command(config: Path, overrides: tuple[str, ...], run_dir: Path | None, resu
       nowcast train configs/radar-5min.yaml --set train.epochs=5 --output runs/radar
     """
     # imported on use, so that `nowcast --help` stays fast
+    from nowcast.archive.synthetic import ensure_synthetic_event
     from nowcast.config import load_config
-    from nowcast.data.synthetic import ensure_synthetic_event
     from nowcast.training import RunDir, train
 
     cfg = load_config(config, overrides)

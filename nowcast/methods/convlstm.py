@@ -19,10 +19,9 @@ import pandas as pd
 import xarray as xr
 from scipy import ndimage
 
+from nowcast.archive.timeaxis import time_step
 from nowcast.backend import few_threads
 from nowcast.conventions import TIME
-from nowcast.data.preprocess import Preprocessor, coarsen
-from nowcast.data.timeaxis import time_step
 from nowcast.errors import NowcastError
 from nowcast.methods.base import (
     Forecaster,
@@ -35,6 +34,7 @@ from nowcast.methods.base import (
 from nowcast.methods.lagrangian import STEP_RATIOS, check_ratio, input_frames, lagrangian_forecast
 from nowcast.motion import FlowOptions
 from nowcast.training.rundir import METADATA_FILE, MODEL_FILE, RunDir
+from nowcast.trainset.preprocess import Preprocessor, coarsen
 
 PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
 

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from nowcast.archive.reader import open_archive, source_files
+from nowcast.archive.timeaxis import select_issue_times, time_step
 from nowcast.conventions import LEAD_TIME, TIME, X, Y, as_time
-from nowcast.data.archive import open_archive, source_files
-from nowcast.data.timeaxis import select_issue_times, time_step
 from nowcast.errors import NowcastError
 from nowcast.fileio import check_output
 from nowcast.methods.base import Forecaster, check_n_leads, get_method, infer_step
@@ -206,7 +206,7 @@ def predict_to_file(
     The archive is opened as ``kind`` (``auto``: the kind its units say, see
     :func:`nowcast.kinds.kind_of`). Issue times: ``issue_times`` and, when any of
     ``start``/``end``/``every`` is given, that range over the archive
-    (:func:`nowcast.data.timeaxis.select_issue_times`: sorted, each once). ``n_leads``
+    (:func:`nowcast.archive.timeaxis.select_issue_times`: sorted, each once). ``n_leads``
     defaults to the method's ``t_out``, else :data:`DEFAULT_N_LEADS`; the method checks
     the archive first (``check_compatible``). Before any work,
     :func:`nowcast.fileio.check_output` refuses an ``output`` that is (or is inside, or

@@ -19,12 +19,12 @@ import numpy as np
 from nowcast import __version__
 from nowcast.backend import device_description, select_backend
 from nowcast.config import Config, dump_config
-from nowcast.trainset.plan import Datasets, build_datasets
 from nowcast.errors import NowcastError
 from nowcast.model import HKO7_THRESHOLDS_MMH, build_model, load_model, make_loss
 from nowcast.motion import FlowOptions
 from nowcast.training.callbacks import EpochCheckpoint, TensorBoardScalars
 from nowcast.training.rundir import RunDir
+from nowcast.trainset.build import Datasets, build_datasets
 
 select_backend()
 import keras  # noqa: E402

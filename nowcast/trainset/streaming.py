@@ -1,11 +1,11 @@
 """Keras ``PyDataset`` streaming ``(x, y, mask)`` batches from prepared stores, memory bounded.
 
 :class:`PreparedDataset` reads each sample's crop of its window from the event's prepared
-store (:class:`nowcast.data.prepared.WindowSource`: the Eulerian frames or the Lagrangian
+store (:class:`nowcast.trainset.prepared.WindowReader`: the Eulerian frames or the Lagrangian
 windows). The samples of one window in a batch (``sampler.crops_per_read``, drawn within
 one block of store tiles by the sampler) are one read: the bounding box of their crops.
-Nothing is cached: memory is the batches in flight plus the shuffle buffer (and as many
-reusable sample buffers), whatever the data's size.
+Nothing is kept between batches: memory is the batches in flight plus the shuffle buffer
+(and as many reusable sample buffers), whatever the data's size.
 
 Shuffle buffer (train only, ``shuffle_buffer`` samples > 0): each batch's freshly read
 samples go into a buffer and the batch is drawn from it at random, so the crops of one
@@ -14,7 +14,7 @@ buffer serves also reads extra random windows to fill it. Each worker (thread po
 shared buffer; process pool: one per process) keeps its own stream, so with several
 workers the mix depends on their timing; with one worker it is fixed by the seed. Without a
 buffer (validation, test) the batches are fixed by the seed, as for
-:class:`~nowcast.data.dataset.SequenceDataset`.
+:class:`~nowcast.trainset.dataset.SequenceDataset`.
 """
 
 from __future__ import annotations
@@ -24,12 +24,13 @@ import threading
 
 import numpy as np
 
-from nowcast.data.dataset import SequenceDataset, gather_batch, mark_window
-from nowcast.data.sampler import SPLITS, Sample, WindowSampler, augment_window
+from nowcast.trainset.batches import augment_window, gather_batch, mark_window
+from nowcast.trainset.dataset import SequenceDataset
+from nowcast.trainset.sampler import SPLITS, Sample, WindowSampler
 
 
 class _Slot:
-    """One sample's marked window (:func:`~nowcast.data.dataset.mark_window`), reused."""
+    """One sample's marked window (:func:`~nowcast.trainset.batches.mark_window`), reused."""
 
     __slots__ = ("values", "valid")
 
@@ -43,7 +44,7 @@ class PreparedDataset(SequenceDataset):
 
     ``stores[e]`` serves event ``e`` of the sampler (``None`` for events without windows in
     this split). ``shuffle_buffer``: samples held to mix batches (train only; 0: none).
-    Other keyword arguments go to :class:`~nowcast.data.dataset.SequenceDataset`.
+    Other keyword arguments go to :class:`~nowcast.trainset.dataset.SequenceDataset`.
 
     Each sample is normalised and marked straight into a :class:`_Slot`: a window-sized
     buffer that goes back to a free list once its batch is made, so in the steady state

@@ -1,20 +1,25 @@
 """The prepared stores of a training config: one per event under ``data.cache_dir``.
 
 :func:`event_stores` makes the store of each event that has train or validation windows
-(:data:`PREPARED_SPLITS`): the Lagrangian windows (:class:`~nowcast.data.lagrangian.
-LagrangianStore`) for ``model.frame: lagrangian``, else the prepared frames
-(:class:`~nowcast.data.prepared.FrameStore`), and builds what is missing.
-:mod:`nowcast.data.training` calls it for the datasets and for ``nowcast prepare``.
+(:data:`PREPARED_SPLITS`): the Lagrangian windows (:class:`~nowcast.trainset.
+lagrangian_windows.LagrangianStore`) for ``model.frame: lagrangian``, else the prepared
+frames (:class:`~nowcast.trainset.prepared.FrameStore`), and builds what is missing.
+:func:`nowcast.trainset.build.build_datasets` calls it for the datasets, and
+:func:`prepare_stores` for ``nowcast prepare``. (The config keys ``data.cache_dir`` and
+``data.cache_workers`` keep their names; in the code "cache" is only the loader's in-memory
+frame cache, :class:`nowcast.trainset.dataset.FrameCache`.)
 """
 
 from __future__ import annotations
 
 import os
 
-from nowcast.data.lagrangian import LagrangianStore
-from nowcast.data.prepared import FrameStore, PreparedStore
-from nowcast.data.roots import StoreRoot, default_cache_dir
+from nowcast.errors import ConfigError
 from nowcast.motion import FlowOptions
+from nowcast.trainset.lagrangian_windows import LagrangianStore
+from nowcast.trainset.plan import plan_windows
+from nowcast.trainset.prepared import FrameStore, PreparedStore
+from nowcast.trainset.roots import StoreRoot, default_store_dir
 
 #: Splits read from prepared stores (test windows are scored by forecasting, or read from
 #: the archives by an Eulerian test dataset).
@@ -26,15 +31,15 @@ def uses_stores(cfg) -> bool:
     return cfg.model.frame == "lagrangian" or cfg.sampler.prepared
 
 
-def cache_root(cfg) -> StoreRoot:
+def store_root(cfg) -> StoreRoot:
     """``data.cache_dir`` (a folder or an fsspec URL), else the user's cache folder."""
-    return StoreRoot(cfg.data.cache_dir or default_cache_dir())
+    return StoreRoot(cfg.data.cache_dir or default_store_dir())
 
 
 def event_stores(cfg, events, archives, windows, *, echo=None) -> list[PreparedStore | None]:
     """One store per event holding its train and validation windows (``None`` for an event
     without any, e.g. a held-out one), built where missing (``echo`` reports it)."""
-    root = cache_root(cfg)
+    root = store_root(cfg)
     s, p = cfg.sampler, cfg.preprocess
     prepare = {"crop_x": p.crop_x, "crop_y": p.crop_y, "coarsen": p.coarsen}
     workers = cfg.data.cache_workers or os.cpu_count() or 1
@@ -61,3 +66,17 @@ def event_stores(cfg, events, archives, windows, *, echo=None) -> list[PreparedS
         store.build(workers=min(workers, max(todo, 1)))
         stores.append(store)
     return stores
+
+
+def prepare_stores(cfg, *, archives=None, echo=None) -> list[PreparedStore | None]:
+    """Build (where missing) the prepared stores a config's training reads: ``nowcast
+    prepare``. A :class:`ConfigError` when the config reads the archives directly."""
+    cfg = cfg.validate()
+    if not uses_stores(cfg):
+        raise ConfigError(
+            "nothing to prepare: this config trains on the archives directly (model.frame is "
+            "eulerian and sampler.prepared is false); set sampler.prepared: true to stream from "
+            "a prepared store"
+        )
+    plan = plan_windows(cfg, archives)
+    return event_stores(cfg, plan.events, plan.archives, plan.windows, echo=echo)

@@ -9,7 +9,7 @@ numcodecs and copies the wanted part of each into the output.
 
 Contract: Zarr v3 arrays with a ``regular`` chunk grid, the ``default`` chunk key encoding,
 a ``bytes`` codec in this machine's byte order and at most one compressor out of ``zstd``,
-``blosc`` and ``gzip`` (what :mod:`nowcast.data.prepared` writes). A missing chunk is the
+``blosc`` and ``gzip`` (what :mod:`nowcast.trainset.prepared` writes). A missing chunk is the
 fill value, as in Zarr. :func:`chunk_reader` returns ``None`` for any other array, and the
 caller reads it through Zarr; the result is the same either way (tested).
 """
@@ -23,7 +23,7 @@ from itertools import product
 
 import numpy as np
 
-from nowcast.data.roots import StoreRoot
+from nowcast.trainset.roots import StoreRoot
 
 Decoder = Callable[[bytes], bytes]
 

@@ -1,10 +1,10 @@
-"""Per-file metadata scan and block reads with ``netCDF4`` (used by :mod:`nowcast.data.archive`).
+"""Per-file metadata scan and block reads with ``netCDF4`` (used by :mod:`nowcast.archive.reader`).
 
 :func:`scan_file` reads only coordinates, times and attributes; :func:`read_block` reads a
 few frames of the data variable, decoded (scale/offset applied, fill values as NaN), as
 float32 ``(time, y, x)`` in the file's own y/x order. :func:`scan_opened` runs the same scan
 over any object with the ``netCDF4.Dataset`` interface (Zarr stores and URLs, through
-:class:`nowcast.data.stores.NetCDFView`).
+:class:`nowcast.archive.sources.NetCDFView`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pandas as pd
 from xarray.backends.locks import HDF5_LOCK, NETCDFC_LOCK, combine_locks
 from xarray.coding.times import decode_cf_datetime
 
-from nowcast.data import cf
+from nowcast.archive import cf
 from nowcast.errors import DataError, one_line
 
 _ERRORS = (OSError, RuntimeError, ValueError, KeyError, IndexError, TypeError)
@@ -37,7 +37,7 @@ def netcdf_lock():
 class FileInfo:
     """What :func:`scan_file` learnt about one file (coordinates already normalised)."""
 
-    path: Path | str  # a local file or store, or a URL
+    path: Path | str  # a local file or Zarr store, or a URL
     variable: str
     ndim: int
     time_axis: int | None  # None: scalar time, one frame
@@ -103,7 +103,7 @@ def _check_classic_size(ds, path: Path) -> None:
 def scan_opened(ds, path, variable: str | None = None) -> FileInfo:
     """Like :func:`scan_file` for an open dataset with the ``netCDF4.Dataset`` interface.
 
-    Used for Zarr stores and URLs through :class:`nowcast.data.stores.NetCDFView`, so every
+    Used for Zarr stores and URLs through :class:`nowcast.archive.sources.NetCDFView`, so every
     format goes through the same normalisation. ``path`` only names the source in messages.
     """
     try:

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from nowcast.archive.reader import source_files
+from nowcast.archive.timeaxis import find_gaps, time_step
 from nowcast.conventions import TIME, X, Y
-from nowcast.data.archive import source_files
-from nowcast.data.timeaxis import find_gaps, time_step
 
 
 def _spacing(values: np.ndarray) -> float | None:
@@ -19,7 +19,7 @@ def _spacing(values: np.ndarray) -> float | None:
 
 
 def describe_archive(da: xr.DataArray) -> dict:
-    """Facts about an archive opened by :func:`~nowcast.data.open_archive`.
+    """Facts about an archive opened by :func:`~nowcast.archive.open_archive`.
 
     Metadata comes from coordinates and attrs; ``nan_fraction``, ``min`` and ``max`` are
     computed over the whole archive with Dask (one pass).

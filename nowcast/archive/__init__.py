@@ -1,6 +1,6 @@
 """Reading archives: NetCDF files -> one lazy ``(time, y, x)`` DataArray, and its time axis.
 
-Public API (imported on first use, so ``import nowcast.data`` stays cheap)::
+Public API (imported on first use, so ``import nowcast.archive`` stays cheap)::
 
     open_archive(paths, *, variable=None, kind="auto", chunks=1) -> xr.DataArray
     time_step(da) -> pd.Timedelta
@@ -15,16 +15,16 @@ from __future__ import annotations
 from nowcast.lazy import lazy_exports
 
 _EXPORTS = {
-    "open_archive": "nowcast.data.archive",
-    "expand_paths": "nowcast.data.archive",
-    "source_files": "nowcast.data.archive",
-    "time_step": "nowcast.data.timeaxis",
-    "find_gaps": "nowcast.data.timeaxis",
-    "contiguous_segments": "nowcast.data.timeaxis",
-    "describe_archive": "nowcast.data.describe",
-    "format_description": "nowcast.data.describe",
-    "synthetic_rain": "nowcast.data.synthetic",
-    "write_synthetic_archive": "nowcast.data.synthetic",
+    "open_archive": "nowcast.archive.reader",
+    "expand_paths": "nowcast.archive.reader",
+    "source_files": "nowcast.archive.reader",
+    "time_step": "nowcast.archive.timeaxis",
+    "find_gaps": "nowcast.archive.timeaxis",
+    "contiguous_segments": "nowcast.archive.timeaxis",
+    "describe_archive": "nowcast.archive.describe",
+    "format_description": "nowcast.archive.describe",
+    "synthetic_rain": "nowcast.archive.synthetic",
+    "write_synthetic_archive": "nowcast.archive.synthetic",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -5,12 +5,12 @@ URLs such as ``file:///data/x.nc``, ``memory://radar.zarr``, ``s3://bucket/radar
 into a list of sources: local NetCDF files and local Zarr stores as :class:`~pathlib.Path`,
 other URLs as ``str`` (``file://`` URLs become local paths).
 
-Local NetCDF files are read with ``netCDF4`` (:mod:`nowcast.data.scan`). Everything else is
-opened with xarray *without* CF decoding (:func:`open_store`) and wrapped in
+Local NetCDF files are read with ``netCDF4`` (:mod:`nowcast.archive.scan`). Everything else is
+opened with xarray *without* CF decoding (:func:`open_source`) and wrapped in
 :class:`NetCDFView`, which offers the small part of the ``netCDF4.Dataset`` interface that
-:func:`nowcast.data.scan.scan_opened` uses, so one scanner normalises every format (axes, y
-ascending, km -> m, times, accumulation periods, grid mapping). :func:`store_frames` gives
-the data as a Dask array over the store's own chunks, decoded (fill -> NaN, scale/offset)
+:func:`nowcast.archive.scan.scan_opened` uses, so one scanner normalises every format (axes, y
+ascending, km -> m, times, accumulation periods, grid mapping). :func:`opened_frames` gives
+the data as a Dask array over the source's own chunks, decoded (fill -> NaN, scale/offset)
 and put in ``(time, y, x)`` ascending order. :func:`write_archive` writes an archive to
 NetCDF or Zarr, chosen by suffix.
 """
@@ -222,10 +222,11 @@ class _ViewVariable:
 
 
 class NetCDFView:
-    """The ``netCDF4.Dataset`` interface :func:`nowcast.data.scan.scan_opened` needs, over xarray.
+    """The ``netCDF4.Dataset`` interface that :func:`nowcast.archive.scan.scan_opened` needs,
+    over xarray.
 
     ``ds`` must be opened without CF decoding (raw values, ``_FillValue``/``scale_factor``
-    in the attrs), as :func:`open_store` does.
+    in the attrs), as :func:`open_source` does.
     """
 
     def __init__(self, ds: xr.Dataset):
@@ -239,10 +240,10 @@ class NetCDFView:
         return self._attrs[key]
 
 
-def open_store(source, *, storage_options: dict | None = None) -> xr.Dataset:
+def open_source(source, *, storage_options: dict | None = None) -> xr.Dataset:
     """A Zarr store or a remote NetCDF file as a raw (undecoded, lazy, not Dask) Dataset.
 
-    Zarr: ``xr.open_dataset(store, engine="zarr", consolidated=None)`` (local path or any
+    Zarr: ``xr.open_dataset(source, engine="zarr", consolidated=None)`` (local path or any
     fsspec URL). NetCDF URL: ``fsspec.open(url).open()`` read by ``h5netcdf`` (NetCDF-4/HDF5)
     or ``scipy`` (NetCDF-3 classic). :class:`DataError` naming the source if it cannot be read.
     """
@@ -293,10 +294,11 @@ def _chunk_sizes(var: xr.Variable, time_dim: str | None) -> dict:
     return {d: (1 if d == time_dim else -1) for d in var.dims}
 
 
-def store_frames(ds: xr.Dataset, info) -> Any:
-    """``info.variable`` of ``ds`` (from :func:`open_store`): a float32 Dask ``(time, y, x)`` array.
+def opened_frames(ds: xr.Dataset, info) -> Any:
+    """``info.variable`` of ``ds`` (from :func:`open_source`): a float32 Dask ``(time, y, x)``
+    array.
 
-    Chunks are the store's chunks (one frame per chunk for unchunked NetCDF); values are
+    Chunks are the source's chunks (one frame per chunk for unchunked NetCDF); values are
     decoded (fill values -> NaN, scale/offset) and flipped like :class:`FileInfo` says
     (y and x ascending). Nothing is read until computed.
     """
@@ -395,7 +397,7 @@ def _write(ds: xr.Dataset, encoding: dict, target, zarr: bool, chunks: int) -> N
 def write_archive(
     da: xr.DataArray, path, *, chunks: int = 1, storage_options: dict | None = None
 ) -> Path | str:
-    """Write an archive (the :func:`~nowcast.data.archive.open_archive` form) to NetCDF or Zarr.
+    """Write an archive (the :func:`~nowcast.archive.reader.open_archive` form) to NetCDF or Zarr.
 
     The format follows the suffix: ``.zarr`` -> a Zarr (format 2, consolidated metadata)
     store, ``.nc``/``.nc4``/... -> NetCDF-4; ``chunks`` whole frames per chunk. Local targets

@@ -9,16 +9,17 @@ Two layouts, one life cycle (:class:`PreparedStore`):
 * :class:`FrameStore` (Eulerian): the prepared frames (crop + coarsen, physical units)
   ``frames (t, y, x)`` chunked ``(FRAME_CHUNK, TILE, TILE)``; a window of ``T`` frames is
   ``ceil(T / FRAME_CHUNK) + 1`` time chunks at most. No frame is stored twice.
-* :class:`WindowStore` (the Lagrangian frame, :class:`nowcast.data.lagrangian.LagrangianStore`):
-  each window's frames after a per-window transform, ``windows (n, T, y, x)`` chunked
-  ``(1, T, TILE, TILE)``: one crop of one window is one to four reads. Overlapping windows
-  repeat frames: ``T / stride`` times the frames' bytes before compression.
+* :class:`WindowStore` (the Lagrangian frame,
+  :class:`nowcast.trainset.lagrangian_windows.LagrangianStore`): each window's frames after
+  a per-window transform, ``windows (n, T, y, x)`` chunked ``(1, T, TILE, TILE)``: one crop
+  of one window is one to four reads. Overlapping windows repeat frames: ``T / stride``
+  times the frames' bytes before compression.
 
 Values are float32 (or float16, half the bytes: about 3 significant digits) with NaN where
 missing, compressed with Zarr's default codec (zstd) or LZ4 (:data:`CODECS`); reads go
-chunk by chunk through :mod:`nowcast.data.chunks`. A store lives under a cache root, a
+chunk by chunk through :mod:`nowcast.trainset.chunks`. A store lives under a store root, a
 local folder or an fsspec URL (``file://``, ``s3://``, ``memory://``:
-:class:`~nowcast.data.roots.StoreRoot`), as ``<event>-[<layout>-]<key>.zarr``, ``key`` a
+:class:`~nowcast.trainset.roots.StoreRoot`), as ``<event>-[<layout>-]<key>.zarr``, ``key`` a
 digest of its provenance (source files with sizes and times, preprocessing, layout and its
 options, format version): a changed input or option is another key and never reads stale
 data; building a store removes the event's other stores of the same layout. It is built in
@@ -48,11 +49,12 @@ import dask
 import numpy as np
 import xarray as xr
 
+from nowcast.archive.reader import source_files
 from nowcast.conventions import TIME
-from nowcast.data.chunks import chunk_reader
-from nowcast.data.roots import StoreRoot
 from nowcast.errors import DataError
 from nowcast.fileio import atomic_output
+from nowcast.trainset.chunks import chunk_reader
+from nowcast.trainset.roots import StoreRoot
 
 #: Bump when the content of a store changes for the same provenance.
 FORMAT_VERSION = 1
@@ -66,7 +68,7 @@ DTYPES = ("float32", "float16")
 CODECS = ("zstd", "lz4")
 
 
-class WindowSource(Protocol):
+class WindowReader(Protocol):
     """What the prepared loader reads from: one event's windows, crop by crop."""
 
     name: str
@@ -78,13 +80,10 @@ class WindowSource(Protocol):
         ``out`` (float32, that shape) when given, so a caller can reuse one buffer."""
 
 
-def sources(data: xr.DataArray) -> list[dict]:
+def source_stats(data: xr.DataArray) -> list[dict]:
     """The files an archive was read from, with their sizes and modification times."""
-    files = data.encoding.get("source_files") or (
-        [data.encoding["source"]] if "source" in data.encoding else []
-    )
     out = []
-    for f in files:
+    for f in source_files(data):
         try:
             st = os.stat(f)
             out.append({"path": str(f), "size": st.st_size, "mtime_ns": st.st_mtime_ns})
@@ -147,7 +146,7 @@ class PreparedStore:
         self.provenance = {
             "format": FORMAT_VERSION,
             "event": name,
-            "sources": sources(source if source is not None else data),
+            "sources": source_stats(source if source is not None else data),
             "prepare": prepare or {},
             "grid": [int(data.sizes["y"]), int(data.sizes["x"])],
             "times": [str(data[TIME].values[0]), str(data[TIME].values[-1])],
@@ -297,7 +296,7 @@ class PreparedStore:
 
     def _box(self, box: tuple[slice, ...], out: np.ndarray | None = None) -> np.ndarray:
         """The stored values in ``box`` as float32 (into ``out`` when given): chunk by chunk
-        (:mod:`nowcast.data.chunks`), or through Zarr for a layout that reader does not take."""
+        (:mod:`nowcast.trainset.chunks`), or through Zarr for a layout that reader does not take."""
         if self._reader is None:
             self._reader = chunk_reader(self.root, self.store_name, self.array) or False
         if self._reader and (out is not None or self._reader.dtype == np.float32):

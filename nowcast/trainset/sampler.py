@@ -27,8 +27,9 @@ reach, so the union of the window's crops lies in as many store tiles as one cro
 random place (four for a crop of one tile). A batch is then ``batch_size / crops`` windows
 with ``crops`` samples each (the loader's shuffle buffer mixes them across batches).
 
-This module does no I/O per sample and imports no Keras: :mod:`nowcast.data.dataset`
-reads the frames and :mod:`nowcast.data.training` builds the datasets.
+This module does no I/O per sample and imports no Keras: :mod:`nowcast.trainset.dataset`
+reads the frames, :mod:`nowcast.trainset.batches` makes a batch of them and
+:mod:`nowcast.trainset.build` builds the datasets.
 """
 
 from __future__ import annotations
@@ -39,9 +40,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from nowcast.archive.timeaxis import contiguous_segments
 from nowcast.conventions import X, Y
-from nowcast.data.prepared import TILE
-from nowcast.data.timeaxis import contiguous_segments
+from nowcast.trainset.prepared import TILE
 
 SPLITS = ("train", "validation", "test")
 _WET_TABLE_BYTES = 64 * 2**20
@@ -315,12 +316,3 @@ def _tile_range(offset: int, size: int, extent: int, tile: int) -> tuple[int, in
     lo = offset // tile * tile
     hi = min(lo + (-(-size // tile) + 1) * tile, extent) - size
     return lo, hi
-
-
-def augment_window(window: np.ndarray, rot: int, flip: bool) -> np.ndarray:
-    """Rotate ``rot`` quarter turns and optionally flip the last two axes (y, x) of ``window``."""
-    if rot:
-        window = np.rot90(window, k=rot, axes=(-2, -1))
-    if flip:
-        window = window[..., ::-1]
-    return window

@@ -1,4 +1,4 @@
-"""Training windows in the Lagrangian frame, computed once and cached on disk (Zarr).
+"""Training windows in the Lagrangian frame, computed once into a prepared store (Zarr).
 
 A Lagrangian window (L-CNN, Ritvanen et al. 2023) is a window of ``t_in + t_out`` frames
 brought to its issue time (the last input frame) along one optical flow: the flow is
@@ -11,7 +11,7 @@ of predictability. A pixel is valid where every frame of the window is finite (w
 in from outside the domain or from no-data is NaN).
 
 :class:`LagrangianStore` holds one event's windows: a
-:class:`~nowcast.data.prepared.WindowStore` (``<event>-<key>.zarr`` under the cache root,
+:class:`~nowcast.trainset.prepared.WindowStore` (``<event>-<key>.zarr`` under the store root,
 a local folder or an fsspec URL), ``key`` a digest of its provenance (source files with
 their sizes and times, preprocessing, ``t_in``, ``t_out``, flow options, window starts,
 format version). Arrays: ``windows`` ``(n, t_in + t_out, y, x)`` (physical units, NaN
@@ -32,9 +32,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from nowcast.data.prepared import WindowStore
-from nowcast.data.roots import StoreRoot
 from nowcast.motion import FlowOptions, align_future, align_past
+from nowcast.trainset.prepared import WindowStore
+from nowcast.trainset.roots import StoreRoot
 
 
 def lagrangian_window(
@@ -56,7 +56,7 @@ def lagrangian_window(
 
 
 class LagrangianStore(WindowStore):
-    """The cached Lagrangian windows of one event (see the module doc).
+    """The stored Lagrangian windows of one event (see the module doc).
 
     ``data``: the event's prepared archive (lazy, physical units); ``starts``: the first
     frames of the windows to hold; ``source``: the archive it was prepared from (its files

@@ -13,11 +13,11 @@ import xarray as xr
 from click.testing import CliRunner
 from dask_counting import TaskCounter
 
+from nowcast.archive import open_archive, time_step
+from nowcast.archive.cf import attrs_equal
+from nowcast.archive.sources import expand_sources, write_archive
+from nowcast.archive.synthetic import synthetic_rain, write_synthetic_archive
 from nowcast.cli import main
-from nowcast.data import open_archive, time_step
-from nowcast.data.cf import attrs_equal
-from nowcast.data.stores import expand_sources, write_archive
-from nowcast.data.synthetic import synthetic_rain, write_synthetic_archive
 from nowcast.errors import DataError
 
 

@@ -13,12 +13,13 @@ from pathlib import Path
 import fsspec
 import numpy as np
 
-from nowcast.data.stores import is_url
+from nowcast.archive.sources import is_url
 from nowcast.errors import DataError
 
 
-def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/nowcast`` (or ``~/.cache/nowcast``)."""
+def default_store_dir() -> Path:
+    """Where prepared stores go without ``data.cache_dir``: the user's cache folder,
+    ``$XDG_CACHE_HOME/nowcast`` (or ``~/.cache/nowcast``)."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "nowcast"
 

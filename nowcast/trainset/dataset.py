@@ -1,6 +1,6 @@
 """Keras ``PyDataset`` of ``(x, y, mask)`` batches read lazily from archives.
 
-Each sample is a window planned by :class:`nowcast.data.sampler.WindowSampler`. Its frames
+Each sample is a window planned by :class:`nowcast.trainset.sampler.WindowSampler`. Its frames
 are read from the lazy (Dask-backed) prepared archive with ``isel``, one compute of just
 those frames, then normalised. Normalised frames (float32, NaN where missing) are kept in
 a :class:`FrameCache` bounded in bytes (least recently used out first), so memory does not
@@ -26,7 +26,8 @@ import numpy as np
 
 from nowcast.backend import select_backend
 from nowcast.conventions import TIME
-from nowcast.data.sampler import Sample, WindowSampler, augment_window
+from nowcast.trainset.batches import augment_window, gather_batch, mark_window
+from nowcast.trainset.sampler import Sample, WindowSampler
 
 select_backend()
 import keras  # noqa: E402
@@ -78,38 +79,6 @@ class FrameCache:
     def __setstate__(self, state) -> None:
         self.max_bytes = state["max_bytes"]
         self._init()
-
-
-def mark_window(window: np.ndarray, fill_value: float, *, valid: np.ndarray | None = None):
-    """Set every non-finite value (NaN, +-inf) of ``window`` to ``fill_value`` in place and
-    return where it was finite (bool, ``window``'s shape; written into ``valid`` if given)."""
-    valid = np.isfinite(window, out=valid)
-    np.copyto(window, np.float32(fill_value), where=~valid)
-    return valid
-
-
-def gather_batch(
-    windows: list[np.ndarray], valids: list[np.ndarray], t_in: int, *, all_frames_valid=False
-):
-    """Marked ``(t_in + t_out, P, P)`` windows (:func:`mark_window`) -> ``(x, y, mask)``.
-
-    ``mask`` is 1 where the truth is valid: per target frame, or, with ``all_frames_valid``
-    (the Lagrangian frame), where every frame of the window is.
-    """
-    length, py, px = windows[0].shape
-    n, t_out = len(windows), length - t_in
-    # filled through flat (n, t, py * px) views: NumPy copies a trailing axis of 1 slowly
-    x = np.empty((n, t_in, py, px, 1), dtype=np.float32)
-    y = np.empty((n, t_out, py, px, 1), dtype=np.float32)
-    mask = np.empty_like(y)
-    xs, ys, ms = (a.reshape(n, -1, py * px) for a in (x, y, mask))
-    for i, (window, valid) in enumerate(zip(windows, valids, strict=True)):
-        flat = window.reshape(length, py * px)
-        xs[i] = flat[:t_in]
-        ys[i] = flat[t_in:]
-        valid = valid.reshape(length, py * px)
-        ms[i] = valid.all(axis=0) if all_frames_valid else valid[t_in:]
-    return x, y, mask
 
 
 def _compute_all(arrays) -> list[np.ndarray]:

@@ -1,7 +1,7 @@
 """Open an archive (NetCDF files, Zarr stores, fsspec URLs) as one lazy, CF-normalised array.
 
 :func:`open_archive` scans each source's metadata (local NetCDF with ``netCDF4``; Zarr stores
-and URLs through xarray and :mod:`nowcast.data.stores`, by the same scanner: coordinates,
+and URLs through xarray and :mod:`nowcast.archive.sources`, by the same scanner: coordinates,
 times and attributes only), checks that all sources share one grid, builds the time axis (from
 a ``time`` dimension or from a scalar time variable, one file per time), and returns a
 Dask-backed :class:`xarray.DataArray` in the archive convention of
@@ -20,11 +20,11 @@ import pandas as pd
 import xarray as xr
 from dask.base import tokenize
 
+from nowcast.archive import cf, sources
+from nowcast.archive.scan import FileInfo, netcdf_lock, read_block, scan_file, scan_opened
+from nowcast.archive.sources import NETCDF_SUFFIXES
+from nowcast.archive.timeaxis import time_step
 from nowcast.conventions import RATE_UNITS, TIME, X, Y
-from nowcast.data import cf, stores
-from nowcast.data.scan import FileInfo, netcdf_lock, read_block, scan_file, scan_opened
-from nowcast.data.stores import NETCDF_SUFFIXES
-from nowcast.data.timeaxis import time_step
 from nowcast.errors import DataError
 from nowcast.kinds import check_kind, kind_of
 
@@ -34,6 +34,7 @@ __all__ = [
     "netcdf_lock",
     "open_archive",
     "source_files",
+    "source_path",
 ]
 
 _AUTO_CHUNK_BYTES = 16 * 2**20
@@ -45,21 +46,21 @@ def expand_paths(paths, *, storage_options: dict | None = None) -> list[Path | s
     Directories give their NetCDF files and ``*.zarr`` stores (hidden entries skipped); globs
     are expanded (also over fsspec URLs); local sources come as :class:`Path` (``file://``
     URLs included), remote ones as the URL string. The given order is kept (sorted within
-    each directory or glob), without repeats. See :func:`nowcast.data.stores.expand_sources`.
+    each directory or glob), without repeats. See :func:`nowcast.archive.sources.expand_sources`.
     """
-    return stores.expand_sources(paths, storage_options=storage_options)
+    return sources.expand_sources(paths, storage_options=storage_options)
 
 
 def _is_local_netcdf(source) -> bool:
-    return isinstance(source, Path) and not stores.is_zarr(source)
+    return isinstance(source, Path) and not sources.is_zarr(source)
 
 
 def _scan_source(source, variable, storage_options):
-    """``(FileInfo, opened store or None)``: local NetCDF scanned by netCDF4, others by xarray."""
+    """``(FileInfo, opened source or None)``: local NetCDF scanned by netCDF4, others by xarray."""
     if _is_local_netcdf(source):
         return scan_file(source, variable), None
-    ds = stores.open_store(source, storage_options=storage_options)
-    return scan_opened(stores.NetCDFView(ds), str(source), variable), ds
+    ds = sources.open_source(source, storage_options=storage_options)
+    return scan_opened(sources.NetCDFView(ds), str(source), variable), ds
 
 
 class _LazyFrames:
@@ -260,7 +261,7 @@ def open_archive(
         check_kind(kind)
     files = expand_paths(paths, storage_options=storage_options)
     infos: list[FileInfo] = []
-    stores_open: list = []
+    opened_sources: list = []
     for path in files:
         info, opened = _scan_source(path, variable, storage_options)
         if infos:
@@ -273,7 +274,7 @@ def open_archive(
         else:
             variable = info.variable
         infos.append(info)
-        stores_open.append(opened)
+        opened_sources.append(opened)
     ref = infos[0]
     if kind == "auto":
         kind = kind_of(ref.var_attrs, is_precipitation_units=_is_precipitation_units)
@@ -305,12 +306,12 @@ def open_archive(
     if isinstance(chunks, bool) or not isinstance(chunks, (int, np.integer)) or chunks < 1:
         raise DataError(f"chunks must be a positive number of frames or 'auto', not {chunks!r}")
     clip = 0.0 if kind == "precipitation" else None
-    if all(opened is None for opened in stores_open):
+    if all(opened is None for opened in opened_sources):
         lazy = _LazyFrames(infos, variable, frame_file, frame_index, factors, ny, nx, clip)
         tchunks = _time_chunks(frame_file, frame_index, int(chunks))
         data = _to_dask(lazy, files, variable, kind, tchunks)
     else:
-        parts = [_source_frames(i, opened, kind) for i, opened in zip(infos, stores_open)]
+        parts = [_source_frames(i, opened, kind) for i, opened in zip(infos, opened_sources)]
         data = _combine(parts, infos, frame_file, frame_index, factors, clip, int(chunks))
     return _build(data, ref, variable, times, conv_attrs, files)
 
@@ -318,7 +319,7 @@ def open_archive(
 def _source_frames(info: FileInfo, opened, kind: str):
     """One source's frames as a Dask ``(time, y, x)`` float32 array (unscaled, file order)."""
     if opened is not None:
-        return stores.store_frames(opened, info)
+        return sources.opened_frames(opened, info)
     n = len(info.times)
     ny, nx = len(info.y), len(info.x)
     lazy = _LazyFrames([info], info.variable, np.zeros(n), np.arange(n), np.ones(n), ny, nx)
@@ -393,8 +394,18 @@ def _is_precipitation_units(units, standard_name) -> bool:
 
 
 def source_files(da: xr.DataArray) -> list[str]:
-    """The files an archive was opened from (as recorded by :func:`open_archive`)."""
-    files = da.encoding.get("source_files")
-    if files is None and "source" in da.encoding:
-        files = [da.encoding["source"]]
-    return list(files or [])
+    """The files an archive was opened from (as recorded by :func:`open_archive`; for an array
+    opened by xarray, its ``source``); ``[]`` when unknown. The one lookup of an archive's files."""
+    files = da.encoding.get("source_files") or (
+        [da.encoding["source"]] if "source" in da.encoding else []
+    )
+    return list(files)
+
+
+def source_path(da: xr.DataArray, default: str) -> str:
+    """Where an archive came from: its file, or the common folder of its files (``default``
+    when unknown)."""
+    files = source_files(da)
+    if len(files) > 1:
+        return os.path.commonpath([str(f) for f in files])
+    return str(files[0]) if files else default

@@ -22,7 +22,8 @@ from nowcast.archive.synthetic import write_synthetic_archive
 from nowcast.config import Config, apply_overrides, config_from_dict, read_yaml
 from nowcast.errors import NowcastError
 from nowcast.methods import forecast_and_write, get_method
-from nowcast.render import render_forecast, render_gif
+from nowcast.render import RenderOptions, render_forecast, render_gif
+from nowcast.render.options import GIF_DPI
 from nowcast.training import train
 from nowcast.training.rundir import RunDir
 from nowcast.trainset.sampler import label_frames
@@ -169,15 +170,14 @@ def run_demo(
         best,
         outdir=workdir / "maps",
         truth=archive,
-        leads=leads,
-        map_data=map_data,
+        options=RenderOptions(leads=leads, map_data=map_data),
         method="convlstm",
     )
     gif = render_gif(
         best,
         path=workdir / "maps" / "convlstm.gif",
         truth=archive,
-        map_data=map_data,
+        options=RenderOptions(map_data=map_data, dpi=GIF_DPI),
         method="convlstm",
     )
     lap("render")

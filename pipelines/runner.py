@@ -32,6 +32,7 @@ from nowcast.config import BatchConfig
 from nowcast.errors import NowcastError, one_line
 from nowcast.fileio import check_output
 from nowcast.methods import make_forecaster
+from nowcast.render.options import RenderOptions
 from pipelines.catalog import Catalog, build_catalog, issue_times
 from pipelines.outputs import is_complete, remove_temporaries_of, write_json
 from pipelines.tasks import IssueResult, IssueTask, RenderSpec, run_issue_time
@@ -198,10 +199,12 @@ def plan(
     # absolute paths: a worker of a remote cluster need not share the client's working directory
     render = (
         RenderSpec(
-            leads=r.leads,
+            RenderOptions(
+                leads=r.leads or None,
+                map_data=_absolute(r.map_data),
+                download_map_data=r.download_map_data,
+            ),
             truth=r.truth,
-            map_data=_absolute(r.map_data),
-            download_map_data=r.download_map_data,
         )
         if r.enabled
         else None

@@ -24,17 +24,17 @@ from nowcast.archive import open_archive
 from nowcast.errors import DataError, NowcastError, one_line
 from nowcast.fileio import atomic_output
 from nowcast.methods import forecast_and_write, make_forecaster
-from nowcast.render import render_forecast
+from nowcast.render import RenderOptions, render_forecast
 from pipelines.catalog import build_catalog
 from pipelines.outputs import forecast_path, manifest_path, maps_dir, write_manifest
 
 
 @dataclass(frozen=True)
 class RenderSpec:
-    leads: tuple[int, ...] | None = None
+    """Maps per issue time: how they are drawn, and whether the observations are beside."""
+
+    options: RenderOptions = RenderOptions()
     truth: bool = True
-    map_data: str | None = None
-    download_map_data: bool = False
 
 
 @dataclass(frozen=True)
@@ -95,10 +95,8 @@ def _render(forecast, archive, *, outdir: Path, spec: RenderSpec, method: str) -
             forecast,
             outdir=tmp,
             truth=archive if spec.truth else None,
-            leads=list(spec.leads) if spec.leads else None,
-            map_data=spec.map_data,
+            options=spec.options,
             method=method,
-            download_map_data=spec.download_map_data,
         )
     return [outdir / Path(p).relative_to(tmp) for p in made]
 

@@ -152,6 +152,7 @@ def test_truncated_input_fails_only_the_issue_times_needing_it(tmp_path):
 
 
 def _task(cfg, issue, catalog):
+    from nowcast.render import RenderOptions
     from pipelines.runner import signature
     from pipelines.tasks import IssueTask, RenderSpec
 
@@ -167,7 +168,9 @@ def _task(cfg, issue, catalog):
         n_leads=cfg.n_leads,
         output=cfg.output,
         signature=signature(cfg),
-        render=RenderSpec(leads=r.leads, truth=r.truth, map_data=r.map_data) if r.enabled else None,
+        render=RenderSpec(RenderOptions(leads=r.leads, map_data=r.map_data), truth=r.truth)
+        if r.enabled
+        else None,
     )
 
 

@@ -24,6 +24,7 @@ from nowcast.render.animate import render_gif
 from nowcast.render.figure import figure_layout
 from nowcast.render.mapdata import MissingMapDataWarning, find_map_data
 from nowcast.render.maps import forecast_figure, prepare, render_field, render_forecast
+from nowcast.render.options import RenderOptions
 from nowcast.render.parallel import plan_tasks, render_many
 from nowcast.render.projection import lonlat_crs
 
@@ -104,7 +105,9 @@ def test_map_for_each_shared_dataset(key, archives, maps_dir, tmp_path):
     if key != "era5":
         assert float((fc.values[0, 0] > 0.1).mean()) > 0.05  # a frame with rain
     paths = render_forecast(
-        fc, outdir=tmp_path, leads=[2], map_data=maps_dir, dpi=DPI, figsize=FIGSIZE
+        fc,
+        outdir=tmp_path,
+        options=RenderOptions(leads=[2], map_data=maps_dir, dpi=DPI, figsize=FIGSIZE),
     )
     issue = pd.Timestamp(archive[TIME].values[index])
     minutes = int((archive[TIME].values[1] - archive[TIME].values[0]) / np.timedelta64(1, "m")) * 2
@@ -120,7 +123,9 @@ def test_map_for_each_shared_dataset(key, archives, maps_dir, tmp_path):
     assert not list(tmp_path.glob(".*"))  # no temp files left behind
 
     # the map's extent in its projection is the grid's outer cell edges
-    _, fig = forecast_figure(fc, lead=1, map_data=maps_dir, dpi=DPI, figsize=FIGSIZE)
+    _, fig = forecast_figure(
+        fc, lead=1, options=RenderOptions(map_data=maps_dir, dpi=DPI, figsize=FIGSIZE)
+    )
     ax = fig.axes[0]
     crs = ax.projection
     want = edges(archive)
@@ -173,7 +178,7 @@ def test_field_lands_at_its_place_right_way_up(key, lonlat, flip, archives):
     )
     if flip:  # descending y must be drawn the same way
         fc = fc.isel(y=slice(None, None, -1))
-    png, fig = forecast_figure(fc, map_data=None, dpi=DPI, figsize=FIGSIZE)
+    png, fig = forecast_figure(fc, options=RenderOptions(map_data=None, dpi=DPI, figsize=FIGSIZE))
     ax = fig.axes[0]
     rain = colours.precipitation_style()
     red = tuple(int(round(255 * c)) for c in rain.cmap(rain.norm(60.0))[:3])
@@ -191,12 +196,15 @@ def test_truth_panels_difference_and_missing_observation(archives, tmp_path):
     fc = persistence(archive, 4, 3)  # lead 1 observed (index 5); leads 2, 3 beyond the archive
     size = (12.0, 4.5)
     paths = render_forecast(
-        fc, outdir=tmp_path, truth=archive, leads=[1, 2], map_data=None, dpi=40, figsize=size
+        fc,
+        outdir=tmp_path,
+        truth=archive,
+        options=RenderOptions(leads=[1, 2], map_data=None, dpi=40, figsize=size),
     )
     assert [p.name.rsplit("_", 1)[1] for p in paths] == ["lead005.png", "lead010.png"]
     assert Image.open(paths[0]).size == (480, 180)
 
-    _, fig = forecast_figure(fc, lead=1, truth=archive, dpi=40, figsize=size)
+    _, fig = forecast_figure(fc, lead=1, truth=archive, options=RenderOptions(dpi=40, figsize=size))
     maps = [ax for ax in fig.axes if hasattr(ax, "projection")]
     assert [ax.get_title() for ax in maps] == [
         "Observed",
@@ -211,7 +219,7 @@ def test_truth_panels_difference_and_missing_observation(archives, tmp_path):
     )
     assert not any("no observation" in t.get_text() for ax in maps for t in ax.texts)
 
-    _, fig = forecast_figure(fc, lead=2, truth=archive, dpi=40, figsize=size)
+    _, fig = forecast_figure(fc, lead=2, truth=archive, options=RenderOptions(dpi=40, figsize=size))
     maps = [ax for ax in fig.axes if hasattr(ax, "projection")]
     notes = [[t.get_text() for t in ax.texts] for ax in maps]
     assert notes[0] == ["no observation"] and notes[2] == ["no observation"]
@@ -227,14 +235,18 @@ def test_truth_on_another_grid_is_an_error(archives):
 def test_gif_has_one_frame_per_lead(archives, maps_dir, tmp_path):
     archive = archives("rmi").isel({TIME: slice(0, 4), "x": slice(200, 400), "y": slice(250, 450)})
     fc = persistence(archive, 0, 3)
-    path = render_gif(fc, outdir=tmp_path, map_data=maps_dir, dpi=40, duration_ms=300)
+    path = render_gif(
+        fc, outdir=tmp_path, options=RenderOptions(map_data=maps_dir, dpi=40), duration_ms=300
+    )
     assert (
         path.name
         == f"precipitation_rate_forecast_{pd.Timestamp(archive[TIME].values[0]):%Y%m%dT%H%M}.gif"
     )
     with Image.open(path) as im:
         assert im.n_frames == 3 and im.info["loop"] == 0 and im.info["duration"] == 300
-    path = render_gif(fc, path=tmp_path / "two.gif", truth=archive, leads=[1, 3], dpi=40)
+    path = render_gif(
+        fc, path=tmp_path / "two.gif", truth=archive, options=RenderOptions(leads=[1, 3], dpi=40)
+    )
     with Image.open(path) as im:
         assert im.n_frames == 2 and im.size[0] > 2 * im.size[1]  # three panels side by side
 
@@ -265,8 +277,8 @@ def test_offline_without_map_data_warns_once_and_never_uses_network(
     )
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        first = render_forecast(fc, outdir=tmp_path / "a", dpi=40)
-        second = render_forecast(fc, outdir=tmp_path / "b", dpi=40)
+        first = render_forecast(fc, outdir=tmp_path / "a", options=RenderOptions(dpi=40))
+        second = render_forecast(fc, outdir=tmp_path / "b", options=RenderOptions(dpi=40))
     assert len(first) == len(second) == 2 and all(p.is_file() for p in first + second)
     missing = [w for w in seen if issubclass(w.category, MissingMapDataWarning)]
     assert len(missing) == 1 and "without coastlines" in str(missing[0].message)
@@ -337,7 +349,9 @@ def test_download_is_an_explicit_choice(tmp_path, monkeypatch):
 
 def test_swiss_map_draws_natural_earth_borders_lakes_and_says_what_it_shows(archives, maps_dir):
     fc = persistence(archives("mch"), 0, 1)
-    _, fig = forecast_figure(fc, truth=archives("mch"), map_data=maps_dir, dpi=40)
+    _, fig = forecast_figure(
+        fc, truth=archives("mch"), options=RenderOptions(map_data=maps_dir, dpi=40)
+    )
     for ax in fig.axes[::2][:3]:  # the three map panels (each followed by its colour bar)
         features = [a for a in ax.get_children() if type(a).__name__ == "FeatureArtist"]
         assert len(features) == 3  # coastlines, lakes, borders; no land tint
@@ -351,7 +365,7 @@ def test_swiss_map_draws_natural_earth_borders_lakes_and_says_what_it_shows(arch
 def test_era5_map_credits_copernicus_and_scales_with_the_data(archives, maps_dir):
     era5 = archives("era5")
     fc = persistence(era5, 300, 1)
-    _, fig = forecast_figure(fc, truth=era5, map_data=maps_dir, dpi=40)
+    _, fig = forecast_figure(fc, truth=era5, options=RenderOptions(map_data=maps_dir, dpi=40))
     text = " ".join(t.get_text() for t in fig.texts)
     assert "Data: Copernicus Climate Change Service (C3S) ERA5" in text
     image = fig.axes[0].get_images()[0]
@@ -364,7 +378,11 @@ def test_era5_map_credits_copernicus_and_scales_with_the_data(archives, maps_dir
 
 def test_render_field_and_bom_km_grid(archives, shared_data, maps_dir, tmp_path):
     era5 = archives("era5")
-    path = render_field(era5.isel({TIME: 10}), path=tmp_path / "t2m.png", map_data=maps_dir, dpi=40)
+    path = render_field(
+        era5.isel({TIME: 10}),
+        path=tmp_path / "t2m.png",
+        options=RenderOptions(map_data=maps_dir, dpi=40),
+    )
     assert Image.open(path).size[0] > 100
     # BOM straight from one file: x/y in km, y descending -> same extent in metres as the archive
     raw = xr.open_dataset(shared_data / "radar/bom-66-2020-10-31/66_20201031_050000.prcp-c10.nc")
@@ -409,8 +427,9 @@ def test_render_many_two_workers_same_maps(archives, maps_dir, tmp_path):
     archive = archives("mch").isel({TIME: slice(0, 4), "x": slice(300, 380), "y": slice(300, 360)})
     fc = persistence(archive, 0, 2)
     path = products.write_forecast(fc, tmp_path / "fc.nc", method="persistence")
-    one = render_many([path], outdir=tmp_path / "one", workers=1, map_data=maps_dir, dpi=40)
-    two = render_many([path], outdir=tmp_path / "two", workers=2, map_data=maps_dir, dpi=40)
+    options = RenderOptions(map_data=maps_dir, dpi=40)
+    one = render_many([path], outdir=tmp_path / "one", workers=1, options=options)
+    two = render_many([path], outdir=tmp_path / "two", workers=2, options=options)
     assert [p.name for p in one] == [p.name for p in two] and len(one) == 2
     assert "persistence" in one[0].name
     assert [p.read_bytes() for p in one] == [p.read_bytes() for p in two]

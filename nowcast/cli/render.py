@@ -125,9 +125,8 @@ def command(
     # imported on use, so that `nowcast --help` stays fast
     from nowcast.archive.reader import open_archive, source_files
     from nowcast.fileio import check_output
-    from nowcast.render.animate import render_gif
-    from nowcast.render.maps import align_truth, map_layers, prepare, select_leads
-    from nowcast.render.parallel import render_many
+    from nowcast.render.options import RenderOptions
+    from nowcast.render.parallel import plan_maps, render_maps
     from nowcast.verify import load_forecasts
 
     fcs = load_forecasts(forecasts)  # DataError for a missing/bad file
@@ -147,44 +146,15 @@ def command(
         ):
             click.echo(str(p))
         return
-    lead_list = parse_leads(leads)
-    preps = [prepare(fc) for fc in fcs.values()]  # dims, grid, grid mapping: before any write
-    for prep in preps:
-        select_leads(prep.da.sizes["lead_time"], lead_list)
-        if obs is not None:
-            align_truth(obs, prep)
-    # the line below says when no map data is found: no warning besides
-    layers = map_layers(preps[0], map_data, download=download_map_data, warn=False)
-    click.echo(layers.describe())
-    paths = []
-    for path, fc, prep in zip(forecasts, fcs.values(), preps):
-        same_grid = prep.extent == preps[0].extent and prep.crs == preps[0].crs
-        found = (
-            layers
-            if same_grid
-            else map_layers(prep, map_data, download=download_map_data, warn=False)
-        )
-        paths += render_many(
-            [path],
-            outdir=output,
-            workers=workers,
-            truth=obs,
-            leads=lead_list,
-            map_data=found,
-            dpi=dpi,
-        )
-        if gif:
-            for i in range(fc.sizes["issue_time"]):
-                paths.append(
-                    render_gif(
-                        fc,
-                        outdir=output,
-                        truth=obs,
-                        issue_index=i,
-                        leads=lead_list,
-                        map_data=found,
-                        dpi=min(dpi, 80),
-                    )
-                )
-    for p in paths:
+    options = RenderOptions(
+        leads=parse_leads(leads),
+        map_data=map_data,
+        download_map_data=download_map_data,
+        dpi=dpi,
+    )
+    # every forecast checked before the first write; the line below says when no map data
+    # is found: no warning besides
+    jobs = plan_maps(list(zip(forecasts, fcs.values())), truth=obs, options=options, warn=False)
+    click.echo(jobs[0].options.map_data.describe())
+    for p in render_maps(jobs, outdir=output, workers=workers, gif=gif):
         click.echo(str(p))

@@ -24,12 +24,13 @@ from nowcast.render.maps import (
     _safe,
     align_truth,
     frame_pngs,
-    map_layers,
     prepare,
     select_leads,
+    with_layers,
 )
+from nowcast.render.options import GIF_DPI, RenderOptions
 
-__all__ = ["render_gif", "gif_name"]
+__all__ = ["render_gif", "write_gif", "gif_name"]
 
 
 def gif_name(prep: Prepared, issue) -> str:
@@ -44,42 +45,54 @@ def render_gif(
     outdir: str | os.PathLike | None = None,
     truth: xr.DataArray | None = None,
     issue_index: int = 0,
-    leads: Sequence[int] | None = None,
-    map_data=None,
-    download_map_data: bool = False,
-    dpi: float = 80,
-    figsize: tuple[float, float] | None = None,
+    options: RenderOptions | None = None,
     duration_ms: int = 700,
     method: str | None = None,
 ) -> Path:
-    """Write an animated GIF with one frame per lead (1-based ``leads``, default all).
+    """Write an animated GIF with one frame per lead (``options.leads``, 1-based; default all).
 
     Give ``path``, or ``outdir`` for the name from :func:`gif_name`. With ``truth`` each
-    frame shows observed | forecast | difference at that lead's valid time.
+    frame shows observed | forecast | difference at that lead's valid time. ``options``
+    default: all leads, the map data found, :data:`~nowcast.render.options.GIF_DPI` dpi.
     """
     prep = prepare(forecast, method=method)
+    options = options or RenderOptions(dpi=GIF_DPI)
     n_issue = prep.da.sizes[ISSUE_TIME]
     if not -n_issue <= issue_index < n_issue:
         raise NowcastError(
             f"issue index {issue_index} out of range: the forecast has {n_issue} issue times"
         )
-    lead_idx = select_leads(prep.da.sizes[LEAD_TIME], leads)
+    lead_idx = select_leads(prep.da.sizes[LEAD_TIME], options.leads)
     aligned = align_truth(truth, prep) if truth is not None else None
-    map_data = map_layers(prep, map_data, download=download_map_data)
+    options = with_layers(prep, options)
     if path is None:
         if outdir is None:
             raise NowcastError("render_gif needs path= or outdir=")
         path = Path(outdir) / gif_name(prep, prep.da[ISSUE_TIME].values[issue_index])
-    frames = []
-    pngs = frame_pngs(
+    return write_gif(
         prep,
         issue_index % n_issue,
         lead_idx,
+        path=path,
         truth=aligned,
-        map_data=map_data,
-        dpi=dpi,
-        figsize=figsize,
+        options=options,
+        duration_ms=duration_ms,
     )
+
+
+def write_gif(
+    prep: Prepared,
+    issue_index: int,
+    lead_indices: Sequence[int],
+    *,
+    path: str | os.PathLike,
+    truth: xr.DataArray | None,
+    options: RenderOptions,
+    duration_ms: int = 700,
+) -> Path:
+    """The GIF of a forecast already checked: ``truth`` aligned, 0-based ``lead_indices``."""
+    frames = []
+    pngs = frame_pngs(prep, issue_index, lead_indices, truth=truth, options=options)
     for _, png in pngs:
         with Image.open(io.BytesIO(png)) as im:
             frames.append(

@@ -25,7 +25,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from nowcast.render.colours import Style
-from nowcast.render.mapdata import add_map_features, lonlat_bbox
+from nowcast.render.mapdata import MapData, add_map_features, lonlat_bbox
+from nowcast.render.options import RenderOptions
 from nowcast.render.projection import lonlat_crs
 
 __all__ = ["Panel", "Layout", "figure_layout", "draw_figure"]
@@ -160,22 +161,24 @@ def draw_figure(
     title: str,
     subtitle: str,
     footer: str,
-    map_data,
+    layers: MapData | None = None,
     legend: Sequence[tuple] = (),
-    dpi: float = 100,
-    figsize: tuple[float, float] | None = None,
+    options: RenderOptions | None = None,
     return_axes: bool = False,
 ):
-    """Render ``panels`` side by side; returns PNG bytes (and the Figure if ``return_axes``)."""
-    layout = figure_layout(extent, len(panels), figsize=figsize, dpi=dpi)
+    """Render ``panels`` side by side; returns PNG bytes (and the Figure if ``return_axes``).
+
+    ``layers``: the coastlines found for this map (``None``: none drawn); ``options``: the
+    resolution and size (its ``leads`` and ``map_data`` are the caller's: not read here).
+    """
+    options = options or RenderOptions()
+    dpi = options.dpi
+    layout = figure_layout(extent, len(panels), figsize=options.figsize, dpi=dpi)
     fig = Figure(figsize=layout.figsize, dpi=dpi)
     FigureCanvasAgg(fig)
     lonlat = lonlat_crs()
-    bbox = (
-        lonlat_bbox(crs, extent, lonlat=lonlat)
-        if map_data is not None and not map_data.empty
-        else None
-    )
+    drawn = layers is not None and not layers.empty
+    bbox = lonlat_bbox(crs, extent, lonlat=lonlat) if drawn else None
     for panel, rect, crect in zip(panels, layout.maps, layout.cbars):
         ax = fig.add_axes(rect, projection=crs)
         ax.set_extent(extent, crs=crs)
@@ -209,8 +212,8 @@ def draw_figure(
                     "alpha": 0.9,
                 },
             )
-        if map_data is not None:
-            add_map_features(ax, map_data, lonlat=lonlat, bbox=bbox)
+        if layers is not None:
+            add_map_features(ax, layers, lonlat=lonlat, bbox=bbox)
         _gridlines(ax, lonlat)
         ax.set_title(panel.title, fontsize=9, pad=4)
         _colourbar(fig, crect, panel.style)

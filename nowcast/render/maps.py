@@ -29,6 +29,7 @@ from nowcast.products import nearest_indices
 from nowcast.render import colours
 from nowcast.render.figure import Panel, draw_figure
 from nowcast.render.mapdata import LAND, MapData, find_map_data, lonlat_bbox
+from nowcast.render.options import RenderOptions
 from nowcast.render.projection import (
     crs_from_grid_mapping,
     grid_edges,
@@ -45,6 +46,7 @@ __all__ = [
     "output_name",
     "select_leads",
     "map_layers",
+    "with_layers",
     "Prepared",
 ]
 
@@ -126,6 +128,12 @@ def map_layers(
         return map_data
     bbox = lonlat_bbox(prep.crs, prep.extent, lonlat=lonlat_crs())
     return find_map_data(map_data, bbox=bbox, download=download, warn=warn)
+
+
+def with_layers(prep: Prepared, options: RenderOptions, *, warn: bool = True) -> RenderOptions:
+    """``options`` with ``map_data`` the layers found for ``prep``'s map (to find them once)."""
+    found = map_layers(prep, options.map_data, download=options.download_map_data, warn=warn)
+    return options.replace(map_data=found)
 
 
 def _legend(prep: Prepared, found: MapData, panels) -> list[tuple[Any, str]]:
@@ -260,14 +268,12 @@ def frame_pngs(
     lead_indices: Sequence[int],
     *,
     truth: xr.DataArray | None = None,
-    map_data=None,
-    dpi: float = 100,
-    figsize: tuple[float, float] | None = None,
+    options: RenderOptions | None = None,
 ) -> Iterator[tuple[str, bytes]]:
-    """Yield ``(file name, PNG bytes)`` per lead of one issue time (``truth`` pre-aligned)."""
-    for name, png, _ in _frames(
-        prep, issue_index, lead_indices, truth=truth, map_data=map_data, dpi=dpi, figsize=figsize
-    ):
+    """Yield ``(file name, PNG bytes)`` per lead of one issue time (``truth`` pre-aligned;
+    0-based ``lead_indices``: ``options.leads`` is not read here)."""
+    options = options or RenderOptions()
+    for name, png, _ in _frames(prep, issue_index, lead_indices, truth=truth, options=options):
         yield name, png
 
 
@@ -277,11 +283,10 @@ def forecast_figure(
     issue_index: int = 0,
     lead: int = 1,
     truth: xr.DataArray | None = None,
-    map_data=None,
-    dpi: float = 100,
-    figsize: tuple[float, float] | None = None,
+    options: RenderOptions | None = None,
 ):
-    """``(PNG bytes, Figure)`` of one map (1-based ``lead``): to inspect axes, extent, artists."""
+    """``(PNG bytes, Figure)`` of one map (1-based ``lead``; ``options.leads`` is not read):
+    to inspect axes, extent, artists."""
     prep = prepare(forecast)
     (lead_idx,) = select_leads(prep.da.sizes[LEAD_TIME], [lead])
     aligned = align_truth(truth, prep) if truth is not None else None
@@ -290,16 +295,14 @@ def forecast_figure(
         issue_index,
         [lead_idx],
         truth=aligned,
-        map_data=map_data,
-        dpi=dpi,
-        figsize=figsize,
+        options=options or RenderOptions(),
         keep_figure=True,
     )
     return item[1], item[2]
 
 
-def _frames(prep, issue_index, lead_indices, *, truth, map_data, dpi, figsize, keep_figure=False):
-    found = map_layers(prep, map_data)
+def _frames(prep, issue_index, lead_indices, *, truth, options: RenderOptions, keep_figure=False):
+    found = map_layers(prep, options.map_data, download=options.download_map_data)
     convert, _ = colours.to_display(prep.da.attrs)
     one = prep.da.isel({ISSUE_TIME: issue_index})
     issue = one[ISSUE_TIME].values
@@ -339,9 +342,8 @@ def _frames(prep, issue_index, lead_indices, *, truth, map_data, dpi, figsize, k
             subtitle=subtitle,
             footer=footer,
             legend=_legend(prep, found, panels),
-            map_data=found,
-            dpi=dpi,
-            figsize=figsize,
+            layers=found,
+            options=options,
             return_axes=keep_figure,
         )
         png, fig = out if keep_figure else (out, None)
@@ -353,36 +355,28 @@ def render_forecast(
     *,
     outdir: str | os.PathLike,
     truth: xr.DataArray | None = None,
-    leads: Sequence[int] | None = None,
-    map_data: str | os.PathLike | MapData | None = None,
-    dpi: float = 100,
-    figsize: tuple[float, float] | None = None,
+    options: RenderOptions | None = None,
     method: str | None = None,
     attribution: str | None = None,
     issue_indices: Sequence[int] | None = None,
-    download_map_data: bool = False,
 ) -> list[Path]:
     """Write one PNG per (issue time, lead) of ``forecast`` into ``outdir``; returns the paths.
 
     ``truth`` is an archive ``(time, y, x)`` on the same grid: each map then shows observed |
     forecast | forecast - observed at the valid time ("no observation" where it is missing).
-    ``leads`` are 1-based lead indices (default all). ``map_data`` is the offline map-data
-    folder (default: ``NOWCAST_MAP_DATA``, then Cartopy's data folders) or a :class:`MapData`;
-    ``download_map_data`` lets Cartopy download missing Natural Earth layers (network). Files
-    are named by
-    :func:`output_name` and written atomically; everything is checked before the first write.
+    ``options``: the leads, map data, resolution and size (see :class:`RenderOptions`; default
+    all leads, the map data found, 100 dpi). Files are named by :func:`output_name` and
+    written atomically; everything is checked before the first write.
     """
     prep = prepare(forecast, method=method, attribution=attribution)
-    map_data = map_layers(prep, map_data, download=download_map_data)
-    lead_idx = select_leads(prep.da.sizes[LEAD_TIME], leads)
+    options = with_layers(prep, options or RenderOptions())
+    lead_idx = select_leads(prep.da.sizes[LEAD_TIME], options.leads)
     issues = range(prep.da.sizes[ISSUE_TIME]) if issue_indices is None else issue_indices
     aligned = align_truth(truth, prep) if truth is not None else None
     outdir = Path(outdir)
     written = []
     for i in issues:
-        for name, png in frame_pngs(
-            prep, i, lead_idx, truth=aligned, map_data=map_data, dpi=dpi, figsize=figsize
-        ):
+        for name, png in frame_pngs(prep, i, lead_idx, truth=aligned, options=options):
             written.append(write_atomic(outdir / name, png))
     return written
 
@@ -392,11 +386,11 @@ def render_field(
     *,
     path: str | os.PathLike,
     title: str | None = None,
-    map_data: str | os.PathLike | None = None,
-    dpi: float = 100,
-    figsize: tuple[float, float] | None = None,
+    options: RenderOptions | None = None,
 ) -> Path:
-    """Draw one observed frame ``(y, x)`` (or ``(time=1, y, x)``) to ``path`` (PNG, atomic)."""
+    """Draw one observed frame ``(y, x)`` (or ``(time=1, y, x)``) to ``path`` (PNG, atomic);
+    ``options``: the map data, resolution and size (its ``leads`` are not read)."""
+    options = options or RenderOptions()
     if TIME in field.dims:
         if field.sizes[TIME] != 1:
             raise DataError(
@@ -414,7 +408,7 @@ def render_field(
     data = convert(prep.da.isel({ISSUE_TIME: 0, LEAD_TIME: 0}).values)
     style, _ = _styles(prep, data[None], [])
     when_txt = f"{pd.Timestamp(when):%Y-%m-%d %H:%M} UTC" if when is not None else ""
-    found = map_layers(prep, map_data)
+    found = map_layers(prep, options.map_data, download=options.download_map_data)
     panels = [Panel(data, style, "Observed")]
     png = draw_figure(
         panels,
@@ -424,8 +418,7 @@ def render_field(
         subtitle=when_txt,
         footer=_footer(prep, found),
         legend=_legend(prep, found, panels),
-        map_data=found,
-        dpi=dpi,
-        figsize=figsize,
+        layers=found,
+        options=options,
     )
     return write_atomic(path, png)

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,20 +29,6 @@ import pyproj
 from nowcast.errors import DataError, NowcastError
 
 __all__ = ["crs_from_grid_mapping", "grid_mapping_attrs", "grid_edges", "lonlat_crs", "SUPPORTED"]
-
-#: CF grid_mapping_name values mapped from their attributes (others need ``crs_wkt``).
-SUPPORTED = (
-    "albers_conical_equal_area",
-    "polar_stereographic",
-    "stereographic",
-    "lambert_conformal_conic",
-    "lambert_azimuthal_equal_area",
-    "oblique_mercator",
-    "transverse_mercator",
-    "mercator",
-    "rotated_latitude_longitude",
-    "latitude_longitude",
-)
 
 
 class _Missing(KeyError):
@@ -158,123 +145,174 @@ def _swiss_oblique_mercator_class():
     return SwissObliqueMercator
 
 
+@dataclass(frozen=True)
+class _CF:
+    """What a builder reads: the CF attributes, the ellipsoid, the false origin, Cartopy."""
+
+    attrs: Mapping
+    globe: Any
+    fe: float
+    fn: float
+    ccrs: Any
+
+    def num(self, *names: str, default: Any = _Missing) -> float:
+        return _num(self.attrs, *names, default=default)
+
+
+def _albers_conical_equal_area(cf: _CF):
+    return cf.ccrs.AlbersEqualArea(
+        central_longitude=cf.num("longitude_of_central_meridian"),
+        central_latitude=cf.num("latitude_of_projection_origin"),
+        false_easting=cf.fe,
+        false_northing=cf.fn,
+        standard_parallels=_two(_parallels(cf.attrs)),
+        globe=cf.globe,
+    )
+
+
+def _lambert_conformal_conic(cf: _CF):
+    lat0 = cf.num("latitude_of_projection_origin")
+    return cf.ccrs.LambertConformal(
+        central_longitude=cf.num("longitude_of_central_meridian"),
+        central_latitude=lat0,
+        false_easting=cf.fe,
+        false_northing=cf.fn,
+        standard_parallels=_two(_parallels(cf.attrs)),
+        globe=cf.globe,
+        cutoff=-30 if lat0 >= 0 else 30,
+    )
+
+
+def _polar_stereographic(cf: _CF):
+    lon0 = cf.num("straight_vertical_longitude_from_pole", "longitude_of_projection_origin")
+    lat_ts = cf.num("standard_parallel", default=None)
+    k0 = cf.num("scale_factor_at_projection_origin", default=None)
+    lat0 = cf.num("latitude_of_projection_origin", default=None)
+    if lat0 is None:
+        if lat_ts is None:
+            raise _Missing("latitude_of_projection_origin")
+        lat0 = math.copysign(90.0, lat_ts)
+    if lat_ts is None and k0 is None:
+        k0 = 1.0
+    return cf.ccrs.Stereographic(
+        central_latitude=lat0,
+        central_longitude=lon0,
+        false_easting=cf.fe,
+        false_northing=cf.fn,
+        true_scale_latitude=lat_ts,
+        scale_factor=None if lat_ts is not None else k0,
+        globe=cf.globe,
+    )
+
+
+def _stereographic(cf: _CF):
+    return cf.ccrs.Stereographic(
+        central_latitude=cf.num("latitude_of_projection_origin"),
+        central_longitude=cf.num("longitude_of_projection_origin"),
+        false_easting=cf.fe,
+        false_northing=cf.fn,
+        scale_factor=cf.num("scale_factor_at_projection_origin", default=1.0),
+        globe=cf.globe,
+    )
+
+
+def _lambert_azimuthal_equal_area(cf: _CF):
+    return cf.ccrs.LambertAzimuthalEqualArea(
+        central_longitude=cf.num("longitude_of_projection_origin"),
+        central_latitude=cf.num("latitude_of_projection_origin"),
+        false_easting=cf.fe,
+        false_northing=cf.fn,
+        globe=cf.globe,
+    )
+
+
+def _oblique_mercator(cf: _CF):
+    lon0 = cf.num("longitude_of_projection_origin", "longitude_of_projection_center")
+    lat0 = cf.num("latitude_of_projection_origin", "latitude_of_projection_center")
+    azimuth = cf.num("azimuth_of_central_line")
+    k0 = cf.num("scale_factor_at_projection_origin", default=1.0)
+    if abs(azimuth - 90.0) < 1e-9:  # Swiss grid (EPSG 21781 / 2056)
+        return _swiss_oblique_mercator_class()(lon0, lat0, cf.fe, cf.fn, k0, cf.globe)
+    return cf.ccrs.ObliqueMercator(
+        central_longitude=lon0,
+        central_latitude=lat0,
+        false_easting=cf.fe,
+        false_northing=cf.fn,
+        scale_factor=k0,
+        azimuth=azimuth,
+        globe=cf.globe,
+    )
+
+
+def _transverse_mercator(cf: _CF):
+    return cf.ccrs.TransverseMercator(
+        central_longitude=cf.num("longitude_of_central_meridian"),
+        central_latitude=cf.num("latitude_of_projection_origin"),
+        false_easting=cf.fe,
+        false_northing=cf.fn,
+        scale_factor=cf.num("scale_factor_at_central_meridian", default=1.0),
+        globe=cf.globe,
+        approx=False,
+    )
+
+
+def _mercator(cf: _CF):
+    lat_ts = cf.num("standard_parallel", default=None)
+    return cf.ccrs.Mercator(
+        central_longitude=cf.num("longitude_of_projection_origin", default=0.0),
+        latitude_true_scale=lat_ts,
+        false_easting=cf.fe,
+        false_northing=cf.fn,
+        scale_factor=None
+        if lat_ts is not None
+        else cf.num("scale_factor_at_projection_origin", default=1.0),
+        globe=cf.globe,
+    )
+
+
+def _rotated_latitude_longitude(cf: _CF):
+    return cf.ccrs.RotatedPole(
+        pole_longitude=cf.num("grid_north_pole_longitude"),
+        pole_latitude=cf.num("grid_north_pole_latitude"),
+        central_rotated_longitude=cf.num("north_pole_grid_longitude", default=0.0),
+        globe=cf.globe,
+    )
+
+
+def _latitude_longitude(cf: _CF):
+    return lonlat_crs() if _is_wgs84(cf.attrs) else cf.ccrs.PlateCarree(globe=cf.globe)
+
+
+#: CF grid_mapping_name -> the builder of its Cartopy projection from its attributes.
+_BUILDERS: dict[str, Callable[[_CF], Any]] = {
+    "albers_conical_equal_area": _albers_conical_equal_area,
+    "polar_stereographic": _polar_stereographic,
+    "stereographic": _stereographic,
+    "lambert_conformal_conic": _lambert_conformal_conic,
+    "lambert_azimuthal_equal_area": _lambert_azimuthal_equal_area,
+    "oblique_mercator": _oblique_mercator,
+    "transverse_mercator": _transverse_mercator,
+    "mercator": _mercator,
+    "rotated_latitude_longitude": _rotated_latitude_longitude,
+    "latitude_longitude": _latitude_longitude,
+}
+
+#: CF grid_mapping_name values mapped from their attributes (others need ``crs_wkt``).
+SUPPORTED = tuple(_BUILDERS)
+
+
 def _from_cf(name: str, attrs: Mapping):
     """The Cartopy projection for CF ``attrs``; raises :class:`_Missing` when one is absent."""
     # Cartopy costs start-up time: imported when a map is drawn
     import cartopy.crs as ccrs
 
+    build = _BUILDERS.get(name)
+    if build is None:
+        raise _Missing("grid_mapping_name")
     globe = _globe(attrs)
     fe = _num(attrs, "false_easting", default=0.0)
     fn = _num(attrs, "false_northing", default=0.0)
-    if name == "albers_conical_equal_area":
-        return ccrs.AlbersEqualArea(
-            central_longitude=_num(attrs, "longitude_of_central_meridian"),
-            central_latitude=_num(attrs, "latitude_of_projection_origin"),
-            false_easting=fe,
-            false_northing=fn,
-            standard_parallels=_two(_parallels(attrs)),
-            globe=globe,
-        )
-    if name == "lambert_conformal_conic":
-        lat0 = _num(attrs, "latitude_of_projection_origin")
-        return ccrs.LambertConformal(
-            central_longitude=_num(attrs, "longitude_of_central_meridian"),
-            central_latitude=lat0,
-            false_easting=fe,
-            false_northing=fn,
-            standard_parallels=_two(_parallels(attrs)),
-            globe=globe,
-            cutoff=-30 if lat0 >= 0 else 30,
-        )
-    if name == "polar_stereographic":
-        lon0 = _num(
-            attrs, "straight_vertical_longitude_from_pole", "longitude_of_projection_origin"
-        )
-        lat_ts = _num(attrs, "standard_parallel", default=None)
-        k0 = _num(attrs, "scale_factor_at_projection_origin", default=None)
-        lat0 = _num(attrs, "latitude_of_projection_origin", default=None)
-        if lat0 is None:
-            if lat_ts is None:
-                raise _Missing("latitude_of_projection_origin")
-            lat0 = math.copysign(90.0, lat_ts)
-        if lat_ts is None and k0 is None:
-            k0 = 1.0
-        return ccrs.Stereographic(
-            central_latitude=lat0,
-            central_longitude=lon0,
-            false_easting=fe,
-            false_northing=fn,
-            true_scale_latitude=lat_ts,
-            scale_factor=None if lat_ts is not None else k0,
-            globe=globe,
-        )
-    if name == "stereographic":
-        return ccrs.Stereographic(
-            central_latitude=_num(attrs, "latitude_of_projection_origin"),
-            central_longitude=_num(attrs, "longitude_of_projection_origin"),
-            false_easting=fe,
-            false_northing=fn,
-            scale_factor=_num(attrs, "scale_factor_at_projection_origin", default=1.0),
-            globe=globe,
-        )
-    if name == "lambert_azimuthal_equal_area":
-        return ccrs.LambertAzimuthalEqualArea(
-            central_longitude=_num(attrs, "longitude_of_projection_origin"),
-            central_latitude=_num(attrs, "latitude_of_projection_origin"),
-            false_easting=fe,
-            false_northing=fn,
-            globe=globe,
-        )
-    if name == "oblique_mercator":
-        lon0 = _num(attrs, "longitude_of_projection_origin", "longitude_of_projection_center")
-        lat0 = _num(attrs, "latitude_of_projection_origin", "latitude_of_projection_center")
-        azimuth = _num(attrs, "azimuth_of_central_line")
-        k0 = _num(attrs, "scale_factor_at_projection_origin", default=1.0)
-        if abs(azimuth - 90.0) < 1e-9:  # Swiss grid (EPSG 21781 / 2056)
-            return _swiss_oblique_mercator_class()(lon0, lat0, fe, fn, k0, globe)
-        return ccrs.ObliqueMercator(
-            central_longitude=lon0,
-            central_latitude=lat0,
-            false_easting=fe,
-            false_northing=fn,
-            scale_factor=k0,
-            azimuth=azimuth,
-            globe=globe,
-        )
-    if name == "transverse_mercator":
-        return ccrs.TransverseMercator(
-            central_longitude=_num(attrs, "longitude_of_central_meridian"),
-            central_latitude=_num(attrs, "latitude_of_projection_origin"),
-            false_easting=fe,
-            false_northing=fn,
-            scale_factor=_num(attrs, "scale_factor_at_central_meridian", default=1.0),
-            globe=globe,
-            approx=False,
-        )
-    if name == "mercator":
-        lat_ts = _num(attrs, "standard_parallel", default=None)
-        return ccrs.Mercator(
-            central_longitude=_num(attrs, "longitude_of_projection_origin", default=0.0),
-            latitude_true_scale=lat_ts,
-            false_easting=fe,
-            false_northing=fn,
-            scale_factor=None
-            if lat_ts is not None
-            else _num(attrs, "scale_factor_at_projection_origin", default=1.0),
-            globe=globe,
-        )
-    if name == "rotated_latitude_longitude":
-        return ccrs.RotatedPole(
-            pole_longitude=_num(attrs, "grid_north_pole_longitude"),
-            pole_latitude=_num(attrs, "grid_north_pole_latitude"),
-            central_rotated_longitude=_num(attrs, "north_pole_grid_longitude", default=0.0),
-            globe=globe,
-        )
-    if name == "latitude_longitude":
-        if _is_wgs84(attrs):
-            return lonlat_crs()
-        return ccrs.PlateCarree(globe=globe)
-    raise _Missing("grid_mapping_name")
+    return build(_CF(attrs, globe, fe, fn, ccrs))
 
 
 def _two(parallels: tuple[float, ...]) -> tuple[float, float]:

@@ -22,20 +22,36 @@ rain), on the input grid, NaN where the deterministic forecast is NaN:
 set); a learned quantile model has its own form (``nowcast.methods.quantile``).
 Coordinates: ``realization`` (int, CF standard name ``realization``), ``quantile`` (float,
 units ``1``), ``threshold`` (float, the variable's units).
+
+:class:`ProductRequest` is what a user asks of a probabilistic forecast (``nowcast predict
+--members/--seed/--probabilities/--quantiles/--deterministic``, the batch config's keys of
+the same names), checked when made; :func:`issue_seed` derives each issue time's seed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
-from nowcast.conventions import LEAD_TIME, X, Y
+from nowcast.conventions import LEAD_TIME, RATE_UNITS, X, Y
 from nowcast.errors import NowcastError
+from nowcast.kinds import temperature_scale
 
 REALIZATION, QUANTILE, THRESHOLD = "realization", "quantile", "threshold"
+#: The deterministic products of a probabilistic forecast (the first is the default).
+DETERMINISTIC = ("median", "sharp")
+#: Exceedance thresholds that make sense, by units: (lowest, highest, lowest allowed).
+PLAUSIBLE_THRESHOLDS = {
+    RATE_UNITS: (0.0, 1000.0, False),  # rain rates: above 0 (P(R >= 0) = 1), at most 1000
+    "K": (150.0, 350.0, True),
+    "C": (-125.0, 80.0, True),
+    "F": (-195.0, 175.0, True),
+}
 
 
 @runtime_checkable
@@ -59,7 +75,9 @@ def check_levels(levels: Sequence[float]) -> np.ndarray:
     if out.size == 0 or not np.all((out > 0) & (out < 1)):
         raise NowcastError(f"quantile levels must lie strictly between 0 and 1, got {list(levels)}")
     if np.any(np.diff(out) <= 0):
-        raise NowcastError(f"quantile levels must be strictly increasing, got {list(levels)}")
+        raise NowcastError(
+            f"quantile levels must be strictly increasing (sorted, each once), got {list(levels)}"
+        )
     return out
 
 
@@ -68,7 +86,9 @@ def check_thresholds(thresholds: Sequence[float]) -> np.ndarray:
     if out.size == 0 or not np.all(np.isfinite(out)):
         raise NowcastError(f"thresholds must be finite numbers, got {list(thresholds)}")
     if np.any(np.diff(out) <= 0):
-        raise NowcastError(f"thresholds must be strictly increasing, got {list(thresholds)}")
+        raise NowcastError(
+            f"thresholds must be strictly increasing (sorted, each once), got {list(thresholds)}"
+        )
     return out
 
 
@@ -182,3 +202,110 @@ class EnsembleDistribution:
         out = stacked(p, self._template, THRESHOLD, *threshold_coord(thresholds, units))
         out.attrs = probability_attrs(self._template)
         return out
+
+
+@dataclass(frozen=True)
+class ProductRequest:
+    """The products asked of a probabilistic forecast, checked when made.
+
+    ``members``: ensemble members to write (None: none; the method then draws its own
+    ensemble size, e.g. ``steps``' 20); ``seed``: the random seed (None: fresh noise; see
+    :func:`issue_seed`); ``probabilities``: exceedance thresholds in the data's units,
+    strictly increasing; ``quantiles``: levels strictly inside (0, 1), strictly
+    increasing; ``deterministic``: the main variable, ``median`` (None: the default) or
+    ``sharp``. Bad values are a one-line :class:`NowcastError`.
+    """
+
+    members: int | None = None
+    seed: int | None = None
+    probabilities: tuple[float, ...] = ()
+    quantiles: tuple[float, ...] = ()
+    deterministic: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.members is not None and (not _whole(self.members) or self.members < 1):
+            raise NowcastError(f"members: must be a whole number >= 1, got {self.members!r}")
+        if self.seed is not None and (not _whole(self.seed) or not 0 <= self.seed < 2**32):
+            raise NowcastError(f"seed: must be a whole number 0 .. 2**32 - 1, got {self.seed!r}")
+        if self.deterministic not in (None, *DETERMINISTIC):
+            raise NowcastError(
+                f"deterministic: must be {' or '.join(DETERMINISTIC)}, got {self.deterministic!r}"
+            )
+        probabilities = tuple(self.probabilities or ())
+        quantiles = tuple(self.quantiles or ())
+        try:
+            if probabilities:
+                probabilities = tuple(float(t) for t in check_thresholds(probabilities))
+        except (NowcastError, TypeError, ValueError) as exc:
+            raise NowcastError(f"probabilities: {exc}") from None
+        try:
+            if quantiles:
+                quantiles = tuple(float(q) for q in check_levels(quantiles))
+        except (NowcastError, TypeError, ValueError) as exc:
+            raise NowcastError(f"quantiles: {exc}") from None
+        object.__setattr__(self, "probabilities", probabilities)
+        object.__setattr__(self, "quantiles", quantiles)
+
+    @property
+    def asked(self) -> bool:
+        """True when any option is set (only a probabilistic method can honour it)."""
+        return (
+            self.members is not None
+            or self.seed is not None
+            or bool(self.probabilities)
+            or bool(self.quantiles)
+            or self.deterministic is not None
+        )
+
+    @property
+    def product(self) -> str:
+        """The deterministic product written as the main variable."""
+        return self.deterministic or DETERMINISTIC[0]
+
+    @property
+    def extra_fields(self) -> int:
+        """Fields written per issue time besides the deterministic forecast."""
+        return (self.members or 0) + len(self.probabilities) + len(self.quantiles)
+
+    def check_units(self, units: str | None) -> None:
+        """An error for thresholds outside what data in ``units`` can plausibly take."""
+        if not self.probabilities:
+            return
+        scale = RATE_UNITS if units == RATE_UNITS else temperature_scale(units)
+        if scale not in PLAUSIBLE_THRESHOLDS:
+            return
+        lo, hi, closed = PLAUSIBLE_THRESHOLDS[scale]
+        bad = [t for t in self.probabilities if t > hi or t < lo or (t == lo and not closed)]
+        if bad:
+            low = f"{'at least' if closed else 'above'} {lo:g}"
+            raise NowcastError(
+                f"probabilities: thresholds must be {low} and at most {hi:g} {units} for this "
+                f"data, got {', '.join(f'{t:g}' for t in bad)}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (file metadata, batch signatures); only what was asked."""
+        out: dict[str, Any] = {"deterministic": self.product}
+        if self.members is not None:
+            out["members"] = int(self.members)
+        if self.seed is not None:
+            out["seed"] = int(self.seed)
+        if self.probabilities:
+            out["probability_thresholds"] = list(self.probabilities)
+        if self.quantiles:
+            out["quantile_levels"] = list(self.quantiles)
+        return out
+
+
+def _whole(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def issue_seed(seed: int | None, issue_time) -> int | None:
+    """The seed of one issue time's members: derived from ``seed`` and the issue time (None
+    stays None), so that a forecast's members are the same whether its issue time is
+    forecast alone or among others (``predict`` with a range, or a batch)."""
+    if seed is None:
+        return None
+    minutes = int(pd.Timestamp(issue_time).value // 60_000_000_000) % 2**63
+    return int(np.random.SeedSequence([int(seed), minutes]).generate_state(1)[0])

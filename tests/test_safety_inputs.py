@@ -55,7 +55,7 @@ def outage(tmp_path, mch) -> Path:
     return tmp_path / "outage.nc"
 
 
-@pytest.mark.parametrize("method", ["persistence", "extrapolation", "sprog", "convlstm"])
+@pytest.mark.parametrize("method", ["persistence", "extrapolation", "sprog", "steps", "convlstm"])
 def test_all_missing_input_frames_are_an_error_naming_the_issue_time(tmp_path, outage, method):
     from nowcast.methods import available_methods
 
@@ -70,7 +70,8 @@ def test_all_missing_input_frames_are_an_error_naming_the_issue_time(tmp_path, o
 def test_every_registered_method_is_covered_above():
     from nowcast.methods import available_methods
 
-    assert set(available_methods()) <= {"persistence", "extrapolation", "sprog", "convlstm"}
+    covered = {"persistence", "extrapolation", "sprog", "steps", "convlstm"}
+    assert set(available_methods()) <= covered
 
 
 def test_batch_reports_an_outage_as_a_failed_issue_time(tmp_path, outage):

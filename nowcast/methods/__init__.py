@@ -10,21 +10,27 @@ interface::
 Modules: :mod:`~nowcast.methods.base` (the interface, the registry, helpers for methods),
 :mod:`~nowcast.methods.baselines` (``persistence``, ``extrapolation``, ``sprog``; their
 optical flow and advection are :mod:`nowcast.motion`, shared by every method that moves
-fields),
+fields), :mod:`~nowcast.methods.steps` (``steps``, pySTEPS' STEPS ensemble, probabilistic),
 :mod:`~nowcast.methods.convlstm` (``convlstm``, model lookup) and
 :mod:`~nowcast.methods.run` (many issue times, then a forecast file). Importing the
 package registers the built-in methods; Keras and pySTEPS are imported on first use.
 """
 
-from nowcast.methods import baselines, convlstm  # noqa: F401  (registers the built-in methods)
+from nowcast.methods import (  # noqa: F401  (registers the built-in methods)
+    baselines,
+    convlstm,
+    steps,
+)
 from nowcast.methods.base import (
     Forecaster,
     available_methods,
     check_n_leads,
     check_past,
+    deterministic_error,
     get_method,
     infer_step,
     lead_array,
+    probabilistic_methods,
     register_method,
 )
 from nowcast.methods.convlstm import ConvLSTMForecaster, resolve_model
@@ -36,12 +42,14 @@ __all__ = [
     "available_methods",
     "check_n_leads",
     "check_past",
+    "deterministic_error",
     "forecast_and_write",
     "forecast_many",
     "get_method",
     "infer_step",
     "lead_array",
     "make_forecaster",
+    "probabilistic_methods",
     "register_method",
     "resolve_model",
 ]

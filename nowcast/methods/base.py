@@ -17,6 +17,7 @@ import pandas as pd
 import xarray as xr
 
 from nowcast.conventions import TIME, X, Y
+from nowcast.distribution import Distribution
 from nowcast.errors import NowcastError
 from nowcast.products import lead_array
 
@@ -25,9 +26,11 @@ __all__ = [
     "available_methods",
     "check_n_leads",
     "check_past",
+    "deterministic_error",
     "get_method",
     "infer_step",
     "lead_array",
+    "probabilistic_methods",
     "register_method",
 ]
 
@@ -51,6 +54,13 @@ class Forecaster(Protocol):
     ``metadata`` (what the method knows of the data it was made for, e.g. a trained
     model's ``kind`` and ``units``), :meth:`describe`, :meth:`check_compatible` and
     :meth:`input_frames` (how many frames ``predict`` needs at a given archive step).
+
+    Probabilistic methods set ``probabilistic = True`` and implement
+    :meth:`predict_distribution` (one call per issue time, returning a
+    :class:`nowcast.distribution.Distribution` from which the median, the sharp field,
+    quantiles, exceedance probabilities and members are read); their ``predict`` returns
+    the deterministic product they document (e.g. the median). The default
+    ``predict_distribution`` of a deterministic method raises :func:`deterministic_error`.
     """
 
     name: str
@@ -58,8 +68,17 @@ class Forecaster(Protocol):
     step: pd.Timedelta | None = None
     t_out: int | None = None
     metadata: Mapping[str, Any] = MappingProxyType({})
+    probabilistic: bool = False
 
     def predict(self, past: xr.DataArray, n_leads: int) -> xr.DataArray: ...
+
+    def predict_distribution(
+        self, past: xr.DataArray, n_leads: int, *, members: int = 0, seed: int | None = None
+    ) -> Distribution:
+        """The predictive distribution of one issue time (``past`` and ``n_leads`` as for
+        :meth:`predict`). ``members``: ensemble members to draw (0: none beyond what the
+        method needs), reproducible with ``seed``. Deterministic methods: a NowcastError."""
+        raise deterministic_error(self.name)
 
     def describe(self) -> dict[str, Any] | None:
         """Global attributes for the forecast files this method writes (None: none)."""
@@ -105,6 +124,20 @@ def _qualname(obj) -> str:
 def available_methods() -> list[str]:
     """Names of the registered forecast methods, sorted."""
     return sorted(_REGISTRY)
+
+
+def probabilistic_methods() -> list[str]:
+    """Names of the registered methods whose forecasters are probabilistic, sorted."""
+    return sorted(n for n, f in _REGISTRY.items() if getattr(f, "probabilistic", False) is True)
+
+
+def deterministic_error(name: str) -> NowcastError:
+    """The one-line error for probabilistic products asked of a deterministic method."""
+    names = ", ".join(probabilistic_methods()) or "none registered"
+    return NowcastError(
+        f"method {name} is deterministic; --members/--probabilities/--quantiles need a "
+        f"probabilistic method ({names})"
+    )
 
 
 def get_method(name: str, **options) -> Forecaster:

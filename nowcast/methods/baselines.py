@@ -191,30 +191,59 @@ class SProg(Extrapolation):
             )
 
     def predict(self, past: xr.DataArray, n_leads: int) -> xr.DataArray:
+        n_leads, past, step, frames, velocity, unknown = self._setup(past, n_leads)
+        if velocity is None:  # nothing to forecast (dry, or no data): dry stays dry
+            values = np.zeros(unknown.shape, dtype=np.float32)
+        else:
+            values = self._sprog(frames[-(self.ar_order + 1) :], velocity, n_leads)
+        values[unknown] = np.nan
+        return lead_array(values, past, step)
+
+    def _setup(self, past: xr.DataArray, n_leads: int):
+        """What S-PROG and STEPS share: checked inputs, the flow and the NaN mask.
+
+        Returns ``(n_leads, past, step, frames, velocity, unknown)``: ``velocity`` is None
+        when there is nothing to forecast (the last frame dry below ``rain_threshold`` or
+        all NaN); ``unknown`` ``(n_leads, y, x)`` is True exactly where ``extrapolation``
+        is NaN (the last frame's no-data pattern advected, and what comes from outside).
+        """
         n_leads, past, step, frames, last, invalid = self._inputs(past, n_leads)
         self.check_compatible(past)
         if invalid.all():
-            return lead_array(np.full((n_leads,) + last.shape, np.nan), past, step)
+            return n_leads, past, step, frames, None, np.ones((n_leads,) + last.shape, bool)
         velocity = self.flow.velocity(frames, RATE_UNITS)
-        threshold = self.flow.rain_threshold
         # NaN exactly where extrapolation has NaN: advect the no-data pattern of the last frame
         nodata = np.where(invalid, np.nan, 0.0)
         unknown = ~np.isfinite(
             advect(nodata, velocity, n_leads, outval=self.flow.outval, interp_order=1)
         )
-        wet = np.nan_to_num(last) >= threshold
-        if not wet.any():  # nothing to forecast: dry stays dry
-            values = np.zeros((n_leads,) + last.shape, dtype=np.float32)
-        else:
-            values = self._sprog(frames[-(self.ar_order + 1) :], velocity, n_leads)
-        values[unknown] = np.nan
-        values[:, invalid] = np.nan
-        return lead_array(values, past, step)
+        unknown[:, invalid] = True
+        if not (np.nan_to_num(last) >= self.flow.rain_threshold).any():
+            velocity = None
+        return n_leads, past, step, frames, velocity, unknown
+
+    def _to_dbr(self, frames: np.ndarray) -> np.ndarray:
+        """Rain rates as the finite dBR pySTEPS' nowcasts take (no-data as no rain; it is
+        masked after)."""
+        dbr = to_dbr(frames, self.flow.rain_threshold)
+        dbr[~np.isfinite(dbr)] = DBR_ZERO
+        return dbr
+
+    def _from_dbr(self, out) -> np.ndarray:
+        """pySTEPS' dBR output as rain rates: 0 below ``rain_threshold``, NaN kept."""
+        threshold = self.flow.rain_threshold
+        out = np.asarray(out, dtype=np.float64)
+        with np.errstate(invalid="ignore", over="ignore"):
+            rate = np.where(out >= 10.0 * np.log10(threshold), 10.0 ** (out / 10.0), 0.0)
+        rate[~np.isfinite(out)] = np.nan
+        return rate.astype(np.float32)
+
+    def _extrap_kwargs(self) -> dict:
+        return {"interp_order": self.flow.interp_order, "allow_nonfinite_values": True}
 
     def _sprog(self, frames: np.ndarray, velocity: np.ndarray, n_leads: int) -> np.ndarray:
         threshold = self.flow.rain_threshold
-        dbr = to_dbr(frames, threshold)
-        dbr[~np.isfinite(dbr)] = DBR_ZERO  # S-PROG needs finite inputs; no-data is masked after
+        dbr = self._to_dbr(frames)
         # imported here, not at the top: pySTEPS costs seconds of start-up time
         with contextlib.redirect_stdout(io.StringIO()):
             import pysteps.nowcasts
@@ -227,13 +256,6 @@ class SProg(Extrapolation):
                 n_cascade_levels=self.n_cascade_levels,
                 ar_order=self.ar_order,
                 probmatching_method=self.probmatching,
-                extrap_kwargs={
-                    "interp_order": self.flow.interp_order,
-                    "allow_nonfinite_values": True,
-                },
+                extrap_kwargs=self._extrap_kwargs(),
             )
-        out = np.asarray(out, dtype=np.float64)
-        with np.errstate(invalid="ignore", over="ignore"):
-            rate = np.where(out >= 10.0 * np.log10(threshold), 10.0 ** (out / 10.0), 0.0)
-        rate[~np.isfinite(out)] = np.nan
-        return rate.astype(np.float32)
+        return self._from_dbr(out)

@@ -192,3 +192,99 @@ def test_two_predicts_started_together_one_wins(tmp_path, mch, name):
     winner = procs.index([p for p in procs if p.returncode == 0][0])
     assert first == ["2016-07-11T21:00", "2016-07-11T21:10"][winner]
     assert md5s(mch.parent) == before and not leftovers(tmp_path)
+
+
+# ------------------------------------------------------------ train and prepare: never an input
+
+
+@pytest.fixture
+def event_folder(tmp_path) -> Path:
+    """A small real-format event: one NetCDF file per time in a folder (synthetic rain)."""
+    from nowcast.archive.synthetic import write_synthetic_archive
+
+    folder = tmp_path / "event"
+    write_synthetic_archive(folder, one_file_per_time=True, n_times=12, ny=16, nx=16)
+    return folder
+
+
+def _config(tmp_path, events, **extra) -> Path:
+    lines = ["name: tiny", "data:", "  events:"]
+    lines += [f"    - {e}" for e in events]
+    lines += [f"  cache_dir: {extra.pop('cache_dir', tmp_path / 'cache')}", "  cache_workers: 1"]
+    lines += ["sampler:", "  t_in: 3", "  t_out: 3", "  patch_size: 8", "  batch_size: 2"]
+    lines += ["train:", "  epochs: 1", "  steps_per_epoch: 1"]
+    path = tmp_path / "tiny.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_train_never_writes_into_an_input_event_folder(tmp_path, event_folder):
+    config = _config(tmp_path, [event_folder])
+    before = md5s(tmp_path)
+    for output in (event_folder, event_folder / "run", event_folder / "a" / "b"):
+        res = cli("train", config, "--output", output)
+        one_line_error(res, f"--output {output}", "input")
+    (tmp_path / "runs").mkdir()
+    glob_config = _config(tmp_path / "runs", [f"{tmp_path}/ev*"])  # a glob matching the folder
+    res = cli("train", glob_config, "--output", event_folder / "run")
+    one_line_error(res, "inside the input")
+    assert md5s(event_folder) == before_event(before, tmp_path, event_folder)
+    assert not (tmp_path / "cache").exists()
+
+
+def before_event(before: dict, root: Path, folder: Path) -> dict:
+    prefix = str(folder.relative_to(root)) + "/"
+    return {k[len(prefix) :]: v for k, v in before.items() if k.startswith(prefix)}
+
+
+def test_prepare_cache_dir_never_inside_an_input(tmp_path, event_folder):
+    config = _config(tmp_path, [event_folder], cache_dir=event_folder / "cache")
+    before = md5s(event_folder)
+    res = cli("prepare", config, "--set", "sampler.prepared=true")
+    one_line_error(res, "data.cache_dir", "inside the input")
+    res = cli("train", _config(tmp_path, [event_folder], cache_dir=event_folder), "-o", tmp_path)
+    one_line_error(res, "data.cache_dir", "is the input")
+    assert md5s(event_folder) == before and not (event_folder / "cache").exists()
+
+
+def test_train_never_replaces_its_config_file(tmp_path, event_folder):
+    config = _config(tmp_path, [event_folder])
+    mine = tmp_path / "config.yaml"
+    mine.write_text(config.read_text() + "# my notes\n")
+    before = md5s(tmp_path)
+    res = cli("train", mine, "--output", tmp_path)
+    one_line_error(res, "config.yaml would replace")
+    assert md5s(tmp_path) == before
+
+
+# ------------------------------------------------------------ ~ and $VARIABLES in config paths
+
+
+def test_config_paths_expand_home_and_variables(tmp_path, monkeypatch, event_folder):
+    from nowcast.config import load_batch_config, load_config
+    from nowcast.errors import ConfigError
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("NOWCAST_TEST_DATA", str(event_folder))
+    config = tmp_path / "conf" / "c.yaml"
+    config.parent.mkdir()
+    config.write_text(
+        "data:\n  events: [$NOWCAST_TEST_DATA]\n  cache_dir: ~/x\n"
+        "sampler:\n  split:\n    holdout_events: ['${NOWCAST_TEST_DATA}']\n"
+        "train:\n  init_from: ~/runs/a\n"
+    )
+    cfg = load_config(config)
+    assert cfg.data.events == (str(event_folder),)
+    assert cfg.data.cache_dir == str(tmp_path / "x")
+    assert cfg.sampler.split.holdout_events == (str(event_folder),)
+    assert cfg.train.init_from == str(tmp_path / "runs" / "a")
+    cfg = load_config(None, ["data.cache_dir=~/y"])
+    assert cfg.data.cache_dir == str(tmp_path / "y")
+    with pytest.raises(ConfigError, match="NOWCAST_UNSET_VARIABLE is not set"):
+        load_config(None, ["data.cache_dir=$NOWCAST_UNSET_VARIABLE/c"])
+    batch = tmp_path / "b.yaml"
+    batch.write_text("inputs: [~/event]\noutput: $NOWCAST_TEST_DATA/../out\n")
+    bcfg = load_batch_config(batch)
+    assert bcfg.inputs == (str(tmp_path / "event"),)
+    assert bcfg.output == f"{event_folder}/../out"
+    assert not (config.parent / "~").exists()

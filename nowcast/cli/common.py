@@ -66,3 +66,34 @@ def issue_time_options(*, required_hint: str):
         return command
 
     return decorate
+
+
+def check_training_outputs(cfg, run_dir=None, *, config=None, resume: bool = False) -> None:
+    """The input/output rule (:func:`nowcast.fileio.check_output`) for ``train`` and
+    ``prepare``: the run directory (``--output``) and the prepared stores' folder
+    (``data.cache_dir``) are never an input (an event, ``train.init_from``) nor inside an
+    input event's folder or store; a new run never writes its ``config.yaml`` over the
+    CONFIG file it was given (``--resume`` of a run may be given the run's own config)."""
+    import glob
+    import os
+
+    from nowcast.errors import NowcastError
+    from nowcast.fileio import check_output
+    from nowcast.trainset.roots import default_store_dir
+
+    inputs: list[str] = []
+    for event in cfg.data.events:
+        inputs.extend(sorted(glob.glob(event)) if glob.has_magic(event) else [event])
+    if cfg.train.init_from:
+        inputs.append(cfg.train.init_from)
+    if run_dir is not None:
+        check_output(run_dir, inputs, replaces=False, option="--output")
+        written = os.path.join(run_dir, "config.yaml")
+        if config is not None and not resume and os.path.exists(written):
+            if os.path.samefile(written, config):
+                raise NowcastError(
+                    f"--output {run_dir} holds the config {config}, which the run's "
+                    "config.yaml would replace: choose another output"
+                )
+    cache = cfg.data.cache_dir or default_store_dir()
+    check_output(cache, inputs, replaces=False, option="data.cache_dir")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from nowcast.cli.common import set_option
+from nowcast.cli.common import check_training_outputs, set_option
 
 
 @click.command("prepare")
@@ -30,6 +30,7 @@ def command(config: Path, overrides: tuple[str, ...]) -> None:
     from nowcast.trainset.stores import prepare_stores
 
     cfg = load_config(config, overrides)
+    check_training_outputs(cfg)  # data.cache_dir never inside an input event's folder
     start = time.perf_counter()
     stores = [st for st in prepare_stores(cfg, echo=click.echo) if st is not None]
     total = 0

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from nowcast.cli.common import set_option
+from nowcast.cli.common import check_training_outputs, set_option
 
 
 @click.command("train")
@@ -35,6 +35,7 @@ def command(config: Path, overrides: tuple[str, ...], run_dir: Path | None, resu
     cfg = load_config(config, overrides)
     ensure_synthetic_event(cfg, echo=click.echo)
     run_dir = run_dir or Path("runs") / cfg.name
+    check_training_outputs(cfg, run_dir, config=config, resume=resume)  # never over an input
     result = train(cfg, run_dir=run_dir, resume=resume, echo=click.echo)
     best = "n/a" if result.best_val_loss is None else f"{result.best_val_loss:.4f}"
     click.echo(

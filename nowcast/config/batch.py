@@ -18,6 +18,7 @@ from nowcast.config.experiment import KindChoice
 from nowcast.config.loading import (
     apply_overrides,
     build_dataclass,
+    expand_path,
     read_yaml,
     require,
     resolve_path,
@@ -131,22 +132,29 @@ def load_batch_config(
 
     Relative ``inputs``, ``model`` and ``render.map_data`` are resolved against the config
     file's folder when they exist there, else against the working directory (``output``
-    is always relative to the working directory).
+    is always relative to the working directory). ``~`` and ``$VARIABLES`` are expanded in
+    every path.
     """
     values = read_yaml(path) if path is not None else {}
     values = apply_overrides(values, overrides)
     if not isinstance(values, dict):  # pragma: no cover - read_yaml guarantees a mapping
         raise ConfigError("a batch config must be a YAML mapping")
     cfg = build_dataclass(BatchConfig, values).validate()
-    if path is not None:
+    cfg = dataclasses.replace(cfg, output=expand_path(cfg.output))  # ~ and $VARIABLES
+    if path is None:
+        resolve = expand_path
+    else:
         base = Path(path).resolve().parent
-        render = cfg.render
-        if render.map_data is not None:
-            render = dataclasses.replace(render, map_data=resolve_path(render.map_data, base))
-        cfg = dataclasses.replace(
-            cfg,
-            inputs=tuple(resolve_path(e, base) for e in cfg.inputs),
-            model=resolve_path(cfg.model, base) if cfg.model is not None else None,
-            render=render,
-        )
-    return cfg
+
+        def resolve(entry: str) -> str:
+            return resolve_path(entry, base)
+
+    render = cfg.render
+    if render.map_data is not None:
+        render = dataclasses.replace(render, map_data=resolve(render.map_data))
+    return dataclasses.replace(
+        cfg,
+        inputs=tuple(resolve(e) for e in cfg.inputs),
+        model=resolve(cfg.model) if cfg.model is not None else None,
+        render=render,
+    )

@@ -20,6 +20,7 @@ import yaml
 from nowcast.config.loading import (
     apply_overrides,
     build_dataclass,
+    expand_path,
     read_yaml,
     require,
     resolve_path,
@@ -307,11 +308,13 @@ def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] 
 
     Relative ``data.events`` entries are resolved against the config file's folder
     when they exist there (always, with ``data.synthetic``: where the archive is written),
-    else against the working directory.
+    else against the working directory. ``~`` and ``$VARIABLES`` are expanded in every path
+    (events, holdout and validation events, ``data.cache_dir``, ``train.init_from``).
     """
     values = read_yaml(path) if path is not None else {}
     values = apply_overrides(values, overrides)
     cfg = config_from_dict(values)
+    cfg = _expand_paths(cfg)
     if path is not None:
         base = Path(path).resolve().parent
         split = cfg.sampler.split
@@ -340,6 +343,28 @@ def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] 
             ),
         )
     return cfg
+
+
+def _expand_paths(cfg: Config) -> Config:
+    """Every path in ``cfg`` with ``~`` and environment variables expanded."""
+    split = cfg.sampler.split
+    split = dataclasses.replace(
+        split,
+        holdout_events=tuple(expand_path(e) for e in split.holdout_events),
+        validation_events=tuple(expand_path(e) for e in split.validation_events),
+    )
+    data = dataclasses.replace(
+        cfg.data,
+        events=tuple(expand_path(e) for e in cfg.data.events),
+        cache_dir=expand_path(cfg.data.cache_dir) if cfg.data.cache_dir is not None else None,
+    )
+    init_from = expand_path(cfg.train.init_from) if cfg.train.init_from else None
+    return dataclasses.replace(
+        cfg,
+        data=data,
+        sampler=dataclasses.replace(cfg.sampler, split=split),
+        train=dataclasses.replace(cfg.train, init_from=init_from),
+    )
 
 
 def _local(entry: str, base: Path) -> str:

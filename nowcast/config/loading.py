@@ -11,6 +11,7 @@ import copy
 import dataclasses
 import datetime
 import os
+import re
 import types
 import typing
 from pathlib import Path
@@ -196,7 +197,26 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return values
 
 
+_UNSET_VARIABLE = re.compile(r"\$(\w+|\{\w+\})")
+
+
+def expand_path(entry: str) -> str:
+    """A path as the user wrote it with ``~`` and ``$VARIABLE``/``${VARIABLE}`` expanded
+    (URLs other than ``file://`` are kept); an unset variable is a :class:`ConfigError`."""
+    if "://" in entry and not entry.startswith("file://"):
+        return entry
+    expanded = os.path.expanduser(os.path.expandvars(entry))
+    unset = _UNSET_VARIABLE.search(expanded)
+    if unset:
+        name = unset.group(1).strip("{}")
+        raise ConfigError(f"path {entry!r}: the environment variable {name} is not set")
+    return expanded
+
+
 def resolve_path(entry: str, base: Path) -> str:
+    """``entry`` expanded (:func:`expand_path`); a relative one against ``base`` when it
+    exists there (or a glob matches there), else as given (relative to the working folder)."""
+    entry = expand_path(entry)
     if "://" in entry or Path(entry).is_absolute():
         return entry
     candidate = base / entry

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from nowcast.conventions import ISSUE_TIME, LEAD_TIME, VALID_TIME, X, Y
 from nowcast.archive.describe import format_duration, format_number
-from nowcast.products import LATITUDE, LONGITUDE, method_name, read_forecast
+from nowcast.conventions import ISSUE_TIME, LEAD_TIME, VALID_TIME, X, Y
+from nowcast.products import LATITUDE, LONGITUDE, axis_problems, method_name, read_forecast
 
 __all__ = ["describe_forecast", "is_forecast_file"]
 
@@ -45,11 +45,30 @@ def _times(values) -> str:
     return f"{len(times)}: {times[0]:{_FMT}} .. {times[-1]:{_FMT}} UTC{every}"
 
 
+def _leads(leads: pd.TimedeltaIndex, *, regular: bool) -> str:
+    if not regular or len(leads) == 0:  # as stored, in order
+        return (
+            f"{len(leads)}: "
+            + ", ".join(format_duration(v) for v in leads[:12])
+            + (", ..." if len(leads) > 12 else "")
+        )
+    steps = np.unique(np.diff(leads.values))
+    step = (
+        f", step {format_duration(leads[0])}"
+        if len(leads) == 1 or (len(steps) == 1 and steps[0] == leads[0])
+        else (", irregular" if len(steps) > 1 else f", every {format_duration(steps[0])}")
+    )
+    return f"{len(leads)}: {format_duration(leads[0])} .. {format_duration(leads[-1])}{step}"
+
+
 def describe_forecast(path: str | os.PathLike) -> str:
     """Readable multi-line text about the forecast file at ``path``."""
     path = Path(path)
-    fc = read_forecast(path)
+    fc = read_forecast(path, check=False)  # wrong axes are described, not refused
     leads = pd.TimedeltaIndex(fc[LEAD_TIME].values)
+    with xr.open_dataset(path, engine="zarr" if path.suffix == ".zarr" else None) as raw:
+        stored = raw[VALID_TIME].values if VALID_TIME in raw.variables else None
+    problems = axis_problems(fc[ISSUE_TIME].values, leads.values, stored)
     gm = fc.attrs.get("grid_mapping")
     gm_attrs = fc.coords[gm].attrs if gm in fc.coords else {}
     x, y = fc[X].values, fc[Y].values
@@ -87,16 +106,14 @@ def describe_forecast(path: str | os.PathLike) -> str:
         ("variable", f"{name}, {u or '(no units)'}"),
         ("method", method),
         ("issue times", _times(fc[ISSUE_TIME].values)),
-        (
-            "leads",
-            f"{len(leads)}: {format_duration(leads[0])} .. {format_duration(leads[-1])}, step "
-            f"{format_duration(leads[0])}",
-        ),
+        ("leads", _leads(leads, regular=not problems)),
         ("valid times", _times(fc[VALID_TIME].values).split(", every")[0]),
         ("grid", grid),
         ("NaN fraction", f"{100 * nan:.1f} %"),
         ("value range", f"{format_number(lo)} .. {format_number(hi)} {u}".rstrip()),
     ]
+    if problems:  # what evaluate and render refuse the file for
+        lines.insert(1, ("PROBLEM", "; ".join(problems) + " (evaluate and render refuse it)"))
     if fc.attrs.get("attribution"):
         lines.append(("attribution", str(fc.attrs["attribution"])))
     if attrs.get("history"):

@@ -227,11 +227,12 @@ def write_dataset(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = 
     return path
 
 
-def read_forecast(path: str | os.PathLike) -> xr.DataArray:
+def read_forecast(path: str | os.PathLike, *, check: bool = True) -> xr.DataArray:
     """Read a forecast file as the 4-D ``(issue_time, lead_time, y, x)`` DataArray.
 
     Raises :class:`DataError` for a file that is not a forecast (no ``lead_time``,
-    wrong dims, no grid mapping).
+    wrong dims, no grid mapping) and, with ``check``, for wrong axes (see
+    :func:`axis_problems`).
     """
     path = Path(path)
     if not path.exists():
@@ -243,11 +244,19 @@ def read_forecast(path: str | os.PathLike) -> xr.DataArray:
             ds = xr.open_dataset(path, engine="netcdf4")
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read forecast {path}: {exc}") from None
-    return forecast_from_dataset(ds, source=str(path))
+    return forecast_from_dataset(ds, source=str(path), check=check)
 
 
-def forecast_from_dataset(ds: xr.Dataset, *, source: str = "dataset") -> xr.DataArray:
-    """The 4-D forecast DataArray held by an on-disk-form dataset (see :func:`to_dataset`)."""
+def forecast_from_dataset(
+    ds: xr.Dataset, *, source: str = "dataset", check: bool = True
+) -> xr.DataArray:
+    """The 4-D forecast DataArray held by an on-disk-form dataset (see :func:`to_dataset`).
+
+    ``check``: a forecast whose axes are wrong (:func:`axis_problems`: leads not positive
+    and strictly increasing, an issue time twice, a stored ``valid_time`` that is not issue
+    time + lead) is a :class:`DataError` (one line) instead of being scored or drawn with
+    wrong labels; ``nowcast info`` reads with ``check=False`` and says what is wrong.
+    """
     candidates = [v for v in ds.data_vars if LEAD_TIME in ds[v].dims]
     if len(candidates) != 1:
         raise DataError(
@@ -279,6 +288,10 @@ def forecast_from_dataset(ds: xr.Dataset, *, source: str = "dataset") -> xr.Data
         da = da.expand_dims(ISSUE_TIME)
     issue = np.asarray(issue).astype("datetime64[ns]")
     leads = da[LEAD_TIME].values.astype("timedelta64[ns]")
+    stored = ds[VALID_TIME].values if VALID_TIME in ds.variables else None
+    problems = axis_problems(issue, leads, stored)
+    if check and problems:
+        raise DataError(f"{source}: {'; '.join(problems)}: not a forecast nowcast can use")
     da = da.assign_coords(
         {
             ISSUE_TIME: (ISSUE_TIME, issue, dict(_ISSUE_ATTRS)),
@@ -290,6 +303,62 @@ def forecast_from_dataset(ds: xr.Dataset, *, source: str = "dataset") -> xr.Data
     da.attrs["grid_mapping"] = gm
     da.attrs.setdefault("nowcast_method", ds.attrs.get("nowcast_method", "unknown"))
     return da.transpose(ISSUE_TIME, LEAD_TIME, Y, X)
+
+
+def _duration(td) -> str:
+    seconds = pd.Timedelta(td).total_seconds()
+    sign, seconds = ("-" if seconds < 0 else ""), abs(seconds)
+    for unit, size in (("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{sign}{int(seconds // size)} {unit}"
+    return f"{sign}{seconds:g} s"
+
+
+def _durations(values) -> str:
+    shown = ", ".join(_duration(v) for v in values[:6])
+    return shown + (", ..." if len(values) > 6 else "")
+
+
+def axis_problems(issue_times, leads, stored_valid_times=None) -> list[str]:
+    """What is wrong with a forecast's axes, in words (empty when nothing is).
+
+    Leads must be positive and strictly increasing, each issue time given once, and a
+    stored ``valid_time`` must be issue time + lead (``(issue_time, lead_time)``, or
+    ``(lead_time,)`` for one issue time).
+    """
+    issue = np.asarray(issue_times).astype("datetime64[ns]").ravel()
+    leads = np.asarray(leads).astype("timedelta64[ns]").ravel()
+    problems = []
+    if len(leads) == 0:
+        problems.append("lead_time is empty")
+    if np.isnat(leads).any():
+        problems.append("lead_time has missing values")
+    elif (leads <= np.timedelta64(0, "ns")).any():
+        bad = leads[leads <= np.timedelta64(0, "ns")]
+        problems.append(f"lead_time has leads that are not positive ({_durations(bad)})")
+    if not np.isnat(leads).any() and len(leads) > 1 and not (np.diff(leads) > 0).all():
+        kind = "repeats a lead" if len(np.unique(leads)) < len(leads) else "is not increasing"
+        problems.append(f"lead_time {kind} ({_durations(leads)})")
+    if np.isnat(issue).any():
+        problems.append("issue_time has missing values")
+    elif len(np.unique(issue)) < len(issue):
+        values, counts = np.unique(issue, return_counts=True)
+        twice = pd.DatetimeIndex(values[counts > 1])
+        problems.append(f"issue time {twice[0]:%Y-%m-%d %H:%M} is given more than once")
+    if stored_valid_times is not None and not problems:
+        stored = np.asarray(stored_valid_times)
+        expected = valid_times(issue, leads)
+        if stored.shape == expected.shape[1:] and len(issue) == 1:
+            expected = expected[0]
+        try:
+            same = stored.shape == expected.shape and np.array_equal(
+                stored.astype("datetime64[ns]"), expected
+            )
+        except (TypeError, ValueError):
+            same = False
+        if not same:
+            problems.append("valid_time is not issue_time + lead_time")
+    return problems
 
 
 def method_name(forecast: xr.DataArray) -> str:

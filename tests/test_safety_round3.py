@@ -288,3 +288,76 @@ def test_config_paths_expand_home_and_variables(tmp_path, monkeypatch, event_fol
     assert bcfg.inputs == (str(tmp_path / "event"),)
     assert bcfg.output == f"{event_folder}/../out"
     assert not (config.parent / "~").exists()
+
+
+# ------------------------------------------------------------ forecasts with wrong axes
+
+
+def _bad_forecast(good: Path, out: Path, change: str) -> Path:
+    import numpy as np
+    import xarray as xr
+
+    with xr.open_dataset(good) as ds:
+        ds = ds.load()
+    lead = ds.lead_time.values
+    if change == "negative":
+        ds = ds.assign_coords(lead_time=lead - lead[1])
+    elif change == "zero":
+        ds = ds.assign_coords(lead_time=lead - lead[0])
+    elif change == "repeated":
+        ds = ds.assign_coords(lead_time=np.r_[lead[:1], lead[:-1]])
+    elif change == "reversed":
+        ds = ds.assign_coords(lead_time=lead[::-1])
+    elif change == "issue_twice":
+        ds = ds.assign_coords(
+            issue_time=np.repeat(ds.issue_time.values[:1], ds.sizes["issue_time"])
+        )
+    elif change == "valid_time":
+        ds = ds.assign_coords(valid_time=ds.valid_time + np.timedelta64(5, "m"))
+    if change != "valid_time":  # valid_time kept consistent: only the axis is wrong
+        ds = ds.assign_coords(valid_time=ds.issue_time + ds.lead_time)
+    ds.to_netcdf(out)
+    return out
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ("negative", "lead_time has leads that are not positive (-5 min, 0 s)"),
+        ("zero", "lead_time has leads that are not positive (0 s)"),
+        ("repeated", "lead_time repeats a lead (5 min, 5 min, 10 min)"),
+        ("reversed", "lead_time is not increasing (15 min, 10 min, 5 min)"),
+        ("issue_twice", "issue time 2016-07-11 21:30 is given more than once"),
+        ("valid_time", "valid_time is not issue_time + lead_time"),
+    ],
+)
+def test_evaluate_and_render_refuse_a_forecast_with_wrong_axes(tmp_path, mch, change, message):
+    good = tmp_path / "good.nc"
+    res = predict(
+        mch,
+        good,
+        "--method",
+        "persistence",
+        "--leads",
+        "3",
+        "--issue-time",
+        ISSUE,
+        "--issue-time",
+        "2016-07-11T21:40",
+    )
+    assert res.exit_code == 0, res.output
+    bad = _bad_forecast(good, tmp_path / "bad.nc", change)
+    before = md5s(tmp_path)
+    res = cli("evaluate", "-f", bad, "--truth", mch, "-o", tmp_path / "report")
+    one_line_error(res, str(bad), message, "not a forecast nowcast can use")
+    res = cli("render", bad, "-o", tmp_path / "maps")
+    one_line_error(res, message)
+    assert md5s(tmp_path) == before and not (tmp_path / "report").exists()
+    res = cli("info", bad)
+    assert res.exit_code == 0, res.output
+    problem = [line for line in res.output.splitlines() if line.startswith("PROBLEM")]
+    assert problem and message in problem[0], res.output
+    assert "step -" not in res.output
+    res = cli("info", good)
+    assert res.exit_code == 0 and "PROBLEM" not in res.output
+    assert "leads:" in res.output and "3: 5 min .. 15 min, step 5 min" in res.output

@@ -194,6 +194,34 @@ def test_two_predicts_started_together_one_wins(tmp_path, mch, name):
     assert md5s(mch.parent) == before and not leftovers(tmp_path)
 
 
+def test_two_converts_started_together_one_wins(tmp_path, shared_data):
+    out = tmp_path / "bom.zarr"
+    sources = [
+        shared_data / "radar" / "bom-66-2020-10-31",
+        shared_data / "radar" / "mch-2015-05-15.nc",
+    ]
+    procs = [
+        subprocess.Popen(
+            nowcast_cmd("convert", src, "-o", out),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=child_env(),
+        )
+        for src in sources
+    ]
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    assert sorted(p.returncode for p in procs) == [0, 1], outs
+    lost = [o for p, o in zip(procs, outs) if p.returncode == 1][0]
+    assert lost.strip() == f"Error: {out} exists: pass --overwrite to replace it", lost
+    import xarray as xr
+
+    winner = [src for p, src in zip(procs, sources) if p.returncode == 0][0]
+    with xr.open_zarr(out) as ds:
+        assert ds.sizes["time"] == (144 if winner.name.startswith("bom") else 40)
+    assert not leftovers(tmp_path) and listing(tmp_path)[0] == "bom.zarr"
+
+
 # ------------------------------------------------------------ train and prepare: never an input
 
 

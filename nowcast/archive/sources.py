@@ -34,7 +34,7 @@ import xarray as xr
 from fsspec.implementations.local import LocalFileSystem
 
 from nowcast.conventions import TIME, X, Y
-from nowcast.errors import DataError, one_line
+from nowcast.errors import DataError, NowcastError, one_line
 from nowcast.fileio import ZARR_OPTIONS, atomic_output
 
 #: File suffixes taken from a directory as NetCDF files.
@@ -395,7 +395,12 @@ def _write(ds: xr.Dataset, encoding: dict, target, zarr: bool, chunks: int) -> N
 
 
 def write_archive(
-    da: xr.DataArray, path, *, chunks: int = 1, storage_options: dict | None = None
+    da: xr.DataArray,
+    path,
+    *,
+    chunks: int = 1,
+    storage_options: dict | None = None,
+    overwrite: bool = True,
 ) -> Path | str:
     """Write an archive (the :func:`~nowcast.archive.reader.open_archive` form) to NetCDF or Zarr.
 
@@ -406,7 +411,10 @@ def write_archive(
     one is complete); other fsspec URLs are
     written to a temporary sibling and moved with the filesystem's ``mv`` (as atomic as that
     filesystem's move). Dask data are streamed chunk by chunk. Returns the path (the URL
-    string for a remote target).
+    string for a remote target). ``overwrite=False``: a local output is placed only if
+    nothing is at ``path`` at that moment (``atomic_output(exclusive=True)``: of two
+    converts started together one wins, the other gets ``PATH exists``); a remote one is
+    checked just before the move.
     """
     if isinstance(chunks, bool) or not isinstance(chunks, (int, np.integer)) or chunks < 1:
         raise DataError(f"chunks must be a positive number of frames, not {chunks!r}")
@@ -419,14 +427,16 @@ def write_archive(
     ds, encoding = archive_dataset(da, chunks=int(chunks))
     local = _local_from_url(text) if is_url(text) else os.path.expanduser(text)
     if local is None:
-        _write_remote(ds, encoding, text, zarr, int(chunks), storage_options)
+        _write_remote(ds, encoding, text, zarr, int(chunks), storage_options, overwrite)
         return text
-    with atomic_output(local) as tmp:
+    with atomic_output(local, exclusive=not overwrite) as tmp:
         _write(ds, encoding, tmp, zarr, int(chunks))
     return Path(local)
 
 
-def _write_remote(ds, encoding, url: str, zarr: bool, chunks: int, storage_options) -> None:
+def _write_remote(
+    ds, encoding, url: str, zarr: bool, chunks: int, storage_options, overwrite: bool = True
+) -> None:
     fs, root = _fs(url, storage_options)
     root = root.rstrip("/")
     parent, _, leaf = root.rpartition("/")
@@ -439,6 +449,8 @@ def _write_remote(ds, encoding, url: str, zarr: bool, chunks: int, storage_optio
                 _write(ds, encoding, Path(local) / leaf, False, chunks)
                 fs.put(str(Path(local) / leaf), tmp)
         if fs.exists(root):
+            if not overwrite:
+                raise NowcastError(f"{url} exists: pass --overwrite to replace it")
             fs.rm(root, recursive=True)
         fs.mv(tmp, root, recursive=zarr)
     finally:

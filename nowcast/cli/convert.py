@@ -47,7 +47,7 @@ def command(
 
     da = open_archive(list(inputs), variable=variable, kind=kind, chunks=frames_per_chunk)
     check_output(output, [*inputs, *source_files(da)], overwrite=overwrite)
-    written = write_archive(da, output, chunks=frames_per_chunk)
+    written = write_archive(da, output, chunks=frames_per_chunk, overwrite=overwrite)
     n_sources = len(source_files(da))
     click.echo(
         f"wrote {written}: {da.name} ({da.attrs.get('units', '')}), {da.sizes['time']} frames of "

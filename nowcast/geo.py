@@ -17,9 +17,21 @@ import pyproj
 
 from nowcast.errors import DataError
 
-__all__ = ["grid_crs", "is_geographic", "lonlat_grid", "to_grid_xy", "xy_scale"]
+__all__ = [
+    "coord_spacing",
+    "grid_crs",
+    "is_geographic",
+    "lonlat_grid",
+    "metres_per_unit",
+    "to_grid_xy",
+    "xy_scale",
+]
 
-_KM = {"km", "kilometre", "kilometer", "kilometres", "kilometers"}
+#: Metres per unit of a grid coordinate's length units, by spelling (no units: metres).
+_LENGTH_UNITS = {
+    **dict.fromkeys(("", "m", "metre", "metres", "meter", "meters"), 1.0),
+    **dict.fromkeys(("km", "kilometre", "kilometres", "kilometer", "kilometers"), 1000.0),
+}
 
 
 def grid_crs(gm_attrs: Mapping[str, Any]) -> pyproj.CRS:
@@ -60,9 +72,22 @@ def is_geographic(gm_attrs: Mapping[str, Any]) -> bool:
     return grid_crs(gm_attrs).is_geographic
 
 
+def metres_per_unit(units: Any) -> float | None:
+    """Metres per unit of a length ``units`` string: 1 for metres (and for no units), 1000
+    for km, any spelling; ``None`` when ``units`` is not a length (e.g. degrees)."""
+    return _LENGTH_UNITS.get(str(units or "").strip().lower())
+
+
 def xy_scale(units: Any) -> float:
     """Metres per unit of an ``x``/``y`` coordinate (1000 for km, else 1)."""
-    return 1000.0 if str(units or "").strip().lower() in _KM else 1.0
+    return metres_per_unit(units) or 1.0
+
+
+def coord_spacing(values) -> float | None:
+    """The spacing of a grid coordinate: the median absolute difference of its values
+    (``None`` for fewer than two)."""
+    values = np.asarray(values, dtype="float64")
+    return float(np.median(np.abs(np.diff(values)))) if values.size > 1 else None
 
 
 @functools.lru_cache(maxsize=4)

@@ -85,21 +85,12 @@ def axis_of(name: str, attrs: Mapping[str, Any]) -> str | None:
     return None
 
 
-def is_geographic(attrs: Mapping[str, Any]) -> bool:
-    """``True`` when a coordinate is latitude/longitude in degrees."""
+def is_lonlat_coordinate(attrs: Mapping[str, Any]) -> bool:
+    """``True`` when a coordinate is latitude/longitude in degrees (not the grid mapping's
+    :func:`nowcast.geo.is_geographic`)."""
     sn = str(attrs.get("standard_name", "")).lower()
     units = str(attrs.get("units", "")).lower()
     return sn in ("latitude", "longitude") or units.startswith("degree")
-
-
-def length_factor(units: Any) -> float | None:
-    """Factor to metres for a projected coordinate's ``units`` (``None`` if not a length)."""
-    u = str(units or "").strip().lower()
-    if u in ("m", "metre", "metres", "meter", "meters", ""):
-        return 1.0
-    if u in ("km", "kilometre", "kilometres", "kilometer", "kilometers"):
-        return 1000.0
-    return None
 
 
 # ------------------------------------------------------------------------- units

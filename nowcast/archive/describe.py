@@ -12,10 +12,7 @@ import xarray as xr
 from nowcast.archive.reader import source_files
 from nowcast.archive.timeaxis import find_gaps, time_step
 from nowcast.conventions import TIME, X, Y
-
-
-def _spacing(values: np.ndarray) -> float | None:
-    return float(np.median(np.diff(values))) if len(values) > 1 else None
+from nowcast.geo import coord_spacing
 
 
 def describe_archive(da: xr.DataArray) -> dict:
@@ -44,8 +41,8 @@ def describe_archive(da: xr.DataArray) -> dict:
         "units_original": da.attrs.get("units_original"),
         "ny": da.sizes[Y],
         "nx": da.sizes[X],
-        "dy": _spacing(da[Y].values),
-        "dx": _spacing(da[X].values),
+        "dy": coord_spacing(da[Y].values),
+        "dx": coord_spacing(da[X].values),
         "spacing_units": "degrees" if geographic else "m",
         "x_range": (float(da[X].min()), float(da[X].max())),
         "y_range": (float(da[Y].min()), float(da[Y].max())),

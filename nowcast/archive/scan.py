@@ -24,6 +24,7 @@ from xarray.coding.times import decode_cf_datetime
 
 from nowcast.archive import cf
 from nowcast.errors import DataError, one_line
+from nowcast.geo import metres_per_unit
 
 _ERRORS = (OSError, RuntimeError, ValueError, KeyError, IndexError, TypeError)
 
@@ -305,10 +306,10 @@ def _coord(ds, path, dim: str, axis: str):
     if np.ma.is_masked(raw):
         raise DataError(f"{path}: missing values in coordinate {dim!r}")
     values = np.ma.getdata(raw).astype(np.float64)
-    geographic = cf.is_geographic(attrs)
+    geographic = cf.is_lonlat_coordinate(attrs)
     out = {k: val for k, val in cf.plain_attrs(attrs).items() if k not in cf.ENCODING_ATTRS}
     if not geographic:
-        factor = cf.length_factor(attrs.get("units"))
+        factor = metres_per_unit(attrs.get("units"))
         if factor is None:
             raise DataError(
                 f"{path}: coordinate {dim!r} has units {attrs.get('units')!r}, not a length"

@@ -25,6 +25,7 @@ import xarray as xr
 from nowcast.conventions import ISSUE_TIME, LEAD_TIME, TIME, VALID_TIME, X, Y
 from nowcast.errors import DataError, NowcastError
 from nowcast.fileio import write_atomic
+from nowcast.geo import metres_per_unit
 from nowcast.products import nearest_indices
 from nowcast.render import colours
 from nowcast.render.figure import Panel, draw_figure
@@ -50,7 +51,6 @@ __all__ = [
     "Prepared",
 ]
 
-_KM = {"km", "kilometre", "kilometer", "kilometres", "kilometers"}
 _FORECAST_DIMS = (ISSUE_TIME, LEAD_TIME, Y, X)
 
 
@@ -71,9 +71,10 @@ class Prepared:
 
 def _to_metres_ascending(da: xr.DataArray) -> xr.DataArray:
     for dim in (X, Y):
-        if str(da[dim].attrs.get("units", "")).strip().lower() in _KM:
+        factor = metres_per_unit(da[dim].attrs.get("units"))
+        if factor is not None and factor != 1.0:  # km
             da = da.assign_coords(
-                {dim: (dim, da[dim].values * 1000.0, {**da[dim].attrs, "units": "m"})}
+                {dim: (dim, da[dim].values * factor, {**da[dim].attrs, "units": "m"})}
             )
         values = da[dim].values
         if values.size > 1 and values[0] > values[-1]:

@@ -32,7 +32,7 @@ from matplotlib.figure import Figure
 from nowcast.conventions import ISSUE_TIME, LEAD_TIME, TIME, VALID_TIME, X, Y
 from nowcast.errors import NowcastError
 from nowcast.fileio import write_atomic
-from nowcast.geo import is_geographic, to_grid_xy
+from nowcast.geo import is_geographic, metres_per_unit, to_grid_xy
 from nowcast.render import colours
 from nowcast.render.projection import grid_mapping_attrs
 
@@ -140,7 +140,7 @@ def _locate(da: xr.DataArray, point: Point, neighbourhood: int, what: str) -> _W
     if is_geographic(gm):
         spacing = f"{dx:g}°"
     else:
-        km = dx * (1.0 if str(units).strip().lower() == "km" else 1e-3)
+        km = dx * (metres_per_unit(units) or 1.0) / 1000.0
         spacing = f"{km:.3g} km"
     return _Where(idx[0], idx[1], neighbourhood // 2, spacing)
 

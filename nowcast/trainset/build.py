@@ -20,6 +20,7 @@ import xarray as xr
 from nowcast.archive.reader import source_path
 from nowcast.conventions import TIME, X, Y
 from nowcast.errors import ConfigError
+from nowcast.geo import coord_spacing
 from nowcast.trainset.dataset import FrameCache, SequenceDataset
 from nowcast.trainset.plan import plan_windows
 from nowcast.trainset.prepared import PreparedStore
@@ -83,7 +84,7 @@ def build_datasets(
         blocks = [
             da.isel({TIME: seg})
             for ev, da in zip(events, archives)
-            for seg in _runs(ev.labels == 0)
+            for seg in _true_runs(ev.labels == 0)
         ]
         preprocessor = Preprocessor.fit(blocks, cfg.preprocess, kind=cfg.data.kind)
 
@@ -156,15 +157,10 @@ def _hint_prepared(events, cache_bytes: int, echo) -> None:
         )
 
 
-def _runs(mask: np.ndarray) -> list[slice]:
+def _true_runs(mask: np.ndarray) -> list[slice]:
     """Index slices of the True runs of a boolean array."""
     edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
     return [slice(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
-
-
-def _spacing(coord) -> float | None:
-    values = np.asarray(coord, dtype="float64")
-    return float(np.median(np.abs(np.diff(values)))) if values.size > 1 else None
 
 
 def _iso(t) -> str:
@@ -184,7 +180,10 @@ def _summary(events, archives, windows, dropped, step, patch, preprocessor) -> d
                 "name": ev.name,
                 "source": source_path(da, f"event{e}"),
                 "grid": list(ev.shape),
-                "grid_spacing": [_spacing(ev.data[Y].values), _spacing(ev.data[X].values)],
+                "grid_spacing": [
+                    coord_spacing(ev.data[Y].values),
+                    coord_spacing(ev.data[X].values),
+                ],
                 "frames": int(len(times)),
                 "periods": period,
                 "train_period": period["train"],

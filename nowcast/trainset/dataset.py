@@ -163,7 +163,7 @@ class SequenceDataset(keras.utils.PyDataset):
             return frames
         data = self.sampler.events[event].data
         keep = self.cache.max_bytes > 0
-        runs = _runs(_chunk_spans(data, missing) if keep else [(t, t + 1) for t in missing])
+        runs = _merge_spans(_chunk_spans(data, missing) if keep else [(t, t + 1) for t in missing])
         blocks = _compute_all([data.isel({TIME: slice(a, b)}) for a, b in runs])
         for (a, _), block in zip(runs, blocks):
             for j, frame in enumerate(self.preprocessor.normalise_values(block)):
@@ -185,7 +185,7 @@ def _chunk_spans(data, frames: list[int]) -> list[tuple[int, int]]:
     return [(int(edges[k]), int(edges[k + 1])) for k in index]
 
 
-def _runs(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+def _merge_spans(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """Merge sorted, adjacent ``(start, stop)`` spans."""
     out: list[list[int]] = []
     for a, b in spans:

@@ -18,6 +18,7 @@ import xarray as xr
 
 from nowcast.conventions import ISSUE_TIME, LEAD_TIME, TIME, VALID_TIME, X, Y
 from nowcast.errors import NowcastError
+from nowcast.geo import coord_spacing, metres_per_unit
 from nowcast.kinds import kind_of
 from nowcast.products import method_name, nearest_indices, read_forecast, truth_for
 from nowcast.verify import DEFAULT_SCALES, default_thresholds
@@ -150,18 +151,19 @@ def _grid_spacing(truth: xr.DataArray) -> dict:
     """``{"grid_spacing": size, "grid_units": "km" | "°"}`` of one pixel; {} when unknown."""
     sizes, unit = [], None
     for dim in (X, Y):
-        units = str(truth[dim].attrs.get("units", "m")).strip().lower()
-        if units in ("m", "metre", "meter", "metres", "meters", "km"):
-            factor, u = (1.0 if units == "km" else 1e-3), "km"
-        elif units.startswith("degree"):
+        units = truth[dim].attrs.get("units", "m")
+        metres = metres_per_unit(units)
+        if metres is not None:
+            factor, u = metres / 1000.0, "km"
+        elif str(units).strip().lower().startswith("degree"):
             factor, u = 1.0, "°"
         else:
             return {}
-        values = np.asarray(truth[dim].values, dtype=np.float64)
-        if len(values) < 2 or unit not in (None, u):
+        spacing = coord_spacing(truth[dim].values)
+        if spacing is None or unit not in (None, u):
             return {}
         unit = u
-        sizes.append(float(np.median(np.abs(np.diff(values)))) * factor)
+        sizes.append(spacing * factor)
     return {"grid_spacing": round(float(np.mean(sizes)), 6), "grid_units": unit}
 
 

@@ -3,8 +3,10 @@
 The forecasts are made by the batch runner (one task per issue time, all methods in the
 task, resumable); afterwards every issue time that is complete for all methods is read
 back, the methods are verified on the same issue times against the archive with
-:func:`nowcast.verify.evaluate`, and :func:`nowcast.verify.write_report` writes the
-report under ``{output}/report``.
+:func:`nowcast.verify.verification` (the same pooled sums as ``nowcast evaluate``,
+probabilistic scores and diagrams included when the files hold members, probabilities or
+quantiles), and :func:`nowcast.verify.write_report` writes the report under
+``{output}/report``.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ import xarray as xr
 
 from nowcast.archive import open_archive
 from nowcast.config import BatchConfig
-from nowcast.products import read_forecast
-from nowcast.verify import evaluate
+from nowcast.verify import verification
+from nowcast.verify.probinputs import concat_probabilistic, read_forecast_file
 from nowcast.verify.report import write_report
 from pipelines.outputs import forecast_path
 from pipelines.runner import BatchSummary, finish, run_batch
@@ -29,15 +31,27 @@ def read_forecasts(
     output: str | Path, methods: Sequence[str], issue_times: Sequence[pd.Timestamp]
 ) -> dict:
     """``{method: (issue_time, lead_time, y, x)}`` from the batch's per-issue-time files (lazy)."""
-    out = {}
+    return read_forecast_parts(output, methods, issue_times)[0]
+
+
+def read_forecast_parts(
+    output: str | Path, methods: Sequence[str], issue_times: Sequence[pd.Timestamp]
+) -> tuple[dict, dict]:
+    """:func:`read_forecasts` and ``{method: ProbabilisticForecast}`` for the methods whose
+    files hold members, probabilities or quantiles (lazy)."""
+    out, prob = {}, {}
     for m in methods:
-        parts = [
-            read_forecast(forecast_path(output, m, t)).chunk({"issue_time": 1}) for t in issue_times
-        ]
+        read = [read_forecast_file(forecast_path(output, m, t)) for t in issue_times]
         out[m] = xr.concat(
-            parts, dim="issue_time", coords="minimal", compat="override", join="exact"
+            [fc.chunk({"issue_time": 1}) for fc, _ in read],
+            dim="issue_time",
+            coords="minimal",
+            compat="override",
+            join="exact",
         )
-    return out
+        if any(parts for _, parts in read):
+            prob[m] = concat_probabilistic([parts for _, parts in read])
+    return out, prob
 
 
 def evaluate_outputs(
@@ -49,13 +63,23 @@ def evaluate_outputs(
         if echo:
             echo("no complete issue time to verify; no report written")
         return []
-    forecasts = read_forecasts(cfg.output, cfg.methods, times)
+    forecasts, prob = read_forecast_parts(cfg.output, cfg.methods, times)
     truth = open_archive(list(summary.sources), variable=cfg.variable, kind=cfg.kind)
-    scores = evaluate(forecasts, truth, thresholds=cfg.thresholds, scales=tuple(cfg.scales))
+    result = verification(
+        forecasts,
+        truth,
+        thresholds=cfg.thresholds,
+        scales=tuple(cfg.scales),
+        probabilistic=prob,
+    )
     summary.report_issue_times = len(times)
-    return [
-        Path(p) for p in write_report(scores, Path(cfg.output) / "report", plots=cfg.report_plots)
-    ]
+    paths = write_report(
+        result.scores,
+        Path(cfg.output) / "report",
+        plots=cfg.report_plots,
+        diagrams=result.diagrams,
+    )
+    return [Path(p) for p in paths]
 
 
 def run_backfill(

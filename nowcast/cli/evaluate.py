@@ -103,6 +103,11 @@ def command(
     --issue-time / --start --end --every). Methods are named by the files'
     'nowcast_method' attribute (the file name tells apart two of one method).
 
+    When a file holds ensemble members, exceedance probabilities or quantiles, every method
+    also gets the CRPS (a deterministic forecast's is its MAE) and, at each threshold, the
+    Brier score, its skill against the sample climatology and the ROC area; the report
+    adds diagrams.csv and reliability, ROC and rank-histogram plots.
+
     \b
     Examples:
       nowcast evaluate -f persistence.nc -f extrapolation.nc \\
@@ -113,26 +118,35 @@ def command(
     # imported on use, so that `nowcast --help` stays fast
     from nowcast.archive import open_archive, source_files
     from nowcast.fileio import check_output
-    from nowcast.verify import evaluate, load_forecasts
+    from nowcast.verify import load_forecast_files, verification
     from nowcast.verify.report import write_report
     from nowcast.verify.tables import lead_tables
 
-    fcs = load_forecasts(forecasts)
-    fcs = _chosen_issue_times(fcs, issue_times, start=start, end=end, every=every)
+    fcs, prob = load_forecast_files(forecasts)
+    fcs, prob = _chosen_issue_times(fcs, prob, issue_times, start=start, end=end, every=every)
     first = next(iter(fcs.values()))
     archive = open_archive(list(truth), variable=variable or first.name, kind=kind)
     # the report never goes into (or over) an input's folder
     check_output(output, [*forecasts, *truth, *source_files(archive)], replaces=False)
-    scores = evaluate(fcs, archive, thresholds=thresholds, scales=scales, common_mask=common_mask)
-    paths = write_report(scores, output, plots=plots)
+    result = verification(
+        fcs,
+        archive,
+        thresholds=thresholds,
+        scales=scales,
+        common_mask=common_mask,
+        probabilistic=prob,
+    )
+    scores = result.scores
+    paths = write_report(scores, output, plots=plots, diagrams=result.diagrams)
     click.echo(lead_tables(scores, truth_end=archive["time"].values[-1]))
     click.echo(f"wrote {len(paths)} files to {output}")
 
 
-def _chosen_issue_times(fcs: dict, explicit, *, start, end, every) -> dict:
-    """The forecasts at the chosen issue times (all when none are chosen)."""
+def _chosen_issue_times(fcs: dict, prob: dict, explicit, *, start, end, every):
+    """The forecasts (and their probabilistic parts) at the chosen issue times (all when none
+    are chosen)."""
     if not explicit and start is None and end is None and every is None:
-        return fcs
+        return fcs, prob
     import pandas as pd
 
     from nowcast.archive.timeaxis import select_issue_times
@@ -146,11 +160,13 @@ def _chosen_issue_times(fcs: dict, explicit, *, start, end, every) -> dict:
     for t in (as_time(t) for t in explicit):
         if t not in available:
             raise NowcastError(f"issue time {t} is in none of the forecast files")
-    out = {}
+    out, out_prob = {}, {}
     for name, fc in fcs.items():
         keep = pd.DatetimeIndex(fc["issue_time"].values).isin(wanted)
         if keep.any():
             out[name] = fc.isel(issue_time=keep)
+            if name in prob:
+                out_prob[name] = prob[name].sel_issues(out[name]["issue_time"].values)
     if not out:
         raise NowcastError("none of the chosen issue times is in the forecast files")
-    return out
+    return out, out_prob

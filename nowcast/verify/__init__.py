@@ -4,6 +4,10 @@
 lead_time, y, x)`` (one per method) and the observation archive ``(time, y, x)`` and returns
 a tidy table of scores pooled over issue times (:mod:`~nowcast.verify.metrics` defines
 them); :func:`nowcast.verify.report.write_report` writes it as CSV, Markdown and PNG plots.
+Forecasts with members, exceedance probabilities or quantiles
+(:class:`~nowcast.verify.probinputs.ProbabilisticForecast`) add CRPS, Brier score and skill,
+ROC area (:mod:`~nowcast.verify.probabilistic`) and, through :func:`verification`, the
+reliability, ROC and rank-histogram diagrams.
 The default thresholds and FSS scales live here, for the CLI, the batch config and
 :func:`evaluate`; the rest is imported on first use.
 """
@@ -30,8 +34,12 @@ def default_thresholds(kind: str) -> tuple[float, ...]:
 
 _EXPORTS = {
     "COLUMNS": "nowcast.verify.scores",
+    "ProbabilisticForecast": "nowcast.verify.probinputs",
+    "Verification": "nowcast.verify.scores",
     "evaluate": "nowcast.verify.scores",
+    "load_forecast_files": "nowcast.verify.scores",
     "load_forecasts": "nowcast.verify.scores",
+    "verification": "nowcast.verify.scores",
 }
 
 __all__ = sorted([*_EXPORTS, "DEFAULT_SCALES", "DEFAULT_THRESHOLDS", "default_thresholds"])

@@ -1,8 +1,11 @@
 """Write a verification report: ``scores.csv``, ``scores.md`` and one PNG per score.
 
 The Markdown has the key table (rows: lead time; columns: method x MAE, RMSE, bias,
-corr, and CSI/FSS at the key threshold), then per threshold a table of the categorical
-scores and one of FSS per scale. Each plot shows one score (at one threshold and scale)
+corr, CRPS when scored, and CSI/FSS at the key threshold), then per threshold a table of
+the categorical scores and one of FSS per scale, then the probabilistic scores (CRPS, and
+BS, BSS, ROC area per threshold) when there are some. With a diagrams table, also
+``diagrams.csv`` and the reliability, ROC and rank-histogram plots
+(:mod:`nowcast.verify.diagrams`). Each plot shows one score (at one threshold and scale)
 against lead time, every method on it, drawn through Matplotlib's object API (no pyplot
 state). Files are written atomically; a new report folder appears
 all at once.
@@ -21,14 +24,23 @@ from matplotlib.figure import Figure
 
 from nowcast.errors import NowcastError
 from nowcast.fileio import atomic_output
+from nowcast.verify.diagrams import PLOT_NAME as _DIAGRAM_NAME
+from nowcast.verify.diagrams import write_diagram_plots
 from nowcast.verify.metrics import CATEGORICAL, CONTINUOUS, IN_DATA_UNITS, SPATIAL
+from nowcast.verify.probabilistic import PROBABILISTIC, PROBABILISTIC_CONTINUOUS
+from nowcast.verify.probtables import probabilistic_markdown
+
+#: Per-lead scores: no threshold, and one per threshold (with their plots' file names).
+_NO_THRESHOLD = CONTINUOUS + PROBABILISTIC_CONTINUOUS
+_PER_THRESHOLD = CATEGORICAL + PROBABILISTIC
+_UNITS = IN_DATA_UNITS + PROBABILISTIC_CONTINUOUS
 
 __all__ = ["key_table", "scale_label", "scores_markdown", "write_report"]
 
 #: File names of the plots :func:`write_report` makes (older ones are replaced).
 _PLOT_NAME = re.compile(
-    rf"^({'|'.join(m.lower() for m in CONTINUOUS)}"
-    rf"|({'|'.join(m.lower() for m in CATEGORICAL)})_t[-0-9.e+]+"
+    rf"^({'|'.join(m.lower() for m in _NO_THRESHOLD)}"
+    rf"|({'|'.join(m.lower() for m in _PER_THRESHOLD)})_t[-0-9.e+]+"
     rf"|({'|'.join(m.lower() for m in SPATIAL)})_t[-0-9.e+]+_s\d+)\.png$"
 )
 
@@ -97,6 +109,7 @@ def key_table(scores: pd.DataFrame, metrics: Sequence[str] | None = None) -> str
     methods = list(dict.fromkeys(scores["method"]))
     thr, scale = key_threshold(scores), key_scale(scores)
     parts = [(m, None, None) for m in CONTINUOUS]
+    parts += [(m, None, None) for m in PROBABILISTIC_CONTINUOUS if (scores["metric"] == m).any()]
     if thr is not None:
         parts.append(("CSI", thr, None))
     if thr is not None and scale is not None:
@@ -167,22 +180,23 @@ def scores_markdown(scores: pd.DataFrame, *, units: str | None = None) -> str:
                 _table(fss, cols, [f"{m} FSS {scale_label(s, scores)}" for m, s in cols]),
                 "",
             ]
+    out += probabilistic_markdown(scores, units)
     return "\n".join(out)
 
 
 def _plot_groups(scores: pd.DataFrame, units: str = ""):
     """(file stem, title, subset) for each score x threshold x scale."""
     u = f" {units}" if units else ""
-    for metric in list(CONTINUOUS) + list(CATEGORICAL) + list(SPATIAL):
+    for metric in _NO_THRESHOLD + _PER_THRESHOLD + SPATIAL:
         sub = scores[scores["metric"] == metric]
         if sub.empty:
             continue
-        if metric in CONTINUOUS:
+        if metric in _NO_THRESHOLD:
             yield metric.lower(), metric, sub
             continue
         for thr in sorted(sub["threshold"].dropna().unique()):
             at = sub[sub["threshold"] == thr]
-            if metric in CATEGORICAL:
+            if metric in _PER_THRESHOLD:
                 yield f"{metric.lower()}_t{_thr(thr)}", f"{metric}, threshold {_thr(thr)}{u}", at
                 continue
             for scale in sorted(at["scale"].dropna().unique()):
@@ -201,7 +215,7 @@ def _plot(path: Path, title: str, sub: pd.DataFrame, units: str) -> None:
         ax.plot(group["lead_time"], group["value"], marker="o", label=str(method))
     ax.set_xlabel("lead time (min)")
     metric = str(sub["metric"].iloc[0])
-    ax.set_ylabel(f"{metric} ({units})" if metric in IN_DATA_UNITS and units else metric)
+    ax.set_ylabel(f"{metric} ({units})" if metric in _UNITS and units else metric)
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend()
@@ -209,9 +223,17 @@ def _plot(path: Path, title: str, sub: pd.DataFrame, units: str) -> None:
 
 
 def write_report(
-    scores: pd.DataFrame, outdir: str | os.PathLike, *, units: str | None = None, plots: bool = True
+    scores: pd.DataFrame,
+    outdir: str | os.PathLike,
+    *,
+    units: str | None = None,
+    plots: bool = True,
+    diagrams: pd.DataFrame | None = None,
 ) -> list[Path]:
     """Write ``scores.csv``, ``scores.md`` and (with ``plots``) PNGs to ``outdir``.
+
+    ``diagrams`` (:attr:`nowcast.verify.scores.Verification.diagrams`, when not empty) adds
+    ``diagrams.csv`` and (with ``plots``) the reliability, ROC and rank-histogram PNGs.
 
     Everything is written into a temporary sibling folder first
     (:func:`nowcast.fileio.atomic_output`); a new ``outdir`` is then renamed into place in
@@ -231,13 +253,22 @@ def write_report(
         (tmp / "scores.md").write_text(
             scores_markdown(scores, units=units) + "\n", encoding="utf-8"
         )
+        if diagrams is not None and not diagrams.empty:
+            diagrams.to_csv(tmp / "diagrams.csv", index=False)
+            names.append("diagrams.csv")
         if plots:
             for stem, title, sub in _plot_groups(scores, units):
                 if np.isfinite(sub["value"].to_numpy(dtype=float)).any():
                     _plot(tmp / f"{stem}.png", title, sub, units)
                     names.append(f"{stem}.png")
+            names += write_diagram_plots(diagrams, tmp, units)
     if existed:
         for stale in outdir.glob("*.png"):  # plots of a previous report that this one lacks
-            if _PLOT_NAME.match(stale.name) and stale.name not in names:
+            if (_PLOT_NAME.match(stale.name) or _DIAGRAM_NAME.match(stale.name)) and (
+                stale.name not in names
+            ):
                 stale.unlink()
+        stale = outdir / "diagrams.csv"
+        if stale.exists() and "diagrams.csv" not in names:
+            stale.unlink()
     return [outdir / name for name in names]

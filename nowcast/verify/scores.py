@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from nowcast.conventions import ISSUE_TIME, LEAD_TIME, TIME, VALID_TIME, X, Y
 from nowcast.errors import NowcastError
 from nowcast.geo import coord_spacing, metres_per_unit
 from nowcast.kinds import kind_of
-from nowcast.products import method_name, nearest_indices, read_forecast, truth_for
+from nowcast.products import method_name, nearest_indices, truth_for
 from nowcast.verify import DEFAULT_SCALES, default_thresholds
 from nowcast.verify.metrics import (
     CATEGORICAL_METRICS,
@@ -30,10 +31,43 @@ from nowcast.verify.metrics import (
     ContinuousSums,
     FSSSums,
 )
+from nowcast.verify.probabilistic import (
+    CRPS_METRICS,
+    DEFAULT_PROBABILITY_BINS,
+    PROBABILITY_METRICS,
+)
+from nowcast.verify.probinputs import (
+    ProbabilisticForecast,
+    ProbabilisticSums,
+    read_forecast_file,
+    valid_mask,
+)
+from nowcast.verify.probtables import DIAGRAM_COLUMNS, diagram_rows, sources
+
+#: pySTEPS' ``X_min`` of the rank histogram for precipitation (mm h-1): pixels where the
+#: observation and every member are drier are not ranked (dry ties would fill every rank).
+RANK_MIN = 0.1
 
 COLUMNS = ("method", "lead_time", "metric", "threshold", "scale", "value", "n_issues")
 
-__all__ = ["COLUMNS", "evaluate", "load_forecasts"]
+__all__ = [
+    "COLUMNS",
+    "Verification",
+    "evaluate",
+    "load_forecast_files",
+    "load_forecasts",
+    "verification",
+]
+
+
+@dataclass
+class Verification:
+    """What :func:`verification` returns: the ``scores`` table (:data:`COLUMNS`) and the
+    ``diagrams`` table (:data:`nowcast.verify.probtables.DIAGRAM_COLUMNS`: reliability,
+    ROC and rank-histogram points; empty without probabilistic forecasts)."""
+
+    scores: pd.DataFrame
+    diagrams: pd.DataFrame
 
 
 def evaluate(
@@ -43,6 +77,9 @@ def evaluate(
     thresholds: Sequence[float] | None = None,
     scales: Sequence[int] = DEFAULT_SCALES,
     common_mask: bool = True,
+    probabilistic: Mapping[str, ProbabilisticForecast] | None = None,
+    probability_bins: int = DEFAULT_PROBABILITY_BINS,
+    seed: int = 0,
 ) -> pd.DataFrame:
     """Scores of each forecast against ``truth``, per lead time, pooled over issue times.
 
@@ -58,18 +95,59 @@ def evaluate(
     with an observation at that lead's valid time). ``attrs``: ``units``, ``grid_spacing`` and
     ``grid_units`` (one pixel's size in km or degrees, for FSS scales; absent when unknown).
     Only issue times are read one at a time, so memory stays bounded.
+
+    ``probabilistic`` maps some of the methods to their members, exceedance probabilities
+    and quantiles (:class:`~nowcast.verify.probinputs.ProbabilisticForecast`); with any,
+    every method also gets ``CRPS`` (a deterministic one's is its MAE) and ``BS``, ``BSS``,
+    ``ROC_area`` per threshold (:mod:`nowcast.verify.probabilistic`; ``probability_bins``
+    classes; ``seed`` breaks rank-histogram ties), and ``attrs["probabilistic"]`` says
+    where each method's CRPS and probabilities come from. :func:`verification` returns the
+    reliability, ROC and rank-histogram points too.
+    """
+    return verification(
+        forecasts,
+        truth,
+        thresholds=thresholds,
+        scales=scales,
+        common_mask=common_mask,
+        probabilistic=probabilistic,
+        probability_bins=probability_bins,
+        seed=seed,
+    ).scores
+
+
+def verification(
+    forecasts: Mapping[str, xr.DataArray],
+    truth: xr.DataArray,
+    *,
+    thresholds: Sequence[float] | None = None,
+    scales: Sequence[int] = DEFAULT_SCALES,
+    common_mask: bool = True,
+    probabilistic: Mapping[str, ProbabilisticForecast] | None = None,
+    probability_bins: int = DEFAULT_PROBABILITY_BINS,
+    seed: int = 0,
+    rank_min: float | None | str = "auto",
+) -> Verification:
+    """:func:`evaluate`'s scores and the diagrams table (:class:`Verification`).
+
+    ``rank_min``: pySTEPS' ``X_min`` of the rank histogram; ``"auto"`` is
+    :data:`RANK_MIN` for precipitation, none otherwise.
     """
     if not forecasts:
         raise NowcastError("no forecasts to evaluate")
     truth = _check_truth(truth)
+    kind = kind_of(truth.attrs)
     if thresholds is None:
-        thresholds = default_thresholds(kind_of(truth.attrs))
+        thresholds = default_thresholds(kind)
     thresholds = _check_thresholds(thresholds)
     scales = _check_scales(scales)
     fcs = {name: _check_forecast(name, fc, truth) for name, fc in forecasts.items()}
     grids = {name: _truth_on_grid(name, fc, truth) for name, fc in fcs.items()}
     for name, fc in fcs.items():
         _check_overlap(name, fc, truth)
+    prob = _check_probabilistic(probabilistic, fcs, probability_bins)
+    if rank_min == "auto":
+        rank_min = RANK_MIN if kind == "precipitation" else None
 
     cont = {m: ContinuousSums.zeros(fc.sizes[LEAD_TIME]) for m, fc in fcs.items()}
     pooled = {m: np.zeros(fc.sizes[LEAD_TIME], dtype=int) for m, fc in fcs.items()}
@@ -77,6 +155,14 @@ def evaluate(
     fss = {
         m: FSSSums.zeros(len(thresholds), len(scales), fc.sizes[LEAD_TIME]) for m, fc in fcs.items()
     }
+    psums = {
+        m: ProbabilisticSums.zeros(
+            prob.get(m), len(thresholds), fc.sizes[LEAD_TIME], probability_bins
+        )
+        for m, fc in fcs.items()
+        if prob
+    }
+    rng = np.random.default_rng(seed)
     index = {
         m: {pd.Timestamp(t): i for i, t in enumerate(fc[ISSUE_TIME].values)}
         for m, fc in fcs.items()
@@ -96,22 +182,33 @@ def evaluate(
             f = np.asarray(one.values[0], dtype=np.float32)
             o = truth_cache[key]
             fields[m] = (f, o, np.isfinite(f) & np.isfinite(o))
-        if common_mask and len(fields) > 1:
-            _intersect_masks(fields, fcs)
-        # lead by lead (bounded memory); observed fractions shared by the methods
+        # lead by lead (bounded memory); masks and observed fractions shared by the methods
         leads = {m: fcs[m][LEAD_TIME].values for m in fields}
         for lead in sorted(set().union(*(set(v) for v in leads.values()))):
+            at = [(m, j) for m in fields for j in np.flatnonzero(leads[m] == lead)]
+            parts = {m: prob[m].at(issue, lead) if m in prob else {} for m, _ in at}
+            masks = {}
+            for m, j in at:
+                masks[m, j] = fields[m][2][j]
+                extra = valid_mask(parts[m])
+                if extra is not None:
+                    masks[m, j] = masks[m, j] & extra
+            if common_mask and len(fields) > 1:
+                common = np.logical_and.reduce(list(masks.values()))
+                masks = dict.fromkeys(masks, common)
             fractions_cache: dict = {}
-            for m, (f, o, valid) in fields.items():
-                for j in np.flatnonzero(leads[m] == lead):
-                    pooled[m][j] += bool(valid[j].any())
-                    cont[m].add(f[j], o[j], valid[j], lead=j)
-                    cat[m].add(f[j], o[j], valid[j], thresholds, lead=j)
-                    fss[m].add(
-                        f[j], o[j], valid[j], thresholds, scales, lead=j, cache=fractions_cache
+            for m, j in at:
+                f, o, valid = fields[m][0][j], fields[m][1][j], masks[m, j]
+                pooled[m][j] += bool(valid.any())
+                cont[m].add(f, o, valid, lead=j)
+                cat[m].add(f, o, valid, thresholds, lead=j)
+                fss[m].add(f, o, valid, thresholds, scales, lead=j, cache=fractions_cache)
+                if prob:
+                    psums[m].add(
+                        f, parts[m], o, valid, thresholds, lead=j, rng=rng, rank_min=rank_min
                     )
 
-    rows = []
+    rows, diagrams = [], []
     for m, fc in fcs.items():
         minutes = _minutes(fc[LEAD_TIME].values)
         n = pooled[m]
@@ -126,6 +223,15 @@ def evaluate(
             for k, thr in enumerate(thresholds):
                 for j, scale in enumerate(scales):
                     rows += _rows(m, minutes, metric.name, thr, scale, values[k, j], n)
+        if not prob:
+            continue
+        for metric in CRPS_METRICS:
+            rows += _rows(m, minutes, metric.name, np.nan, pd.NA, metric.compute(psums[m].crps), n)
+        for metric in PROBABILITY_METRICS:
+            values = metric.compute(psums[m].probs)
+            for k, thr in enumerate(thresholds):
+                rows += _rows(m, minutes, metric.name, thr, pd.NA, values[k], n)
+        diagrams += diagram_rows(m, minutes, psums[m], thresholds, n)
     df = pd.DataFrame(rows, columns=list(COLUMNS))
     df["threshold"] = df["threshold"].astype("float64")
     df["scale"] = df["scale"].astype("Int64")
@@ -137,7 +243,11 @@ def evaluate(
     ) or truth.attrs.get("units")
     if units:
         df.attrs["units"] = str(units)
-    return df
+    if prob:
+        df.attrs["probabilistic"] = sources(fcs, prob)
+    table = pd.DataFrame(diagrams, columns=list(DIAGRAM_COLUMNS))
+    table.attrs = dict(df.attrs)
+    return Verification(df, table)
 
 
 def _rows(method, minutes, metric, threshold, scale, values, pooled) -> list[tuple]:
@@ -172,19 +282,21 @@ def _minutes(leads) -> list:
     return [int(v) if float(v).is_integer() else float(v) for v in minutes]
 
 
-def _intersect_masks(fields, fcs) -> None:
-    """Restrict every method's valid mask to pixels valid in all methods, per lead time."""
-    by_lead: dict[np.timedelta64, np.ndarray] = {}
-    leads = {m: fcs[m][LEAD_TIME].values for m in fields}
-    for m, (_, _, valid) in fields.items():
-        for j, lead in enumerate(leads[m]):
-            by_lead[lead] = by_lead[lead] & valid[j] if lead in by_lead else valid[j].copy()
-    for m, (_, _, valid) in fields.items():
-        for j, lead in enumerate(leads[m]):
-            valid[j] &= by_lead[lead]
-
-
 # --------------------------------------------------------------------------- checks
+
+
+def _check_probabilistic(probabilistic, fcs, n_bins) -> dict[str, ProbabilisticForecast]:
+    """The methods' probabilistic parts that hold something, checked against their forecasts."""
+    out = {}
+    for name, source in (probabilistic or {}).items():
+        if name not in fcs:
+            raise NowcastError(f"probabilistic parts given for {name!r}, which has no forecast")
+        if source:
+            source.check_covers(name, fcs[name])
+            out[name] = source
+    if out and (isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 1):
+        raise NowcastError(f"probability_bins must be a positive integer, got {n_bins!r}")
+    return out
 
 
 def _check_thresholds(thresholds) -> tuple[float, ...]:
@@ -284,15 +396,26 @@ def load_forecasts(paths: Iterable[str | os.PathLike]) -> dict[str, xr.DataArray
 
     Two files of the same method are told apart by their file name: ``method (stem)``.
     """
+    return load_forecast_files(paths)[0]
+
+
+def load_forecast_files(
+    paths: Iterable[str | os.PathLike],
+) -> tuple[dict[str, xr.DataArray], dict[str, ProbabilisticForecast]]:
+    """:func:`load_forecasts` and, under the same keys, the files' probabilistic variables
+    (members, probabilities, quantiles; only for files that hold some)."""
     paths = [Path(p) for p in paths]
-    loaded = [(p, read_forecast(p)) for p in paths]
-    names = [method_name(fc) for _, fc in loaded]
+    loaded = [(p, *read_forecast_file(p)) for p in paths]
+    names = [method_name(fc) for _, fc, _ in loaded]
     out: dict[str, xr.DataArray] = {}
-    for (path, fc), name in zip(loaded, names):
+    prob: dict[str, ProbabilisticForecast] = {}
+    for (path, fc, parts), name in zip(loaded, names):
         key = name if names.count(name) == 1 else f"{name} ({path.stem})"
         if key in out:  # same method and same stem (different folders)
             key = f"{name} ({path})"
         if key in out:
             raise NowcastError(f"forecast file {path} is given twice")
         out[key] = fc
-    return out
+        if parts:
+            prob[key] = parts
+    return out, prob

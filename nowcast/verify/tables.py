@@ -10,6 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from nowcast.verify.metrics import CONTINUOUS, IN_DATA_UNITS
+from nowcast.verify.probabilistic import PROBABILISTIC_CONTINUOUS
 from nowcast.verify.report import key_scale, key_threshold, scale_label
 
 __all__ = ["lead_tables"]
@@ -18,21 +19,24 @@ WIDTH = 100
 
 
 def _score_parts(scores: pd.DataFrame) -> list[tuple[str, float | None, int | None]]:
-    """(metric, threshold, scale): the continuous scores, CSI and FSS at the key threshold."""
+    """(metric, threshold, scale): the continuous scores (and CRPS), CSI and FSS at the key
+    threshold (and BS and ROC area when scored)."""
     present = set(scores["metric"])
-    parts = [(m, None, None) for m in CONTINUOUS if m in present]
+    parts = [(m, None, None) for m in CONTINUOUS + PROBABILISTIC_CONTINUOUS if m in present]
     thr, scale = key_threshold(scores), key_scale(scores)
     if thr is not None and "CSI" in present:
         parts.append(("CSI", thr, None))
     if thr is not None and scale is not None and "FSS" in present:
         parts.append(("FSS", thr, scale))
+    parts += [(m, thr, None) for m in ("BS", "ROC_area") if thr is not None and m in present]
     return parts
 
 
 def _title(metric: str, thr, scale, units: str, scores) -> str:
     u = f" {units}" if units else ""
     if thr is None:
-        return f"{metric}{f' ({units})' if units and metric in IN_DATA_UNITS else ''}"
+        in_units = metric in IN_DATA_UNITS + PROBABILISTIC_CONTINUOUS
+        return f"{metric}{f' ({units})' if units and in_units else ''}"
     text = f"{metric} for events >= {thr:g}{u}"
     return text + (f", neighbourhood {scale_label(scale, scores)}" if scale is not None else "")
 

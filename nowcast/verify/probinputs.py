@@ -1,0 +1,253 @@
+"""The probabilistic parts of a forecast file, and how one method's are scored at one lead.
+
+A forecast file may hold, next to the deterministic variable ``{name}``, ensemble members
+``{name}_members`` ``(issue_time, realization, lead_time, y, x)``, exceedance probabilities
+``{name}_probability`` ``(issue_time, threshold, lead_time, y, x)`` and quantiles
+``{name}_quantiles`` ``(issue_time, quantile, lead_time, y, x)`` (told apart by their
+``realization`` / ``threshold`` / ``quantile`` dimension). :class:`ProbabilisticForecast`
+holds them; :class:`ProbabilisticSums` accumulates one method's CRPS, probability counts
+and rank histogram (:mod:`nowcast.verify.probabilistic`), choosing the source as the module
+doc of :mod:`nowcast.verify.probabilistic` says: the CRPS from the members, else the
+quantiles, else the deterministic forecast (its MAE); probabilities from the members, else
+the probability variable (at thresholds it holds; others from the quantiles when there are
+some, else none), else the quantiles, else 0/1 from the deterministic forecast.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from nowcast.conventions import ISSUE_TIME, LEAD_TIME, X, Y
+from nowcast.distribution import QUANTILE, REALIZATION, THRESHOLD
+from nowcast.errors import DataError, NowcastError
+from nowcast.products import forecast_from_dataset
+from nowcast.verify.probabilistic import (
+    DEFAULT_PROBABILITY_BINS,
+    CRPSSums,
+    ProbabilityCounts,
+    RankCounts,
+    ensemble_levels,
+    exceedance_from_members,
+    exceedance_from_quantiles,
+)
+
+__all__ = [
+    "ProbabilisticForecast",
+    "ProbabilisticSums",
+    "concat_probabilistic",
+    "read_forecast_file",
+]
+
+_PARTS = {"members": REALIZATION, "probability": THRESHOLD, "quantiles": QUANTILE}
+
+
+@dataclass(frozen=True)
+class ProbabilisticForecast:
+    """The probabilistic variables of one method's forecast (any may be None)."""
+
+    members: xr.DataArray | None = None
+    probability: xr.DataArray | None = None
+    quantiles: xr.DataArray | None = None
+
+    def __post_init__(self) -> None:
+        for part, dim in _PARTS.items():
+            da = getattr(self, part)
+            if da is None:
+                continue
+            if ISSUE_TIME not in da.dims:
+                da = da.expand_dims(ISSUE_TIME)
+            if set(da.dims) != {ISSUE_TIME, dim, LEAD_TIME, Y, X}:
+                raise NowcastError(
+                    f"{part} must have dims (issue_time, {dim}, lead_time, y, x), got {da.dims}"
+                )
+            object.__setattr__(self, part, da.transpose(ISSUE_TIME, dim, LEAD_TIME, Y, X))
+
+    def __bool__(self) -> bool:
+        return any(getattr(self, p) is not None for p in _PARTS)
+
+    @property
+    def crps_source(self) -> str:
+        return (
+            "members"
+            if self.members is not None
+            else ("quantiles" if self.quantiles is not None else "deterministic")
+        )
+
+    @property
+    def probability_source(self) -> str:
+        for part in _PARTS:
+            if getattr(self, part) is not None:
+                return part
+        return "deterministic"
+
+    @property
+    def n_members(self) -> int:
+        return 0 if self.members is None else int(self.members.sizes[REALIZATION])
+
+    def parts(self) -> dict[str, xr.DataArray]:
+        return {p: getattr(self, p) for p in _PARTS if getattr(self, p) is not None}
+
+    def sel_issues(self, times) -> ProbabilisticForecast:
+        """The parts at the issue times ``times`` only."""
+        return replace(self, **{p: da.sel({ISSUE_TIME: times}) for p, da in self.parts().items()})
+
+    def check_covers(self, name: str, forecast: xr.DataArray) -> None:
+        """Every issue and lead time of ``forecast`` must be in each part, on its grid."""
+        issues = pd.DatetimeIndex(forecast[ISSUE_TIME].values)
+        for part, da in self.parts().items():
+            if not issues.isin(pd.DatetimeIndex(da[ISSUE_TIME].values)).all():
+                raise NowcastError(f"forecast {name!r}: its {part} lack some of its issue times")
+            if not np.isin(forecast[LEAD_TIME].values, da[LEAD_TIME].values).all():
+                raise NowcastError(f"forecast {name!r}: its {part} lack some of its lead times")
+            if da.sizes[Y] != forecast.sizes[Y] or da.sizes[X] != forecast.sizes[X]:
+                raise NowcastError(f"forecast {name!r}: its {part} are on another grid")
+
+    def at(self, issue, lead) -> dict[str, np.ndarray]:
+        """The parts' values at one issue time and lead: ``{part: (n, y, x)}``."""
+        out = {}
+        for part, da in self.parts().items():
+            i = int(pd.DatetimeIndex(da[ISSUE_TIME].values).get_loc(pd.Timestamp(issue)))
+            j = int(np.flatnonzero(da[LEAD_TIME].values == lead)[0])
+            out[part] = np.asarray(da.isel({ISSUE_TIME: i, LEAD_TIME: j}).values, np.float32)
+        return out
+
+    def levels(self) -> np.ndarray:
+        return np.asarray(self.quantiles[QUANTILE].values, dtype=np.float64)
+
+
+def split_dataset(ds: xr.Dataset) -> tuple[xr.Dataset, ProbabilisticForecast]:
+    """``ds`` without its probabilistic variables, and those variables."""
+    found: dict[str, xr.DataArray] = {}
+    for var in list(ds.data_vars):
+        for part, dim in _PARTS.items():
+            if dim in ds[var].dims and LEAD_TIME in ds[var].dims:
+                if part in found:
+                    raise DataError(f"two {part} variables: {found[part].name!r} and {var!r}")
+                found[part] = ds[var]
+    drop = [da.name for da in found.values()]
+    return ds.drop_vars(drop), ProbabilisticForecast(**found)
+
+
+def read_forecast_file(path: str | os.PathLike) -> tuple[xr.DataArray, ProbabilisticForecast]:
+    """A forecast file's deterministic forecast (as :func:`nowcast.products.read_forecast`)
+    and its probabilistic variables (read lazily)."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"forecast file not found: {path}")
+    try:
+        ds = xr.open_zarr(path) if path.suffix == ".zarr" else xr.open_dataset(path)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read forecast {path}: {exc}") from None
+    rest, prob = split_dataset(ds)
+    return forecast_from_dataset(rest, source=str(path)), prob
+
+
+def concat_probabilistic(parts: Sequence[ProbabilisticForecast]) -> ProbabilisticForecast:
+    """Per-issue-time parts (e.g. a batch's files) joined along ``issue_time``."""
+    out = {}
+    for part in _PARTS:
+        das = [getattr(p, part) for p in parts]
+        if all(da is not None for da in das) and das:
+            out[part] = xr.concat(das, dim=ISSUE_TIME, coords="minimal", compat="override")
+        elif any(da is not None for da in das):
+            raise NowcastError(f"some files of one method hold {part} and some do not")
+    return ProbabilisticForecast(**out)
+
+
+def valid_mask(values: dict[str, np.ndarray]) -> np.ndarray | None:
+    """Pixels where every part is finite (None: no part)."""
+    mask = None
+    for v in values.values():
+        finite = np.isfinite(v).all(axis=0)
+        mask = finite if mask is None else mask & finite
+    return mask
+
+
+@dataclass
+class ProbabilisticSums:
+    """One method's probabilistic accumulators (see the module doc for the sources)."""
+
+    crps: CRPSSums
+    probs: ProbabilityCounts
+    ranks: RankCounts | None
+    source: ProbabilisticForecast
+
+    @classmethod
+    def zeros(
+        cls,
+        source: ProbabilisticForecast | None,
+        n_thresholds: int,
+        n_leads: int,
+        n_bins: int = DEFAULT_PROBABILITY_BINS,
+    ) -> ProbabilisticSums:
+        source = source or ProbabilisticForecast()
+        ranks = RankCounts.zeros(source.n_members, n_leads) if source.n_members else None
+        return cls(
+            CRPSSums.zeros(n_leads),
+            ProbabilityCounts.zeros(n_thresholds, n_leads, n_bins),
+            ranks,
+            source,
+        )
+
+    def add(
+        self,
+        forecast: np.ndarray,
+        values: dict[str, np.ndarray],
+        obs: np.ndarray,
+        valid: np.ndarray,
+        thresholds: Sequence[float],
+        *,
+        lead: int,
+        rng: np.random.Generator,
+        rank_min: float | None = None,
+    ) -> None:
+        """Add one lead's ``(y, x)`` forecast, parts ``{part: (n, y, x)}`` (from
+        :meth:`ProbabilisticForecast.at`) and observations at the ``valid`` pixels."""
+        o = obs[valid].astype(np.float64)
+        members = quantiles = None
+        if "members" in values:
+            members = np.sort(values["members"][:, valid], axis=0)
+            self.crps.add_values(members, o, ensemble_levels(members.shape[0]), lead=lead)
+            if self.ranks is not None:
+                self.ranks.add(members, o, rng, lead=lead, min_value=rank_min)
+        if "quantiles" in values:
+            quantiles = values["quantiles"][:, valid]
+            if members is None:
+                self.crps.add_values(quantiles, o, self.source.levels(), lead=lead)
+        if members is None and quantiles is None:
+            self.crps.add_deterministic(forecast[valid], o, lead=lead)
+        self.probs.add(
+            self._probabilities(forecast, values, valid, members, quantiles, thresholds),
+            o,
+            thresholds,
+            lead=lead,
+        )
+
+    def _probabilities(self, forecast, values, valid, members, quantiles, thresholds):
+        n = int(np.count_nonzero(valid))
+        if members is not None:
+            return exceedance_from_members(members, thresholds)
+        probs = np.full((len(thresholds), n), np.nan)
+        todo = list(range(len(thresholds)))
+        if "probability" in values:
+            have = np.asarray(self.source.probability[THRESHOLD].values, dtype=np.float64)
+            for k in list(todo):
+                match = np.flatnonzero(np.isclose(have, thresholds[k], rtol=1e-6, atol=1e-9))
+                if match.size:
+                    probs[k] = values["probability"][match[0]][valid]
+                    todo.remove(k)
+        if todo and quantiles is not None:
+            thr = [thresholds[k] for k in todo]
+            probs[todo] = exceedance_from_quantiles(quantiles, self.source.levels(), thr)
+        elif todo and not self.source:
+            f = forecast[valid]
+            for k in todo:
+                probs[k] = f >= thresholds[k]
+        return probs

@@ -389,3 +389,72 @@ def test_evaluate_and_render_refuse_a_forecast_with_wrong_axes(tmp_path, mch, ch
     res = cli("info", good)
     assert res.exit_code == 0 and "PROBLEM" not in res.output
     assert "leads:" in res.output and "3: 5 min .. 15 min, step 5 min" in res.output
+
+
+# ------------------------------------------------------------ events are told apart by their path
+
+
+@pytest.fixture
+def twin_events(tmp_path) -> list[Path]:
+    """Two different events with the same file name, a/ev.nc and b/ev.nc."""
+    from nowcast.archive.synthetic import write_synthetic_archive
+
+    return [
+        write_synthetic_archive(tmp_path / d / "ev.nc", n_times=30, ny=40, nx=40, seed=s)[0]
+        for d, s in (("a", 1), ("b", 2))
+    ]
+
+
+def _prepare_config(tmp_path, events, *extra) -> Path:
+    config = tmp_path / f"exp{len(list(tmp_path.glob('exp*.yaml')))}.yaml"
+    lines = ["data:", "  events:", *[f"    - {e}" for e in events], "  cache_dir: cache"]
+    lines += ["  cache_workers: 1", "sampler:", "  t_in: 3", "  t_out: 3", "  patch_size: 16"]
+    lines += ["  batch_size: 4", "  prepared: true", *extra]
+    config.write_text("\n".join(lines) + "\n")
+    return config
+
+
+def test_events_with_the_same_file_name_keep_their_stores(tmp_path, twin_events):
+    a, b = twin_events
+    before = md5s(tmp_path)
+    res = cli("prepare", _prepare_config(tmp_path, [a, b]))
+    assert res.exit_code == 0, res.output
+    stores = sorted(p.name.rsplit("-", 1)[0] for p in (tmp_path / "cache").glob("*.zarr"))
+    assert stores == ["a-ev-frames", "b-ev-frames"], res.output
+    assert "2 prepared stores" in res.output
+    for line in res.output.splitlines()[:-1]:  # each store listed is there
+        if line.endswith(".zarr"):
+            assert Path(line.split()[-1]).is_dir(), line
+    # each alone (the usual name "ev"), one after the other, into the same cache
+    for event in (a, b, a):
+        res = cli("prepare", _prepare_config(tmp_path, [event]))
+        assert res.exit_code == 0, res.output
+    singles = sorted((tmp_path / "cache").glob("ev-frames-*.zarr"))
+    assert len(singles) == 2, singles  # neither deleted the other's
+    res = cli("prepare", _prepare_config(tmp_path, [a]))
+    assert "computing" not in res.output  # a's store was kept, not rebuilt
+    assert {k: v for k, v in md5s(tmp_path).items() if not k.startswith("cache")} == {
+        **before,
+        **{p.name: md5s(tmp_path)[p.name] for p in tmp_path.glob("exp*.yaml")},
+    }
+
+
+def test_holding_out_one_of_two_same_named_events(tmp_path, twin_events):
+    from nowcast.config import load_config
+    from nowcast.errors import ConfigError
+    from nowcast.trainset.plan import plan_windows
+
+    a, b = twin_events
+    split = ["  split:", "    validation: 0.25", "    holdout_events:"]
+    cfg = load_config(_prepare_config(tmp_path, [a, b], *split, f"      - {a}"))
+    plan = plan_windows(cfg)
+    assert [ev.name for ev in plan.events] == ["a-ev", "b-ev"]
+    held = [set(ev.labels.tolist()) for ev in plan.events]
+    assert held[0] == {2} and held[1] != {2}, held  # a only (2: test)
+    # through a link and a relative path with ..: the same event
+    (tmp_path / "link").symlink_to(tmp_path / "a")
+    cfg = load_config(_prepare_config(tmp_path, [a, b], *split, "      - link/../a/ev.nc"))
+    assert [set(ev.labels.tolist()) == {2} for ev in plan_windows(cfg).events] == [True, False]
+    cfg = load_config(_prepare_config(tmp_path, [a, b], *split, "      - ev"))
+    with pytest.raises(ConfigError, match="'ev' names 2 events .*: give the event's path"):
+        plan_windows(cfg)

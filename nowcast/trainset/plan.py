@@ -10,7 +10,10 @@ planning rules themselves (labels, windows, wet tables, crops) are
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,11 +52,75 @@ def event_name(entry, index: int = 0) -> str:
     return name or f"event{index}"
 
 
-def _is_holdout(entry: str, name: str, holdout: tuple[str, ...]) -> bool:
-    norm = os.path.normpath(str(entry))
-    return any(
-        h in (entry, name) or os.path.normpath(h) == norm or event_name(h) == name for h in holdout
-    )
+def event_names(entries) -> list[str]:
+    """:func:`event_name` of each entry, told apart where two share a file name.
+
+    An event's identity is its path: two events ``a/ev.nc`` and ``b/ev.nc`` are named by
+    their distinguishing parent folders (``a-ev``, ``b-ev``; a short hash of the path when
+    even those agree), so that their prepared stores, messages and splits stay apart. A
+    name used once is kept as it is (so are the stores made under it).
+    """
+    names = [event_name(e, i) for i, e in enumerate(entries)]
+    counts = Counter(names)
+    out = list(names)
+    for name, count in counts.items():
+        if count < 2:
+            continue
+        same = [i for i, n in enumerate(names) if n == name]
+        parts = {i: Path(os.path.abspath(str(entries[i]).rstrip("/"))).parent.parts for i in same}
+        for depth in range(1, 1 + max(len(v) for v in parts.values())):
+            tried = {i: "-".join((*parts[i][-depth:], name)).lstrip("/-") for i in same}
+            if len(set(tried.values())) == len(same):
+                break
+        else:  # pragma: no cover - the same path given twice
+            tried = {i: f"{name}-{i}" for i in same}
+        for i in same:
+            out[i] = _SAFE.sub("_", tried[i])
+    taken = Counter(out)
+    for i, name in enumerate(out):  # still taken (an event literally named "a-ev"): a hash
+        if taken[name] > 1:
+            digest = hashlib.sha1(os.path.realpath(str(entries[i])).encode()).hexdigest()[:8]
+            out[i] = f"{name}-{digest}"
+    return out
+
+
+#: Characters kept in a derived event name (it names files: prepared stores).
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def _same_path(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    if "://" in a or "://" in b:
+        return False
+    return os.path.realpath(os.path.expanduser(a)) == os.path.realpath(os.path.expanduser(b))
+
+
+def _matching_events(spec: str, entries: list[str], names: list[str]) -> list[int]:
+    """The events a ``split.holdout_events``/``validation_events`` entry means: the event
+    at that path (resolved: links, ``..``), else those of that event or file name."""
+    by_path = [i for i, e in enumerate(entries) if _same_path(spec, e)]
+    if by_path:
+        return by_path
+    return [
+        i
+        for i, (e, n) in enumerate(zip(entries, names))
+        if spec in (n, event_name(e)) or event_name(spec) in (n, event_name(e))
+    ]
+
+
+def _split_events(option: str, specs: tuple[str, ...], entries, names) -> set[int]:
+    """The events named in ``option``; a bare name two events share is an error."""
+    chosen: set[int] = set()
+    for spec in specs:
+        found = _matching_events(spec, entries, names)
+        if len(found) > 1:
+            listed = ", ".join(str(entries[i]) for i in found)
+            raise ConfigError(
+                f"{option}: {spec!r} names {len(found)} events ({listed}): give the event's path"
+            )
+        chosen.update(found)
+    return chosen
 
 
 @dataclass
@@ -124,7 +191,7 @@ def _events(cfg, archives):
         raise DataError("no archives given")
     if len(entries) != len(archives):
         entries = [source_path(da, f"event{i}") for i, da in enumerate(archives)]
-    names = [event_name(e, i) for i, e in enumerate(entries)]
+    names = event_names(entries)
     units = {str(da.attrs.get("units")) for da in archives}
     if len(units) > 1:
         raise DataError(
@@ -144,16 +211,21 @@ def _events(cfg, archives):
         raise ConfigError(f"events have different time steps ({listed}); train on one time step")
 
     sp = cfg.sampler.split
+    texts = [str(e) for e in entries]
+    holdout = _split_events("sampler.split.holdout_events", sp.holdout_events, texts, names)
+    validation = _split_events(
+        "sampler.split.validation_events", sp.validation_events, texts, names
+    )
     settings = Preprocessor.from_config(cfg.preprocess, kind=cfg.data.kind)
     events = []
-    for entry, name, da in zip(entries, names, archives):
+    for i, (name, da) in enumerate(zip(names, archives)):
         labels = label_frames(
             da[TIME].values,
             validation=sp.validation,
             test=sp.test,
             test_period=sp.test_period,
-            holdout=_is_holdout(str(entry), name, sp.holdout_events),
-            validation_event=_is_holdout(str(entry), name, sp.validation_events),
+            holdout=i in holdout,
+            validation_event=i in validation,
         )
         try:
             prepared = settings.prepare(da)

@@ -64,7 +64,7 @@ TILE = 128
 FRAME_CHUNK = 8
 DTYPES = ("float32", "float16")
 #: Chunk compression of prepared stores: Zarr's default (zstd), or LZ4 through Blosc (byte
-#: shuffle): on the shared radar events 1.7x the bytes, about 3x faster to decode.
+#: shuffle): larger, faster to decode (measured in docs/benchmarks.md, "Streaming").
 CODECS = ("zstd", "lz4")
 
 
@@ -209,10 +209,13 @@ class PreparedStore:
 
         ``workers`` > 1: that many processes (on a root other processes can see); at most
         ``in_flight`` units (default ``2 * workers``) at a time. The event's other stores
-        of this layout (another provenance) are removed first.
+        of this layout (another provenance: a changed input or option) are removed first;
+        a store is the event's when its stored provenance names one of the event's source
+        files (an event's identity is its path: another event with the same name, from
+        another folder, keeps its stores).
         """
         for other in self.root.names():
-            if other != self.store_name and self._mine.fullmatch(other):
+            if other != self.store_name and self._mine.fullmatch(other) and self._stale(other):
                 self.root.remove(other)
         if not self._complete():
             self.root.remove(self.store_name)
@@ -249,6 +252,21 @@ class PreparedStore:
                 pool.shutdown()
         self._arr = self._reader = None
         return len(rows)
+
+    def _stale(self, other: str) -> bool:
+        """Whether store ``other`` (of this name and layout) is an earlier one of this event:
+        its provenance names a source file this event has (an unreadable one: kept)."""
+        try:
+            provenance = self.root.open(other).attrs.get("provenance")
+        except Exception:  # unreadable metadata: not known to be ours
+            return False
+        if not isinstance(provenance, dict):
+            return False
+
+        def paths(sources) -> set[str]:
+            return {os.path.realpath(str(src.get("path"))) for src in sources or ()}
+
+        return bool(paths(provenance.get("sources")) & paths(self.provenance["sources"]))
 
     def _create(self) -> None:
         """The empty store: on a local root built aside and renamed into place

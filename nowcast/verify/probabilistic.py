@@ -95,7 +95,7 @@ def crps_quantiles(quantiles: np.ndarray, levels, obs: np.ndarray) -> np.ndarray
 def exceedance_from_members(members: np.ndarray, thresholds) -> np.ndarray:
     """``P(value >= t)`` ``(T, ...)``: the fraction of members ``(M, ...)`` at or above ``t``."""
     x = np.asarray(members)
-    out = np.zeros((len(thresholds),) + x.shape[1:])
+    out = np.zeros((len(thresholds),) + x.shape[1:], dtype=np.int32)
     for k, t in enumerate(thresholds):
         for member in x:  # member by member: no (M, ...) temporaries
             out[k] += member >= t

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +45,9 @@ __all__ = [
     "read_forecast_file",
 ]
 
+#: Most bytes of one part read at a time (a block of leads of one issue time).
+BLOCK_BYTES = 256 * 2**20
+
 _PARTS = {"members": REALIZATION, "probability": THRESHOLD, "quantiles": QUANTILE}
 
 
@@ -55,6 +58,7 @@ class ProbabilisticForecast:
     members: xr.DataArray | None = None
     probability: xr.DataArray | None = None
     quantiles: xr.DataArray | None = None
+    _blocks: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for part, dim in _PARTS.items():
@@ -110,12 +114,26 @@ class ProbabilisticForecast:
                 raise NowcastError(f"forecast {name!r}: its {part} are on another grid")
 
     def at(self, issue, lead) -> dict[str, np.ndarray]:
-        """The parts' values at one issue time and lead: ``{part: (n, y, x)}``."""
+        """The parts' values at one issue time and lead: ``{part: (n, y, x)}``.
+
+        Leads are read in blocks of the file's chunks along ``lead_time`` (at most
+        :data:`BLOCK_BYTES`), the last block kept, so a compressed chunk of several leads
+        is decompressed once, not once per lead.
+        """
         out = {}
         for part, da in self.parts().items():
             i = int(pd.DatetimeIndex(da[ISSUE_TIME].values).get_loc(pd.Timestamp(issue)))
             j = int(np.flatnonzero(da[LEAD_TIME].values == lead)[0])
-            out[part] = np.asarray(da.isel({ISSUE_TIME: i, LEAD_TIME: j}).values, np.float32)
+            size = int((da.encoding.get("preferred_chunks") or {}).get(LEAD_TIME, 1))
+            one = da.dtype.itemsize * da.size // max(da.sizes[ISSUE_TIME] * da.sizes[LEAD_TIME], 1)
+            size = max(1, min(size, BLOCK_BYTES // max(one, 1)))
+            start = j - j % size
+            key, block = self._blocks.get(part, (None, None))
+            if key != (i, start, size):
+                sel = {ISSUE_TIME: i, LEAD_TIME: slice(start, start + size)}
+                block = np.asarray(da.isel(sel).values, dtype=np.float32)
+                self._blocks[part] = ((i, start, size), block)
+            out[part] = block[:, j - start]
         return out
 
     def levels(self) -> np.ndarray:

@@ -15,8 +15,9 @@ from dask_counting import TaskCounter
 
 from nowcast.archive import open_archive, time_step
 from nowcast.archive.cf import attrs_equal
-from nowcast.archive.sources import expand_sources, write_archive
+from nowcast.archive.sources import expand_sources
 from nowcast.archive.synthetic import synthetic_rain, write_synthetic_archive
+from nowcast.archive.writer import write_archive
 from nowcast.cli import main
 from nowcast.errors import DataError
 

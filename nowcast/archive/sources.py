@@ -1,4 +1,4 @@
-"""Where archives live: local NetCDF files, Zarr stores and fsspec URLs; and the archive writer.
+"""Where archives live: local NetCDF files, Zarr stores and fsspec URLs, and how they are opened.
 
 :func:`expand_sources` turns what a user named (files, folders, globs, ``*.zarr`` stores,
 URLs such as ``file:///data/x.nc``, ``memory://radar.zarr``, ``s3://bucket/radar/*.nc``)
@@ -11,8 +11,8 @@ opened with xarray *without* CF decoding (:func:`open_source`) and wrapped in
 :func:`nowcast.archive.scan.scan_opened` uses, so one scanner normalises every format (axes, y
 ascending, km -> m, times, accumulation periods, grid mapping). :func:`opened_frames` gives
 the data as a Dask array over the source's own chunks, decoded (fill -> NaN, scale/offset)
-and put in ``(time, y, x)`` ascending order. :func:`write_archive` writes an archive to
-NetCDF or Zarr, chosen by suffix.
+and put in ``(time, y, x)`` ascending order. Writing an archive is
+:mod:`nowcast.archive.writer`.
 """
 
 from __future__ import annotations
@@ -20,22 +20,16 @@ from __future__ import annotations
 import glob
 import os
 import re
-import tempfile
-import uuid
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import dask
 import fsspec
 import numpy as np
 import xarray as xr
 from fsspec.implementations.local import LocalFileSystem
 
-from nowcast.conventions import TIME, X, Y
-from nowcast.errors import DataError, NowcastError, one_line
-from nowcast.fileio import ZARR_OPTIONS, atomic_output
+from nowcast.errors import DataError, one_line
 
 #: File suffixes taken from a directory as NetCDF files.
 NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf", ".cdf", ".h5")
@@ -56,7 +50,7 @@ def is_url(text) -> bool:
     )
 
 
-def _local_from_url(text: str) -> str | None:
+def local_from_url(text: str) -> str | None:
     """The local path of a ``file://`` (or ``local://``) URL, else ``None``."""
     if text.split("://", 1)[0].lower() not in ("file", "local"):
         return None
@@ -81,7 +75,7 @@ def _wanted(name: str, is_dir: bool) -> bool:
     return name.endswith(ZARR_SUFFIX) if is_dir else os.path.splitext(name)[1] in NETCDF_SUFFIXES
 
 
-def _fs(url: str, storage_options: dict | None):
+def url_filesystem(url: str, storage_options: dict | None):
     """``(filesystem, path within it)`` for a URL; :class:`DataError` for unusable protocols."""
     try:
         return fsspec.core.url_to_fs(url, **(storage_options or {}))
@@ -112,7 +106,7 @@ def _local_entries(text: str) -> list[Path]:
 
 
 def _remote_entries(url: str, storage_options: dict | None) -> list[str]:
-    fs, root = _fs(url, storage_options)
+    fs, root = url_filesystem(url, storage_options)
     root = root.rstrip("/")
     try:
         if glob.has_magic(root):
@@ -157,7 +151,7 @@ def expand_sources(paths, *, storage_options: dict | None = None) -> list[Path |
     found: list[Path | str] = []
     for entry in entries:
         text = os.fspath(entry) if isinstance(entry, os.PathLike) else str(entry)
-        local = _local_from_url(text) if is_url(text) else os.path.expanduser(text)
+        local = local_from_url(text) if is_url(text) else os.path.expanduser(text)
         found.extend(
             _remote_entries(text, storage_options) if local is None else _local_entries(local)
         )
@@ -320,139 +314,3 @@ def opened_frames(ds: xr.Dataset, info) -> Any:
     if info.flip_x:
         arr = arr[:, :, ::-1]
     return arr.astype(np.float32)
-
-
-# --------------------------------------------------------------------------- writing
-
-
-def archive_dataset(da: xr.DataArray, *, chunks: int = 1) -> tuple[xr.Dataset, dict]:
-    """The on-disk form of an archive DataArray, and the encoding to write it with.
-
-    The grid-mapping coordinate becomes a CF grid-mapping variable named by the data
-    variable's ``grid_mapping`` attr; ``attribution`` becomes the global ``attribution`` attr (so
-    it reads back unchanged); ``units_original`` is kept as a variable attr (the units the
-    archive was first read in). Values float32 with NaN fill, ``chunks`` frames per chunk.
-    """
-    if tuple(da.dims) != (TIME, Y, X):
-        raise DataError(f"an archive has dims ({TIME}, {Y}, {X}), not {tuple(da.dims)}")
-    name = str(da.name) if da.name is not None else "data"
-    attrs = {k: v for k, v in da.attrs.items() if k not in ("attribution", "grid_mapping")}
-    gm = da.attrs.get("grid_mapping")
-    data_vars: dict[str, xr.Variable] = {}
-    if gm and gm in da.coords:
-        attrs["grid_mapping"] = gm
-        data_vars[gm] = xr.Variable((), np.int32(0), dict(da.coords[gm].attrs))
-    ny, nx = da.sizes[Y], da.sizes[X]
-    data = da.data
-    if hasattr(data, "rechunk"):
-        data = data.rechunk((chunks, ny, nx))
-    data_vars[name] = xr.Variable(da.dims, data, attrs)
-    times = np.asarray(da[TIME].values, dtype="datetime64[ns]")
-    coords = {
-        TIME: xr.Variable(TIME, times, {"standard_name": "time", "axis": "T"}),
-        Y: xr.Variable(Y, np.asarray(da[Y].values, np.float64), dict(da[Y].attrs)),
-        X: xr.Variable(X, np.asarray(da[X].values, np.float64), dict(da[X].attrs)),
-    }
-    ds = xr.Dataset(data_vars, coords)
-    ds.attrs["Conventions"] = "CF-1.8"
-    if da.attrs.get("attribution"):
-        ds.attrs["attribution"] = str(da.attrs["attribution"])
-    whole = (times.astype(np.int64) % 1_000_000_000 == 0).all()
-    unit = "seconds" if whole else "nanoseconds"
-    encoding: dict[str, dict] = {
-        name: {"dtype": "float32", "_FillValue": np.float32(np.nan)},
-        TIME: {
-            "units": f"{unit} since 1970-01-01 00:00:00",
-            "calendar": "proleptic_gregorian",
-            "dtype": "int64",
-        },
-        Y: {"_FillValue": None},
-        X: {"_FillValue": None},
-    }
-    if gm in data_vars:
-        encoding[gm] = {"_FillValue": None}
-    return ds, encoding
-
-
-def _write(ds: xr.Dataset, encoding: dict, target, zarr: bool, chunks: int) -> None:
-    name = next(n for n in ds.data_vars if ds[n].ndim == 3)
-    shape = (chunks, ds.sizes[Y], ds.sizes[X])
-    if zarr:
-        encoding[name]["chunks"] = shape
-    else:
-        encoding[name].update(zlib=True, complevel=1, chunksizes=shape)
-    # our own thread pool, joined before returning: on Ctrl-C no thread may still be writing
-    # chunks into the temporary output while it is being removed
-    pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
-    try:
-        with dask.config.set(pool=pool):
-            if zarr:
-                ds.to_zarr(target, mode="w-", encoding=encoding, **ZARR_OPTIONS)
-            else:
-                ds.to_netcdf(target, engine="netcdf4", format="NETCDF4", encoding=encoding)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def write_archive(
-    da: xr.DataArray,
-    path,
-    *,
-    chunks: int = 1,
-    storage_options: dict | None = None,
-    overwrite: bool = True,
-) -> Path | str:
-    """Write an archive (the :func:`~nowcast.archive.reader.open_archive` form) to NetCDF or Zarr.
-
-    The format follows the suffix: ``.zarr`` -> a Zarr (format 2, consolidated metadata)
-    store, ``.nc``/``.nc4``/... -> NetCDF-4; ``chunks`` whole frames per chunk. Local targets
-    (and ``file://`` URLs) are written through :func:`nowcast.fileio.atomic_output` (a
-    temporary sibling renamed into place; an existing store is moved aside only once the new
-    one is complete); other fsspec URLs are
-    written to a temporary sibling and moved with the filesystem's ``mv`` (as atomic as that
-    filesystem's move). Dask data are streamed chunk by chunk. Returns the path (the URL
-    string for a remote target). ``overwrite=False``: a local output is placed only if
-    nothing is at ``path`` at that moment (``atomic_output(exclusive=True)``: of two
-    converts started together one wins, the other gets ``PATH exists``); a remote one is
-    checked just before the move.
-    """
-    if isinstance(chunks, bool) or not isinstance(chunks, (int, np.integer)) or chunks < 1:
-        raise DataError(f"chunks must be a positive number of frames, not {chunks!r}")
-    text = os.fspath(path) if isinstance(path, os.PathLike) else str(path)
-    zarr = text.rstrip("/").lower().endswith(ZARR_SUFFIX)
-    if not zarr and not text.lower().endswith(NETCDF_SUFFIXES):
-        raise DataError(
-            f"output must end in .zarr or a NetCDF suffix ({', '.join(NETCDF_SUFFIXES)}): {text}"
-        )
-    ds, encoding = archive_dataset(da, chunks=int(chunks))
-    local = _local_from_url(text) if is_url(text) else os.path.expanduser(text)
-    if local is None:
-        _write_remote(ds, encoding, text, zarr, int(chunks), storage_options, overwrite)
-        return text
-    with atomic_output(local, exclusive=not overwrite) as tmp:
-        _write(ds, encoding, tmp, zarr, int(chunks))
-    return Path(local)
-
-
-def _write_remote(
-    ds, encoding, url: str, zarr: bool, chunks: int, storage_options, overwrite: bool = True
-) -> None:
-    fs, root = _fs(url, storage_options)
-    root = root.rstrip("/")
-    parent, _, leaf = root.rpartition("/")
-    tmp = f"{parent}/.{leaf}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        if zarr:
-            _write(ds, encoding, fs.get_mapper(tmp), True, chunks)
-        else:
-            with tempfile.TemporaryDirectory() as local:
-                _write(ds, encoding, Path(local) / leaf, False, chunks)
-                fs.put(str(Path(local) / leaf), tmp)
-        if fs.exists(root):
-            if not overwrite:
-                raise NowcastError(f"{url} exists: pass --overwrite to replace it")
-            fs.rm(root, recursive=True)
-        fs.mv(tmp, root, recursive=zarr)
-    finally:
-        if fs.exists(tmp):
-            fs.rm(tmp, recursive=True)

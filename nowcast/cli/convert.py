@@ -42,7 +42,7 @@ def command(
     """
     # imported on use, so that `nowcast --help` stays fast
     from nowcast.archive.reader import open_archive, source_files
-    from nowcast.archive.sources import write_archive
+    from nowcast.archive.writer import write_archive
     from nowcast.fileio import check_output
 
     da = open_archive(list(inputs), variable=variable, kind=kind, chunks=frames_per_chunk)

@@ -1,6 +1,7 @@
 """A summary of a forecast file (what ``nowcast info`` prints for one).
 
-Method (and model), issue times, leads, valid times, grid, value range and provenance, read
+Method (and model), issue times, leads, valid times, grid, value range, the probabilistic
+products (members, exceedance thresholds, quantile levels) and provenance, read
 through :func:`nowcast.products.read_forecast` (so every layout it reads is described).
 """
 
@@ -16,6 +17,7 @@ import xarray as xr
 
 from nowcast.archive.describe import format_duration, format_number
 from nowcast.conventions import ISSUE_TIME, LEAD_TIME, VALID_TIME, X, Y
+from nowcast.probabilistic import describe_products
 from nowcast.products import LATITUDE, LONGITUDE, axis_problems, method_name, read_forecast
 
 __all__ = ["describe_forecast", "is_forecast_file"]
@@ -85,6 +87,7 @@ def describe_forecast(path: str | os.PathLike) -> str:
     engine = "zarr" if path.suffix == ".zarr" else None
     with xr.open_dataset(path, engine=engine) as ds:
         attrs = dict(ds.attrs)
+        products = describe_products(ds)
         if LATITUDE in ds.coords:
             lat, lon = ds[LATITUDE].values, ds[LONGITUDE].values
             grid += (
@@ -111,6 +114,7 @@ def describe_forecast(path: str | os.PathLike) -> str:
         ("grid", grid),
         ("NaN fraction", f"{100 * nan:.1f} %"),
         ("value range", f"{format_number(lo)} .. {format_number(hi)} {u}".rstrip()),
+        *products,
     ]
     if problems:  # what evaluate and render refuse the file for
         lines.insert(1, ("PROBLEM", "; ".join(problems) + " (evaluate and render refuse it)"))

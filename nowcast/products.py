@@ -122,9 +122,19 @@ def forecast_array(
 
 
 def to_dataset(
-    forecast: xr.DataArray, *, method: str, metadata: Mapping[str, Any] | None = None
+    forecast: xr.DataArray,
+    *,
+    method: str,
+    metadata: Mapping[str, Any] | None = None,
+    extra: Mapping[str, xr.DataArray] | None = None,
 ) -> xr.Dataset:
-    """The on-disk CF form of a 4-D forecast DataArray (see the module docstring)."""
+    """The on-disk CF form of a 4-D forecast DataArray (see the module docstring).
+
+    ``extra``: more variables by name, each ``(issue_time, D, lead_time, y, x)`` on the
+    forecast's issue times, leads and grid with its own ``D`` coordinate (the members,
+    exceedance probabilities and quantiles of :mod:`nowcast.probabilistic`); the main
+    variable names them in its ``ancillary_variables`` attribute.
+    """
     name = forecast.name or "forecast"
     gm = forecast.attrs.get("grid_mapping")
     da = forecast.transpose(ISSUE_TIME, LEAD_TIME, Y, X)
@@ -175,7 +185,34 @@ def to_dataset(
     for coord in (Y, X, LATITUDE, LONGITUDE):
         if coord in ds.coords:
             ds[coord].encoding["_FillValue"] = None
+    ds[name].attrs.pop("ancillary_variables", None)  # a read forecast's, naming none here
+    if extra:
+        _add_extra(ds, name, gm, extra)
     return ds
+
+
+def _add_extra(ds: xr.Dataset, name: str, gm: str | None, extra: Mapping[str, xr.DataArray]):
+    """Add the ``extra`` variables to ``ds`` (see :func:`to_dataset`), in place."""
+    main = {ISSUE_TIME, LEAD_TIME, Y, X}
+    for var, da in extra.items():
+        dims = [d for d in da.dims if d not in main]
+        if len(dims) != 1 or set(da.dims) != main | set(dims):
+            raise ValueError(f"extra variable {var!r} has dims {da.dims}")
+        da = da.transpose(ISSUE_TIME, dims[0], LEAD_TIME, Y, X)
+        keep = {dims[0]}
+        da = da.drop_vars([c for c in da.coords if c not in keep])
+        da = da.assign_coords({ISSUE_TIME: ds[ISSUE_TIME], LEAD_TIME: ds[LEAD_TIME]})
+        attrs = dict(da.attrs)
+        if gm:
+            attrs["grid_mapping"] = gm
+        ds[var] = da.assign_attrs(attrs)
+        ds[var].encoding = {
+            "dtype": "float32",
+            "zlib": True,
+            "complevel": 4,
+            "_FillValue": np.float32(np.nan),
+        }
+    ds[name].attrs["ancillary_variables"] = " ".join(extra)
 
 
 def _lonlat_coords(ds: xr.Dataset, gm: str | None) -> dict[str, Any]:
@@ -203,12 +240,14 @@ def write_forecast(
     method: str,
     metadata: Mapping[str, Any] | None = None,
     overwrite: bool = True,
+    extra: Mapping[str, xr.DataArray] | None = None,
 ) -> Path:
     """Write atomically as NetCDF (or Zarr when the path ends in ``.zarr``); returns the path.
 
     ``overwrite=False``: placed only if nothing is at ``path`` then (else ``PATH exists``).
+    ``extra``: more variables (see :func:`to_dataset`).
     """
-    ds = to_dataset(forecast, method=method, metadata=metadata)
+    ds = to_dataset(forecast, method=method, metadata=metadata, extra=extra)
     return write_dataset(ds, path, overwrite=overwrite)
 
 
@@ -234,17 +273,21 @@ def read_forecast(path: str | os.PathLike, *, check: bool = True) -> xr.DataArra
     wrong dims, no grid mapping) and, with ``check``, for wrong axes (see
     :func:`axis_problems`).
     """
+    return forecast_from_dataset(open_forecast_dataset(path), source=str(path), check=check)
+
+
+def open_forecast_dataset(path: str | os.PathLike) -> xr.Dataset:
+    """The forecast file at ``path`` opened lazily as it is on disk (a :class:`DataError` when
+    it is missing or unreadable)."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"forecast file not found: {path}")
     try:
         if path.suffix == ".zarr":
-            ds = xr.open_zarr(path)
-        else:
-            ds = xr.open_dataset(path, engine="netcdf4")
+            return xr.open_zarr(path)
+        return xr.open_dataset(path, engine="netcdf4")
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read forecast {path}: {exc}") from None
-    return forecast_from_dataset(ds, source=str(path), check=check)
 
 
 def forecast_from_dataset(
@@ -257,7 +300,9 @@ def forecast_from_dataset(
     time + lead) is a :class:`DataError` (one line) instead of being scored or drawn with
     wrong labels; ``nowcast info`` reads with ``check=False`` and says what is wrong.
     """
-    candidates = [v for v in ds.data_vars if LEAD_TIME in ds[v].dims]
+    # the deterministic forecast: members, probabilities and quantiles have one more dim
+    main = {ISSUE_TIME, LEAD_TIME, Y, X}
+    candidates = [v for v in ds.data_vars if LEAD_TIME in ds[v].dims and set(ds[v].dims) <= main]
     if len(candidates) != 1:
         raise DataError(
             f"{source}: not a nowcast forecast (expected one variable with a lead_time dimension, "

@@ -28,10 +28,11 @@ from typing import Any
 import click
 import pandas as pd
 
+from nowcast.archive import open_archive
 from nowcast.config import BatchConfig
-from nowcast.errors import NowcastError, one_line
+from nowcast.errors import ConfigError, NowcastError, one_line
 from nowcast.fileio import check_output
-from nowcast.methods import make_forecaster
+from nowcast.methods import make_forecaster, probabilistic_methods
 from nowcast.render.options import RenderOptions
 from pipelines.catalog import Catalog, build_catalog, issue_times
 from pipelines.outputs import is_complete, remove_temporaries_of, write_json
@@ -107,7 +108,7 @@ class BatchSummary:
 def signature(cfg: BatchConfig) -> dict[str, Any]:
     """The settings an issue time's outputs depend on (stored in its manifest)."""
     r = cfg.render
-    return {
+    out = {
         "methods": list(cfg.methods),
         "model": cfg.model,
         "n_leads": cfg.n_leads,
@@ -117,6 +118,10 @@ def signature(cfg: BatchConfig) -> dict[str, Any]:
         if r.enabled
         else None,
     }
+    products = cfg.products()
+    if products is not None:  # only then: earlier batches' manifests stay complete
+        out["products"] = products.to_dict()
+    return out
 
 
 @contextlib.contextmanager
@@ -177,11 +182,24 @@ def _quiet(name: str, level: int) -> Iterator[None]:
         logger.setLevel(old)
 
 
-def _max_t_in(cfg: BatchConfig) -> int:
-    return max(
-        int(make_forecaster(model=cfg.model if m == "convlstm" else None, method=m).t_in)
-        for m in cfg.methods
-    )
+def _max_t_in(cfg: BatchConfig, catalog: Catalog | None = None) -> int:
+    """The most input frames a method of ``cfg`` needs; with ``catalog``, also checks that
+    probabilistic products have a probabilistic method and thresholds the data can take."""
+    forecasters = [
+        make_forecaster(model=cfg.model if m == "convlstm" else None, method=m) for m in cfg.methods
+    ]
+    products = cfg.products()
+    if products is not None and catalog is not None:
+        if not any(getattr(f, "probabilistic", False) for f in forecasters):
+            raise ConfigError(
+                "members, seed, probabilities, quantiles and deterministic need a probabilistic "
+                f"method in methods ({', '.join(probabilistic_methods())}); "
+                f"{', '.join(cfg.methods)}: deterministic"
+            )
+        if products.probabilities:
+            first = open_archive(list(catalog.sources[:1]), variable=cfg.variable, kind=cfg.kind)
+            products.check_units(first.attrs.get("units"))
+    return max(int(f.t_in) for f in forecasters)
 
 
 def _absolute(path: str | None) -> str | None:
@@ -234,6 +252,7 @@ def plan(
                 output=output,
                 signature=sig,
                 render=render,
+                products=cfg.products(),
             )
         )
     return times, tasks, skipped, failed
@@ -316,7 +335,7 @@ def run_batch(
     check_output(output, [*cfg.inputs, *catalog.sources], replaces=False, option="output")
     for bad in catalog.bad_files:
         echo(f"warning: unreadable input file, its issue times will fail: {bad.error}")
-    times, tasks, skipped, failed = plan(cfg, catalog, _max_t_in(cfg))
+    times, tasks, skipped, failed = plan(cfg, catalog, _max_t_in(cfg, catalog))
     summary = BatchSummary(
         cfg.mode, output, times, skipped=skipped, failed=dict(failed), sources=catalog.sources
     )

@@ -21,6 +21,7 @@ import dask
 import pandas as pd
 
 from nowcast.archive import open_archive
+from nowcast.distribution import ProductRequest
 from nowcast.errors import DataError, NowcastError, one_line
 from nowcast.fileio import atomic_output
 from nowcast.methods import forecast_and_write, make_forecaster
@@ -52,6 +53,7 @@ class IssueTask:
     output: str
     signature: dict[str, Any]
     render: RenderSpec | None = None
+    products: ProductRequest | None = None  # for the probabilistic methods
 
 
 @dataclass
@@ -126,6 +128,7 @@ def run_issue_time(task: IssueTask) -> IssueResult:
                     [issue],
                     task.n_leads,
                     forecast_path(task.output, name, issue),
+                    request=task.products if getattr(forecaster, "probabilistic", False) else None,
                 )
                 if task.render is not None:
                     maps[name] = _render(

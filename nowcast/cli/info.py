@@ -16,7 +16,9 @@ def command(paths: tuple[str, ...], variable: str | None, kind: str) -> None:
 
     Prints the file count, variable, units as read and as converted, grid size, spacing and
     projection, time range, step, frame count, gaps, NaN fraction and value range. For
-    forecast files (from predict or batch): method, issue times, leads, valid times, grid.
+    forecast files (from predict or batch): method, issue times, leads, valid times, grid,
+    and the probabilistic products (deterministic product, members, exceedance thresholds,
+    quantile levels).
     """
     # imported on use, so that `nowcast --help` stays fast
     from nowcast.archive.describe import describe_archive, format_description

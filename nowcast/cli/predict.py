@@ -18,7 +18,10 @@ from nowcast.cli.common import issue_time_options, kind_option, variable_option
 @click.option(
     "--method",
     default=None,
-    help="Forecast method: convlstm (with --model), persistence, extrapolation, sprog.",
+    help=(
+        "Forecast method: convlstm (with --model), persistence, extrapolation, sprog, steps "
+        "(pySTEPS' STEPS ensemble: probabilistic)."
+    ),
 )
 @click.option(
     "--input",
@@ -45,13 +48,77 @@ from nowcast.cli.common import issue_time_options, kind_option, variable_option
     help="Output NetCDF (or .zarr store); never one of the inputs.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
+@click.option(
+    "--members",
+    type=int,
+    default=None,
+    help=(
+        "Probabilistic methods: write N ensemble members (variable NAME_members, dimension "
+        "realization) [none written; steps draws 20]."
+    ),
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=None,
+    help="Probabilistic methods: random seed, for reproducible members [fresh noise].",
+)
+@click.option(
+    "--probabilities",
+    default=None,
+    metavar="T1,T2,...",
+    help=(
+        "Probabilistic methods: write P(value >= T) for these increasing thresholds in the "
+        "data's units, e.g. 1,5,10 (mm h-1) (variable NAME_probability)."
+    ),
+)
+@click.option(
+    "--quantiles",
+    default=None,
+    metavar="Q1,Q2,...",
+    help=(
+        "Probabilistic methods: write these quantiles, increasing levels in (0, 1), e.g. "
+        "0.1,0.5,0.9 (variable NAME_quantiles)."
+    ),
+)
+@click.option(
+    "--deterministic",
+    type=click.Choice(["median", "sharp"]),
+    default=None,
+    help=(
+        "Probabilistic methods: the main variable. median (default): it minimises the "
+        "expected absolute error, but smooths heavy rain away with lead time; sharp: the "
+        "ensemble mean with the distribution of the members' values (probability matching), "
+        "which keeps heavy rain."
+    ),
+)
 def command(
-    model, method, inputs, variable, kind, issue_times, start, end, every, leads, output, overwrite
+    model,
+    method,
+    inputs,
+    variable,
+    kind,
+    issue_times,
+    start,
+    end,
+    every,
+    leads,
+    output,
+    overwrite,
+    members,
+    seed,
+    probabilities,
+    quantiles,
+    deterministic,
 ) -> None:
     """Forecast from the last frames up to each issue time and write CF NetCDF on the input grid.
 
     Times without an offset are UTC. A time given twice is forecast once; issue times come
     out sorted. An existing OUTPUT is refused unless --overwrite.
+
+    A probabilistic method (steps) also writes, into the same file, ensemble members
+    (--members), exceedance probabilities (--probabilities) and quantiles (--quantiles);
+    its main variable stays the deterministic forecast (--deterministic).
 
     \b
     Examples:
@@ -61,9 +128,21 @@ def command(
           --start 2016-07-11T21:30 --end 2016-07-11T22:30 --every 15min --output ex.nc
       nowcast predict --method persistence -i ../shared/data/era5/era5-t2m-2019-03-uk.nc \\
           --issue-time 2019-03-25T12:00 --leads 6 --output t2m.nc
+      nowcast predict --method steps -i ../shared/data/radar/mch-2016-07-11.nc \\
+          --issue-time 2016-07-11T21:30 --members 20 --seed 1 --probabilities 1,5,10 \\
+          --quantiles 0.1,0.5,0.9 --output ens.nc
     """
     # imported on use, so that `nowcast --help` stays fast
+    from nowcast.distribution import ProductRequest
     from nowcast.methods.run import predict_to_file
+
+    request = ProductRequest(
+        members=members,
+        seed=seed,
+        probabilities=number_list(probabilities, "--probabilities"),
+        quantiles=number_list(quantiles, "--quantiles"),
+        deterministic=deterministic,
+    )
 
     path = predict_to_file(
         inputs,
@@ -78,5 +157,23 @@ def command(
         end=end,
         every=every,
         overwrite=overwrite,
+        request=request,
     )
     click.echo(f"wrote {path}")
+
+
+def number_list(text: str | None, option: str) -> tuple[float, ...]:
+    """``"1,5,10"`` as numbers (empty for None); a one-line error naming ``option``."""
+    from nowcast.errors import NowcastError
+
+    if text is None:
+        return ()
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise NowcastError(
+            f"{option} takes numbers separated by commas (e.g. 1,5,10), got {text!r}"
+        ) from None
+    if not values or any(v != v for v in values):  # NaN
+        raise NowcastError(f"{option}: {text!r} holds no numbers")
+    return values

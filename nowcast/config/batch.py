@@ -24,7 +24,8 @@ from nowcast.config.loading import (
     resolve_path,
     to_plain,
 )
-from nowcast.errors import ConfigError
+from nowcast.distribution import ProductRequest
+from nowcast.errors import ConfigError, NowcastError
 from nowcast.verify import DEFAULT_SCALES
 
 
@@ -54,6 +55,14 @@ class BatchConfig:
     ``methods``: forecast method names (``convlstm`` needs ``model``). ``start``/``end``: ISO
     times (default: the first issue time with enough input frames / the last archive time);
     ``every``: the issue-time spacing (``10min``; default: the archive's step).
+
+    Probabilistic products (as ``nowcast predict``'s options; written by the
+    probabilistic methods of ``methods``, e.g. ``steps``, into their forecast files, while
+    deterministic methods write their single forecast; at least one method must be
+    probabilistic when any is set): ``members`` (ensemble members written), ``seed``,
+    ``probabilities`` (exceedance thresholds, increasing, in the data's units),
+    ``quantiles`` (levels in (0, 1), increasing), ``deterministic`` (``median``, the
+    default, or ``sharp``: the main variable). See :meth:`products`.
     """
 
     name: str = "batch"
@@ -73,6 +82,25 @@ class BatchConfig:
     scales: tuple[int, ...] = DEFAULT_SCALES
     report_plots: bool = True
     render: BatchRenderConfig = field(default_factory=BatchRenderConfig)
+    members: int | None = None
+    seed: int | None = None
+    probabilities: tuple[float, ...] = ()
+    quantiles: tuple[float, ...] = ()
+    deterministic: Literal["median", "sharp"] | None = None
+
+    def products(self) -> ProductRequest | None:
+        """The probabilistic products asked for (None when none is)."""
+        try:
+            request = ProductRequest(
+                members=self.members,
+                seed=self.seed,
+                probabilities=self.probabilities,
+                quantiles=self.quantiles,
+                deterministic=self.deterministic,
+            )
+        except NowcastError as exc:
+            raise ConfigError(str(exc)) from None
+        return request if request.asked else None
 
     def validate(self) -> BatchConfig:
         """Check cross-field rules (times parse, leads fit); returns ``self``."""
@@ -91,6 +119,7 @@ class BatchConfig:
         require(self.workers >= 1, "workers must be >= 1")
         require(all(math.isfinite(t) for t in self.thresholds or ()), "thresholds must be numbers")
         require(all(s >= 1 for s in self.scales), "scales must be >= 1")
+        self.products()  # members, seed, probabilities, quantiles, deterministic
         leads = self.render.leads or ()
         require(
             all(1 <= k <= self.n_leads for k in leads),

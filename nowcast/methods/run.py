@@ -5,6 +5,11 @@ forecast; :func:`forecast_and_write` also writes it (with the method's name and
 :meth:`~nowcast.methods.base.Forecaster.describe` as file metadata), the one step that
 ``nowcast predict`` (:func:`predict_to_file`), the demo and the batch tasks share.
 :func:`make_forecaster` turns ``--model``/``--method`` into a forecaster.
+
+Probabilistic products (a :class:`~nowcast.distribution.ProductRequest`: members,
+exceedance probabilities, quantiles, the median or the sharp field) come from
+:func:`forecast_products`: per issue time :func:`predict_one` calls the method's
+``predict_distribution`` once and reads them off it (:func:`nowcast.probabilistic.read_off`).
 """
 
 from __future__ import annotations
@@ -20,10 +25,18 @@ import xarray as xr
 from nowcast.archive.reader import open_archive, source_files
 from nowcast.archive.timeaxis import select_issue_times, time_step
 from nowcast.conventions import LEAD_TIME, TIME, X, Y, as_time
+from nowcast.distribution import ProductRequest, issue_seed
 from nowcast.errors import NowcastError
 from nowcast.fileio import check_output
-from nowcast.methods.base import Forecaster, check_n_leads, get_method, infer_step
+from nowcast.methods.base import (
+    Forecaster,
+    check_n_leads,
+    deterministic_error,
+    get_method,
+    infer_step,
+)
 from nowcast.methods.convlstm import resolve_model_file
+from nowcast.probabilistic import IssueStack, read_off
 from nowcast.products import forecast_array, write_forecast
 from nowcast.training.rundir import RunDir
 
@@ -32,9 +45,37 @@ DEFAULT_N_LEADS = 12
 
 
 def forecast_many(
-    method: Forecaster, archive: xr.DataArray, issue_times: Sequence, n_leads: int, *, step=None
+    method: Forecaster,
+    archive: xr.DataArray,
+    issue_times: Sequence,
+    n_leads: int,
+    *,
+    step=None,
+    request: ProductRequest | None = None,
 ) -> xr.DataArray:
     """Run ``method`` at each issue time of ``archive``; returns ``(issue_time, lead_time, y, x)``.
+
+    The deterministic forecast of :func:`forecast_products` (``request``: e.g. the sharp
+    field of a probabilistic method); see there.
+    """
+    return forecast_products(method, archive, issue_times, n_leads, step=step, request=request)[0]
+
+
+def forecast_products(
+    method: Forecaster,
+    archive: xr.DataArray,
+    issue_times: Sequence,
+    n_leads: int,
+    *,
+    step=None,
+    request: ProductRequest | None = None,
+) -> tuple[xr.DataArray, dict[str, xr.DataArray]]:
+    """Run ``method`` at each issue time of ``archive``: ``(forecast, extra)``.
+
+    ``forecast`` is ``(issue_time, lead_time, y, x)``; ``extra`` maps variable names to the
+    probabilistic products ``request`` asks for (:mod:`nowcast.probabilistic`; ``{}``
+    without one), which only a probabilistic method gives (else
+    :func:`~nowcast.methods.base.deterministic_error`, before any work).
 
     For each issue time the last ``method.input_frames(step)`` (usually ``t_in``) frames
     up to it, spaced by ``step`` (default: the archive's most common spacing), are passed
@@ -46,6 +87,7 @@ def forecast_many(
     the time (or the size). Issue times come out sorted. The result is assembled with
     :func:`nowcast.products.forecast_array` (archive name, attrs, grid mapping).
     """
+    request = check_request(method, request, archive.attrs.get("units"))
     n_leads = check_n_leads(n_leads)
     if set(archive.dims) != {TIME, Y, X}:
         raise NowcastError(f"the archive must have dims (time, y, x), got {archive.dims}")
@@ -61,12 +103,20 @@ def forecast_many(
         raise NowcastError("cannot infer the archive's time step from one frame; pass step=...")
     step = infer_step(None, step)
     issues = sorted_issue_times(issue_times)
-    check_forecast_size(len(issues), n_leads, archive.sizes[Y], archive.sizes[X])
+    check_forecast_size(
+        len(issues),
+        n_leads,
+        archive.sizes[Y],
+        archive.sizes[X],
+        fields=1 + (request.extra_fields if request else 0),
+        ensemble=ensemble_size(method, request),
+    )
     # a method that is only the bare protocol (no Forecaster base) needs its t_in frames
     needs = getattr(method, "input_frames", None)
     t_in = int(needs(step) if needs is not None else method.t_in)
     n_frames = max(t_in, 2)
     out: np.ndarray | None = None
+    stack = IssueStack(len(issues))
     result_step = step
     for i, issue in enumerate(issues):
         if issue < times[0] or issue > times[-1]:
@@ -81,7 +131,7 @@ def forecast_many(
                 )
         past = archive.reindex({TIME: frame_times}).load()
         check_frames_have_data(past.isel({TIME: slice(-t_in, None)}), issue)
-        pred = method.predict(past, n_leads)
+        pred, extras = predict_one(method, past, n_leads, request, issue)
         expected = (n_leads, archive.sizes[Y], archive.sizes[X])
         if tuple(pred.shape) != expected or (LEAD_TIME in pred.dims and pred.dims[0] != LEAD_TIME):
             raise NowcastError(
@@ -92,9 +142,48 @@ def forecast_many(
             if LEAD_TIME in pred.coords:
                 result_step = pd.Timedelta(pred[LEAD_TIME].values[0])
         out[i] = np.asarray(pred.values, dtype=np.float32)
-    return forecast_array(
+        stack.add(i, extras)
+    forecast = forecast_array(
         out, issue_times=pd.DatetimeIndex(issues), step=result_step, template=archive
     )
+    return forecast, stack.arrays(forecast)
+
+
+def check_request(
+    method: Forecaster, request: ProductRequest | None, units: str | None
+) -> ProductRequest | None:
+    """``request`` when ``method`` can honour it for data in ``units`` (None when nothing is
+    asked); a one-line error for a deterministic method or implausible thresholds."""
+    if request is None or not request.asked:
+        return None
+    if not getattr(method, "probabilistic", False):
+        raise deterministic_error(method.name)
+    request.check_units(units)
+    return request
+
+
+def ensemble_size(method: Forecaster, request: ProductRequest | None) -> int:
+    """Members drawn per issue time (``request.members``, else the method's own)."""
+    if request is None or not request.asked:
+        return 0
+    return int(request.members or getattr(method, "members", 0) or 0)
+
+
+def predict_one(
+    method: Forecaster, past: xr.DataArray, n_leads: int, request: ProductRequest | None, issue
+) -> tuple[xr.DataArray, dict[str, xr.DataArray]]:
+    """One issue time: ``(deterministic (lead_time, y, x), {product: (D, lead_time, y, x)})``.
+
+    Without a request, ``method.predict``; with one, ``method.predict_distribution`` (one
+    call: the members are drawn once, seeded by :func:`~nowcast.distribution.issue_seed`)
+    and the products read off it.
+    """
+    if request is None or not request.asked:
+        return method.predict(past, n_leads), {}
+    dist = method.predict_distribution(
+        past, n_leads, members=request.members or 0, seed=issue_seed(request.seed, issue)
+    )
+    return read_off(dist, request)
 
 
 def sorted_issue_times(issue_times: Sequence) -> list[pd.Timestamp]:
@@ -117,15 +206,28 @@ def available_memory() -> int:
     return int(psutil.virtual_memory().available)
 
 
-def check_forecast_size(n_issues: int, n_leads: int, ny: int, nx: int) -> int:
-    """The forecast's size in bytes; an error when it exceeds half the available memory."""
-    nbytes = n_issues * n_leads * ny * nx * 4  # float32
+def check_forecast_size(
+    n_issues: int, n_leads: int, ny: int, nx: int, *, fields: int = 1, ensemble: int = 0
+) -> int:
+    """The forecast's size in bytes; an error when it exceeds half the available memory.
+
+    ``fields``: fields per issue time and lead (1 + members + thresholds + quantile levels);
+    ``ensemble``: members drawn for one issue time (held as float64 while they are made).
+    """
+    nbytes = n_issues * fields * n_leads * ny * nx * 4  # float32
+    nbytes += ensemble * n_leads * ny * nx * 8
     available = available_memory()
     if available and nbytes > available // 2:
+        if fields == 1 and not ensemble:
+            what, fewer = f"{n_issues} issue time(s) x {n_leads} leads", "leads or issue times"
+        else:
+            what = f"{n_issues} issue time(s) x {fields} fields x {n_leads} leads"
+            fewer = "members, thresholds, quantiles, leads or issue times"
+        drawn = f" (and {ensemble} members being drawn)" if ensemble else ""
         raise NowcastError(
-            f"the forecast would hold {n_issues} issue time(s) x {n_leads} leads x {ny} x {nx} "
-            f"values = {_gib(nbytes)} (float32), more than half of the {_gib(available)} of "
-            "memory available: ask for fewer leads or issue times"
+            f"the forecast would hold {what} x {ny} x {nx} values{drawn} = {_gib(nbytes)} "
+            f"(float32), more than half of the {_gib(available)} of memory available: ask for "
+            f"fewer {fewer}"
         )
     return nbytes
 
@@ -153,16 +255,26 @@ def forecast_and_write(
     path: str | os.PathLike,
     *,
     overwrite: bool = True,
+    request: ProductRequest | None = None,
 ) -> tuple[xr.DataArray, Path]:
-    """:func:`forecast_many`, then write the forecast atomically to ``path`` (NetCDF or Zarr).
+    """:func:`forecast_products`, then write the forecast atomically to ``path`` (NetCDF or Zarr).
 
-    Returns ``(forecast, path)``; the file names the method and holds its ``describe()``.
+    Returns ``(forecast, path)``; the file names the method and holds its ``describe()``
+    (and the ``request``'s products, :mod:`nowcast.probabilistic`).
     ``overwrite=False``: written only if nothing is at ``path`` when it is placed (of two
     runs started together, one wins and the other gets ``PATH exists``).
     """
-    forecast = forecast_many(method, archive, issue_times, n_leads)
+    forecast, extra = forecast_products(method, archive, issue_times, n_leads, request=request)
+    metadata = dict(method.describe() or {})
+    if request is not None and request.asked:
+        metadata["products"] = request.to_dict()
     written = write_forecast(
-        forecast, path, method=method.name, metadata=method.describe(), overwrite=overwrite
+        forecast,
+        path,
+        method=method.name,
+        metadata=metadata,
+        overwrite=overwrite,
+        extra=extra,
     )
     return forecast, written
 
@@ -200,6 +312,7 @@ def predict_to_file(
     end=None,
     every=None,
     overwrite: bool = False,
+    request: ProductRequest | None = None,
 ) -> Path:
     """Open the archive, forecast every issue time, write one forecast file atomically.
 
@@ -211,9 +324,11 @@ def predict_to_file(
     the archive first (``check_compatible``). Before any work,
     :func:`nowcast.fileio.check_output` refuses an ``output`` that is (or is inside, or
     holds) an input file, folder or the model's files, and an existing ``output`` unless
-    ``overwrite``.
+    ``overwrite``. ``request``: probabilistic products (members, probabilities, quantiles,
+    the deterministic product), for a probabilistic method only; checked before any work.
     """
     forecaster = make_forecaster(model=model, method=method)
+    check_request(forecaster, request, None)
     archive = open_archive(list(inputs), variable=variable, kind=kind)
     model_files = []
     if model is not None:
@@ -222,12 +337,13 @@ def predict_to_file(
     check_output(output, [*inputs, *source_files(archive), *model_files], overwrite=overwrite)
     n_leads = n_leads or forecaster.t_out or DEFAULT_N_LEADS
     forecaster.check_compatible(archive)
+    check_request(forecaster, request, archive.attrs.get("units"))
     times = select_issue_times(
         archive, issue_times, start=start, end=end, every=every, t_in=int(forecaster.t_in)
     )
     if len(times) == 0:
         raise NowcastError("give --issue-time TIME (repeatable) or a range --start/--end/--every")
     _, path = forecast_and_write(
-        forecaster, archive, list(times), n_leads, output, overwrite=overwrite
+        forecaster, archive, list(times), n_leads, output, overwrite=overwrite, request=request
     )
     return path

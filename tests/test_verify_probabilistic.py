@@ -31,6 +31,7 @@ from nowcast.verify.probabilistic import (
     reliability,
     roc_curve,
 )
+from nowcast.verify.probtables import reliability_gaps
 
 STEP = pd.Timedelta("5min")
 DIMS5 = ("issue_time", "realization", "lead_time", "y", "x")
@@ -278,6 +279,8 @@ def test_calibrated_forecasts_are_reliable_and_rank_flat():
     rel = d[(d.diagram == "reliability") & (d.method == "prob") & (d["count"] >= 0.01 * ny * nx)]
     sigma = np.sqrt(rel.x * (1 - rel.x) / rel["count"])  # sampling noise of each frequency
     assert len(rel) > 20 and np.all(np.abs(rel.x - rel.y) < 3 * sigma + 0.005)
+    gaps = reliability_gaps(d).set_index(["method", "threshold", "lead_time"])
+    assert (gaps.loc["prob", "gap"] < 0.1).all() and (gaps.loc["prob", "classes"] >= 5).all()
     for thr in thresholds:
         assert 0 < _value(result.scores, "BSS", thr, method="prob") < 1
         assert _value(result.scores, "ROC_area", thr, method="prob") > 0.7

@@ -36,7 +36,13 @@ DIAGRAM_COLUMNS = (
     "n_issues",
 )
 
-__all__ = ["DIAGRAM_COLUMNS", "diagram_rows", "probabilistic_markdown", "sources"]
+__all__ = [
+    "DIAGRAM_COLUMNS",
+    "diagram_rows",
+    "probabilistic_markdown",
+    "reliability_gaps",
+    "sources",
+]
 
 
 def sources(fcs, prob) -> dict[str, dict[str, str]]:
@@ -116,6 +122,19 @@ def diagram_rows(method, minutes, sums, thresholds, pooled) -> list[tuple]:
                     )
                 )
     return rows
+
+
+def reliability_gaps(diagrams: pd.DataFrame, min_share: float = 0.01) -> pd.DataFrame:
+    """The largest ``|observed frequency - mean forecast probability|`` per method, threshold
+    and lead over the reliability classes holding at least ``min_share`` of the pixels
+    (columns ``method, threshold, lead_time, gap, classes``; gap NaN when no class does)."""
+    rel = diagrams[diagrams["diagram"] == "reliability"]
+    rows = []
+    for (method, thr, lead), group in rel.groupby(["method", "threshold", "lead_time"], sort=False):
+        big = group[group["count"] >= min_share * group["count"].sum()]
+        gap = float(np.max(np.abs(big["y"] - big["x"]))) if len(big) else np.nan
+        rows.append((method, float(thr), lead, gap, len(big)))
+    return pd.DataFrame(rows, columns=["method", "threshold", "lead_time", "gap", "classes"])
 
 
 def _fmt(value) -> str:

@@ -4,6 +4,7 @@ inputs that are refused with one line and nothing written."""
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -339,6 +340,7 @@ def test_batch_task_writes_products_for_the_probabilistic_methods(tmp_path, crop
     cat = build_catalog(cfg.inputs, variable=None, kind="auto")
     _, tasks, _, _ = plan(cfg, cat, 3)
     task = next(t for t in tasks if t.issue_time == pd.Timestamp(ISSUES[0]))
+    assert task.products == cfg.products() and pickle.loads(pickle.dumps(task)) == task
     res = run_issue_time(task)
     assert res.status == "done", res.error
     issue = pd.Timestamp(ISSUES[0])

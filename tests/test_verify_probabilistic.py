@@ -509,6 +509,7 @@ def test_batch_files_give_the_in_memory_scores(tmp_path):
         ds.to_netcdf(path)
     forecasts, prob = read_forecast_parts(tmp_path, ["ens"], list(issues))
     assert set(prob) == {"ens"} and prob["ens"].n_members == 5
+    assert prob["ens"].members.chunks is not None  # lazy: read lead block by lead block
     batch = verification(forecasts, truth, thresholds=(1.0,), scales=(1,), probabilistic=prob)
     memory = verification(
         {"ens": fc},

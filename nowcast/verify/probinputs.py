@@ -3,8 +3,8 @@
 A forecast file may hold, next to the deterministic variable ``{name}``, ensemble members
 ``{name}_members`` ``(issue_time, realization, lead_time, y, x)``, exceedance probabilities
 ``{name}_probability`` ``(issue_time, threshold, lead_time, y, x)`` and quantiles
-``{name}_quantiles`` ``(issue_time, quantile, lead_time, y, x)`` (told apart by their
-``realization`` / ``threshold`` / ``quantile`` dimension). :class:`ProbabilisticForecast`
+``{name}_quantiles`` ``(issue_time, quantile, lead_time, y, x)``, read by
+:func:`nowcast.probabilistic.read_probabilistic`. :class:`ProbabilisticForecast`
 holds them; :class:`ProbabilisticSums` accumulates one method's CRPS, probability counts
 and rank histogram (:mod:`nowcast.verify.probabilistic`), choosing the source as the module
 doc of :mod:`nowcast.verify.probabilistic` says: the CRPS from the members, else the
@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -26,8 +25,9 @@ import xarray as xr
 
 from nowcast.conventions import ISSUE_TIME, LEAD_TIME, X, Y
 from nowcast.distribution import QUANTILE, REALIZATION, THRESHOLD
-from nowcast.errors import DataError, NowcastError
-from nowcast.products import forecast_from_dataset
+from nowcast.errors import NowcastError
+from nowcast.probabilistic import read_probabilistic
+from nowcast.products import read_forecast
 from nowcast.verify.probabilistic import (
     DEFAULT_PROBABILITY_BINS,
     CRPSSums,
@@ -124,7 +124,7 @@ class ProbabilisticForecast:
         for part, da in self.parts().items():
             i = int(pd.DatetimeIndex(da[ISSUE_TIME].values).get_loc(pd.Timestamp(issue)))
             j = int(np.flatnonzero(da[LEAD_TIME].values == lead)[0])
-            size = int((da.encoding.get("preferred_chunks") or {}).get(LEAD_TIME, 1))
+            size = _lead_chunk(da)
             one = da.dtype.itemsize * da.size // max(da.sizes[ISSUE_TIME] * da.sizes[LEAD_TIME], 1)
             size = max(1, min(size, BLOCK_BYTES // max(one, 1)))
             start = j - j % size
@@ -140,43 +140,33 @@ class ProbabilisticForecast:
         return np.asarray(self.quantiles[QUANTILE].values, dtype=np.float64)
 
 
-def split_dataset(ds: xr.Dataset) -> tuple[xr.Dataset, ProbabilisticForecast]:
-    """``ds`` without its probabilistic variables, and those variables."""
-    found: dict[str, xr.DataArray] = {}
-    for var in list(ds.data_vars):
-        for part, dim in _PARTS.items():
-            if dim in ds[var].dims and LEAD_TIME in ds[var].dims:
-                if part in found:
-                    raise DataError(f"two {part} variables: {found[part].name!r} and {var!r}")
-                found[part] = ds[var]
-    drop = [da.name for da in found.values()]
-    return ds.drop_vars(drop), ProbabilisticForecast(**found)
-
-
 def read_forecast_file(path: str | os.PathLike) -> tuple[xr.DataArray, ProbabilisticForecast]:
-    """A forecast file's deterministic forecast (as :func:`nowcast.products.read_forecast`)
-    and its probabilistic variables (read lazily)."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"forecast file not found: {path}")
-    try:
-        ds = xr.open_zarr(path) if path.suffix == ".zarr" else xr.open_dataset(path)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read forecast {path}: {exc}") from None
-    rest, prob = split_dataset(ds)
-    return forecast_from_dataset(rest, source=str(path)), prob
+    """A forecast file's deterministic forecast (:func:`nowcast.products.read_forecast`) and
+    its members, probabilities and quantiles (:func:`nowcast.probabilistic.read_probabilistic`),
+    read lazily."""
+    return read_forecast(path), ProbabilisticForecast(**read_probabilistic(path))
 
 
 def concat_probabilistic(parts: Sequence[ProbabilisticForecast]) -> ProbabilisticForecast:
-    """Per-issue-time parts (e.g. a batch's files) joined along ``issue_time``."""
+    """Per-issue-time parts (e.g. a batch's files) joined along ``issue_time``, lazily: each
+    file's part becomes Dask chunks of one issue time and its file's leads per chunk, so
+    nothing is read before :meth:`ProbabilisticForecast.at`."""
     out = {}
     for part in _PARTS:
         das = [getattr(p, part) for p in parts]
         if all(da is not None for da in das) and das:
+            das = [da.chunk({ISSUE_TIME: 1, LEAD_TIME: _lead_chunk(da)}) for da in das]
             out[part] = xr.concat(das, dim=ISSUE_TIME, coords="minimal", compat="override")
         elif any(da is not None for da in das):
             raise NowcastError(f"some files of one method hold {part} and some do not")
     return ProbabilisticForecast(**out)
+
+
+def _lead_chunk(da: xr.DataArray) -> int:
+    """Leads per chunk: Dask's, else the file's (1 when neither says)."""
+    if da.chunks is not None:
+        return int(da.chunksizes[LEAD_TIME][0])
+    return int((da.encoding.get("preferred_chunks") or {}).get(LEAD_TIME, 1))
 
 
 def valid_mask(values: dict[str, np.ndarray]) -> np.ndarray | None:

@@ -95,7 +95,7 @@ def _check_spec(path: Path, spec: dict) -> bool:
 
 def _train(cell: str, args: argparse.Namespace) -> float | None:
     """Train ``cell`` into ``runs/<cell>`` unless a finished run is there; wall seconds or None."""
-    from nowcast.training.rundir import RunDir
+    from nowcast.trained.rundir import RunDir
 
     run = RunDir(args.runs / cell)
     spec = _spec(cell, args)
@@ -130,7 +130,7 @@ def main(argv=None) -> int:
     from nowcast.archive.timeaxis import time_step
     from nowcast.methods import ConvLSTMForecaster, get_method
     from nowcast.model import load_model
-    from nowcast.training.rundir import RunDir
+    from nowcast.trained.rundir import RunDir
     from nowcast.verify import evaluate
     from nowcast.verify.report import key_table, write_report
 

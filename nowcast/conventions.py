@@ -13,9 +13,13 @@ reference time); ``lead_time`` is a ``timedelta64`` (lead 1 = one time step);
 ``valid_time = issue_time + lead_time`` is a 2-D coordinate.
 
 Model tensors: ``(batch, time, y, x, channels)``, float32, channels last.
+
+Training: the splits :data:`SPLITS`; a model's frame of reference :class:`Frame`.
 """
 
 from __future__ import annotations
+
+from enum import Enum
 
 import numpy as np
 import pandas as pd
@@ -32,6 +36,21 @@ FORECAST_REFERENCE_TIME = "forecast_reference_time"
 
 #: Unit string for precipitation rates after conversion.
 RATE_UNITS = "mm h-1"
+
+#: The splits of training data, in the order of their label codes (0, 1, 2); a trained
+#: model's metadata names them so too.
+SPLITS = ("train", "validation", "test")
+
+
+class Frame(str, Enum):
+    """The frame a model works in: ``model.frame`` in a config, ``frame`` in a trained
+    model's metadata (both hold the string value; a member equals its string)."""
+
+    EULERIAN = "eulerian"
+    LAGRANGIAN = "lagrangian"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 def lead_times(n_leads: int, step: np.timedelta64 | pd.Timedelta) -> np.ndarray:

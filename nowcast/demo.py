@@ -24,8 +24,8 @@ from nowcast.errors import NowcastError
 from nowcast.methods import forecast_and_write, get_method
 from nowcast.render import RenderOptions, render_forecast, render_gif
 from nowcast.render.options import GIF_DPI
+from nowcast.trained.rundir import RunDir
 from nowcast.training import train
-from nowcast.training.rundir import RunDir
 from nowcast.trainset.sampler import label_frames
 from nowcast.verify import evaluate
 from nowcast.verify.report import write_report

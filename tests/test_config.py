@@ -112,3 +112,15 @@ def test_roundtrip_to_dict():
 def test_missing_file_is_config_error(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_model_frame_values_are_the_frame_enum():
+    """``model.frame`` stays a string in configs; its values are :class:`Frame`'s."""
+    import typing
+
+    from nowcast.config.experiment import ModelConfig
+    from nowcast.conventions import Frame
+
+    frame = typing.get_type_hints(ModelConfig)["frame"]
+    assert set(typing.get_args(frame)) == {f.value for f in Frame}
+    assert ModelConfig().frame == Frame.EULERIAN and f"{Frame.LAGRANGIAN}" == "lagrangian"

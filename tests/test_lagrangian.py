@@ -15,7 +15,7 @@ from nowcast.config import ModelConfig, PreprocessConfig, load_config
 from nowcast.errors import ConfigError, NowcastError
 from nowcast.methods import ConvLSTMForecaster, forecast_many, get_method
 from nowcast.motion import FlowOptions
-from nowcast.training.rundir import RunDir
+from nowcast.trained.rundir import RunDir
 from nowcast.trainset.lagrangian_windows import LagrangianStore, lagrangian_window
 from nowcast.trainset.preprocess import Preprocessor
 

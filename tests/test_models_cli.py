@@ -8,8 +8,12 @@ import shutil
 from click.testing import CliRunner
 
 from nowcast.cli import main
-from nowcast.methods.convlstm import PRETRAINED_DIR, packaged_models
-from nowcast.training.shipped import describe_model, heldout_scores
+from nowcast.trained.catalogue import (
+    PRETRAINED_DIR,
+    describe_model,
+    heldout_scores,
+    packaged_models,
+)
 
 
 def test_models_lists_every_shipped_model_from_its_metadata():

@@ -236,8 +236,8 @@ def test_baseline_methods_share_the_interface(tmp_path, shared_data):
 
 def test_shipped_radar_model(tmp_path, shared_data):
     """`--model radar-5min` works after install, on a held-out event, on its 640 x 710 grid."""
-    from nowcast.methods.convlstm import packaged_models
     from nowcast.products import read_forecast
+    from nowcast.trained.catalogue import packaged_models
 
     assert "radar-5min" in packaged_models()
     src = tmp_path / "mch.nc"

@@ -180,7 +180,7 @@ def test_read_only_output_folder(tmp_path, mch):
 
 @pytest.mark.parametrize("umask", [0o022, 0o002])
 def test_outputs_get_the_users_umask(tmp_path, mch, umask):
-    from nowcast.training.rundir import RunDir
+    from nowcast.trained.rundir import RunDir
 
     old = os.umask(umask)
     try:

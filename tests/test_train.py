@@ -198,7 +198,7 @@ def test_crop_larger_than_grid_is_config_error(archive):
 
 
 def test_run_dir_names_and_json(tmp_path):
-    from nowcast.training import RunDir
+    from nowcast.trained import RunDir
 
     run = RunDir(tmp_path / "run")
     names = [run.model, run.checkpoint, run.state, run.metadata, run.config, run.history]

@@ -10,8 +10,7 @@ def command() -> None:
     """List the models shipped with nowcast (for predict --model NAME): variable, step,
     frames in/out, training data and held-out scores, read from each model's own files."""
     # imported on use, so that `nowcast --help` stays fast
-    from nowcast.methods.convlstm import PRETRAINED_DIR, packaged_models
-    from nowcast.training.shipped import describe_model
+    from nowcast.trained.catalogue import PRETRAINED_DIR, describe_model, packaged_models
 
     names = packaged_models()
     if not names:

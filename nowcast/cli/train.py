@@ -30,7 +30,8 @@ def command(config: Path, overrides: tuple[str, ...], run_dir: Path | None, resu
     # imported on use, so that `nowcast --help` stays fast
     from nowcast.archive.synthetic import ensure_synthetic_event
     from nowcast.config import load_config
-    from nowcast.training import RunDir, train
+    from nowcast.trained.rundir import RunDir
+    from nowcast.training import train
 
     cfg = load_config(config, overrides)
     ensure_synthetic_event(cfg, echo=click.echo)

@@ -26,6 +26,7 @@ from nowcast.config.loading import (
     resolve_path,
     to_plain,
 )
+from nowcast.conventions import Frame
 from nowcast.errors import ConfigError
 from nowcast.fileio import write_atomic
 
@@ -59,10 +60,11 @@ class DataConfig:
     events: tuple[str, ...] = ()
     variable: str | None = None
     kind: Kind = "precipitation"
-    # where derived training data (Lagrangian windows) is cached; None: $XDG_CACHE_HOME/nowcast
-    # or ~/.cache/nowcast. Relative paths are resolved against the config file's folder.
+    # where the prepared training stores go (nowcast.trainset.stores; the key keeps its name);
+    # None: $XDG_CACHE_HOME/nowcast or ~/.cache/nowcast. Relative paths are resolved against
+    # the config file's folder.
     cache_dir: str | None = None
-    cache_workers: int | None = None  # processes computing cached windows (None: all cores)
+    cache_workers: int | None = None  # processes building the prepared stores (None: all cores)
     synthetic: SyntheticConfig | None = None
 
 
@@ -162,7 +164,7 @@ class ModelConfig:
     peephole: bool = False  # fused cell only: Shi et al.'s peephole terms (per channel)
     channels: int = 1
     residual: bool = False  # predict the change from the last input frame (starts at persistence)
-    frame: Literal["eulerian", "lagrangian"] = "eulerian"
+    frame: Literal["eulerian", "lagrangian"] = "eulerian"  # a conventions.Frame value
     head: Literal["dense", "skip"] = "dense"
     flow: FlowConfig = field(default_factory=FlowConfig)
     # quantile levels the network predicts per pixel and lead (a predictive distribution,
@@ -253,7 +255,7 @@ class Config:
         require(m.flow.frames >= 2, "model.flow.frames must be >= 2")
         require(m.flow.rain_threshold > 0, "model.flow.rain_threshold must be > 0")
         require(m.flow.interp_order in (0, 1, 3), "model.flow.interp_order must be 0, 1 or 3")
-        if m.frame == "lagrangian":
+        if m.frame == Frame.LAGRANGIAN:
             require(m.residual, "model.frame=lagrangian needs model.residual: true")
             require(
                 s.t_in >= m.flow.frames,

@@ -11,7 +11,8 @@ Modules: :mod:`~nowcast.methods.base` (the interface, the registry, helpers for 
 :mod:`~nowcast.methods.baselines` (``persistence``, ``extrapolation``, ``sprog``; their
 optical flow and advection are :mod:`nowcast.motion`, shared by every method that moves
 fields), :mod:`~nowcast.methods.steps` (``steps``, pySTEPS' STEPS ensemble, probabilistic),
-:mod:`~nowcast.methods.convlstm` (``convlstm``, model lookup) and
+:mod:`~nowcast.methods.convlstm` (``convlstm``; models are found by
+:mod:`nowcast.trained.catalogue`) and
 :mod:`~nowcast.methods.run` (many issue times, then a forecast file). Importing the
 package registers the built-in methods; Keras and pySTEPS are imported on first use.
 """
@@ -33,8 +34,9 @@ from nowcast.methods.base import (
     probabilistic_methods,
     register_method,
 )
-from nowcast.methods.convlstm import ConvLSTMForecaster, resolve_model
+from nowcast.methods.convlstm import ConvLSTMForecaster
 from nowcast.methods.run import forecast_and_write, forecast_many, make_forecaster
+from nowcast.trained.catalogue import resolve_model
 
 __all__ = [
     "ConvLSTMForecaster",

@@ -2,11 +2,11 @@
 
 ``ConvLSTMForecaster(model)`` takes a run directory, a ``.keras`` file (with its
 ``metadata.json`` beside it) or the name of a model shipped with the package
-(``nowcast/pretrained/<name>/``); :func:`resolve_model_file` finds it. ``predict`` applies the
-training preprocessing and normalisation to the last ``t_in`` frames, runs the network
-(rolling forward when more leads than ``t_out`` are asked for), inverts the transform and
-returns the forecast on the input grid (coarsening undone), NaN where the last input frame
-is NaN.
+(``nowcast/pretrained/<name>/``); :func:`nowcast.trained.catalogue.resolve_model_file` finds
+it. ``predict`` applies the training preprocessing and normalisation to the last ``t_in``
+frames, runs the network (rolling forward when more leads than ``t_out`` are asked for),
+inverts the transform and returns the forecast on the input grid (coarsening undone), NaN
+where the last input frame is NaN.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from scipy import ndimage
 
 from nowcast.archive.timeaxis import time_step
 from nowcast.backend import few_threads
-from nowcast.conventions import TIME
+from nowcast.conventions import TIME, Frame
 from nowcast.errors import NowcastError
 from nowcast.methods.base import (
     Forecaster,
@@ -31,74 +31,13 @@ from nowcast.methods.base import (
     lead_array,
     register_method,
 )
-from nowcast.methods.lagrangian import STEP_RATIOS, check_ratio, input_frames, lagrangian_forecast
+from nowcast.methods.lagrangian import lagrangian_forecast
 from nowcast.motion import FlowOptions
-from nowcast.training.rundir import METADATA_FILE, MODEL_FILE, RunDir
+from nowcast.trained.cadence import STEP_RATIOS, check_ratio, input_frames
+from nowcast.trained.catalogue import resolve_model_file
+from nowcast.trained.metadata import check_metadata, model_frame
+from nowcast.trained.rundir import RunDir
 from nowcast.trainset.preprocess import Preprocessor, coarsen
-
-PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
-
-
-def packaged_models() -> list[str]:
-    """Names of the trained models shipped with the package."""
-    if not PRETRAINED_DIR.is_dir():
-        return []
-    return sorted(p.name for p in PRETRAINED_DIR.iterdir() if RunDir(p).model.is_file())
-
-
-def resolve_model_file(spec: str | Path) -> Path:
-    """The ``.keras`` file for ``spec``: a run directory, a ``.keras`` file or a shipped name.
-
-    A ``.keras`` file must have its run directory's ``metadata.json`` beside it.
-    """
-    path = Path(spec)
-    if path.suffix == ".keras" and path.is_file():
-        if not RunDir(path.parent).metadata.is_file():
-            raise NowcastError(
-                f"model file {path} has no {METADATA_FILE} beside it: give the model in its run "
-                f"directory (nowcast train writes {MODEL_FILE} and {METADATA_FILE} together)"
-            )
-        return path
-    if RunDir(path).model.is_file():
-        return RunDir(path).model
-    if path.is_dir():
-        raise NowcastError(
-            f"{path} holds no {MODEL_FILE} (training may not have finished an epoch)"
-        )
-    packaged = PRETRAINED_DIR / str(spec)
-    if RunDir(packaged).model.is_file():
-        return RunDir(packaged).model
-    names = ", ".join(packaged_models()) or "none"
-    raise NowcastError(
-        f"model {str(spec)!r} not found: give a run directory, a {MODEL_FILE} file or a shipped "
-        f"model ({names})"
-    )
-
-
-def resolve_model(spec: str | Path) -> Path:
-    """The directory holding the model file and ``metadata.json`` for ``spec``."""
-    return resolve_model_file(spec).parent
-
-
-def check_metadata(metadata: dict[str, Any], path: Path) -> dict[str, Any]:
-    """``metadata`` if it holds what forecasting needs, else a one-line error naming ``path``."""
-    for key, kind in _REQUIRED_METADATA.items():
-        value = metadata.get(key)
-        if not isinstance(value, kind) or isinstance(value, bool):
-            raise NowcastError(
-                f"{path} has no valid {key!r} ({value!r}); it should be the {METADATA_FILE} that "
-                "nowcast train writes beside the model"
-            )
-    return metadata
-
-
-#: What :class:`ConvLSTMForecaster` reads from a model's metadata, and its JSON types.
-_REQUIRED_METADATA = {
-    "t_in": int,
-    "t_out": int,
-    "time_step_seconds": (int, float),
-    "preprocessor": dict,
-}
 
 
 def _upsample(values: np.ndarray, factor: int, shape: tuple[int, int]) -> np.ndarray:
@@ -133,7 +72,7 @@ class ConvLSTMForecaster(Forecaster):
         self.t_in = int(self.metadata["t_in"])
         self.t_out = int(self.metadata["t_out"])
         self.step = pd.Timedelta(seconds=float(self.metadata["time_step_seconds"]))
-        self.frame = self.metadata.get("frame", "eulerian")
+        self.frame = model_frame(self.metadata)
         self.flow = FlowOptions.from_dict(self.metadata.get("flow") or {})
         self._model = model_object
 
@@ -141,7 +80,7 @@ class ConvLSTMForecaster(Forecaster):
         return float(pd.Timedelta(step) / self.step)
 
     def input_frames(self, step: pd.Timedelta) -> int:
-        if self.frame != "lagrangian":
+        if self.frame != Frame.LAGRANGIAN:
             return self.t_in
         return input_frames(self.t_in, self.flow.frames, self._ratio(step))
 
@@ -177,7 +116,7 @@ class ConvLSTMForecaster(Forecaster):
             )
         if len(archive[TIME]) >= 2:
             step = time_step(archive)
-            if self.frame == "lagrangian":
+            if self.frame == Frame.LAGRANGIAN:
                 lo, hi = (f * self.step for f in STEP_RATIOS)
                 check_ratio(
                     self._ratio(step),
@@ -196,9 +135,9 @@ class ConvLSTMForecaster(Forecaster):
     def predict(self, past: xr.DataArray, n_leads: int) -> xr.DataArray:
         n_leads = check_n_leads(n_leads)
         past = check_past(
-            past, min(self.t_in, 2) if self.frame == "lagrangian" else self.t_in, self.label
+            past, min(self.t_in, 2) if self.frame == Frame.LAGRANGIAN else self.t_in, self.label
         )
-        if self.frame == "lagrangian":
+        if self.frame == Frame.LAGRANGIAN:
             return self._predict_lagrangian(past, n_leads)
         past = past.isel({TIME: slice(-self.t_in, None)})
         self.check_compatible(past)

@@ -2,7 +2,8 @@
 
 The trained network of a ``model.frame: lagrangian`` run works at its training step
 ``s_m`` (e.g. 5 min) on frames already brought to the issue time. For an archive with step
-``s`` (e.g. 5, 6 or 10 min) and ratio ``r = s / s_m`` in :data:`STEP_RATIOS`:
+``s`` (e.g. 5, 6 or 10 min) and ratio ``r = s / s_m`` in
+:data:`nowcast.trained.cadence.STEP_RATIOS`:
 
 1. the motion is the ``extrapolation`` baseline's: the flow of the last ``flow.frames``
    inputs, in pixels per *input* step (:class:`nowcast.motion.FlowOptions`);
@@ -31,22 +32,7 @@ import numpy as np
 
 from nowcast.errors import NowcastError
 from nowcast.motion import FlowOptions, advect_each, align_past, displacements
-
-#: Input steps a Lagrangian model accepts, as ratios to its training step (e.g. 2.5 to
-#: 15 min for a 5-minute model).
-STEP_RATIOS = (0.5, 3.0)
-
-
-def check_ratio(ratio: float, describe: Callable[[], str]) -> None:
-    """A :class:`NowcastError` (``describe()`` says why) when ``ratio`` is out of range."""
-    lo, hi = STEP_RATIOS
-    if not lo - 1e-9 <= ratio <= hi + 1e-9:
-        raise NowcastError(describe())
-
-
-def input_frames(t_in: int, flow_frames: int, ratio: float) -> int:
-    """Archive frames needed: the flow's, and enough to cover ``(t_in - 1)`` model steps."""
-    return max(flow_frames, int(math.ceil((t_in - 1) / ratio - 1e-9)) + 1)
+from nowcast.trained.cadence import input_frames
 
 
 def interpolate_times(frames: np.ndarray, times: np.ndarray, at: np.ndarray) -> np.ndarray:

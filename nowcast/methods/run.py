@@ -35,10 +35,10 @@ from nowcast.methods.base import (
     get_method,
     infer_step,
 )
-from nowcast.methods.convlstm import resolve_model_file
 from nowcast.probabilistic import IssueStack, read_off
 from nowcast.products import forecast_array, write_forecast
-from nowcast.training.rundir import RunDir
+from nowcast.trained.catalogue import resolve_model_file
+from nowcast.trained.rundir import RunDir
 
 #: Leads forecast when neither the caller nor the method (``t_out``) says how many.
 DEFAULT_N_LEADS = 12

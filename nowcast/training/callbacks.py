@@ -13,7 +13,7 @@ from tensorboardX import SummaryWriter
 
 from nowcast.backend import select_backend
 from nowcast.model import save_model
-from nowcast.training.rundir import RunDir
+from nowcast.trained.rundir import RunDir
 
 select_backend()
 import keras  # noqa: E402
@@ -21,7 +21,7 @@ import keras  # noqa: E402
 
 class EpochCheckpoint(keras.callbacks.Callback):
     """After every epoch: save the run's checkpoint (with optimizer) and state atomically,
-    and its model when the validation loss improved (see :mod:`nowcast.training.rundir`)."""
+    and its model when the validation loss improved (see :mod:`nowcast.trained.rundir`)."""
 
     def __init__(self, run: RunDir, *, best: float | None = None, monitor: str = "val_loss"):
         super().__init__()

@@ -1,4 +1,4 @@
-"""Training: config -> datasets -> model -> run directory (:mod:`nowcast.training.rundir`).
+"""Training: config -> datasets -> model -> run directory (:mod:`nowcast.trained.rundir`).
 
 After every epoch the checkpoint and its state are written atomically (``--resume``
 continues from them; Ctrl-C leaves them usable), and the model whenever the validation
@@ -16,15 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from nowcast import __version__
 from nowcast.backend import device_description, select_backend
 from nowcast.config import Config, dump_config
 from nowcast.errors import NowcastError
 from nowcast.model import HKO7_THRESHOLDS_MMH, build_model, load_model, make_loss
-from nowcast.motion import FlowOptions
+from nowcast.trained.metadata import build_metadata
+from nowcast.trained.rundir import RunDir
 from nowcast.training.callbacks import EpochCheckpoint, TensorBoardScalars
-from nowcast.training.rundir import RunDir
-from nowcast.trainset.build import Datasets, build_datasets
+from nowcast.trainset.build import build_datasets
 
 select_backend()
 import keras  # noqa: E402
@@ -93,32 +92,6 @@ def _has_gpu() -> bool:
 
         return any(d.platform == "gpu" for d in jax.devices())
     return False
-
-
-def build_metadata(cfg: Config, datasets: Datasets, *, backend: str) -> dict[str, Any]:
-    """Everything forecasting needs to use a trained model on new data."""
-    summary = dict(datasets.summary)
-    return {
-        "nowcast_version": __version__,
-        "name": cfg.name,
-        "kind": cfg.data.kind,
-        "variable": summary.get("variable"),
-        "units": summary.get("units"),
-        "time_step_seconds": summary.get("time_step_seconds"),
-        "t_in": cfg.sampler.t_in,
-        "t_out": cfg.sampler.t_out,
-        "channels": cfg.model.channels,
-        "downsample": cfg.model.downsample,
-        "coarsen": cfg.preprocess.coarsen,
-        "frame": cfg.model.frame,
-        "quantiles": list(cfg.model.quantiles),
-        "flow": FlowOptions.from_config(cfg.model.flow).to_dict(),
-        "grid_spacing": summary.get("grid_spacing")
-        or [e.get("grid_spacing") for e in summary.get("events", [])],
-        "preprocessor": datasets.preprocessor.to_dict(),
-        "training": summary,
-        "backend": backend,
-    }
 
 
 def warm_start(model, source: str | Path, *, echo=print) -> int:
@@ -242,7 +215,7 @@ def train(
             f"not enough validation windows{full}: increase sampler.split.validation or add data"
         )
     run_dir.mkdir(parents=True, exist_ok=True)
-    metadata = build_metadata(cfg, datasets, backend=backend)
+    metadata = build_metadata(cfg, datasets.summary, datasets.preprocessor, backend=backend)
     run.write_metadata(metadata)
     dump_config(cfg, run.config)
 

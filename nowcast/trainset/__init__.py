@@ -8,7 +8,7 @@ Where things are::
     batches.py     where a batch is made: augment_window, mark_window, gather_batch
     dataset.py     SequenceDataset (reads the archives through FrameCache, in memory)
     streaming.py   PreparedDataset (streams from prepared stores)
-    build.py       build_datasets: the datasets of a config, and the metadata summary
+    build.py       build_datasets: the datasets of a config (and their summary)
     stores.py      the prepared stores of a config (event_stores, prepare_stores)
     prepared.py    PreparedStore, FrameStore, WindowStore: one event's store (Zarr)
     lagrangian_windows.py  LagrangianStore: the windows in the Lagrangian frame

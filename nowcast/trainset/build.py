@@ -5,7 +5,8 @@ fits the :class:`~nowcast.trainset.preprocess.Preprocessor` on the train blocks 
 dataset per split: :class:`~nowcast.trainset.dataset.SequenceDataset` (reads the archives
 through the in-memory frame cache) or :class:`~nowcast.trainset.streaming.PreparedDataset`
 (streams from prepared stores, :mod:`nowcast.trainset.stores`), plus the summary stored in
-a trained model's metadata. How one batch is made: :mod:`nowcast.trainset.batches`.
+a trained model's metadata (:func:`nowcast.trained.metadata.training_summary`). How one
+batch is made: :mod:`nowcast.trainset.batches`.
 """
 
 from __future__ import annotations
@@ -14,13 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 
-from nowcast.archive.reader import source_path
-from nowcast.conventions import TIME, X, Y
+from nowcast.conventions import TIME, Frame
 from nowcast.errors import ConfigError
-from nowcast.geo import coord_spacing
+from nowcast.trained.metadata import training_summary
 from nowcast.trainset.dataset import FrameCache, SequenceDataset
 from nowcast.trainset.plan import plan_windows
 from nowcast.trainset.prepared import PreparedStore
@@ -109,7 +108,11 @@ def build_datasets(
         if len(windows[name]) < (s.batch_size if drop_remainder else 1):
             continue
         train = name == "train"
-        if stores is not None and name not in PREPARED_SPLITS and cfg.model.frame == "lagrangian":
+        if (
+            stores is not None
+            and name not in PREPARED_SPLITS
+            and cfg.model.frame == Frame.LAGRANGIAN
+        ):
             continue
         prepared = stores is not None and name in PREPARED_SPLITS
         sampler = WindowSampler(
@@ -139,9 +142,12 @@ def build_datasets(
             )
         else:
             out[name] = SequenceDataset(sampler, preprocessor, cache=cache, steps=steps, **kwargs)
-    summary = _summary(events, archives, windows, plan.dropped, plan.step, plan.patch, preprocessor)
+    summary = training_summary(
+        events, archives, windows, plan.dropped, plan.step, plan.patch, preprocessor
+    )
     if stores is not None:
-        key = "lagrangian_cache" if cfg.model.frame == "lagrangian" else "prepared_cache"
+        # metadata keys (a file format): "cache" here names the prepared stores
+        key = "lagrangian_cache" if cfg.model.frame == Frame.LAGRANGIAN else "prepared_cache"
         summary[key] = [str(st.path) for st in stores if st is not None]
     return Datasets(out["train"], out["validation"], out["test"], preprocessor, summary, stores)
 
@@ -161,45 +167,3 @@ def _true_runs(mask: np.ndarray) -> list[slice]:
     """Index slices of the True runs of a boolean array."""
     edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
     return [slice(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
-
-
-def _iso(t) -> str:
-    return pd.Timestamp(t).isoformat()
-
-
-def _summary(events, archives, windows, dropped, step, patch, preprocessor) -> dict:
-    per_event = []
-    for e, (ev, da) in enumerate(zip(events, archives)):
-        times = ev.data[TIME].values
-        period = {}
-        for code, sname in enumerate(SPLITS):
-            idx = np.flatnonzero(ev.labels == code)
-            period[sname] = [_iso(times[idx[0]]), _iso(times[idx[-1]])] if idx.size else None
-        per_event.append(
-            {
-                "name": ev.name,
-                "source": source_path(da, f"event{e}"),
-                "grid": list(ev.shape),
-                "grid_spacing": [
-                    coord_spacing(ev.data[Y].values),
-                    coord_spacing(ev.data[X].values),
-                ],
-                "frames": int(len(times)),
-                "periods": period,
-                "train_period": period["train"],
-                "windows": {sname: int((windows[sname][:, 0] == e).sum()) for sname in SPLITS},
-            }
-        )
-    spacings = {tuple(ev["grid_spacing"]) for ev in per_event}
-    first = archives[0]
-    return {
-        "variable": str(first.name) if first.name is not None else None,
-        "units": first.attrs.get("units"),
-        "time_step_seconds": float(pd.Timedelta(step).total_seconds()),
-        "grid_spacing": list(next(iter(spacings))) if len(spacings) == 1 else None,
-        "patch": list(patch),
-        "windows": {sname: int(len(windows[sname])) for sname in SPLITS},
-        "dropped_dry_windows": dict(dropped),
-        "events": per_event,
-        "normalisation": {"mean": float(preprocessor.mean), "std": float(preprocessor.std)},
-    }

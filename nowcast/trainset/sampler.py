@@ -41,10 +41,9 @@ import pandas as pd
 import xarray as xr
 
 from nowcast.archive.timeaxis import contiguous_segments
-from nowcast.conventions import X, Y
+from nowcast.conventions import SPLITS, X, Y
 from nowcast.trainset.prepared import TILE
 
-SPLITS = ("train", "validation", "test")
 _WET_TABLE_BYTES = 64 * 2**20
 
 

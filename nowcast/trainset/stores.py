@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 
+from nowcast.conventions import Frame
 from nowcast.errors import ConfigError
 from nowcast.motion import FlowOptions
 from nowcast.trainset.lagrangian_windows import LagrangianStore
@@ -28,7 +29,7 @@ PREPARED_SPLITS = ("train", "validation")
 
 def uses_stores(cfg) -> bool:
     """Whether a config's training reads prepared stores."""
-    return cfg.model.frame == "lagrangian" or cfg.sampler.prepared
+    return cfg.model.frame == Frame.LAGRANGIAN or cfg.sampler.prepared
 
 
 def store_root(cfg) -> StoreRoot:
@@ -43,7 +44,7 @@ def event_stores(cfg, events, archives, windows, *, echo=None) -> list[PreparedS
     s, p = cfg.sampler, cfg.preprocess
     prepare = {"crop_x": p.crop_x, "crop_y": p.crop_y, "coarsen": p.coarsen}
     workers = cfg.data.cache_workers or os.cpu_count() or 1
-    lagrangian = cfg.model.frame == "lagrangian"
+    lagrangian = cfg.model.frame == Frame.LAGRANGIAN
     flow = FlowOptions.from_config(cfg.model.flow) if lagrangian else None
     stores: list[PreparedStore | None] = []
     for e, (ev, da) in enumerate(zip(events, archives)):

@@ -1,9 +1,12 @@
-"""What the shipped models are (``nowcast models``): read from their run directories.
+"""The trained models there are: finding one (``--model``), the shipped ones (``nowcast models``).
 
-Everything comes from each model's ``metadata.json`` (variable, units, step, frames in and
-out, grid, training data) and the ``## Held-out scores`` section of its ``TRAINING.md``
-(written with the scores measured by ``benchmarks/eval_models.py``); nothing is hard-coded
-here, so a replaced model is described by its own files.
+:func:`resolve_model_file` turns a model spec (a run directory, a ``.keras`` file or the
+name of a model shipped in ``nowcast/pretrained/<name>/``, :data:`PRETRAINED_DIR`) into its
+model file; :func:`packaged_models` lists the shipped ones. :func:`describe_model` says what
+one is: everything comes from the model's ``metadata.json`` (variable, units, step, frames
+in and out, grid, training data) and the ``## Held-out scores`` section of its
+``TRAINING.md`` (written with the scores measured by ``benchmarks/eval_models.py``);
+nothing is hard-coded here, so a replaced model is described by its own files.
 """
 
 from __future__ import annotations
@@ -12,10 +15,64 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from nowcast.methods.lagrangian import STEP_RATIOS
-from nowcast.training.rundir import RunDir
+from nowcast.conventions import Frame
+from nowcast.errors import NowcastError
+from nowcast.trained.cadence import STEP_RATIOS
+from nowcast.trained.rundir import METADATA_FILE, MODEL_FILE, RunDir
 
-__all__ = ["describe_model", "heldout_scores"]
+__all__ = [
+    "PRETRAINED_DIR",
+    "describe_model",
+    "heldout_scores",
+    "packaged_models",
+    "resolve_model",
+    "resolve_model_file",
+]
+
+#: The models shipped with the package (package data: one run directory each).
+PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
+
+
+def packaged_models() -> list[str]:
+    """Names of the trained models shipped with the package."""
+    if not PRETRAINED_DIR.is_dir():
+        return []
+    return sorted(p.name for p in PRETRAINED_DIR.iterdir() if RunDir(p).model.is_file())
+
+
+def resolve_model_file(spec: str | Path) -> Path:
+    """The ``.keras`` file for ``spec``: a run directory, a ``.keras`` file or a shipped name.
+
+    A ``.keras`` file must have its run directory's ``metadata.json`` beside it.
+    """
+    path = Path(spec)
+    if path.suffix == ".keras" and path.is_file():
+        if not RunDir(path.parent).metadata.is_file():
+            raise NowcastError(
+                f"model file {path} has no {METADATA_FILE} beside it: give the model in its run "
+                f"directory (nowcast train writes {MODEL_FILE} and {METADATA_FILE} together)"
+            )
+        return path
+    if RunDir(path).model.is_file():
+        return RunDir(path).model
+    if path.is_dir():
+        raise NowcastError(
+            f"{path} holds no {MODEL_FILE} (training may not have finished an epoch)"
+        )
+    packaged = PRETRAINED_DIR / str(spec)
+    if RunDir(packaged).model.is_file():
+        return RunDir(packaged).model
+    names = ", ".join(packaged_models()) or "none"
+    raise NowcastError(
+        f"model {str(spec)!r} not found: give a run directory, a {MODEL_FILE} file or a shipped "
+        f"model ({names})"
+    )
+
+
+def resolve_model(spec: str | Path) -> Path:
+    """The directory holding the model file and ``metadata.json`` for ``spec``."""
+    return resolve_model_file(spec).parent
+
 
 HELDOUT_HEADING = "## held-out scores"
 
@@ -86,7 +143,7 @@ def describe_model(path: str | Path) -> list[str]:
     )
     details = []
     frame = meta.get("frame")
-    if frame == "lagrangian":
+    if frame == Frame.LAGRANGIAN:
         lo, hi = STEP_RATIOS
         details.append(
             f"frame: lagrangian (archives with a step of {_duration(lo * step)} to "

@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench
+.PHONY: install demo test test-fast lint bench
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -24,3 +24,7 @@ lint: install
 
 test: lint
 	$(VENV)/bin/python -m pytest -q
+
+# the quick loop while editing: lint, then the tests not marked slow (CI runs them all)
+test-fast: lint
+	$(VENV)/bin/python -m pytest -q -m "not slow"

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 _PROBE = """
@@ -21,6 +23,7 @@ print(json.dumps({"backend": keras.backend.backend(), "before": before,
 """
 
 
+@pytest.mark.slow
 def test_torch_backend_imports_keras_without_its_optional_probes():
     env = {**os.environ, "KERAS_BACKEND": "torch", "OMP_NUM_THREADS": "1"}
     res = subprocess.run(

@@ -271,6 +271,7 @@ def _expected(method, archive, issue, n_leads):
     return forecast_many(get_method(method), archive, [issue], n_leads).isel(issue_time=0).values
 
 
+@pytest.mark.slow
 def test_cli_batch_operational_on_cluster(tmp_path, archive_dir, archive, client):
     """Persistence on 2 workers: outputs right, failures reported, exit 1; a rerun redoes none."""
     from nowcast.cli import main
@@ -336,6 +337,7 @@ def test_cli_batch_operational_on_cluster(tmp_path, archive_dir, archive, client
     assert mtimes == {t: forecast_path(out, "persistence", t).stat().st_mtime_ns for t in good}
 
 
+@pytest.mark.slow
 def test_backfill_on_cluster_verifies_all_methods(tmp_path, archive_dir, archive, client):
     from pipelines import run_backfill
 

@@ -21,6 +21,8 @@ from click.testing import CliRunner
 
 from nowcast.config import BatchConfig, BatchRenderConfig
 
+pytestmark = pytest.mark.slow  # a LocalCluster of worker processes
+
 STEP = pd.Timedelta("5min")
 START = pd.Timestamp("2021-06-01T12:00")
 N_LEADS = 3

@@ -36,6 +36,7 @@ def demo_run(tmp_path_factory, shared_data):
 PRODUCTS = ("archive", "model", "history", "forecast", "report", "map", "animation")
 
 
+@pytest.mark.slow
 def test_demo_writes_every_product(demo_run):
     workdir, output = demo_run
     seen = set()
@@ -54,6 +55,7 @@ def test_demo_writes_every_product(demo_run):
     assert "Done in" in output and "MAE (mm h-1)\n    lead     n  convlstm" in output
 
 
+@pytest.mark.slow
 def test_demo_forecasts_share_the_grid_and_issue_times(demo_run):
     from nowcast.products import read_forecast
 

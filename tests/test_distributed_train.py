@@ -11,6 +11,8 @@ import pytest
 
 pytest.importorskip("jax")
 
+pytestmark = pytest.mark.slow  # subprocesses on two virtual devices
+
 CONFIG = """
 data:
   events: [{archive}]

@@ -230,6 +230,7 @@ def _load_elsewhere(tmp_path, backends) -> None:
         assert proc.returncode == 0, err[-3000:]
 
 
+@pytest.mark.slow
 def test_save_and_load_in_fresh_processes_on_torch_and_jax(tmp_path):
     pytest.importorskip("jax")
     x = _inputs((1, 3, 13, 18, 1))

@@ -161,6 +161,7 @@ def test_predict_refuses_other_time_step_and_variable(tiny_run, tmp_path, shared
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_predict_whole_fmi_grid(tiny_run, tmp_path, shared_data):
     """The full 1226 x 760 FMI domain in one piece (fully convolutional, padded, cropped back)."""
     from nowcast.products import read_forecast
@@ -234,6 +235,7 @@ def test_baseline_methods_share_the_interface(tmp_path, shared_data):
     assert res.exit_code == 1 and "--model is for the convlstm method" in res.output
 
 
+@pytest.mark.slow
 def test_shipped_radar_model(tmp_path, shared_data):
     """`--model radar-5min` works after install, on a held-out event, on its 640 x 710 grid."""
     from nowcast.products import read_forecast

@@ -64,6 +64,7 @@ def test_prepared_loader_gives_the_archive_loaders_batches(shared_data, tmp_path
     assert prepared.summary["prepared_cache"] == [str(prepared.stores[0].path)]
 
 
+@pytest.mark.slow
 def test_frame_store_resumes_and_rebuilds_stale_inputs(shared_data, tmp_path):
     """An interrupted build redoes only its unfinished chunks, an interrupted creation is
     rebuilt, a changed input file (its time) is another store, and the stale one goes."""
@@ -107,7 +108,13 @@ def test_frame_store_resumes_and_rebuilds_stale_inputs(shared_data, tmp_path):
         FrameStore(tmp_path / "x", "mch", da, length=6, codec="gzip")
 
 
-@pytest.mark.parametrize("root", ["memory://nowcast-test/cache", "file://{tmp}/cache"])
+@pytest.mark.parametrize(
+    "root",
+    [
+        "memory://nowcast-test/cache",
+        pytest.param("file://{tmp}/cache", marks=pytest.mark.slow),  # worker processes
+    ],
+)
 def test_stores_on_fsspec_urls(shared_data, tmp_path, root):
     """The same stores on an fsspec URL: an in-process fake (memory://, built in this
     process) and file:// (built by two worker processes)."""

@@ -423,6 +423,7 @@ def test_plan_tasks_splits_leads_for_workers():
     assert plan_tasks([2, 3], 2) == [[1, 1], [2, 1]]
 
 
+@pytest.mark.slow
 def test_render_many_two_workers_same_maps(archives, maps_dir, tmp_path):
     archive = archives("mch").isel({TIME: slice(0, 4), "x": slice(300, 380), "y": slice(300, 360)})
     fc = persistence(archive, 0, 2)

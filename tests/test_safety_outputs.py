@@ -178,6 +178,7 @@ def test_read_only_output_folder(tmp_path, mch):
 # --------------------------------------------------------------------------- 11. file modes
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("umask", [0o022, 0o002])
 def test_outputs_get_the_users_umask(tmp_path, mch, umask):
     from nowcast.trained.rundir import RunDir
@@ -242,6 +243,7 @@ def _interrupt_when(cmd: list[str], pattern: str, folder: Path, env=None, timeou
     return proc.returncode, out, sent
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_convert_leaves_no_partial_store(tmp_path, shared_data):
     # the real signal: SIGINT to the process group while the store is being written
     source = shared_data / "radar" / "bom-66-2020-10-31"
@@ -317,6 +319,7 @@ def test_interrupted_batch_removes_its_temporary_outputs(tmp_path, monkeypatch):
     assert leftovers(out) == [str(stranger.relative_to(out))]
 
 
+@pytest.mark.slow
 def test_convlstm_predict_on_torch_never_imports_jax(tmp_path, mch):
     # JAX's GC callback could swallow a Ctrl-C during predict: on torch it must not be loaded
     probe = (

@@ -164,6 +164,7 @@ def test_exclusive_placement_one_winner_among_threads(tmp_path):
     assert sum("exists" in r for r in results) == 7 and listing(tmp_path) == ["out.nc"]
 
 
+@pytest.mark.slow  # two real processes
 @pytest.mark.parametrize("name", ["fc.nc", "fc.zarr"])
 def test_two_predicts_started_together_one_wins(tmp_path, mch, name):
     out = tmp_path / name

@@ -82,6 +82,7 @@ CELLS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cell", list(CELLS))
 def test_learns_advection_better_than_persistence(archive, tmp_path, cell):
     """After 60 steps a one-layer network of each cell beats persistence clearly on
@@ -115,6 +116,7 @@ def test_learns_advection_better_than_persistence(archive, tmp_path, cell):
     assert result.best_val_loss < 0.8 * persistence, (result.best_val_loss, persistence)
 
 
+@pytest.mark.slow
 def test_run_directory_and_resume(archive, tmp_path):
     from nowcast.training import train
 

@@ -28,7 +28,7 @@ from typing import Any
 import click
 import pandas as pd
 
-from nowcast.archive import open_archive
+from nowcast.archive import open_archive, qc
 from nowcast.config import BatchConfig
 from nowcast.errors import ConfigError, NowcastError, one_line
 from nowcast.fileio import check_output
@@ -361,6 +361,10 @@ def run_batch(
                 remove_temporaries_of(task.output, task.issue_time, task.methods)
             raise
         summary.busy_seconds = sum(r.seconds for r in results.values())
+        masked = {key: n for r in results.values() for key, n in r.masked.items()}
+        line = qc.report(sum(masked.values()))
+        if line:  # implausible input values (radar clutter), each frame counted once
+            echo(f"warning: {line}")
         for t in sorted(results):
             res = results[t]
             if res.status == "done":

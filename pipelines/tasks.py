@@ -20,7 +20,7 @@ from typing import Any
 import dask
 import pandas as pd
 
-from nowcast.archive import open_archive
+from nowcast.archive import open_archive, qc
 from nowcast.distribution import ProductRequest
 from nowcast.errors import DataError, NowcastError, one_line
 from nowcast.fileio import atomic_output
@@ -64,6 +64,8 @@ class IssueResult:
     outputs: list[str] = field(default_factory=list)
     seconds: float = 0.0
     pid: int = 0
+    # implausible input values masked (nowcast.archive.qc) by frame and region
+    masked: dict = field(default_factory=dict)
 
 
 @functools.lru_cache(maxsize=4)
@@ -153,5 +155,6 @@ def run_issue_time(task: IssueTask) -> IssueResult:
         ]
     except Exception as exc:  # one issue time's failure is reported, never raised
         result.error = one_line(exc)
+    result.masked = qc.masked()
     result.seconds = time.perf_counter() - start
     return result

@@ -263,7 +263,8 @@ def _accumulation_file(path, units, *, bounds=True, minutes_attr=None):
     return da
 
 
-def test_accumulation_with_time_bounds_becomes_rate(tmp_path):
+def test_accumulation_with_time_bounds_becomes_rate(tmp_path, monkeypatch):
+    monkeypatch.setenv("NOWCAST_MAX_RAIN", "inf")  # synthetic amounts as rates exceed 500 mm/h
     da = _accumulation_file(tmp_path / "acc.nc", "kg m-2")
     out = open_archive(tmp_path / "acc.nc")
     np.testing.assert_allclose(out.values, da.values * 12, rtol=1e-6)  # 5 min -> x12
@@ -272,7 +273,8 @@ def test_accumulation_with_time_bounds_becomes_rate(tmp_path):
     assert out.attrs["cell_methods"] == "time: mean (interval: 5 minutes)"
 
 
-def test_accumulation_minutes_attr_and_flux_units(tmp_path):
+def test_accumulation_minutes_attr_and_flux_units(tmp_path, monkeypatch):
+    monkeypatch.setenv("NOWCAST_MAX_RAIN", "inf")  # synthetic amounts as rates exceed 500 mm/h
     da = _accumulation_file(tmp_path / "acc.nc", "mm", bounds=False, minutes_attr=15.0)
     np.testing.assert_allclose(open_archive(tmp_path / "acc.nc").values, da.values * 4, rtol=1e-6)
     da = _accumulation_file(tmp_path / "flux.nc", "kg m-2 s-1", bounds=False)

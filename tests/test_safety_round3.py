@@ -33,7 +33,7 @@ from nowcast.fileio import atomic_output, check_output
 def mch(tmp_path, shared_data) -> Path:
     """A copy of the real MeteoSwiss event in tmp_path/in/."""
     folder = tmp_path / "in"
-    folder.mkdir()
+    folder.mkdir(exist_ok=True)
     target = folder / "mch-2016-07-11.nc"
     shutil.copyfile(shared_data / "radar" / "mch-2016-07-11.nc", target)
     return target
@@ -165,6 +165,7 @@ def test_exclusive_placement_one_winner_among_threads(tmp_path):
 
 
 @pytest.mark.slow  # two real processes
+@pytest.mark.slow  # two real processes
 @pytest.mark.parametrize("name", ["fc.nc", "fc.zarr"])
 def test_two_predicts_started_together_one_wins(tmp_path, mch, name):
     out = tmp_path / name
@@ -195,6 +196,7 @@ def test_two_predicts_started_together_one_wins(tmp_path, mch, name):
     assert md5s(mch.parent) == before and not leftovers(tmp_path)
 
 
+@pytest.mark.slow  # two real processes
 def test_two_converts_started_together_one_wins(tmp_path, shared_data):
     out = tmp_path / "bom.zarr"
     sources = [
@@ -459,3 +461,119 @@ def test_holding_out_one_of_two_same_named_events(tmp_path, twin_events):
     cfg = load_config(_prepare_config(tmp_path, [a, b], *split, "      - ev"))
     with pytest.raises(ConfigError, match="'ev' names 2 events .*: give the event's path"):
         plan_windows(cfg)
+
+
+# ------------------------------------------------------------ input quality control (clutter)
+
+
+@pytest.fixture
+def clutter(tmp_path, shared_data) -> Path:
+    """The MeteoSwiss event with radar clutter (2 x 3 pixels of 1e6 mm/h in every frame) and
+    one negative value."""
+    import xarray as xr
+
+    with xr.open_dataset(shared_data / "radar" / "mch-2016-07-11.nc") as ds:
+        ds = ds.load()
+    values = ds.precipitation_rate.values
+    values[:, 300:302, 400:403] = 1e6
+    values[-1, 10, 10] = -3.0
+    ds.precipitation_rate.values[:] = values
+    (tmp_path / "in").mkdir(exist_ok=True)
+    path = tmp_path / "in" / "clutter.nc"
+    ds.to_netcdf(path)
+    return path
+
+
+QC_WARNING = (
+    "input value(s) above the plausible maximum of 500 mm/h (radar clutter?) were masked as missing"
+)
+
+
+@pytest.mark.parametrize(
+    "method, frames",
+    [
+        (["--method", "persistence"], 2),
+        (["--method", "extrapolation"], 3),
+        (["--method", "sprog"], 3),
+        (["--model", "radar-5min-deterministic"], 4),
+    ],
+)
+def test_clutter_is_masked_for_every_method_with_one_warning(tmp_path, clutter, method, frames):
+    import xarray as xr
+
+    out = tmp_path / "fc.nc"
+    res = predict(clutter, out, *method, "--issue-time", ISSUE, "--leads", "2")
+    assert res.exit_code == 0, res.output
+    lines = res.output.strip().splitlines()
+    assert lines[0] == f"wrote {out}" and len(lines) == 2, res.output
+    assert (
+        lines[1]
+        == f"Warning: {6 * frames} {QC_WARNING}; set it with nowcast --max-rain or NOWCAST_MAX_RAIN"
+    )
+    with xr.open_dataset(out) as ds:
+        assert float(ds.precipitation_rate.max()) < 500
+
+
+def test_the_plausible_maximum_is_configurable(tmp_path, clutter, monkeypatch):
+    import xarray as xr
+
+    out = tmp_path / "fc.nc"
+    res = cli(
+        "--max-rain",
+        "2e6",
+        "predict",
+        "-i",
+        clutter,
+        "-o",
+        out,
+        "--method",
+        "persistence",
+        "--issue-time",
+        ISSUE,
+        "--leads",
+        "1",
+    )
+    assert res.exit_code == 0 and res.output.strip() == f"wrote {out}", res.output
+    with xr.open_dataset(out) as ds:
+        assert float(ds.precipitation_rate.max()) == 1e6
+    monkeypatch.setenv("NOWCAST_MAX_RAIN", "50")
+    res = predict(clutter, tmp_path / "f50.nc", "--method", "persistence", "--issue-time", ISSUE)
+    assert res.exit_code == 0 and "maximum of 50 mm/h" in res.output, res.output
+    monkeypatch.setenv("NOWCAST_MAX_RAIN", "lots")
+    res = predict(clutter, tmp_path / "bad.nc", "--method", "persistence", "--issue-time", ISSUE)
+    one_line_error(res, "NOWCAST_MAX_RAIN='lots': the plausible maximum rain rate must be")
+    res = cli("--max-rain", "-1", "info", clutter)
+    assert res.exit_code == 2 and "--max-rain" in res.output
+
+
+def test_info_reports_implausible_and_negative_values(clutter):
+    res = cli("info", clutter)
+    assert res.exit_code == 0, res.output
+    assert (
+        "implausible:  240 above 500 mm/h (masked as missing), 1 negative (set to 0)" in res.output
+    )
+    assert "Warning" not in res.output  # said once, in the description
+
+
+def test_evaluate_masks_clutter_in_the_truth(tmp_path, clutter, mch):
+    fc = tmp_path / "fc.nc"
+    assert (
+        predict(mch, fc, "--method", "persistence", "--issue-time", ISSUE, "--leads", "2").exit_code
+        == 0
+    )
+    res = cli("evaluate", "-f", fc, "--truth", clutter, "-o", tmp_path / "report")
+    assert res.exit_code == 0, res.output
+    assert f"Warning: 12 {QC_WARNING}" in res.output  # the two truth frames
+
+
+@pytest.mark.slow  # a LocalCluster batch
+def test_batch_reports_clutter_once(tmp_path, clutter):
+    config = tmp_path / "batch.yaml"
+    config.write_text(
+        f"inputs: [{clutter}]\noutput: {tmp_path / 'out'}\nmethods: [persistence]\n"
+        "start: 2016-07-11T21:30\nend: 2016-07-11T21:40\nn_leads: 1\nrender:\n  enabled: false\n"
+    )
+    res = cli("batch", config, "--workers", "1", "--no-progress")
+    assert res.exit_code == 0, res.output
+    # issue times 21:30 and 21:40 read frames 21:25, 21:30, 21:35, 21:40: each counted once
+    assert f"warning: 24 {QC_WARNING}" in res.output, res.output

@@ -20,7 +20,7 @@ import pandas as pd
 import xarray as xr
 from dask.base import tokenize
 
-from nowcast.archive import cf, sources
+from nowcast.archive import cf, qc, sources
 from nowcast.archive.scan import FileInfo, netcdf_lock, read_block, scan_file, scan_opened
 from nowcast.archive.sources import NETCDF_SUFFIXES
 from nowcast.archive.timeaxis import time_step
@@ -110,8 +110,11 @@ class _LazyFrames:
                 info, self.variable, int(self.frame_index[frames[i]]), j - i, ysl, xsl
             )
             block *= self.factors[frames[i:j], None, None]
-            if self.clip_min is not None:
-                np.maximum(block, self.clip_min, out=block)  # NaN stays NaN
+            if self.clip_min is not None:  # precipitation: the plausible range (archive.qc)
+                first = int(self.frame_index[frames[i]])
+                region = (_region(ysl), _region(xsl))
+                for k in range(j - i):
+                    qc.check_rain(block[k], (str(info.path), first + k, region))
             if info.flip_y:
                 block = block[:, ::-1]
             if info.flip_x:
@@ -127,6 +130,13 @@ class _LazyFrames:
             return probe[0] if scalar_t else probe
         out = np.ascontiguousarray(np.concatenate(blocks, axis=0))
         return out[0] if scalar_t else out
+
+
+def _region(index) -> tuple:
+    """A hashable form of a y or x index (a slice or integers)."""
+    if isinstance(index, slice):
+        return (index.start, index.stop, index.step)
+    return tuple(np.atleast_1d(np.asarray(index)).tolist())
 
 
 def _file_slice(key, n: int, flip: bool):
@@ -339,9 +349,20 @@ def _combine(parts, infos, frame_file, frame_index, factors, clip, chunks: int):
         data = data * dsa.from_array(
             factors[:, None, None].astype(np.float32), chunks=(data.chunks[0], 1, 1)
         )
-    if clip is not None:
-        data = dsa.maximum(data, np.float32(clip))  # NaN stays NaN
-    return data.astype(np.float32).rechunk({0: chunks})
+    data = data.astype(np.float32)
+    if clip is not None:  # precipitation: the plausible range (archive.qc), frame by frame
+        source = "+".join(str(i.path) for i in infos)
+        data = data.map_blocks(_check_rain_block, source, dtype=np.float32)
+    return data.rechunk({0: chunks})
+
+
+def _check_rain_block(block: np.ndarray, source: str, block_info=None) -> np.ndarray:
+    block = np.array(block, dtype=np.float32, copy=True)
+    loc = (block_info or {}).get(0, {}).get("array-location") or [(0, len(block)), None, None]
+    (t0, _), ys, xs = loc
+    for k in range(len(block)):
+        qc.check_rain(block[k], (source, t0 + k, tuple(ys or ()), tuple(xs or ())))
+    return block
 
 
 def _to_dask(lazy: _LazyFrames, files, variable, kind, tchunks):

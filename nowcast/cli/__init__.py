@@ -7,7 +7,9 @@ Cartopy) inside the command function, so ``nowcast --help`` stays fast. A
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sys
 import warnings
 
@@ -28,10 +30,30 @@ from nowcast.cli import (
 from nowcast.errors import NowcastError, one_line
 
 
+@contextlib.contextmanager
+def _environment_kept(name: str):
+    before = os.environ.get(name)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
+
+
 class _Group(click.Group):
     def invoke(self, ctx: click.Context):
+        with _environment_kept("NOWCAST_MAX_RAIN"):  # --max-rain sets it for this command
+            return self._invoke(ctx)
+
+    def _invoke(self, ctx: click.Context):
+        if "nowcast.archive.qc" in sys.modules:  # an earlier in-process command's counts
+            sys.modules["nowcast.archive.qc"].take_counts()
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            _report_quality_control()
+            return result
         except NowcastError as exc:
             raise click.ClickException(one_line(exc)) from None
         except KeyboardInterrupt:
@@ -50,13 +72,33 @@ class _Group(click.Group):
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="nowcast")
 @click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
-def main(verbose: bool) -> None:
+@click.option(
+    "--max-rain",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="MM_PER_H",
+    help=(
+        "Plausible maximum rain rate of the inputs: larger values (radar clutter) are masked "
+        "as missing, with one warning [500, or $NOWCAST_MAX_RAIN; inf: no maximum]."
+    ),
+)
+def main(verbose: bool, max_rain: float | None) -> None:
     """Spatio-temporal weather nowcasting: NetCDF in, forecasts, scores and maps out."""
+    if max_rain is not None:  # the environment: batch workers and other processes inherit it
+        os.environ["NOWCAST_MAX_RAIN"] = repr(max_rain)
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
     warnings.showwarning = _show_warning
+
+
+def _report_quality_control() -> None:
+    """One ``Warning:`` line when the inputs held implausible values (:mod:`nowcast.archive.qc`)."""
+    qc = sys.modules.get("nowcast.archive.qc")
+    line = qc.take_report() if qc is not None else None
+    if line:
+        click.echo(f"Warning: {line}", err=True)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

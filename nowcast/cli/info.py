@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from nowcast.cli.common import kind_option, variable_option
@@ -30,4 +32,9 @@ def command(paths: tuple[str, ...], variable: str | None, kind: str) -> None:
         return
 
     da = open_archive(list(paths), variable=variable, kind=kind, chunks="auto")
-    click.echo(format_description(describe_archive(da)))
+    text = format_description(describe_archive(da))
+    if "nowcast.archive.qc" in sys.modules and da.attrs.get("units") == "mm h-1":
+        from nowcast.archive import qc
+
+        text += f"\nimplausible:  {qc.describe_counts(*qc.take_counts())}"
+    click.echo(text)

@@ -52,6 +52,95 @@ def interpolate_times(frames: np.ndarray, times: np.ndarray, at: np.ndarray) -> 
     return out
 
 
+class LagrangianFrame:
+    """The Lagrangian frame of one issue time: its flow, the displacements of the leads and
+    the valid area (pixels finite in the last frame)."""
+
+    def __init__(self, frames: np.ndarray, *, flow: FlowOptions, units: str | None, n_steps: int):
+        self.velocity = flow.velocity(frames, units)
+        self.invalid = ~np.isfinite(frames[-1])
+        # one trajectory computation for the past and the leads (both move forward)
+        self.kw = {
+            "outval": flow.outval,
+            "interp_order": flow.interp_order,
+            "moved": displacements(self.velocity, n_steps),
+        }
+
+    def align(self, frames: np.ndarray) -> np.ndarray:
+        """Past frames moved forward to the issue time (:func:`nowcast.motion.align_past`)."""
+        return align_past(frames, self.velocity, **self.kw)
+
+    def advect(self, fields: np.ndarray) -> np.ndarray:
+        """``(n, y, x)`` fields of the leads 1 .. n moved forward along the flow, float32;
+        NaN where the last frame was (what moves out of the no-data area is unknown)."""
+        values = np.array(fields, dtype=np.float64)
+        values[:, self.invalid] = np.nan
+        return advect_each(values, self.velocity, **self.kw).astype(np.float32)
+
+
+def network_leads(
+    network: Callable[[np.ndarray], np.ndarray],
+    x: np.ndarray,
+    *,
+    t_in: int,
+    ratio: float,
+    n_leads: int,
+    feedback: int = 0,
+) -> np.ndarray:
+    """The network's values at leads ``1 .. n_leads`` (archive steps), ``(n_leads, y, x, K)``.
+
+    ``x``: ``(1, t_in, y, x, 1)`` inputs at model steps ending at the issue time. The network
+    is rolled (channel ``feedback`` of its last ``t_in`` outputs becomes the input) while more
+    leads are needed; lead ``j`` is interpolated in time between its outputs (the last input
+    at lead 0).
+    """
+    horizon = n_leads * ratio
+    outputs = None
+    produced = 0
+    while produced < horizon - 1e-9:
+        y = np.asarray(network(x), dtype=np.float32)
+        if outputs is None:  # lead 0: the last frame, in every channel
+            outputs = [np.repeat(x[0, -1:], y.shape[-1], axis=-1)]
+        outputs.append(y[0])
+        produced += y.shape[1]
+        x = np.concatenate([x, y[..., feedback : feedback + 1]], axis=1)[:, -t_in:]
+    stack = np.concatenate(outputs)  # model leads 0 .. produced, (n, y, x, K)
+    return interpolate_times(
+        stack, np.arange(len(stack), dtype=float), ratio * np.arange(1, n_leads + 1)
+    )
+
+
+def lagrangian_inputs(
+    frames: np.ndarray,
+    *,
+    encode: Callable[[np.ndarray], np.ndarray],
+    fill_value: float,
+    flow: FlowOptions,
+    units: str | None,
+    t_in: int,
+    ratio: float,
+    n_leads: int,
+) -> tuple[np.ndarray, np.ndarray, LagrangianFrame] | None:
+    """Encoded network inputs ``(1, t_in, y, x, 1)`` in the Lagrangian frame of ``frames``
+    (physical, oldest first, step ``ratio`` model steps), the encoded aligned inputs
+    ``(span + 1, y, x)`` (NaN kept) and the frame; None when the last frame is all NaN."""
+    frames = np.asarray(frames, dtype=np.float64)
+    need = input_frames(t_in, flow.frames, ratio)
+    if len(frames) < need:
+        raise NowcastError(f"the Lagrangian model needs {need} input frames, got {len(frames)}")
+    if not np.isfinite(frames[-1]).any():
+        return None
+    span = int(math.ceil((t_in - 1) / ratio - 1e-9))
+    frame = LagrangianFrame(frames, flow=flow, units=units, n_steps=max(span, n_leads))
+    aligned = encode(frame.align(frames[len(frames) - span - 1 :]))
+    # model times (in model steps, 0 = issue time) and the aligned inputs' times
+    inputs = interpolate_times(
+        aligned, -ratio * np.arange(span, -1, -1.0), -np.arange(t_in - 1, -1, -1.0)
+    )
+    x = np.where(np.isfinite(inputs), inputs, fill_value).astype(np.float32)[None, ..., None]
+    return x, aligned, frame
+
+
 def lagrangian_forecast(
     network: Callable[[np.ndarray], np.ndarray],
     frames: np.ndarray,
@@ -71,37 +160,18 @@ def lagrangian_forecast(
     ``network``: ``(1, t_in, y, x, 1)`` encoded inputs -> ``(1, t_out, y, x, 1)``;
     ``encode``/``decode``: physical <-> the network's values (NaN kept by ``encode``).
     """
-    frames = np.asarray(frames, dtype=np.float64)
-    need = input_frames(t_in, flow.frames, ratio)
-    if len(frames) < need:
-        raise NowcastError(f"the Lagrangian model needs {need} input frames, got {len(frames)}")
-    last = frames[-1]
-    invalid = ~np.isfinite(last)
-    if invalid.all():
-        return np.full((n_leads,) + last.shape, np.nan, dtype=np.float32)
-    velocity = flow.velocity(frames, units)
-    kw = {"outval": flow.outval, "interp_order": flow.interp_order}
-    span = int(math.ceil((t_in - 1) / ratio - 1e-9))
-    # one trajectory computation for the past and the leads (both move forward)
-    kw["moved"] = displacements(velocity, max(span, n_leads))
-    aligned = encode(align_past(frames[len(frames) - span - 1 :], velocity, **kw))
-    # model times (in model steps, 0 = issue time) and the aligned inputs' times
-    inputs = interpolate_times(
-        aligned, -ratio * np.arange(span, -1, -1.0), -np.arange(t_in - 1, -1, -1.0)
+    prepared = lagrangian_inputs(
+        frames,
+        encode=encode,
+        fill_value=fill_value,
+        flow=flow,
+        units=units,
+        t_in=t_in,
+        ratio=ratio,
+        n_leads=n_leads,
     )
-    x = np.where(np.isfinite(inputs), inputs, fill_value).astype(np.float32)[None, ..., None]
-    horizon = n_leads * ratio
-    outputs = [x[0, -1:, ..., 0]]  # lead 0: the last frame
-    produced = 0
-    while produced < horizon - 1e-9:
-        y = np.asarray(network(x), dtype=np.float32)
-        outputs.append(y[0, ..., 0])
-        produced += y.shape[1]
-        x = np.concatenate([x, y], axis=1)[:, -t_in:]
-    stack = np.concatenate(outputs)  # model leads 0 .. produced
-    leads = interpolate_times(
-        stack, np.arange(len(stack), dtype=float), ratio * np.arange(1, n_leads + 1)
-    )
-    values = np.asarray(decode(leads), dtype=np.float64)
-    values[:, invalid] = np.nan  # what moves out of the no-data area is unknown
-    return advect_each(values, velocity, **kw).astype(np.float32)
+    if prepared is None:
+        return np.full((n_leads,) + np.shape(frames)[1:], np.nan, dtype=np.float32)
+    x, _, frame = prepared
+    leads = network_leads(network, x, t_in=t_in, ratio=ratio, n_leads=n_leads)
+    return frame.advect(np.asarray(decode(leads[..., 0]), dtype=np.float64))

@@ -18,16 +18,15 @@ Run from the repository root::
 
 from __future__ import annotations
 
-import argparse
 import os
-import shlex
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_INPUT = ROOT.parent / "shared" / "data" / "radar" / "mch-2016-07-11.nc"
+from harness import SHARED, command, parser, table
+
+DEFAULT_INPUT = SHARED / "radar" / "mch-2016-07-11.nc"
 
 
 def _warm(sources, stamps, method, n_leads):
@@ -85,20 +84,18 @@ def run_one(n_workers: int, args, outdir: Path) -> dict:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
+    ap = parser(__doc__)
+    ap.add_argument(
         "--input", type=Path, default=DEFAULT_INPUT, help="archive (file, folder or glob)"
     )
-    parser.add_argument(
-        "--method", default="extrapolation", choices=("extrapolation", "persistence")
-    )
-    parser.add_argument("--leads", type=int, default=12)
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument(
+    ap.add_argument("--method", default="extrapolation", choices=("extrapolation", "persistence"))
+    ap.add_argument("--leads", type=int, default=12)
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument(
         "--render", action="store_true", help="also render maps of leads 1 and the last"
     )
-    parser.add_argument("--map-data", type=Path, default=ROOT.parent / "shared" / "data" / "maps")
-    args = parser.parse_args(argv)
+    ap.add_argument("--map-data", type=Path, default=SHARED / "maps")
+    args = ap.parse_args(argv)
     if not Path(args.input).exists():
         raise SystemExit(f"input not found: {args.input}")
     os.environ.setdefault("MPLBACKEND", "Agg")
@@ -120,19 +117,25 @@ def main(argv=None) -> None:
         f"\nBatch throughput on {Path(args.input).name} ({what}); {os.cpu_count()} CPUs, load "
         f"average {load[0]:.1f} at start\n"
     )
-    print(
-        "| workers | issue times | seconds | issue times / s | ratio | s per task (on its worker) "
-        "| cluster start s | warm-up s |"
-    )
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for r in rows:
-        print(
-            f"| {r['workers']} | {r['issue_times']} | {r['seconds']:.1f} | {r['rate']:.2f} | "
-            f"{r['rate'] / base:.2f} "
-            f"| {r['task']:.2f} | {r['start']:.1f} | {r['warm']:.1f} |"
-        )
-    used = sys.argv[1:] if argv is None else argv
-    print(f"\nCommand: python benchmarks/bench_batch.py {shlex.join(used)}".rstrip())
+    header = [
+        "workers", "issue times", "seconds", "issue times / s", "ratio",
+        "s per task (on its worker)", "cluster start s", "warm-up s",
+    ]  # fmt: skip
+    lines = [
+        [
+            r["workers"],
+            r["issue_times"],
+            f"{r['seconds']:.1f}",
+            f"{r['rate']:.2f}",
+            f"{r['rate'] / base:.2f}",
+            f"{r['task']:.2f}",
+            f"{r['start']:.1f}",
+            f"{r['warm']:.1f}",
+        ]
+        for r in rows
+    ]
+    print(table(header, lines, "rrrrrrrr"))
+    print(f"\nCommand: {command('bench_batch.py', argv)}")
 
 
 if __name__ == "__main__":

@@ -34,27 +34,13 @@ Run from the repository root::
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import resource
-import subprocess
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "radar"
-EVENTS = [
-    "knmi-2010-08-26.nc",
-    "mch-2015-05-15.nc",
-    "mch-2016-07-11.nc",
-    "fmi-2016-09-28.nc",
-    "fmi-2017-05-09.nc",
-    "rmi-2021-07-04.nc",
-]
-VARIABLE = "precipitation_rate"
-T_IN, T_OUT, PATCH, BATCH = 6, 12, 128, 16
+from harness import ROOT, WorkerFailed, command, measure, parser, run_fresh, table
+from loader_windows import BATCH, DATA, EVENTS, PATCH, T_IN, T_OUT, VARIABLE, xbatcher_batches
+
 #: loader -> (library, reader, options)
 LOADERS = {
     "nowcast": ("nowcast", "archive", {}),
@@ -63,10 +49,6 @@ LOADERS = {
     "xbatcher": ("xbatcher", "archive", {}),
     "xbatcher-xarray": ("xbatcher", "xarray", {}),
 }
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
 def _open(reader: str, *, dask: bool):
@@ -81,18 +63,6 @@ def _open(reader: str, *, dask: bool):
     return [
         xr.open_dataset(DATA / e, chunks={"time": 1} if dask else None)[VARIABLE] for e in EVENTS
     ]
-
-
-def _measure(next_batch, seconds: float) -> tuple[int, float]:
-    """Call ``next_batch`` until ``seconds`` have passed; (batches, elapsed seconds)."""
-    start = time.perf_counter()
-    n = 0
-    while True:
-        next_batch()
-        n += 1
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds:
-            return n, elapsed
 
 
 def run_nowcast(seconds: float, reader: str, cache_mb: int | None = None, fit: bool = True) -> dict:
@@ -129,7 +99,7 @@ def run_nowcast(seconds: float, reader: str, cache_mb: int | None = None, fit: b
         state["i"] += 1
         state["n"] += 1
 
-    n, elapsed = _measure(next_batch, seconds)
+    n, elapsed = measure(next_batch, seconds)
     warm = None
     if state["cold"] is not None:
         t_cold, n_cold = state["cold"]
@@ -147,54 +117,13 @@ def run_nowcast(seconds: float, reader: str, cache_mb: int | None = None, fit: b
     }
 
 
-def xbatcher_batches(arrays, encode=None):
-    """``(next_batch, windows)``: ``next_batch()`` stacks the next ``BATCH`` xbatcher windows
-    (``T_IN + T_OUT`` frames of ``PATCH x PATCH``, stride one frame) of each array in turn
-    and returns their number; ``windows``: the windows of one pass over all arrays.
-    ``encode``: called on each batch's list of windows (e.g. to make training batches)."""
-    import numpy as np
-    import xbatcher
-
-    gens = [
-        xbatcher.BatchGenerator(
-            da,
-            input_dims={"time": T_IN + T_OUT, "y": PATCH, "x": PATCH},
-            input_overlap={"time": T_IN + T_OUT - 1},
-        )
-        for da in arrays
-    ]
-    iters = [iter(g) for g in gens]
-    state = {"k": 0}
-
-    def window(e):
-        try:
-            return next(iters[e])
-        except StopIteration:
-            iters[e] = iter(gens[e])
-            return next(iters[e])
-
-    def next_batch() -> int:
-        e = state["k"] % len(gens)
-        state["k"] += 1
-        windows = [np.asarray(window(e).values) for _ in range(BATCH)]
-        if encode is not None:
-            x, y, mask = encode(windows)
-            assert x.shape == (BATCH, T_IN, PATCH, PATCH, 1) and mask.shape == y.shape
-            return BATCH
-        batch = np.stack(windows)
-        assert batch.shape == (BATCH, T_IN + T_OUT, PATCH, PATCH)
-        return BATCH
-
-    return next_batch, sum(len(g) for g in gens)
-
-
 def run_xbatcher(seconds: float, reader: str) -> dict:
     t0 = time.perf_counter()
     arrays = _open(reader, dask=False)
     next_batch, windows = xbatcher_batches(arrays)
     setup = time.perf_counter() - t0
 
-    n, elapsed = _measure(next_batch, seconds)
+    n, elapsed = measure(lambda: next_batch() and 1, seconds)  # batches
     return {
         "setup_s": setup,
         "batches": n,
@@ -205,79 +134,72 @@ def run_xbatcher(seconds: float, reader: str) -> dict:
     }
 
 
-def worker(loader: str, seconds: float) -> None:
+def worker(loader: str, seconds: float) -> dict:
+    """One loader's measurement (run in its own process by :func:`harness.run_fresh`)."""
     library, reader, options = LOADERS[loader]
     out = (
         run_nowcast(seconds, reader, **options)
         if library == "nowcast"
         else run_xbatcher(seconds, reader)
     )
-    out.update(
-        loader=loader,
-        reader=reader,
-        batches_per_s=out["batches"] / out["seconds"],
-        peak_rss_mb=_peak_rss_mb(),
-    )
-    print("RESULT " + json.dumps(out), flush=True)
+    out.update(loader=loader, reader=reader, batches_per_s=out["batches"] / out["seconds"])
+    return out
 
 
-def table(results: list[dict]) -> str:
+def results_table(results: list[dict]) -> str:
     base = {r["reader"]: r["batches_per_s"] for r in results if r["loader"].startswith("xbatcher")}
 
     def ratio(value, reader):
         return f"{value / base[reader]:.1f}x" if value and reader in base else "-"
 
-    lines = [
-        "| loader | reader | setup s | batches | batches/s | ratio | warm batches/s | warm ratio "
-        "| peak RSS MB | windows/epoch | frame cache |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
-    ]
+    header = [
+        "loader", "reader", "setup s", "batches", "batches/s", "ratio", "warm batches/s",
+        "warm ratio", "peak RSS MB", "windows/epoch", "frame cache",
+    ]  # fmt: skip
+    rows = []
     for r in results:
         warm = r["warm_batches_per_s"]
-        lines.append(
-            f"| {r['loader']} | {r['reader']} | {r['setup_s']:.1f} | {r['batches']} | "
-            f"{r['batches_per_s']:.2f} | "
-            f"{ratio(r['batches_per_s'], r['reader'])} | {f'{warm:.2f}' if warm else '-'} | "
-            f"{ratio(warm, r['reader'])} | "
-            f"{r['peak_rss_mb']:.0f} | {r['windows_per_epoch']} | {r['cache']} |"
+        rows.append(
+            [
+                r["loader"],
+                r["reader"],
+                f"{r['setup_s']:.1f}",
+                r["batches"],
+                f"{r['batches_per_s']:.2f}",
+                ratio(r["batches_per_s"], r["reader"]),
+                f"{warm:.2f}" if warm else "-",
+                ratio(warm, r["reader"]),
+                f"{r['peak_rss_mb']:.0f}",
+                r["windows_per_epoch"],
+                r["cache"],
+            ]
         )
-    return "\n".join(lines)
+    return table(header, rows, "llrrrrrrrrl")
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
+    ap = parser(__doc__)
+    ap.add_argument(
         "--seconds", type=float, default=30.0, help="time budget per loader (default 30)"
     )
-    parser.add_argument(
+    ap.add_argument(
         "--nocache-seconds",
         type=float,
         default=20.0,
         help="budget for nowcast-nocache (default 20)",
     )
-    parser.add_argument("--loaders", nargs="+", choices=list(LOADERS), default=list(LOADERS))
-    parser.add_argument("--worker", choices=list(LOADERS), help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.worker:
-        worker(args.worker, args.seconds)
-        return
+    ap.add_argument("--loaders", nargs="+", choices=list(LOADERS), default=list(LOADERS))
+    args = ap.parse_args(argv)
     if not DATA.is_dir():
         sys.exit(f"real data not found at {DATA}")
     results = []
-    env = dict(os.environ, KERAS_BACKEND=os.environ.get("KERAS_BACKEND", "torch"))
+    env = {"KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "torch")}
     for loader in args.loaders:
         seconds = args.nocache_seconds if loader == "nowcast-nocache" else args.seconds
-        proc = subprocess.run(
-            [sys.executable, __file__, "--worker", loader, "--seconds", str(seconds)],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=ROOT,
-        )
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-        if proc.returncode or not lines:
-            sys.exit(f"{loader} failed:\n{proc.stderr[-3000:]}")
-        results.append(json.loads(lines[-1][len("RESULT ") :]))
+        try:
+            results.append(run_fresh(worker, loader, seconds, env=env, cwd=ROOT))
+        except WorkerFailed as exc:
+            sys.exit(f"{loader} failed:\n{exc.stderr[-3000:]}")
         print(
             f"{loader}: {results[-1]['batches_per_s']:.2f} batches/s", file=sys.stderr, flush=True
         )
@@ -289,11 +211,8 @@ def main(argv=None) -> None:
         "on the same reader; batches/s from a cold start over the time budget, warm = after "
         "nowcast's first epoch.\n"
     )
-    print(table(results))
-    cmd = " ".join(
-        ["python", "benchmarks/bench_loader.py", *(argv if argv is not None else sys.argv[1:])]
-    )
-    print(f"\nCommand: `{cmd}`")
+    print(results_table(results))
+    print(f"\nCommand: `{command('bench_loader.py', argv)}`")
 
 
 if __name__ == "__main__":

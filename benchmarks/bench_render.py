@@ -12,9 +12,7 @@ single-worker run is in-process after one warm-up map. Prints a Markdown table.
 
 from __future__ import annotations
 
-import argparse
 import os
-import shlex
 import sys
 import tempfile
 import time
@@ -22,9 +20,9 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from harness import SHARED as DATA
+from harness import command, parser, table
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
 EVENTS = {
     "mch": "radar/mch-2016-07-11.nc",
     "knmi": "radar/knmi-2010-08-26.nc",
@@ -34,7 +32,7 @@ EVENTS = {
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__)
     ap.add_argument("--dataset", choices=sorted(EVENTS), default="mch")
     ap.add_argument("--issues", type=int, default=2, help="issue times (one forecast file each)")
     ap.add_argument("--leads", type=int, default=12)
@@ -47,10 +45,11 @@ def main(argv=None) -> int:
 
     from nowcast import products
     from nowcast.archive.reader import open_archive
-    from nowcast.render import render_many
+    from nowcast.render import RenderOptions, render_many
     from nowcast.render.maps import render_forecast
 
     archive = open_archive(str(DATA / EVENTS[args.dataset]))
+    options = RenderOptions(map_data=args.map_data, dpi=args.dpi)
     step = archive["time"].values[1] - archive["time"].values[0]
     tmp = Path(tempfile.mkdtemp(prefix="bench_render_"))
     files = []
@@ -65,34 +64,29 @@ def main(argv=None) -> int:
         )
         files.append(products.write_forecast(fc, tmp / f"fc{k}.nc", method="persistence"))
         if k == 0:  # warm-up: imports, coastline reading (so 1 worker is timed warm)
-            render_forecast(
-                fc, outdir=tmp / "warm", leads=[1], map_data=args.map_data, dpi=args.dpi
-            )
+            render_forecast(fc, outdir=tmp / "warm", options=options.replace(leads=(1,)))
     truth = archive if args.truth else None
     n_maps = args.issues * args.leads
     rows = []
     for workers in (int(w) for w in args.workers.split(",")):
         out = tmp / f"out{workers}"
         t0 = time.perf_counter()
-        paths = render_many(
-            files, outdir=out, workers=workers, truth=truth, map_data=args.map_data, dpi=args.dpi
-        )
+        paths = render_many(files, outdir=out, workers=workers, truth=truth, options=options)
         dt = time.perf_counter() - t0
         assert len(paths) == n_maps
         rows.append((workers, n_maps, dt, n_maps / dt))
-    cmd = "python " + " ".join(
-        shlex.quote(a)
-        for a in [os.path.relpath(__file__, ROOT), *(argv if argv is not None else sys.argv[1:])]
-    )
+    cmd = command("bench_render.py", argv)
     panels = "3 panels (truth)" if args.truth else "1 panel"
     print(
         f"\n`{cmd}`  \n{args.dataset} grid {archive.sizes['y']}x{archive.sizes['x']}, {panels}, "
         f"dpi {args.dpi}, {os.cpu_count()} CPUs\n"
     )
-    print("| workers | maps | seconds | maps/s | speed-up |")
-    print("| ---: | ---: | ---: | ---: | ---: |")
-    for workers, n, dt, rate in rows:
-        print(f"| {workers} | {n} | {dt:.1f} | {rate:.2f} | {rate / rows[0][3]:.2f}x |")
+    header = ["workers", "maps", "seconds", "maps/s", "speed-up"]
+    lines = [
+        [workers, n, f"{dt:.1f}", f"{rate:.2f}", f"{rate / rows[0][3]:.2f}x"]
+        for workers, n, dt, rate in rows
+    ]
+    print(table(header, lines, "rrrrr"))
     return 0
 
 

@@ -42,27 +42,23 @@ Run from the repository root::
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from bench_loader import (  # the same events and windows
-    BATCH,
-    DATA,
-    EVENTS,
-    PATCH,
-    T_IN,
-    T_OUT,
-    xbatcher_batches,
+from harness import (
+    ROOT,
+    WorkerFailed,
+    command,
+    measure,
+    median_range,
+    parser,
+    range_text,
+    run_fresh,
+    table,
 )
-
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
+from loader_windows import BATCH, DATA, EVENTS, PATCH, T_IN, T_OUT, xbatcher_batches
 
 #: loader -> (kind, options, largest size it runs at or None)
 LOADERS = {
@@ -99,10 +95,6 @@ DEFAULT = [
     "xbatcher-store-enc",
     "xbatcher-nc",
 ]
-
-
-def _rss_mb(who=resource.RUSAGE_SELF) -> float:
-    return resource.getrusage(who).ru_maxrss / 1024.0  # KiB on Linux
 
 
 def _archives(size: int):
@@ -177,13 +169,8 @@ def _evict(stores) -> None:
 def _measure(next_batch, seconds: float) -> tuple[float, float]:
     """Batches (in full batches of samples: a pass over the windows may end with a smaller
     one) and seconds; the first batch (buffer filling, worker start-up) is not timed."""
-    next_batch()
-    start, n = time.perf_counter(), 0
-    while True:
-        n += next_batch()
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds:
-            return n / BATCH, elapsed
+    samples, elapsed = measure(next_batch, seconds, warmup=1)
+    return samples / BATCH, elapsed
 
 
 def run_nowcast(loader: str, size: int, seconds: float, cache: Path, cold: bool, codec: str):
@@ -279,24 +266,19 @@ def run_xbatcher(loader: str, size: int, seconds: float, cache: Path, cold: bool
     }
 
 
-def worker(loader: str, size: int, seconds: float, cache: Path, cold: bool, codec: str) -> None:
+def worker(loader: str, size: int, seconds: float, cache: str, cold: bool, codec: str) -> dict:
+    """One loader at one size (run in its own process by :func:`harness.run_fresh`)."""
+    cache = Path(cache)
     run = run_xbatcher if LOADERS[loader][0] == "xbatcher" else run_nowcast
     folder = cache / (f"x{size}" if codec == "zstd" else f"x{size}-{codec}")
     out = run(loader, size, seconds, folder, cold, codec)
-    out.update(
-        loader=loader,
-        size=size,
-        batches_per_s=out["batches"] / out["seconds"],
-        peak_rss_mb=_rss_mb(),
-        worker_rss_mb=_rss_mb(resource.RUSAGE_CHILDREN) or None,
-    )
-    print("RESULT " + json.dumps(out), flush=True)
+    out.update(loader=loader, size=size, batches_per_s=out["batches"] / out["seconds"])
+    return out
 
 
 def train_step(threads: int) -> dict:
-    """samples/s of a training step of the radar model (configs/radar-5min.yaml's network)."""
-    sys.path.insert(0, str(HERE))
-    import bench_train_step
+    """samples/s of a training step of the radar model (configs/radar-5min.yaml's network),
+    measured by ``bench_train_step.py``'s worker in its own process."""
     import yaml
 
     model = yaml.safe_load((ROOT / "configs" / "radar-5min.yaml").read_text())["model"]
@@ -313,9 +295,14 @@ def train_step(threads: int) -> dict:
         "--infer-size=0",
         f"--threads={threads}",
     ]
-    result = bench_train_step._run_combination("torch", model["cell"], argv, 1200)
-    if "error" in result:
-        sys.exit(f"training step failed: {result['error']}")
+    env = {"KERAS_BACKEND": "torch", "PYTHONWARNINGS": "ignore"}
+    env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    try:
+        result = run_fresh(
+            "bench_train_step.py:worker", argv, "torch", model["cell"], env=env, timeout=1200
+        )
+    except WorkerFailed as exc:
+        sys.exit(f"training step failed: {exc.last_line()[:200]}")
     result["samples_per_s"] = 4 / (result["step_ms_median"] / 1000)
     result["filters"] = model["filters"]
     return result
@@ -325,8 +312,6 @@ def _paired(results: list[dict]) -> list[dict]:
     """One row per size and loader: the median over repetitions of batches/s and of the
     ratio to ``xbatcher-store`` of the same size and repetition (their ranges too), the
     largest peak RSS, the first run's setup (it builds what is missing)."""
-    import statistics
-
     ref = {}
     for r in results:
         if r["loader"] == "xbatcher-store":
@@ -337,83 +322,71 @@ def _paired(results: list[dict]) -> list[dict]:
         row["bps"].append(r["batches_per_s"])
         if (r["size"], r["rep"]) in ref:
             row["vs"].append(r["batches_per_s"] / ref[(r["size"], r["rep"])])
-        for key in ("peak_rss_mb", "worker_rss_mb"):
+        for key in ("peak_rss_mb", "children_rss_mb"):
             row[key] = max(row.get(key) or 0, r.get(key) or 0) or None
     for row in rows.values():
-        row["batches_per_s"] = statistics.median(row["bps"])
-        row["ratio"] = statistics.median(row["vs"]) if row["vs"] else None
+        row["batches_per_s"] = median_range(row["bps"])[0]
+        row["ratio"] = median_range(row["vs"])[0] if row["vs"] else None
     return list(rows.values())
 
 
-def _spread(values: list[float], fmt: str) -> str:
-    return "" if len(values) < 2 else f" ({fmt.format(min(values))}-{fmt.format(max(values))})"
-
-
-def table(results: list[dict], train: dict | None) -> str:
-    lines = [
-        "| data | loader | batches/s | samples/s | vs xbatcher-store |"
-        + (" vs training step |" if train else "")
-        + " peak RSS MB (main / worker) | store MB | setup s | cache |",
-        "| ---: | --- | ---: | ---: | ---: |"
-        + (" ---: |" if train else "")
-        + " ---: | ---: | ---: | --- |",
-    ]
+def results_table(results: list[dict], train: dict | None) -> str:
+    header = ["data", "loader", "batches/s", "samples/s", "vs xbatcher-store"]
+    header += ["vs training step"] if train else []
+    header += ["peak RSS MB (main / worker)", "store MB", "setup s", "cache"]
+    rows = []
     for r in _paired(results):
         bps = r["batches_per_s"]
-        vs = "-" if r["ratio"] is None else f"{r['ratio']:.1f}x" + _spread(r["vs"], "{:.1f}")
+        vs = "-" if r["ratio"] is None else f"{r['ratio']:.1f}x" + range_text(r["vs"], "{:.1f}")
         rss = f"{r['peak_rss_mb']:.0f}"
-        if r.get("worker_rss_mb"):
-            rss += f" / {r['worker_rss_mb']:.0f}"
+        if r.get("children_rss_mb"):
+            rss += f" / {r['children_rss_mb']:.0f}"
         store = f"{r['store_mb']:.0f}" if r.get("store_mb") else "-"
-        line = (
-            f"| {r['size']}x ({r['data_gb']:.1f} GB) | {r['loader']} | "
-            f"{bps:.2f}{_spread(r['bps'], '{:.0f}')} | {bps * BATCH:.0f} | {vs} |"
-        )
+        row = [
+            f"{r['size']}x ({r['data_gb']:.1f} GB)",
+            r["loader"],
+            f"{bps:.2f}{range_text(r['bps'], '{:.0f}')}",
+            f"{bps * BATCH:.0f}",
+            vs,
+        ]
         if train:
             times = bps * BATCH / train["samples_per_s"]
-            line += f" {times:.1f}x |" if times < 10 else f" {times:.0f}x |"
-        line += f" {rss} | {store} | {r['setup_s']:.0f} | {r['cache']} |"
-        lines.append(line)
-    return "\n".join(lines)
+            row.append(f"{times:.1f}x" if times < 10 else f"{times:.0f}x")
+        row += [rss, store, f"{r['setup_s']:.0f}", r["cache"]]
+        rows.append(row)
+    return table(header, rows, "rlrrr" + ("r" if train else "") + "rrrl")
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 16])
-    parser.add_argument("--seconds", type=float, default=20.0, help="time per loader")
-    parser.add_argument("--loaders", nargs="+", choices=list(LOADERS), default=DEFAULT)
-    parser.add_argument(
+    ap = parser(__doc__)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 16])
+    ap.add_argument("--seconds", type=float, default=20.0, help="time per loader")
+    ap.add_argument("--loaders", nargs="+", choices=list(LOADERS), default=DEFAULT)
+    ap.add_argument(
         "--cache-dir",
         type=Path,
         default=Path("/tmp/nowcast-bench-stream"),
         help="where the prepared stores are built and kept between runs",
     )
-    parser.add_argument(
+    ap.add_argument(
         "--repeat", type=int, default=1, help="runs of each loader, interleaved (medians)"
     )
-    parser.add_argument("--cold", action="store_true", help="evict the stores before each run")
-    parser.add_argument(
+    ap.add_argument("--cold", action="store_true", help="evict the stores before each run")
+    ap.add_argument(
         "--codec", choices=["zstd", "lz4"], default="zstd", help="prepared stores' compression"
     )
-    parser.add_argument("--train-step", action="store_true", help="time the radar model's step")
-    parser.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads (default 1)")
-    parser.add_argument("--worker", nargs=2, metavar=("LOADER", "SIZE"), help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.worker:
-        worker(
-            args.worker[0], int(args.worker[1]), args.seconds, args.cache_dir, args.cold, args.codec
-        )
-        return
+    ap.add_argument("--train-step", action="store_true", help="time the radar model's step")
+    ap.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads (default 1)")
+    args = ap.parse_args(argv)
     if not DATA.is_dir():
         sys.exit(f"real data not found at {DATA}")
     threads = str(args.threads)
-    env = dict(
-        os.environ,
-        KERAS_BACKEND=os.environ.get("KERAS_BACKEND", "torch"),
-        OMP_NUM_THREADS=threads,
-        MKL_NUM_THREADS=threads,
-        PYTHONWARNINGS="ignore",
-    )
+    env = {
+        "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "torch"),
+        "OMP_NUM_THREADS": threads,
+        "MKL_NUM_THREADS": threads,
+        "PYTHONWARNINGS": "ignore",
+    }
     load = [f"{v:.1f}" for v in os.getloadavg()]
     results = []
     for size, rep, loader in (
@@ -425,20 +398,16 @@ def main(argv=None) -> None:
         limit = LOADERS[loader][2]
         if limit is not None and size > limit:
             continue
-        cmd = [sys.executable, __file__, "--worker", loader, str(size)]
-        cmd += ["--seconds", str(args.seconds), "--cache-dir", str(args.cache_dir)]
-        cmd += ["--cold"] if args.cold else []
-        cmd += ["--codec", args.codec]
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-        if proc.returncode or not lines:
-            sys.exit(f"{loader} at {size}x failed:\n{proc.stderr[-3000:]}")
-        results.append(dict(json.loads(lines[-1][len("RESULT ") :]), rep=rep))
+        opts = (args.seconds, str(args.cache_dir), args.cold, args.codec)
+        try:
+            result = run_fresh(worker, loader, size, *opts, env=env, cwd=ROOT)
+        except WorkerFailed as exc:
+            sys.exit(f"{loader} at {size}x failed:\n{exc.stderr[-3000:]}")
+        results.append(dict(result, rep=rep))
         r = results[-1]
         print(f"{size}x {loader} #{rep + 1}: {r['batches_per_s']:.2f} batches/s", file=sys.stderr)
     train = None
     if args.train_step:
-        os.environ.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
         train = train_step(args.threads)
         print(f"training step: {train['samples_per_s']:.2f} samples/s", file=sys.stderr)
     load_end = [f"{v:.1f}" for v in os.getloadavg()]
@@ -456,9 +425,8 @@ def main(argv=None) -> None:
             f"{train['threads']}, batch 4, {PATCH}x{PATCH}): {train['step_ms_median']:.0f} ms "
             f"= {train['samples_per_s']:.2f} samples/s.\n"
         )
-    print(table(results, train))
-    cmd = " ".join(["python", "benchmarks/bench_stream.py", *(argv or sys.argv[1:])])
-    print(f"\nCommand: `{cmd}`")
+    print(results_table(results, train))
+    print(f"\nCommand: `{command('bench_stream.py', argv)}`")
 
 
 if __name__ == "__main__":

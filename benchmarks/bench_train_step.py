@@ -23,17 +23,13 @@ backend, the machine, and this exact command.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-import shlex
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from harness import ROOT, WorkerFailed, command, machine, parser, peak_rss_mb, run_fresh, table
 
 #: Benchmark cell name -> ModelConfig fields.
 CELLS = {
@@ -45,7 +41,7 @@ CELLS = {
 
 
 def _parse(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = parser(__doc__)
     p.add_argument(
         "--config", type=Path, help="model, t_in, t_out, batch and crop from this training config"
     )
@@ -97,7 +93,6 @@ def _parse(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--timeout", type=int, default=1200, help="seconds per combination before it is killed"
     )
-    p.add_argument("--worker", nargs=2, metavar=("BACKEND", "CELL"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     unknown = [c for c in args.cells.split(",") if c not in CELLS]
     if unknown:
@@ -140,12 +135,6 @@ def _model_config(args: argparse.Namespace, cell: str):
 # --------------------------------------------------------------------------- worker
 
 
-def _peak_rss_mb() -> float:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
-
-
 def _threads(backend: str) -> str:
     if backend == "torch":
         import torch
@@ -154,8 +143,10 @@ def _threads(backend: str) -> str:
     return f"{backend} default threads"
 
 
-def _worker(args: argparse.Namespace) -> dict:
-    backend, cell = args.worker
+def worker(argv: list[str], backend: str, cell: str) -> dict:
+    """One (backend, cell) combination (run in its own process by :func:`harness.run_fresh`,
+    with ``KERAS_BACKEND`` set)."""
+    args = _parse(argv)
     os.environ["KERAS_BACKEND"] = backend
     sys.path.insert(0, str(ROOT))
     import numpy as np
@@ -216,7 +207,7 @@ def _worker(args: argparse.Namespace) -> dict:
         "step_cpu_ms_median": statistics.median(cpu) * 1000,
         "first_loss": losses[0],
         "last_loss": losses[-1],
-        "train_peak_rss_mb": _peak_rss_mb(),
+        "train_peak_rss_mb": peak_rss_mb(),
     }
     over_budget = args.budget and time.perf_counter() - start > args.budget
     if args.infer_size and not over_budget:
@@ -230,33 +221,19 @@ def _worker(args: argparse.Namespace) -> dict:
             times.append(time.perf_counter() - t0)
         assert out.shape == (1, args.t_out, n, n, 1)
         result["infer_ms_median"] = statistics.median(times) * 1000
-    result["peak_rss_mb"] = _peak_rss_mb()
-    return result
+    return result  # run_fresh adds peak_rss_mb
 
 
 # --------------------------------------------------------------------------- parent
 
 
 def _run_combination(backend: str, cell: str, argv: list[str], timeout: int) -> dict:
-    env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONWARNINGS": "ignore"}
-    cmd = [sys.executable, str(Path(__file__).resolve()), *argv, "--worker", backend, cell]
+    env = {"KERAS_BACKEND": backend, "PYTHONWARNINGS": "ignore"}
     try:
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"backend": backend, "cell": cell, "error": f"timed out after {timeout} s"}
-    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
-    if done.returncode != 0 or not lines:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-        return {"backend": backend, "cell": cell, "error": tail[0][:200]}
-    return json.loads(lines[-1])
-
-
-def _machine() -> str:
-    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
-    return (
-        f"{platform.platform()}, {platform.processor() or platform.machine()}, {os.cpu_count()} "
-        f"CPUs, python {platform.python_version()}, load average at start {load}"
-    )
+        return run_fresh(worker, argv, backend, cell, env=env, timeout=timeout)
+    except WorkerFailed as exc:
+        error = str(exc) if exc.__cause__ is not None else exc.last_line()[:200]
+        return {"backend": backend, "cell": cell, "error": error}
 
 
 def _ms(value: float) -> str:
@@ -272,41 +249,45 @@ def _ratio(ref: dict | None, r: dict, key: str) -> str:
 def _table(results: list[dict], args: argparse.Namespace) -> str:
     stock = {r["backend"]: r for r in results if r["cell"] == "stock" and "error" not in r}
     n = args.infer_size
-    rows = [
-        "| backend | cell | parameters | steps | train step median (ms) | min (ms) | "
-        "CPU time/step (ms) | samples/s | "
-        f"step vs stock | CPU vs stock | nowcast {n}x{n} (ms) | nowcast vs stock | "
-        "training peak RSS (MB) | peak RSS (MB) |",
-        "|" + "---|" * 14,
-    ]
+    header = [
+        "backend", "cell", "parameters", "steps", "train step median (ms)", "min (ms)",
+        "CPU time/step (ms)", "samples/s", "step vs stock", "CPU vs stock",
+        f"nowcast {n}x{n} (ms)", "nowcast vs stock", "training peak RSS (MB)", "peak RSS (MB)",
+    ]  # fmt: skip
+    rows = []
     for r in results:
         if "error" in r:
-            rows.append(f"| {r['backend']} | {r['cell']} | error: {r['error']} |" + " |" * 11)
+            rows.append([r["backend"], r["cell"], f"error: {r['error']}"])
             continue
         ref = stock.get(r["backend"])
         step = r["step_ms_median"]
         inf = r.get("infer_ms_median")
         rows.append(
-            f"| {r['backend']} | {r['cell']} | {r['params']:,} | {len(r['step_ms'])} | "
-            f"{_ms(step)} | "
-            f"{_ms(r['step_ms_min'])} | "
-            f"{_ms(r['step_cpu_ms_median'])} | {args.batch / step * 1000:.2f} | "
-            f"{_ratio(ref, r, 'step_ms_median')} | "
-            f"{_ratio(ref, r, 'step_cpu_ms_median')} | {'skipped' if inf is None else _ms(inf)} | "
-            f"{_ratio(ref, r, 'infer_ms_median')} | {r['train_peak_rss_mb']:.0f} | "
-            f"{r['peak_rss_mb']:.0f} |"
+            [
+                r["backend"],
+                r["cell"],
+                f"{r['params']:,}",
+                len(r["step_ms"]),
+                _ms(step),
+                _ms(r["step_ms_min"]),
+                _ms(r["step_cpu_ms_median"]),
+                f"{args.batch / step * 1000:.2f}",
+                _ratio(ref, r, "step_ms_median"),
+                _ratio(ref, r, "step_cpu_ms_median"),
+                "skipped" if inf is None else _ms(inf),
+                _ratio(ref, r, "infer_ms_median"),
+                f"{r['train_peak_rss_mb']:.0f}",
+                f"{r['peak_rss_mb']:.0f}",
+            ]
         )
-    return "\n".join(rows)
+    return table(header, rows, "l" * 14)
 
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = _parse(argv)
-    if args.worker:
-        print(json.dumps(_worker(args)))
-        return 0
     t0 = time.perf_counter()
-    machine = _machine()
+    where = machine()
     results = []
     for backend in args.backends.split(","):
         for cell in args.cells.split(","):
@@ -330,8 +311,8 @@ def main(argv=None) -> int:
     )
     print(_table(results, args))
     threads = sorted({r["threads"] for r in results if "threads" in r})
-    print(f"\nMachine: {machine}; {', '.join(threads)}")
-    print("Command: " + shlex.join([Path(sys.executable).name, *sys.argv]))
+    print(f"\nMachine: {where}; {', '.join(threads)}")
+    print("Command: " + command("bench_train_step.py", argv))
     print(f"Total wall time: {time.perf_counter() - t0:.0f} s")
     return 0
 

@@ -30,9 +30,9 @@ import sys
 import time
 from pathlib import Path
 
-from eval_models import SHARED, _forecast_all, _issue_times
+from harness import ROOT, SHARED, command, parser
+from heldout import forecast_all, issue_times
 
-ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "radar-5min.yaml"
 SPEC_FILE = "benchmark.json"
 
@@ -46,9 +46,7 @@ CELLS = {
 
 
 def _parse(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = parser(__doc__, full=True)
     p.add_argument("--config", type=Path, default=CONFIG, help="training config")
     p.add_argument("--cells", default=",".join(CELLS), help=f"of {', '.join(CELLS)}")
     p.add_argument("--epochs", type=int, default=10)
@@ -146,8 +144,8 @@ def main(argv=None) -> int:
     n_leads = 12
     step = time_step(archive)
     needs = max(m.input_frames(step) for m in methods.values())  # the first issue time all can
-    issues = _issue_times(archive, needs, n_leads, args.every)
-    forecasts, fc_seconds = _forecast_all(methods, archive, issues, n_leads)
+    issues = issue_times(archive, needs, n_leads, args.every)
+    forecasts, fc_seconds = forecast_all(methods, archive, issues, n_leads)
     scores = evaluate(forecasts, archive, thresholds=(0.5, 1.0, 5.0, 10.0), scales=(1,))
     write_report(scores, args.output)
 
@@ -169,7 +167,7 @@ def main(argv=None) -> int:
     for metric in ("MAE", "CSI"):
         print("\n" + key_table(scores, metrics=(metric,)))
     print(f"\nLoad average at start {load}; total wall time {time.perf_counter() - start:.0f} s")
-    print("Command: " + shlex.join([Path(sys.executable).name, *sys.argv]))
+    print("Command: " + command("compare_cells.py", argv))
     return 0
 
 

@@ -16,33 +16,12 @@ persistence, RMSE per lead hour. Prints Markdown tables and writes the full repo
 
 from __future__ import annotations
 
-import argparse
 import os
-import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def _issue_times(archive, t_in: int, n_leads: int, every: int, start=None):
-    times = pd.DatetimeIndex(archive.time.values)
-    idx = np.arange(t_in - 1, len(times) - n_leads, every)
-    out = [times[i] for i in idx]
-    return [t for t in out if start is None or t >= pd.Timestamp(start)]
-
-
-def _forecast_all(methods, archive, issues, n_leads):
-    from nowcast.methods import forecast_many
-
-    out, seconds = {}, {}
-    for name, method in methods.items():
-        t0 = time.perf_counter()
-        out[name] = forecast_many(method, archive, issues, n_leads)
-        seconds[name] = time.perf_counter() - t0
-    return out, seconds
+from harness import SHARED, parser, table
+from heldout import forecast_all, issue_times
 
 
 def radar(args) -> None:
@@ -69,7 +48,7 @@ def radar(args) -> None:
     first = max(first, args.first)
     times = pd.DatetimeIndex(archive.time.values)
     issues = [times[i] for i in range(first, len(times) - n_leads, args.every)]
-    forecasts, seconds = _forecast_all(methods, archive, issues, n_leads)
+    forecasts, seconds = forecast_all(methods, archive, issues, n_leads)
     scores = evaluate(forecasts, archive, thresholds=(0.5, 1.0, 5.0, 10.0), scales=(1, 5, 21))
     write_report(scores, args.output / "radar")
     print(
@@ -104,10 +83,8 @@ def _series(scores, method, metric, threshold=None, scale=None):
 def _lead_table(scores, names, metric, threshold, scale) -> str:
     cols = {m: _series(scores, m, metric, threshold, scale) for m in names}
     leads = sorted(next(iter(cols.values())).index)
-    lines = ["| lead (min) | " + " | ".join(names) + " |", "|---:|" + "---:|" * len(names)]
-    for lead in leads:
-        lines.append(f"| {lead:g} | " + " | ".join(f"{cols[m][lead]:.3f}" for m in names) + " |")
-    return "\n".join(lines)
+    rows = [[f"{lead:g}", *(f"{cols[m][lead]:.3f}" for m in names)] for lead in leads]
+    return table(["lead (min)", *names], rows, "r" * (len(names) + 1))
 
 
 def _verdict(scores, model: str) -> None:
@@ -138,9 +115,9 @@ def era5(args) -> None:
     archive = open_archive(path, variable="t2m", kind="temperature")
     model = ConvLSTMForecaster(args.model)
     n_leads = model.t_out
-    issues = _issue_times(archive, model.t_in, n_leads, args.every, start="2019-03-25T00:00")
+    issues = issue_times(archive, model.t_in, n_leads, args.every, start="2019-03-25T00:00")
     methods = {"convlstm": model, "persistence": get_method("persistence")}
-    forecasts, seconds = _forecast_all(methods, archive, issues, n_leads)
+    forecasts, seconds = forecast_all(methods, archive, issues, n_leads)
     scores = evaluate(forecasts, archive, thresholds=(273.15,), scales=(1,))
     write_report(scores, args.output / "era5")
     print(
@@ -160,19 +137,17 @@ def era5(args) -> None:
 
 def main() -> None:
     os.environ.setdefault("KERAS_BACKEND", "torch")
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("which", choices=["radar", "era5"])
-    parser.add_argument(
+    ap = parser(__doc__, full=True)
+    ap.add_argument("which", choices=["radar", "era5"])
+    ap.add_argument(
         "--model", action="append", default=None, help="run dir or shipped model (repeatable)"
     )
-    parser.add_argument("--event", default=None, help="radar: another archive to score on")
-    parser.add_argument("--end", default=None, help="radar: use the archive up to this time")
-    parser.add_argument("--first", type=int, default=0, help="radar: first issue-time index")
-    parser.add_argument("--every", type=int, default=None, help="issue-time stride in frames")
-    parser.add_argument("--output", type=Path, default=Path("eval-output"))
-    args = parser.parse_args()
+    ap.add_argument("--event", default=None, help="radar: another archive to score on")
+    ap.add_argument("--end", default=None, help="radar: use the archive up to this time")
+    ap.add_argument("--first", type=int, default=0, help="radar: first issue-time index")
+    ap.add_argument("--every", type=int, default=None, help="issue-time stride in frames")
+    ap.add_argument("--output", type=Path, default=Path("eval-output"))
+    args = ap.parse_args()
     if args.which == "radar":
         args.model = args.model or ["radar-5min", "radar-5min-eulerian"]
         args.every = args.every or 1

@@ -577,3 +577,76 @@ def test_batch_reports_clutter_once(tmp_path, clutter):
     assert res.exit_code == 0, res.output
     # issue times 21:30 and 21:40 read frames 21:25, 21:30, 21:35, 21:40: each counted once
     assert f"warning: 24 {QC_WARNING}" in res.output, res.output
+
+
+# ------------------------------------------------------------ render --point: names and places
+
+
+@pytest.fixture
+def mch_forecast(tmp_path, mch) -> Path:
+    fc = tmp_path / "fc.nc"
+    res = predict(mch, fc, "--method", "persistence", "--issue-time", ISSUE, "--leads", "2")
+    assert res.exit_code == 0, res.output
+    return fc
+
+
+def test_two_nearby_points_get_files_of_their_own(tmp_path, mch_forecast):
+    out = tmp_path / "series"
+    res = cli("render", mch_forecast, "--point", "47.001,7.3", "--point", "47.004,7.3",
+              "--point", "46.5,8.0", "--point", "46.5,8.0", "-o", out)  # fmt: skip
+    assert res.exit_code == 0, res.output
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [
+        "point_46.50-N-8.00-E.csv", "point_46.50-N-8.00-E.png",  # given twice: once
+        "point_47.001-N-7.300-E.csv", "point_47.001-N-7.300-E.png",
+        "point_47.004-N-7.300-E.csv", "point_47.004-N-7.300-E.png",
+    ]  # fmt: skip
+    import pandas as pd
+
+    lats = {float(pd.read_csv(out / f"point_47.00{k}-N-7.300-E.csv").latitude[0]) for k in (1, 4)}
+    assert lats == {47.001, 47.004}
+    places = tmp_path / "places.csv"
+    places.write_text("name,lat,lon\nSt Gallen,47.42,9.37\nSt-Gallen,47.43,9.38\n")
+    before = listing(tmp_path)
+    res = cli("render", mch_forecast, "--places", places, "--point", "St Gallen",
+              "--point", "St-Gallen", "-o", tmp_path / "o")  # fmt: skip
+    one_line_error(res, "would both be written to point_St-Gallen", "different names")
+    assert listing(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (
+            b"name,lat,lon\nZurich,47.37,8.54\nzurich,47.0,7.3\n",
+            "line 3: place 'zurich' is already on line 2 (names are compared without case)",
+        ),
+        (b"name,lat,lon\nZurich,47.37,8.54,99\n", "line 2: 4 fields, the header has 3"),
+        (b"name,lat,lon\nZurich,47.37\n", "line 2: 2 fields, the header has 3"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", "not a text CSV file"),
+        (b"name,lat,lon\nZ\x00rich,47.37,8.54\n", "not a text CSV file (binary content)"),
+        (b"name,lat,lon\nZurich,north,8.54\n", "line 2: latitude/longitude are not numbers"),
+    ],
+)
+def test_places_file_errors_name_the_line(tmp_path, mch_forecast, content, message):
+    places = tmp_path / "places.csv"
+    places.write_bytes(content)
+    res = cli("render", mch_forecast, "--places", places, "--point", "Zurich", "-o", tmp_path / "o")
+    one_line_error(res, str(places), message)
+    assert not (tmp_path / "o").exists()
+
+
+def test_longitude_358_is_2_west(tmp_path, shared_data):
+    import pandas as pd
+
+    src = shared_data / "era5" / "era5-t2m-2019-03-uk.nc"
+    fc = tmp_path / "t2m.nc"
+    res = cli("predict", "--method", "persistence", "-i", src, "--issue-time", "2019-03-20T12:00",
+              "--leads", "2", "-o", fc)  # fmt: skip
+    assert res.exit_code == 0, res.output
+    for lon in ("358", "-2"):
+        res = cli("render", fc, "--point", f"52.5,{lon}", "-o", tmp_path / lon)
+        assert res.exit_code == 0, res.output
+    west = pd.read_csv(tmp_path / "-2" / "point_52.50-N-2.00-W.csv")
+    east = pd.read_csv(tmp_path / "358" / "point_52.50-N-2.00-W.csv")
+    pd.testing.assert_frame_equal(west, east)

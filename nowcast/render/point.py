@@ -57,28 +57,61 @@ class Point:
 
 
 def load_places(path: str | os.PathLike | None = None) -> dict[str, tuple[float, float]]:
-    """``{name (lower case): (lat, lon)}`` from a CSV with ``name,latitude,longitude``."""
+    """``{name (lower case): (lat, lon)}`` from a CSV with ``name,latitude,longitude``.
+
+    One line, naming the file and line, for a file that is not UTF-8 text, a row with more
+    or fewer fields than the header, coordinates that are not numbers, and a name given
+    twice (names are compared without case: ``--point zurich`` finds ``Zurich``).
+    """
     if path is None:
         text = (resources.files("nowcast") / "resources" / PLACES).read_text(encoding="utf-8")
         source = "the shipped places"
     else:
+        source = str(path)
         try:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
             raise NowcastError(f"cannot read places file {path}: {exc.strerror}") from None
-        source = str(path)
-    rows = list(csv.DictReader(io.StringIO(text)))
-    keys = {k.strip().lower(): k for k in (rows[0].keys() if rows else [])}
-    lat_key = keys.get("latitude", keys.get("lat"))
-    lon_key = keys.get("longitude", keys.get("lon"))
-    if not rows or "name" not in keys or lat_key is None or lon_key is None:
+        except UnicodeDecodeError:
+            raise NowcastError(
+                f"{source}: not a text CSV file (not UTF-8); expected name,latitude,longitude"
+            ) from None
+    if "\0" in text:
+        raise NowcastError(f"{source}: not a text CSV file (binary content)")
+    try:
+        rows = list(csv.reader(io.StringIO(text)))
+    except csv.Error as exc:
+        raise NowcastError(f"{source}: not a CSV file ({exc})") from None
+    rows = [(i, row) for i, row in enumerate(rows, start=1) if any(c.strip() for c in row)]
+    header = [c.strip().lower() for c in rows[0][1]] if rows else []
+    column = {name: k for k, name in reversed(list(enumerate(header)))}
+    lat_col = column.get("latitude", column.get("lat"))
+    lon_col = column.get("longitude", column.get("lon"))
+    if len(rows) < 2 or "name" not in column or lat_col is None or lon_col is None:
         raise NowcastError(f"{source}: expected a CSV with columns name,latitude,longitude")
-    out = {}
-    for i, row in enumerate(rows, start=2):
+    out: dict[str, tuple[float, float]] = {}
+    first_line: dict[str, int] = {}
+    for line, row in rows[1:]:
+        if len(row) != len(header):
+            raise NowcastError(
+                f"{source}, line {line}: {len(row)} fields, the header has {len(header)} "
+                f"({','.join(rows[0][1])})"
+            )
+        name = row[column["name"]].strip()
         try:
-            out[row[keys["name"]].strip().lower()] = (float(row[lat_key]), float(row[lon_key]))
-        except (TypeError, ValueError):
-            raise NowcastError(f"{source}, line {i}: latitude/longitude are not numbers") from None
+            lat, lon = float(row[lat_col]), float(row[lon_col])
+        except ValueError:
+            raise NowcastError(
+                f"{source}, line {line}: latitude/longitude are not numbers"
+            ) from None
+        key = name.lower()
+        if key in first_line:
+            raise NowcastError(
+                f"{source}, line {line}: place {name!r} is already on line {first_line[key]} "
+                "(names are compared without case)"
+            )
+        first_line[key] = line
+        out[key] = (lat, lon)
     return out
 
 
@@ -95,6 +128,7 @@ def parse_point(text: str, places: Mapping[str, tuple[float, float]] | None = No
                 raise NowcastError(
                     f"point {text!r}: latitude must be in -90..90, longitude -180..360"
                 )
+            lon = _longitude(lon)
             return Point(Point("", lat, lon).label, lat, lon)
     places = load_places() if places is None else places
     found = places.get(str(text).strip().lower())
@@ -103,7 +137,13 @@ def parse_point(text: str, places: Mapping[str, tuple[float, float]] | None = No
         raise NowcastError(
             f"point {text!r} is neither LAT,LON nor a known place (known: {known}; or --places)"
         )
-    return Point(str(text).strip(), *found)
+    return Point(str(text).strip(), found[0], _longitude(found[1]))
+
+
+def _longitude(lon: float) -> float:
+    """A longitude in -180..180 (358 is 2 degrees west); grids in 0..360 are handled where
+    the point is located."""
+    return lon - 360.0 if lon > 180 else lon
 
 
 # --------------------------------------------------------------------------- extraction
@@ -216,6 +256,44 @@ def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]+", "-", text).strip("-") or "point"
 
 
+def _coordinates(point: Point, digits: int) -> str:
+    ns, ew = ("N" if point.lat >= 0 else "S"), ("E" if point.lon >= 0 else "W")
+    return f"{abs(point.lat):.{digits}f}-{ns}-{abs(point.lon):.{digits}f}-{ew}"
+
+
+def _stems(points: Sequence[Point]) -> list[str | None]:
+    """The file stem of each point (``point_<name>``; None for a repeat of an earlier point).
+
+    A point given as LAT,LON is named by its coordinates to 2 decimals, or to as many more
+    (up to 6) as tell it from the other points; two places whose names give the same file
+    name are an error.
+    """
+    stems: list[str | None] = []
+    by_stem: dict[str, Point] = {}
+    for point in points:
+        if point in points[: len(stems)]:
+            stems.append(None)
+            continue
+        if point.name == point.label:  # coordinates
+            others = [q for q in points if q.name == q.label and q != point]
+            digits = 2
+            while digits < 6 and any(
+                _coordinates(q, digits) == _coordinates(point, digits) for q in others
+            ):
+                digits += 1
+            stem = f"point_{_coordinates(point, digits)}"
+        else:
+            stem = f"point_{_safe(point.name)}"
+        if stem in by_stem:
+            raise NowcastError(
+                f"points {by_stem[stem].name!r} and {point.name!r} would both be written to "
+                f"{stem}.png/.csv: give them different names or positions"
+            )
+        by_stem[stem] = point
+        stems.append(stem)
+    return stems
+
+
 def plot_point(
     table: pd.DataFrame, point: Point, *, how: str, attrs: Mapping, dpi: float = 100
 ) -> bytes:
@@ -278,17 +356,20 @@ def render_points(
 ) -> list[Path]:
     """Write ``point_<name>.png`` and ``point_<name>.csv`` per point; returns the paths.
 
-    Every point is checked (inside the grids, in coverage) before the first file is written.
+    Every point is checked (inside the grids, in coverage, a file name of its own: see
+    :func:`_stems`) before the first file is written; a point given twice is drawn once.
     """
     if not forecasts:
         raise NowcastError("no forecasts to draw")
+    stems = _stems(points)  # two points never share a file
     tables = [(p, *point_series(forecasts, p, truth=truth, neighbourhood=neighbourhood))
               for p in points]  # fmt: skip
     attrs = next(iter(forecasts.values())).attrs
     outdir = Path(outdir)
     written = []
-    for point, table, how in tables:
-        stem = f"point_{_safe(point.name)}"
+    for (point, table, how), stem in zip(tables, stems):
+        if stem is None:  # the same point given twice: drawn once
+            continue
         written.append(
             write_atomic(
                 outdir / f"{stem}.png", plot_point(table, point, how=how, attrs=attrs, dpi=dpi)

@@ -11,6 +11,8 @@ where the last input frame is NaN.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +29,13 @@ from nowcast.methods.base import (
     Forecaster,
     check_n_leads,
     check_past,
+    deterministic_error,
     infer_step,
     lead_array,
     register_method,
 )
-from nowcast.methods.lagrangian import lagrangian_forecast
+from nowcast.methods.lagrangian import lagrangian_inputs, network_leads
+from nowcast.methods.quantile import QuantileDistribution
 from nowcast.motion import FlowOptions
 from nowcast.trained.cadence import STEP_RATIOS, check_ratio, input_frames
 from nowcast.trained.catalogue import resolve_model_file
@@ -132,58 +136,100 @@ class ConvLSTMForecaster(Forecaster):
                     f"the input's step is {_fmt(step)}"
                 )
 
-    def predict(self, past: xr.DataArray, n_leads: int) -> xr.DataArray:
-        n_leads = check_n_leads(n_leads)
-        past = check_past(
-            past, min(self.t_in, 2) if self.frame == Frame.LAGRANGIAN else self.t_in, self.label
-        )
-        if self.frame == Frame.LAGRANGIAN:
-            return self._predict_lagrangian(past, n_leads)
-        past = past.isel({TIME: slice(-self.t_in, None)})
-        self.check_compatible(past)
-        pre = Preprocessor.from_dict(self.metadata["preprocessor"])
-        factor = int(pre.coarsen)
-        fine = np.asarray(past.values, dtype=np.float32)
-        coarse = coarsen(past, factor) if factor > 1 else past
-        x, _ = pre.encode(np.asarray(coarse.values, dtype=np.float32))
-        frames = x[None, ..., None]  # (1, t_in, y, x, 1)
-        outputs = []
-        produced = 0
-        while produced < n_leads:
-            y = np.asarray(self._network(frames), dtype=np.float32)
-            outputs.append(y)
-            produced += y.shape[1]
-            frames = np.concatenate([frames, y], axis=1)[:, -self.t_in :]
-        pred = np.concatenate(outputs, axis=1)[0, :n_leads, ..., 0]
-        values = pre.decode(pred).astype(np.float32)
-        values = _upsample(values, factor, fine.shape[-2:])
-        values[:, np.isnan(fine[-1])] = np.nan
-        return lead_array(values, past, self.step)
+    @property
+    def levels(self) -> tuple[float, ...]:
+        """The quantile levels the network predicts (empty for a deterministic model)."""
+        return tuple(float(q) for q in self.metadata.get("quantiles") or ())
 
-    def _predict_lagrangian(self, past: xr.DataArray, n_leads: int) -> xr.DataArray:
-        step = infer_step(past[TIME].values[-2:], None)
+    @property
+    def probabilistic(self) -> bool:  # type: ignore[override]
+        return bool(self.levels)
+
+    def predict(self, past: xr.DataArray, n_leads: int) -> xr.DataArray:
+        """The deterministic forecast: the network's value, or a quantile model's median."""
+        run = self._run(past, n_leads)
+        k = self.levels.index(0.5) if self.levels else 0
+        return run.template.copy(data=run.finish(run.decode(run.values[..., k])))
+
+    def predict_distribution(
+        self, past: xr.DataArray, n_leads: int, *, members: int = 0, seed: int | None = None
+    ) -> QuantileDistribution:
+        """A quantile model's distribution (:class:`~nowcast.methods.quantile.
+        QuantileDistribution`): one network pass and one flow for all its products."""
+        if not self.levels:
+            raise deterministic_error(self.label)
+        run = self._run(past, n_leads)
+        return QuantileDistribution(
+            run.values,
+            self.levels,
+            decode=run.decode,
+            finish=run.finish,
+            template=run.template,
+            pattern=run.pattern,
+            rho=run.rho,
+            members=members,
+            seed=seed,
+        )
+
+    def _run(self, past: xr.DataArray, n_leads: int) -> _NetworkRun:
+        """The one forecast route: check the inputs once, encode, move into the Lagrangian
+        frame (a Lagrangian model), run the network, and say how to decode and move back."""
+        n_leads = check_n_leads(n_leads)
+        first = min(self.t_in, 2) if self.frame == Frame.LAGRANGIAN else self.t_in
+        past = check_past(past, first, self.label)
+        step = infer_step(past[TIME].values[-2:], None) if past.sizes[TIME] > 1 else self.step
         needed = self.input_frames(step)
         past = check_past(past, needed, self.label).isel({TIME: slice(-needed, None)})
         self.check_compatible(past)
         pre = Preprocessor.from_dict(self.metadata["preprocessor"])
         factor = int(pre.coarsen)
         fine = np.asarray(past.values, dtype=np.float32)
-        coarse = coarsen(past, factor) if factor > 1 else past
-        values = lagrangian_forecast(
-            self._network,
-            np.asarray(coarse.values),
-            encode=pre.normalise_values,
-            decode=pre.decode,
-            fill_value=pre.fill_value,
-            flow=self.flow,
-            units=past.attrs.get("units"),
-            t_in=self.t_in,
-            ratio=self._ratio(step),
-            n_leads=n_leads,
+        coarse = np.asarray((coarsen(past, factor) if factor > 1 else past).values)
+        feedback = self.levels.index(0.5) if self.levels else 0
+        channels = max(1, len(self.levels))
+        move = _unmoved
+        if self.frame == Frame.LAGRANGIAN:
+            ratio = self._ratio(step)
+            prepared = lagrangian_inputs(
+                coarse,
+                encode=pre.normalise_values,
+                fill_value=pre.fill_value,
+                flow=self.flow,
+                units=past.attrs.get("units"),
+                t_in=self.t_in,
+                ratio=ratio,
+                n_leads=n_leads,
+            )
+            if prepared is None:  # nothing valid at the issue time
+                values = np.full((n_leads,) + coarse.shape[1:] + (channels,), np.nan, np.float32)
+                x, aligned = None, coarse[-2:] * np.nan
+            else:
+                x, aligned, frame = prepared
+                move = frame.advect
+        else:
+            ratio = 1.0
+            x, _ = pre.encode(np.asarray(coarse, dtype=np.float32))
+            aligned = np.where(np.isfinite(coarse), x, np.nan)[-2:]
+            x = x[None, ..., None]  # (1, t_in, y, x, 1)
+        if x is not None:
+            values = network_leads(
+                self._network, x, t_in=self.t_in, ratio=ratio, n_leads=n_leads, feedback=feedback
+            )
+
+        def finish(fields: np.ndarray) -> np.ndarray:
+            out = _upsample(np.asarray(move(fields), dtype=np.float32), factor, fine.shape[-2:])
+            out[:, np.isnan(fine[-1])] = np.nan
+            return out
+
+        template = lead_array(np.zeros((n_leads,) + fine.shape[1:], np.float32), past, step)
+        return _NetworkRun(
+            values=values,
+            decode=lambda v: np.asarray(pre.decode(v), dtype=np.float32),
+            finish=finish,
+            template=template,
+            pattern=np.nan_to_num(aligned[-1], nan=pre.fill_value),
+            rho=lag_correlation(aligned),
         )
-        values = _upsample(values, factor, fine.shape[-2:])
-        values[:, np.isnan(fine[-1])] = np.nan
-        return lead_array(values, past, step)
 
     def describe(self) -> dict[str, Any]:
         """Global attributes for forecast files made with this model."""
@@ -207,6 +253,43 @@ class ConvLSTMForecaster(Forecaster):
                 )
             },
         }
+
+
+@dataclass(frozen=True)
+class _NetworkRun:
+    """The network's forecast of one issue time: ``values`` ``(n_leads, y, x, K)`` in the
+    network's frame and units, ``decode`` to physical units, ``finish`` physical fields back
+    to the input grid (moved along the flow, coarsening undone, NaN outside the valid
+    area), the forecast's ``template``, and the noise ``pattern`` and lead-to-lead
+    correlation ``rho`` of the last inputs (for members)."""
+
+    values: np.ndarray
+    decode: Callable[[np.ndarray], np.ndarray]
+    finish: Callable[[np.ndarray], np.ndarray]
+    template: xr.DataArray
+    pattern: np.ndarray
+    rho: float
+
+
+def _unmoved(fields: np.ndarray) -> np.ndarray:
+    return fields
+
+
+#: The lead-to-lead noise correlation when the inputs cannot tell it.
+DEFAULT_RHO = 0.9
+
+
+def lag_correlation(frames: np.ndarray) -> float:
+    """Correlation of the last two frames (network values, in the frame the network works)
+    over the pixels finite in both, clipped to [0.5, 0.99]; :data:`DEFAULT_RHO` when it
+    cannot be computed."""
+    if len(frames) < 2:
+        return DEFAULT_RHO
+    a, b = np.asarray(frames[-2], float), np.asarray(frames[-1], float)
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 10 or a[ok].std() == 0 or b[ok].std() == 0:
+        return DEFAULT_RHO
+    return float(np.clip(np.corrcoef(a[ok], b[ok])[0, 1], 0.5, 0.99))
 
 
 def _fmt(step: pd.Timedelta) -> str:

@@ -19,7 +19,7 @@ import pandas as pd
 
 from nowcast.archive import contiguous_segments, open_archive
 from nowcast.archive.synthetic import write_synthetic_archive
-from nowcast.config import Config, apply_overrides, config_from_dict, read_yaml
+from nowcast.config import Config, SamplerConfig, apply_overrides, config_from_dict, read_yaml
 from nowcast.errors import NowcastError
 from nowcast.methods import forecast_and_write, get_method
 from nowcast.render import RenderOptions, render_forecast, render_gif
@@ -57,11 +57,11 @@ def demo_config(events: Sequence[str], overrides: Sequence[str] = ()) -> Config:
     return config_from_dict(values)
 
 
-def pick_issue_times(archive, cfg: Config, n: int = N_ISSUE_TIMES) -> list[pd.Timestamp]:
+def pick_issue_times(archive, sampler: SamplerConfig, n: int = N_ISSUE_TIMES) -> list[pd.Timestamp]:
     """Issue times inside the test block (the archive's last part) with all inputs and truths."""
-    t_in, t_out = cfg.sampler.t_in, cfg.sampler.t_out
+    t_in, t_out = sampler.t_in, sampler.t_out
     times = pd.DatetimeIndex(archive.time.values)
-    split = cfg.sampler.split
+    split = sampler.split
     labels = label_frames(
         times, validation=split.validation, test=split.test, test_period=split.test_period
     )
@@ -138,7 +138,7 @@ def run_demo(
         raise KeyboardInterrupt
     lap("train")
 
-    issue_times = pick_issue_times(archive, cfg)
+    issue_times = pick_issue_times(archive, cfg.sampler)
     n_leads = cfg.sampler.t_out
     echo(
         f"[3/6] forecast {len(issue_times)} issue times x {n_leads} leads: convlstm, persistence, "

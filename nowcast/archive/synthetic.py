@@ -18,6 +18,7 @@ import pandas as pd
 import pyproj
 import xarray as xr
 
+from nowcast.config import DataConfig
 from nowcast.conventions import RATE_UNITS, TIME, X, Y
 from nowcast.fileio import atomic_output
 
@@ -204,16 +205,16 @@ def write_synthetic_archive(
     return [_write_atomic(ds, target, enc)]
 
 
-def ensure_synthetic_event(cfg, echo=print) -> None:
-    """Write ``cfg``'s synthetic archive (``data.synthetic``) where its event file is missing.
+def ensure_synthetic_event(data: DataConfig, echo=print) -> None:
+    """Write a config's synthetic archive (``data.synthetic``) where its event file is missing.
 
     Used by ``nowcast train`` so that a config like ``configs/demo.yaml`` trains on a fresh
     checkout; configs without ``data.synthetic`` are left alone.
     """
-    syn = cfg.data.synthetic
-    if syn is None or not cfg.data.events:
+    syn = data.synthetic
+    if syn is None or not data.events:
         return
-    path = Path(cfg.data.events[0])
+    path = Path(data.events[0])
     if path.exists():
         return
     written = write_synthetic_archive(

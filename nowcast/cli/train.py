@@ -34,7 +34,7 @@ def command(config: Path, overrides: tuple[str, ...], run_dir: Path | None, resu
     from nowcast.training import train
 
     cfg = load_config(config, overrides)
-    ensure_synthetic_event(cfg, echo=click.echo)
+    ensure_synthetic_event(cfg.data, echo=click.echo)
     run_dir = run_dir or Path("runs") / cfg.name
     check_training_outputs(cfg, run_dir, config=config, resume=resume)  # never over an input
     result = train(cfg, run_dir=run_dir, resume=resume, echo=click.echo)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from nowcast.config import Config
 from nowcast.conventions import TIME, Frame
 from nowcast.errors import ConfigError
 from nowcast.trained.metadata import training_summary
@@ -42,7 +43,7 @@ class Datasets:
 
 
 def build_datasets(
-    cfg,
+    cfg: Config,
     *,
     archives: list[xr.DataArray] | None = None,
     preprocessor=None,
@@ -74,8 +75,6 @@ def build_datasets(
     archives (Eulerian) or is ``None`` (Lagrangian: score it by forecasting, e.g.
     ``nowcast evaluate``).
     """
-
-    cfg = cfg.validate()
     s = cfg.sampler
     plan = plan_windows(cfg, archives)
     events, archives, windows = plan.events, plan.archives, plan.windows

@@ -25,6 +25,7 @@ import xarray as xr
 
 from nowcast.archive.reader import open_archive, source_path
 from nowcast.archive.timeaxis import time_step
+from nowcast.config import Config
 from nowcast.conventions import TIME
 from nowcast.errors import ConfigError, DataError
 from nowcast.trainset.preprocess import Preprocessor
@@ -135,9 +136,11 @@ class Plan:
     patch: tuple[int, int]
 
 
-def plan_windows(cfg, archives: list[xr.DataArray] | None = None) -> Plan:
-    """Open (or take) the events, label and split them, slide the windows, drop dry ones."""
-    cfg = cfg.validate()
+def plan_windows(cfg: Config, archives: list[xr.DataArray] | None = None) -> Plan:
+    """Open (or take) the events, label and split them, slide the windows, drop dry ones.
+
+    ``cfg`` is a validated config (:func:`nowcast.config.load_config` validates; a
+    :class:`~nowcast.config.Config` built in code: call its ``validate()``)."""
     s = cfg.sampler
     events, archives, step = _events(cfg, archives)
     starts = [
@@ -173,7 +176,7 @@ def plan_windows(cfg, archives: list[xr.DataArray] | None = None) -> Plan:
     return Plan(events, archives, step, windows, dropped, patch)
 
 
-def _events(cfg, archives):
+def _events(cfg: Config, archives):
     """Open the archives if needed; check units and time step; label and prepare each event."""
 
     entries = list(cfg.data.events)

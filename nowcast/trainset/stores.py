@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 
+from nowcast.config import Config, DataConfig
 from nowcast.conventions import Frame
 from nowcast.errors import ConfigError
 from nowcast.motion import FlowOptions
@@ -27,20 +28,22 @@ from nowcast.trainset.roots import StoreRoot, default_store_dir
 PREPARED_SPLITS = ("train", "validation")
 
 
-def uses_stores(cfg) -> bool:
+def uses_stores(cfg: Config) -> bool:
     """Whether a config's training reads prepared stores."""
     return cfg.model.frame == Frame.LAGRANGIAN or cfg.sampler.prepared
 
 
-def store_root(cfg) -> StoreRoot:
+def store_root(data: DataConfig) -> StoreRoot:
     """``data.cache_dir`` (a folder or an fsspec URL), else the user's cache folder."""
-    return StoreRoot(cfg.data.cache_dir or default_store_dir())
+    return StoreRoot(data.cache_dir or default_store_dir())
 
 
-def event_stores(cfg, events, archives, windows, *, echo=None) -> list[PreparedStore | None]:
+def event_stores(
+    cfg: Config, events, archives, windows, *, echo=None
+) -> list[PreparedStore | None]:
     """One store per event holding its train and validation windows (``None`` for an event
     without any, e.g. a held-out one), built where missing (``echo`` reports it)."""
-    root = store_root(cfg)
+    root = store_root(cfg.data)
     s, p = cfg.sampler, cfg.preprocess
     prepare = {"crop_x": p.crop_x, "crop_y": p.crop_y, "coarsen": p.coarsen}
     workers = cfg.data.cache_workers or os.cpu_count() or 1
@@ -69,10 +72,9 @@ def event_stores(cfg, events, archives, windows, *, echo=None) -> list[PreparedS
     return stores
 
 
-def prepare_stores(cfg, *, archives=None, echo=None) -> list[PreparedStore | None]:
-    """Build (where missing) the prepared stores a config's training reads: ``nowcast
-    prepare``. A :class:`ConfigError` when the config reads the archives directly."""
-    cfg = cfg.validate()
+def prepare_stores(cfg: Config, *, archives=None, echo=None) -> list[PreparedStore | None]:
+    """Build (where missing) the prepared stores a (validated) config's training reads:
+    ``nowcast prepare``. A :class:`ConfigError` when the config reads the archives directly."""
     if not uses_stores(cfg):
         raise ConfigError(
             "nothing to prepare: this config trains on the archives directly (model.frame is "

@@ -2,7 +2,7 @@
 
 The package reads like the pipeline, one subpackage per step::
 
-    data -> model -> training -> methods -> verify -> render
+    archive -> trainset -> model -> training -> methods -> verify -> render
 
 Importing :mod:`nowcast` does no work: every module imports what it needs, and Keras,
 Cartopy, pySTEPS and dask.distributed only when they are used (``docs/CONTRACTS.md``).

@@ -33,6 +33,7 @@ import xarray as xr
 from nowcast.conventions import X, Y
 from nowcast.distribution import REALIZATION, EnsembleDistribution, realization_coord, stacked
 from nowcast.errors import NowcastError
+from nowcast.geo import metres_per_unit
 from nowcast.methods.base import lead_array, register_method
 from nowcast.methods.baselines import SProg
 
@@ -51,10 +52,11 @@ def km_per_pixel(grid: xr.DataArray) -> float:
             spacing.append(float(np.abs(np.diff(values)).mean()))
     if not spacing:
         raise NowcastError("steps needs a grid of at least 2 x 2 pixels")
-    units = str(grid[X].attrs.get("units", "m")).strip().lower()
-    if units in ("km", "kilometre", "kilometer", "kilometres", "kilometers"):
-        factor = 1.0
-    elif units.startswith("deg"):
+    units = grid[X].attrs.get("units", "m")
+    metres = metres_per_unit(units)
+    if metres is not None:
+        factor = metres / 1000.0
+    elif str(units).strip().lower().startswith("deg"):
         factor = 111.2
     else:  # metres (the conventions' default)
         factor = 1e-3

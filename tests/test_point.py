@@ -34,7 +34,6 @@ def _nearest(ds: xr.Dataset, lat: float, lon: float) -> tuple[int, int]:
     return np.unravel_index(np.argmin(d), d.shape)
 
 
-@pytest.mark.slow
 def test_point_series_csv_and_plot(mch, tmp_path):
     src, paths = mch
     out = tmp_path / "series"

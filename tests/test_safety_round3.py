@@ -650,3 +650,38 @@ def test_longitude_358_is_2_west(tmp_path, shared_data):
     west = pd.read_csv(tmp_path / "-2" / "point_52.50-N-2.00-W.csv")
     east = pd.read_csv(tmp_path / "358" / "point_52.50-N-2.00-W.csv")
     pd.testing.assert_frame_equal(west, east)
+
+
+# ------------------------------------------------------------ grids too small for a method
+
+
+def _crop(shared_data, out: Path, size: int, centre=(422, 467)) -> Path:
+    import xarray as xr
+
+    cy, cx = centre
+    half = size // 2
+    with xr.open_dataset(shared_data / "radar" / "mch-2016-07-11.nc") as ds:
+        ds.isel(
+            y=slice(cy - half, cy - half + size), x=slice(cx - half, cx - half + size)
+        ).to_netcdf(out)
+    return out
+
+
+@pytest.mark.parametrize(
+    "method", [["--method", "extrapolation"], ["--method", "sprog"], ["--model", "radar-5min"]]
+)
+def test_a_grid_too_small_for_the_flow_is_refused(tmp_path, shared_data, method):
+    small = _crop(shared_data, tmp_path / "c8.nc", 8)
+    res = predict(small, tmp_path / "fc.nc", *method, "--issue-time", ISSUE)
+    one_line_error(res, "the grid is 8 x 8 pixels, too small", "at least 16 x 16")
+    assert not (tmp_path / "fc.nc").exists() and not leftovers(tmp_path)
+    res = predict(small, tmp_path / "p.nc", "--method", "persistence", "--issue-time", ISSUE)
+    assert res.exit_code == 0, res.output  # persistence needs no flow
+
+
+def test_sprog_that_cannot_build_its_cascade_says_so(tmp_path, shared_data):
+    small = _crop(shared_data, tmp_path / "c20.nc", 20)  # the flow moves one level out
+    res = predict(small, tmp_path / "fc.nc", "--method", "sprog", "--issue-time", ISSUE)
+    one_line_error(res, "sprog: the 6-level cascade cannot be computed on this 20 x 20 grid",
+                   "--method extrapolation")  # fmt: skip
+    assert "ValueError" not in res.output

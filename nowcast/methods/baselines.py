@@ -248,14 +248,22 @@ class SProg(Extrapolation):
         with contextlib.redirect_stdout(io.StringIO()):
             import pysteps.nowcasts
 
-            out = pysteps.nowcasts.get_method("sprog")(
-                dbr,
-                velocity,
-                n_leads,
-                precip_thr=10.0 * np.log10(threshold),
-                n_cascade_levels=self.n_cascade_levels,
-                ar_order=self.ar_order,
-                probmatching_method=self.probmatching,
-                extrap_kwargs=self._extrap_kwargs(),
-            )
+            try:
+                out = pysteps.nowcasts.get_method("sprog")(
+                    dbr,
+                    velocity,
+                    n_leads,
+                    precip_thr=10.0 * np.log10(threshold),
+                    n_cascade_levels=self.n_cascade_levels,
+                    ar_order=self.ar_order,
+                    probmatching_method=self.probmatching,
+                    extrap_kwargs=self._extrap_kwargs(),
+                )
+            except ValueError as exc:  # e.g. a cascade level with no finite value
+                ny, nx = dbr.shape[-2:]
+                raise NowcastError(
+                    f"sprog: the {self.n_cascade_levels}-level cascade cannot be computed on "
+                    f"this {ny} x {nx} grid ({exc}): the domain is too small or too much of it "
+                    "moves out or is missing; use a larger domain or --method extrapolation"
+                ) from None
         return self._from_dbr(out)

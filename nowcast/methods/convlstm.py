@@ -215,6 +215,7 @@ class ConvLSTMForecaster(Forecaster):
             values = network_leads(
                 self._network, x, t_in=self.t_in, ratio=ratio, n_leads=n_leads, feedback=feedback
             )
+            values = np.minimum(values, local_maximum(x[0, ..., 0])[None, ..., None])
 
         def finish(fields: np.ndarray) -> np.ndarray:
             out = _upsample(np.asarray(move(fields), dtype=np.float32), factor, fine.shape[-2:])
@@ -273,6 +274,20 @@ class _NetworkRun:
 
 def _unmoved(fields: np.ndarray) -> np.ndarray:
     return fields
+
+
+#: Half-width (pixels of the network's grid) of the neighbourhood whose largest input bounds
+#: the forecast (:func:`local_maximum`).
+CAP_RADIUS = 8
+
+
+def local_maximum(inputs: np.ndarray, radius: int = CAP_RADIUS) -> np.ndarray:
+    """``(y, x)``: the largest of the network's inputs ``(t, y, x)`` (all frames, in the frame
+    the network works) within ``radius`` pixels. The forecast is capped by it: the network
+    may grow rain up to what was observed nearby, never beyond (a trained network, next to
+    no-data holes or at a small domain's edge, otherwise invents rain several times the
+    inputs' largest value)."""
+    return ndimage.maximum_filter(np.max(inputs, axis=0), size=2 * radius + 1, mode="nearest")
 
 
 #: The lead-to-lead noise correlation when the inputs cannot tell it.

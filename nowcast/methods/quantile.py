@@ -6,10 +6,12 @@ lead, the network values ``v_1 < ... < v_K`` (normalised) at levels ``q_1 < ... 
 :mod:`nowcast.distribution`):
 
 * the **quantile function** of a pixel is piecewise linear in the standard-normal score
-  ``z = Phi^-1(u)`` through the knots ``(Phi^-1(q_k), v_k)``, extended linearly beyond the
-  first and last knots (the end slopes) up to ``|z| <=`` :data:`Z_MAX`, then decoded to
-  physical units (rain clipped at 0: a zero-inflated distribution). Quantiles at any level,
-  exceedance probabilities (the same function inverted) and members all use it.
+  ``z = Phi^-1(u)`` through the knots ``(Phi^-1(q_k), v_k)`` and constant beyond the first
+  and last knots (no tail is invented beyond what the network predicts: levels below
+  ``q_1`` take ``v_1``, above ``q_K`` take ``v_K``), then decoded to physical units (rain
+  clipped at 0: a zero-inflated distribution). Quantiles at any level, exceedance
+  probabilities (the same function inverted: ``P = 1`` at or below ``v_1``, ``0`` above
+  ``v_K``) and members all use it.
 * **members** (a Gaussian copula): member ``m`` at lead ``j`` is the quantile function at
   ``z_m,j``, a standard-normal field with a power-law spectrum fitted to the last observed
   frame (FFT-filtered noise, as STEPS' parametric noise) evolved from lead to lead as AR(1),
@@ -48,8 +50,6 @@ from nowcast.distribution import (
 )
 from nowcast.errors import NowcastError
 
-#: The quantile function is extended linearly to at most this standard-normal score.
-Z_MAX = 3.5
 #: Evenly spaced levels per pixel pooled for the sharp product's value distribution.
 SHARP_DRAWS = 10
 #: At most this many pixels pooled per lead for the sharp product (a fixed random subset).
@@ -58,8 +58,8 @@ SHARP_POOL_PIXELS = 100_000
 
 def quantile_function(knots: np.ndarray, values: np.ndarray, z: np.ndarray) -> np.ndarray:
     """``values`` ``(..., K)`` at the standard-normal scores ``z`` (broadcast to ``values[...,
-    0]``): piecewise linear through ``(knots, values)``, linear beyond the ends."""
-    z = np.clip(np.broadcast_to(z, values.shape[:-1]), -Z_MAX, Z_MAX)
+    0]``): piecewise linear through ``(knots, values)``, constant beyond the ends."""
+    z = np.clip(np.broadcast_to(z, values.shape[:-1]), knots[0], knots[-1])
     k = np.clip(np.searchsorted(knots, z, side="right") - 1, 0, len(knots) - 2)
     lo = np.take_along_axis(values, k[..., None], axis=-1)[..., 0]
     hi = np.take_along_axis(values, k[..., None] + 1, axis=-1)[..., 0]
@@ -69,14 +69,17 @@ def quantile_function(knots: np.ndarray, values: np.ndarray, z: np.ndarray) -> n
 
 def exceedance_scores(knots: np.ndarray, values: np.ndarray, level: np.ndarray) -> np.ndarray:
     """The standard-normal score ``z`` where :func:`quantile_function` reaches ``level``
-    (per pixel; ``values`` increasing along the last axis), clipped to ``+-Z_MAX``."""
+    (per pixel; ``values`` increasing along the last axis): ``-inf`` at or below the first
+    knot's value, ``+inf`` above the last one's."""
     count = (values < level[..., None]).sum(axis=-1)  # knots strictly below the level
     k = np.clip(count - 1, 0, len(knots) - 2)
     lo = np.take_along_axis(values, k[..., None], axis=-1)[..., 0]
     hi = np.take_along_axis(values, k[..., None] + 1, axis=-1)[..., 0]
     with np.errstate(divide="ignore", invalid="ignore"):
         w = np.where(hi > lo, (level - lo) / (hi - lo), 0.0)
-    return np.clip(knots[k] + w * (knots[k + 1] - knots[k]), -Z_MAX, Z_MAX)
+    z = knots[k] + np.clip(w, 0.0, 1.0) * (knots[k + 1] - knots[k])
+    z = np.where(count == 0, -np.inf, z)
+    return np.where(count == len(knots), np.inf, z)
 
 
 #: Bounds of the fitted spectral slope of the noise (power ~ wavenumber ** -beta).

@@ -20,15 +20,8 @@ import platform
 import statistics
 import sys
 
-from harness import SHARED, WorkerFailed, parser, run_fresh, table, time_calls
-
-RADAR = SHARED / "radar"
-GRIDS = {
-    "bom": (RADAR / "bom-66-2020-10-31", "2020-10-31T06:00"),
-    "mch": (RADAR / "mch-2016-07-11.nc", "2016-07-11T21:30"),
-    "fmi": (RADAR / "fmi-2016-09-28.nc", None),
-    "opera": (RADAR / "opera-2018-08-24.nc", None),
-}
+from harness import RADAR_GRIDS as GRIDS
+from harness import WorkerFailed, parser, run_fresh, table, time_calls
 
 
 def one(grid: str, method: str, model: str, repeat: int) -> dict:

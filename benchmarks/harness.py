@@ -38,12 +38,23 @@ ROOT = HERE.parent
 #: The real data beside the checkout (read-only).
 SHARED = ROOT.parent / "shared" / "data"
 
+#: The radar grids the speed benchmarks use: name -> (archive, issue time or None for the
+#: middle of the event). BOM 512 x 512 (10 min), MeteoSwiss 640 x 710, FMI 1226 x 760
+#: (5 min), OPERA 2200 x 1900 (15 min, raw: clutter included).
+RADAR_GRIDS = {
+    "bom": (SHARED / "radar" / "bom-66-2020-10-31", "2020-10-31T06:00"),
+    "mch": (SHARED / "radar" / "mch-2016-07-11.nc", "2016-07-11T21:30"),
+    "fmi": (SHARED / "radar" / "fmi-2016-09-28.nc", None),
+    "opera": (SHARED / "radar" / "opera-2018-08-24.nc", None),
+}
+
 _MARK = "RESULT "
 
 __all__ = [
     "HERE",
     "ROOT",
     "SHARED",
+    "RADAR_GRIDS",
     "WorkerFailed",
     "run_fresh",
     "peak_rss_mb",

@@ -15,7 +15,9 @@ import errno
 import glob
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -142,6 +144,34 @@ def atomic_output(
             raise _cannot_write(path, exc) from None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) until the block ends, then raise ``KeyboardInterrupt``.
+
+    For a write that must not be interrupted halfway: a ``KeyboardInterrupt`` raised inside
+    xarray's NetCDF writer can leave its file lock held, and the writer (and its cleanup)
+    then waits for that lock forever. The block runs to its end (a forecast in memory is
+    written in seconds), then the interrupt is raised as if it came at that point, so the
+    caller's :func:`atomic_output` removes the temporary. Only in the main thread and only
+    where Ctrl-C raises ``KeyboardInterrupt`` (elsewhere, e.g. in batch workers that ignore
+    it, the block just runs).
+    """
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
 
 
 def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:

@@ -45,7 +45,7 @@ from nowcast.conventions import (
     valid_times,
 )
 from nowcast.errors import DataError
-from nowcast.fileio import ZARR_OPTIONS, atomic_output
+from nowcast.fileio import ZARR_OPTIONS, atomic_output, interrupts_held
 from nowcast.geo import is_geographic, lonlat_grid
 
 log = logging.getLogger(__name__)
@@ -261,8 +261,9 @@ def write_dataset(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = 
     with atomic_output(path, exclusive=not overwrite) as tmp:
         if path.suffix == ".zarr":
             ds.to_zarr(tmp, mode="w", **ZARR_OPTIONS)
-        else:
-            ds.to_netcdf(tmp, engine="netcdf4")
+        else:  # Ctrl-C waits for the write (xarray's NetCDF lock, see interrupts_held)
+            with interrupts_held():
+                ds.to_netcdf(tmp, engine="netcdf4")
     return path
 
 

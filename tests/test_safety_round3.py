@@ -685,3 +685,29 @@ def test_sprog_that_cannot_build_its_cascade_says_so(tmp_path, shared_data):
     one_line_error(res, "sprog: the 6-level cascade cannot be computed on this 20 x 20 grid",
                    "--method extrapolation")  # fmt: skip
     assert "ValueError" not in res.output
+
+
+# ------------------------------------------------------------ interrupts (real SIGINT)
+
+
+@pytest.mark.slow  # a real Ctrl-C during a real 200 MB NetCDF write
+def test_ctrl_c_during_predicts_netcdf_write_ends_cleanly(tmp_path, mch):
+    """Ctrl-C while xarray writes: it used to be raised inside xarray's lock release, leaving
+    the NetCDF lock held, and the writer's cleanup then waited for it forever."""
+    from safety_helpers import interrupt_when
+
+    out = tmp_path / "out"
+    out.mkdir()
+    cmd = nowcast_cmd("predict", "--method", "persistence", "-i", mch, "--start",
+                      "2016-07-11T21:00", "--end", "2016-07-11T21:45", "--leads", "12",
+                      "-o", out / "fc.nc")  # fmt: skip
+    for _ in range(3):
+        rc, text, sent = interrupt_when(
+            cmd, lambda: bool(list(out.glob(".fc.nc.*/fc.nc"))), delay=0.3, timeout=600
+        )
+        if sent and rc == 0:  # the write finished just before the signal: try again
+            (out / "fc.nc").unlink()
+            continue
+        break
+    assert sent and rc == 130 and text.strip() == "Interrupted.", text
+    assert listing(out) == []

@@ -291,6 +291,33 @@ def warp(
     return out
 
 
+def warp_fields(fields: np.ndarray, displacement: np.ndarray) -> np.ndarray:
+    """``(n, y, x)`` finite fields all moved by one ``displacement``, bilinear, in one pass.
+
+    OpenCV's ``remap`` (float32, interpolation weights in steps of 1/32 pixel, outside the
+    grid 0): about 20x :func:`warp` for a stack of fields, for ensemble members. Equal to
+    :func:`warp` (``interp_order=1``) at interior points to within 1/32 of the local
+    difference between neighbours; NaN must be filled before and masked after by the caller.
+    """
+    import cv2  # imported here: OpenCV is only needed for ensembles
+
+    fields = np.asarray(fields, dtype=np.float32)
+    if not displacement.any():
+        return fields.copy()
+    ny, nx = fields.shape[-2:]
+    x_idx, y_idx = np.meshgrid(np.arange(nx, dtype=np.float32), np.arange(ny, dtype=np.float32))
+    map_x = x_idx + displacement[0].astype(np.float32)
+    map_y = y_idx + displacement[1].astype(np.float32)
+    out = np.empty_like(fields)
+    for start in range(0, len(fields), 256):  # OpenCV takes at most 512 channels
+        part = np.ascontiguousarray(np.moveaxis(fields[start : start + 256], 0, -1))
+        moved = cv2.remap(
+            part, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0
+        )
+        out[start : start + 256] = np.moveaxis(moved.reshape(ny, nx, -1), -1, 0)
+    return out
+
+
 def advect(
     field: np.ndarray,
     velocity: np.ndarray,

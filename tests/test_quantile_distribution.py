@@ -41,6 +41,7 @@ def _gaussian(mu: np.ndarray, sigma: float, *, members=0, seed=None, rho=0.8):
         LEVELS,
         decode=lambda v: np.asarray(v, dtype=np.float64),
         finish=lambda f: np.asarray(f, dtype=np.float32),
+        finish_members=lambda f: np.asarray(f, dtype=np.float32),
         template=template,
         pattern=pattern,
         rho=rho,

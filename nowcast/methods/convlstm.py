@@ -36,6 +36,16 @@ from nowcast.methods.base import (
 )
 from nowcast.methods.lagrangian import lagrangian_inputs, network_leads
 from nowcast.methods.quantile import QuantileDistribution
+from nowcast.methods.tiling import (
+    ReceptiveField,
+    TilingUnsupported,
+    check_tile_size,
+    choose_core,
+    parse_tile,
+    receptive_field,
+    run_tiled,
+    tile_plan,
+)
 from nowcast.motion import FlowOptions
 from nowcast.trained.cadence import STEP_RATIOS, check_ratio, input_frames
 from nowcast.trained.catalogue import resolve_model_file
@@ -68,7 +78,14 @@ class ConvLSTMForecaster(Forecaster):
 
     name = "convlstm"
 
-    def __init__(self, model: str | Path = "radar-5min", *, model_object: Any = None):
+    def __init__(
+        self, model: str | Path = "radar-5min", *, model_object: Any = None, tile: Any = "auto"
+    ):
+        #: ``auto``, ``none`` or a tile core in pixels (:mod:`nowcast.methods.tiling`)
+        self.tile = parse_tile(tile)
+        #: tiles of the last network pass (1: untiled)
+        self.tiles_used = 0
+        self._field: ReceptiveField | None = None
         self.model_file = resolve_model_file(model)
         self.model_dir = self.model_file.parent
         self.run = RunDir(self.model_dir)
@@ -99,17 +116,71 @@ class ConvLSTMForecaster(Forecaster):
         return self._model
 
     def _network(self, x: np.ndarray) -> np.ndarray:
-        """The network's output for a ``(batch, time, y, x, channels)`` input."""
+        """The network's output for a ``(1, time, y, x, 1)`` input; in tiles when ``tile``
+        says so (:mod:`nowcast.methods.tiling`: the same values, bounded memory)."""
         model = self.model
-        with few_threads(int(x.shape[-3] * x.shape[-2])):
-            return model.predict(x, verbose=0)
+        plan = self._tile_plan(x.shape[-3:-1])
+        self.tiles_used = len(plan) if plan else 1
+        if plan is None:
+            with few_threads(int(x.shape[-3] * x.shape[-2])):
+                return model.predict(x, verbose=0)
+        largest = max(
+            (t.read[0].stop - t.read[0].start) * (t.read[1].stop - t.read[1].start) for t in plan
+        )
+        with few_threads(largest):
+            return run_tiled(lambda part: model.predict(part, verbose=0), x, plan)
+
+    @property
+    def receptive_field(self) -> ReceptiveField:
+        """The network's receptive field and halo (:func:`~nowcast.methods.tiling.
+        receptive_field`), read off the model once."""
+        if self._field is None:
+            self._field = receptive_field(self.model)
+        return self._field
+
+    @property
+    def context_pixels(self) -> int:
+        """Pixels of the input grid a region's forecast reads beyond its motion margin: the
+        network's receptive field (:mod:`nowcast.region`); 0 when it cannot be derived."""
+        try:
+            field = self.receptive_field
+        except TilingUnsupported:
+            return 0
+        return field.halo * int(self.metadata.get("coarsen") or 1)
+
+    def check_tile(self) -> None:
+        """A one-line error for a tile size smaller than the network's halo (loads the model)."""
+        if isinstance(self.tile, int):
+            check_tile_size(self.tile, self.receptive_field, self.model_dir.name)
+
+    def _tile_plan(self, shape: tuple[int, int]):
+        """The tiles of a network pass over a ``shape`` grid; None for one pass."""
+        if self.tile == "none":
+            return None
+        try:
+            field = self.receptive_field
+        except TilingUnsupported:
+            if self.tile == "auto":
+                return None
+            raise
+        if self.tile == "auto":
+            core = choose_core(shape, field)
+            if core is None:
+                return None
+        else:
+            check_tile_size(self.tile, field, self.model_dir.name)
+            core = self.tile
+        plan = tile_plan(shape, core, field)
+        return plan if len(plan) > 1 else None
 
     @property
     def label(self) -> str:
         return f"convlstm ({self.model_dir.name})"
 
     def check_compatible(self, archive: xr.DataArray) -> None:
-        """Clear errors for a model trained on another variable or time step."""
+        """Clear errors for a model trained on another variable or time step (and a tile
+        smaller than the network's halo)."""
+        self.check_tile()
         meta = self.metadata
         units = archive.attrs.get("units")
         if meta.get("units") and units and meta["units"] != units:
@@ -164,6 +235,7 @@ class ConvLSTMForecaster(Forecaster):
             self.levels,
             decode=run.decode,
             finish=run.finish,
+            finish_members=run.finish_members,
             template=run.template,
             pattern=run.pattern,
             rho=run.rho,
@@ -187,7 +259,7 @@ class ConvLSTMForecaster(Forecaster):
         coarse = np.asarray((coarsen(past, factor) if factor > 1 else past).values)
         feedback = self.levels.index(0.5) if self.levels else 0
         channels = max(1, len(self.levels))
-        move = _unmoved
+        move, move_members = _unmoved, _unmoved
         if self.frame == Frame.LAGRANGIAN:
             ratio = self._ratio(step)
             prepared = lagrangian_inputs(
@@ -205,7 +277,7 @@ class ConvLSTMForecaster(Forecaster):
                 x, aligned = None, coarse[-2:] * np.nan
             else:
                 x, aligned, frame = prepared
-                move = frame.advect
+                move, move_members = frame.advect, frame.advect_members
         else:
             ratio = 1.0
             x, _ = pre.encode(np.asarray(coarse, dtype=np.float32))
@@ -218,8 +290,16 @@ class ConvLSTMForecaster(Forecaster):
             values = np.minimum(values, local_maximum(x[0, ..., 0])[None, ..., None])
 
         def finish(fields: np.ndarray) -> np.ndarray:
+            """``(n_leads, y, x)`` in the network's frame -> on the input grid."""
             out = _upsample(np.asarray(move(fields), dtype=np.float32), factor, fine.shape[-2:])
-            out[:, np.isnan(fine[-1])] = np.nan
+            out[..., np.isnan(fine[-1])] = np.nan
+            return out
+
+        def finish_members(fields: np.ndarray) -> np.ndarray:
+            """:func:`finish` for ``(members, n_leads, y, x)``, the members moved together."""
+            moved = move_members(fields)
+            out = _upsample(np.asarray(moved, dtype=np.float32), factor, fine.shape[-2:])
+            out[..., np.isnan(fine[-1])] = np.nan
             return out
 
         template = lead_array(np.zeros((n_leads,) + fine.shape[1:], np.float32), past, step)
@@ -227,6 +307,7 @@ class ConvLSTMForecaster(Forecaster):
             values=values,
             decode=lambda v: np.asarray(pre.decode(v), dtype=np.float32),
             finish=finish,
+            finish_members=finish_members,
             template=template,
             pattern=np.nan_to_num(aligned[-1], nan=pre.fill_value),
             rho=lag_correlation(aligned),
@@ -261,12 +342,14 @@ class _NetworkRun:
     """The network's forecast of one issue time: ``values`` ``(n_leads, y, x, K)`` in the
     network's frame and units, ``decode`` to physical units, ``finish`` physical fields back
     to the input grid (moved along the flow, coarsening undone, NaN outside the valid
-    area), the forecast's ``template``, and the noise ``pattern`` and lead-to-lead
-    correlation ``rho`` of the last inputs (for members)."""
+    area; ``finish_members`` the same for a stack of members), the forecast's
+    ``template``, and the noise ``pattern`` and lead-to-lead correlation ``rho`` of the last
+    inputs (for members)."""
 
     values: np.ndarray
     decode: Callable[[np.ndarray], np.ndarray]
     finish: Callable[[np.ndarray], np.ndarray]
+    finish_members: Callable[[np.ndarray], np.ndarray]
     template: xr.DataArray
     pattern: np.ndarray
     rho: float

@@ -31,7 +31,7 @@ from collections.abc import Callable
 import numpy as np
 
 from nowcast.errors import NowcastError
-from nowcast.motion import FlowOptions, advect_each, align_past, displacements
+from nowcast.motion import FlowOptions, advect_each, align_past, displacements, warp_fields
 from nowcast.trained.cadence import input_frames
 
 
@@ -65,6 +65,7 @@ class LagrangianFrame:
             "interp_order": flow.interp_order,
             "moved": displacements(self.velocity, n_steps),
         }
+        self._unknown: np.ndarray | None = None  # advect's NaN, for advect_members
 
     def align(self, frames: np.ndarray) -> np.ndarray:
         """Past frames moved forward to the issue time (:func:`nowcast.motion.align_past`)."""
@@ -76,6 +77,20 @@ class LagrangianFrame:
         values = np.array(fields, dtype=np.float64)
         values[:, self.invalid] = np.nan
         return advect_each(values, self.velocity, **self.kw).astype(np.float32)
+
+    def advect_members(self, fields: np.ndarray) -> np.ndarray:
+        """``(m, n, y, x)`` fields (e.g. ensemble members) moved as :meth:`advect` moves
+        ``(n, y, x)``, all ``m`` of a lead in one bilinear pass
+        (:func:`nowcast.motion.warp_fields`), with :meth:`advect`'s NaN exactly."""
+        fields = np.asarray(fields, dtype=np.float32)
+        n = fields.shape[1]
+        if self._unknown is None or len(self._unknown) < n:
+            self._unknown = np.isnan(self.advect(np.zeros(fields.shape[1:], np.float32)))
+        out = np.empty_like(fields)
+        for j in range(n):
+            out[:, j] = warp_fields(np.nan_to_num(fields[:, j]), self.kw["moved"][j])
+        out[:, self._unknown[:n]] = np.nan
+        return out
 
 
 def network_leads(

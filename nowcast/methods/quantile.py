@@ -57,9 +57,12 @@ SHARP_POOL_PIXELS = 100_000
 
 
 def quantile_function(knots: np.ndarray, values: np.ndarray, z: np.ndarray) -> np.ndarray:
-    """``values`` ``(..., K)`` at the standard-normal scores ``z`` (broadcast to ``values[...,
-    0]``): piecewise linear through ``(knots, values)``, constant beyond the ends."""
-    z = np.clip(np.broadcast_to(z, values.shape[:-1]), knots[0], knots[-1])
+    """``values`` ``(..., K)`` at the standard-normal scores ``z`` (broadcast against
+    ``values[..., 0]``, e.g. ``(members, y, x)`` against ``(1, y, x, K)``): piecewise linear
+    through ``(knots, values)``, constant beyond the ends; in ``values``' dtype."""
+    knots = np.asarray(knots, dtype=values.dtype)
+    shape = np.broadcast_shapes(np.shape(z), values.shape[:-1])
+    z = np.clip(np.broadcast_to(np.asarray(z, dtype=values.dtype), shape), knots[0], knots[-1])
     k = np.clip(np.searchsorted(knots, z, side="right") - 1, 0, len(knots) - 2)
     lo = np.take_along_axis(values, k[..., None], axis=-1)[..., 0]
     hi = np.take_along_axis(values, k[..., None] + 1, axis=-1)[..., 0]
@@ -108,13 +111,18 @@ def noise_filter(field: np.ndarray) -> np.ndarray:
     return amplitude
 
 
-def noise_field(fft_filter: np.ndarray, shape: tuple[int, int], rng: np.random.Generator):
-    """One standard-normal field of ``shape`` with ``fft_filter``'s spectrum (mean 0,
-    variance 1): white noise filtered in Fourier space."""
-    white = np.fft.rfft2(rng.standard_normal(shape))
-    field = np.fft.irfft2(white * fft_filter, s=shape)
-    std = field.std()
-    return (field - field.mean()) / (std if std > 0 else 1.0)
+def noise_fields(
+    fft_filter: np.ndarray, shape: tuple[int, int], n: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``(n, y, x)`` standard-normal fields with ``fft_filter``'s spectrum (each of mean 0,
+    variance 1): white noise filtered in Fourier space, float32."""
+    from scipy import fft  # threaded FFTs over the stack
+
+    white = fft.rfft2(rng.standard_normal((n, *shape), dtype=np.float32), workers=-1)
+    fields = fft.irfft2(white * fft_filter.astype(np.float32), s=shape, workers=-1)
+    fields -= fields.mean(axis=(-2, -1), keepdims=True)
+    std = fields.std(axis=(-2, -1), keepdims=True)
+    return (fields / np.where(std > 0, std, 1.0)).astype(np.float32)
 
 
 class QuantileDistribution:
@@ -123,7 +131,8 @@ class QuantileDistribution:
     ``values``: ``(n_leads, y, x, K)`` network values at ``levels`` in the network's frame
     and grid; ``decode``: network values -> physical; ``finish``: ``(n_leads, y, x)``
     physical fields in the network's frame -> the forecast grid (moved along the flow,
-    coarsening undone, NaN outside the valid area); ``template``: the deterministic forecast
+    coarsening undone, NaN outside the valid area), ``finish_members`` the same for
+    ``(members, n_leads, y, x)``; ``template``: the deterministic forecast
     (its coordinates and attributes); ``pattern``: the field whose power spectrum the noise
     takes (network values, e.g. the last input frame); ``rho``: the AR(1) coefficient of the
     noise from one lead to the next; ``members``/``seed``: the ensemble asked for.
@@ -138,6 +147,7 @@ class QuantileDistribution:
         *,
         decode: Callable[[np.ndarray], np.ndarray],
         finish: Callable[[np.ndarray], np.ndarray],
+        finish_members: Callable[[np.ndarray], np.ndarray],
         template: xr.DataArray,
         pattern: np.ndarray,
         rho: float,
@@ -148,7 +158,7 @@ class QuantileDistribution:
         self.knots = ndtri(self.levels)
         self.values = np.asarray(values, dtype=np.float32)
         self.median_index = int(np.argmin(np.abs(self.levels - 0.5)))
-        self._decode, self._finish = decode, finish
+        self._decode, self._finish, self._finish_members = decode, finish, finish_members
         self.template = template
         self.pattern = pattern
         self.rho = float(np.clip(rho, 0.0, 0.999))
@@ -223,16 +233,16 @@ class QuantileDistribution:
     def _make_members(self) -> xr.DataArray:
         rng = np.random.default_rng(self.seed)
         fft_filter = noise_filter(self.pattern)
-        shape = self.values.shape[1:3]
-        n_leads = self.values.shape[0]
-        scale = np.sqrt(1.0 - self.rho**2)
-        out = np.empty((self.n_members,) + self.template.shape, dtype=np.float32)
-        for m in range(self.n_members):
-            z = noise_field(fft_filter, shape, rng)
-            fields = np.empty(self.values.shape[:-1], dtype=np.float32)
-            for j in range(n_leads):
-                if j:
-                    z = self.rho * z + scale * noise_field(fft_filter, shape, rng)
-                fields[j] = self._decode(quantile_function(self.knots, self.values[j], z))
-            out[m] = self._finish(fields)
+        n_leads, shape = self.values.shape[0], self.values.shape[1:3]
+        scale = np.float32(np.sqrt(1.0 - self.rho**2))
+        fields = np.empty((self.n_members, n_leads) + shape, dtype=np.float32)
+        z = noise_fields(fft_filter, shape, self.n_members, rng)
+        for j in range(n_leads):  # all members of a lead at once; AR(1) from lead to lead
+            if j:
+                z = np.float32(self.rho) * z + scale * noise_fields(
+                    fft_filter, shape, self.n_members, rng
+                )
+            values = quantile_function(self.knots, self.values[j][None], z)
+            fields[:, j] = self._decode(values)
+        out = self._finish_members(fields)
         return stacked(out, self.template, REALIZATION, *realization_coord(self.n_members))

@@ -1,14 +1,14 @@
 """Keras backend selection, done once before Keras is imported.
 
 ``KERAS_BACKEND`` set by the user always wins. Otherwise the default is chosen per
-device from the measurements in the README's training-step table: ``torch`` on CPU (a
-training step is about 10x faster than on JAX with the stock ConvLSTM2D, 1.4x with the
-fused cell). No GPU has been measured yet, so the GPU default stays ``torch`` until one is.
+device from the measurements in ``docs/benchmarks.md`` ("Training step"): ``torch`` on CPU
+(its training steps are the faster ones there, with both cells). No GPU has been measured
+yet, so the GPU default stays ``torch`` until one is.
 
 Keras imports optional packages whenever they are installed, whatever it is used for: JAX
 (its Orbax checkpoint callback probes it, on every backend), OpenCV and
-``matplotlib.pyplot`` (its image-visualisation helpers). They cost 1.5-2 s of every model
-command's start-up on this project's 2-core machine and nowcast needs none of them through
+``matplotlib.pyplot`` (its image-visualisation helpers). They cost seconds of every model
+command's start-up (``docs/benchmarks.md``, "Start-up") and nowcast needs none of them through
 Keras, so :func:`select_backend` imports Keras with them hidden (JAX only on the other
 backends); each stays importable afterwards.
 """
@@ -94,10 +94,8 @@ def device_description() -> str:
 def few_threads(pixels: int = 0):
     """On torch, one intra-op thread meanwhile for work on at most :data:`SMALL_GRID_PIXELS`.
 
-    Small convolutions (and model loading) only lose to thread hand-offs: on this
-    project's 2-core machine a 33 x 49 ERA5 forecast took 3.6 s on torch's 2 threads and
-    0.2 s on one, loading the model 1.5 s and 0.2 s, and 256 x 256 radar inputs 1.5-2.9 s
-    and 0.3-0.4 s (load average 5). The thread count is restored afterwards.
+    Small convolutions (and model loading) only lose to thread hand-offs (measured in
+    ``docs/benchmarks.md``, "Start-up"). The thread count is restored afterwards.
     """
     if pixels > SMALL_GRID_PIXELS or select_backend() != "torch":
         yield

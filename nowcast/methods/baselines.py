@@ -3,7 +3,7 @@
 * ``persistence`` repeats the last observed frame at every lead time.
 * ``extrapolation`` estimates a motion field by dense Lucas-Kanade optical flow on the
   last ``t_in`` frames and advects the last observed field along it with pySTEPS'
-  semi-Lagrangian scheme (:mod:`nowcast.methods.motion`, where the flow transforms are
+  semi-Lagrangian scheme (:mod:`nowcast.motion`, where the flow transforms are
   described: dBR for precipitation, the z-scored field otherwise, so extrapolation works
   for temperature too and equals persistence when there is nothing to track). The
   *untransformed* last field is advected (bilinear by default). Pixels advected from

@@ -27,13 +27,12 @@ convolution per step over ``concat([x_t, h_{t-1}])``, the textbook fused form; b
 give identical numbers up to float rounding. The time loop and layouts are
 :class:`~nowcast.model.recurrent.ConvRecurrent2D`'s (``loop``, ``layout``).
 
-Measured on a 2-CPU AMD EPYC (AVX2), radar model training step (filters (32, 64), batch
-4, 128 x 128, t_in 6, t_out 12), torch 1 thread: Python loop 2.8 s vs ``fori_loop`` 3.9 s
-(torch's fori_loop copies the whole output sequence at every step); ``split`` and
-``concat`` within noise of each other on torch, ``channels_last`` faster than
-``channels_first`` on jax (1.3 vs 2.0 s at 64 x 64). Hence the defaults. Most of a step
-is convolution FLOPs, identical for both layers; the gain over the stock layer comes
-from fewer, larger ops (see ``benchmarks/bench_train_step.py``).
+The defaults (``loop="python"``, ``strategy="split"``, ``layout="channels_last"``) were
+the fastest or within noise of it on CPU (torch's ``fori_loop`` copies the whole output
+sequence at every step); the measurements are in ``docs/benchmarks.md`` ("Fused cell
+internals"), made with ``benchmarks/bench_train_step.py --fused-loop/--fused-strategy/
+--fused-layout``. Most of a step is convolution FLOPs, identical for both layers; the gain
+over the stock layer comes from fewer, larger ops.
 """
 
 from __future__ import annotations

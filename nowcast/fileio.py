@@ -122,6 +122,7 @@ def atomic_output(
     together exactly one wins and the other gets ``PATH exists``.
     """
     path = Path(path)
+    check_interrupted()  # a Ctrl-C a library swallowed: no new output
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
@@ -131,6 +132,7 @@ def atomic_output(
         tmp = scratch / path.name
         try:
             yield tmp
+            check_interrupted()  # not placed when a Ctrl-C came (and was swallowed) meanwhile
             if exclusive:
                 _place_new(tmp, path)
             elif merge and path.is_dir() and tmp.is_dir():
@@ -146,6 +148,70 @@ def atomic_output(
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+#: Set by :func:`_on_sigint` (installed by :func:`catch_interrupts`): a Ctrl-C was received.
+_interrupted = threading.Event()
+
+
+def _on_sigint(signum, frame) -> None:
+    """Ctrl-C: remembered, then raised as ``KeyboardInterrupt`` (as Python's own handler)."""
+    _interrupted.set()
+    raise KeyboardInterrupt
+
+
+def catch_interrupts() -> None:
+    """Remember every Ctrl-C of this command (the CLI calls it first).
+
+    Python raises ``KeyboardInterrupt`` in whatever code runs when the signal arrives; in
+    a finaliser or a garbage-collection callback (Matplotlib's, PIL's, a library's
+    ``__del__``) it is printed as "Exception ignored" and lost, and the command would go
+    on. Remembered, it is raised again at the next output (:func:`check_interrupted`, in
+    :func:`atomic_output`) and when the command ends. Only where Ctrl-C raises
+    ``KeyboardInterrupt`` now (not where it is ignored, as in batch workers)."""
+    _interrupted.clear()
+    if (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    ):
+        signal.signal(signal.SIGINT, _on_sigint)
+
+
+def interrupted() -> bool:
+    """Whether a Ctrl-C was received since :func:`catch_interrupts`."""
+    return _interrupted.is_set()
+
+
+def check_interrupted() -> None:
+    """``KeyboardInterrupt`` when a Ctrl-C was received (and perhaps swallowed) earlier."""
+    if _interrupted.is_set():
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def children_ignore_interrupts() -> Iterator[None]:
+    """Worker processes started in this block ignore Ctrl-C (an ignored SIGINT stays ignored
+    in a child, also one started with ``spawn``): the Ctrl-C is this process's, which stops
+    its pool, instead of every worker printing a ``KeyboardInterrupt`` traceback. This
+    process ignores it meanwhile (a Ctrl-C then is lost: keep the block to the start of
+    the workers). Only in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def start_workers(pool, n: int) -> None:
+    """Start the ``n`` processes of a ``ProcessPoolExecutor`` now, ignoring Ctrl-C
+    (:func:`children_ignore_interrupts`); ``spawn`` pools start them one per task."""
+    with children_ignore_interrupts():  # only while they are started, not while they load
+        futures = [pool.submit(int) for _ in range(n)]
+    for future in futures:
+        future.result()
+
+
 @contextlib.contextmanager
 def interrupts_held() -> Iterator[None]:
     """Hold Ctrl-C (SIGINT) until the block ends, then raise ``KeyboardInterrupt``.
@@ -158,20 +224,42 @@ def interrupts_held() -> Iterator[None]:
     where Ctrl-C raises ``KeyboardInterrupt`` (elsewhere, e.g. in batch workers that ignore
     it, the block just runs).
     """
-    if (
-        threading.current_thread() is not threading.main_thread()
-        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
-    ):
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(
+        signal.SIGINT
+    ) not in (signal.default_int_handler, _on_sigint):
         yield
         return
     received: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+
+    def hold(signum, frame) -> None:
+        _interrupted.set()
+        received.append(signum)
+
+    previous = signal.signal(signal.SIGINT, hold)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
     if received:
         raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def folder_output(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield the folder to fill with a command's own files (maps, series).
+
+    A folder that does not exist yet is built under a temporary name and appears in one
+    step when the block ends (nothing of it on an error or a Ctrl-C); into an existing
+    folder each file is written in place, atomically, and other files stay. Map what the
+    block wrote back with ``path / written.relative_to(yielded)``.
+    """
+    path = Path(path)
+    if path.is_dir():
+        yield path
+        return
+    with atomic_output(path, merge=True) as tmp:
+        tmp.mkdir()
+        yield tmp
 
 
 def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:

@@ -711,3 +711,80 @@ def test_ctrl_c_during_predicts_netcdf_write_ends_cleanly(tmp_path, mch):
         break
     assert sent and rc == 130 and text.strip() == "Interrupted.", text
     assert listing(out) == []
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the point
+def test_a_ctrl_c_swallowed_by_a_finaliser_still_stops_the_next_output(tmp_path):
+    import gc
+    import os
+    import signal
+
+    from nowcast.fileio import catch_interrupts, interrupted
+
+    class SwallowsCtrlC:  # a library object whose __del__ runs when Ctrl-C arrives
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    before = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    try:
+        catch_interrupts()
+        obj = SwallowsCtrlC()
+        del obj  # KeyboardInterrupt raised in __del__: printed as "Exception ignored", lost
+        gc.collect()
+        assert interrupted()
+        with pytest.raises(KeyboardInterrupt), atomic_output(tmp_path / "map.png") as tmp:
+            tmp.write_bytes(b"png")
+        assert listing(tmp_path) == []
+    finally:
+        signal.signal(signal.SIGINT, before)
+        catch_interrupts()  # clears the flag (the handler is the test's again)
+        signal.signal(signal.SIGINT, before)
+
+
+@pytest.mark.slow  # a real Ctrl-C to a real render with worker processes
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_ctrl_c_during_render_leaves_no_maps_folder(tmp_path, mch, workers):
+    from safety_helpers import interrupt_when
+
+    fc = tmp_path / "fc.nc"
+    res = predict(mch, fc, "--method", "persistence", "--issue-time", ISSUE, "--leads", "12")
+    assert res.exit_code == 0, res.output
+    maps = tmp_path / "maps"
+    cmd = nowcast_cmd("render", fc, "--truth", mch, "-o", maps, "--workers", workers)
+    for _ in range(3):
+        rc, text, sent = interrupt_when(
+            cmd, lambda: bool(list(tmp_path.glob(".maps.*/maps/*.png"))), timeout=600
+        )
+        if sent and rc == 0:  # all maps were written before the signal: try again
+            shutil.rmtree(maps)
+            continue
+        break
+    assert sent and rc == 130, text
+    assert text.strip().splitlines()[-1] == "Interrupted.", text
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
+    assert not maps.exists() and not leftovers(tmp_path)
+    # a rerun writes the folder whole
+    res = cli("render", fc, "--truth", mch, "-o", maps)
+    assert res.exit_code == 0 and len(list(maps.glob("*.png"))) == 12, res.output
+
+
+@pytest.mark.slow  # a real Ctrl-C to a real prepare with worker processes
+def test_ctrl_c_during_prepare_prints_no_worker_traceback(tmp_path, mch):
+    from safety_helpers import interrupt_when
+
+    config = tmp_path / "prep.yaml"
+    config.write_text(
+        f"data:\n  events: [{mch}]\n  cache_dir: {tmp_path / 'cache'}\n  cache_workers: 2\n"
+        "sampler:\n  t_in: 3\n  t_out: 3\n  patch_size: 64\n  batch_size: 4\n  prepared: true\n"
+        "  split:\n    validation: 0.25\n"
+    )
+    cmd = nowcast_cmd("prepare", config)
+    rc, text, sent = interrupt_when(
+        cmd, lambda: bool(list((tmp_path / "cache").glob("*.zarr"))), delay=3.0, timeout=600
+    )
+    assert sent and rc == 130, text
+    assert text.strip().splitlines()[-1] == "Interrupted.", text
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
+    res = cli("prepare", config)  # resumes: the store is complete afterwards
+    assert res.exit_code == 0 and "1 prepared stores" in res.output, res.output

@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
 import warnings
 
 import click
@@ -28,6 +30,7 @@ from nowcast.cli import (
     train,
 )
 from nowcast.errors import NowcastError, one_line
+from nowcast.fileio import catch_interrupts, check_interrupted
 
 
 @contextlib.contextmanager
@@ -42,9 +45,21 @@ def _environment_kept(name: str):
             os.environ[name] = before
 
 
+@contextlib.contextmanager
+def _sigint_kept():
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.getsignal(signal.SIGINT) if main else None
+    try:
+        yield
+    finally:
+        if main and before is not None:
+            signal.signal(signal.SIGINT, before)
+
+
 class _Group(click.Group):
     def invoke(self, ctx: click.Context):
-        with _environment_kept("NOWCAST_MAX_RAIN"):  # --max-rain sets it for this command
+        # --max-rain sets the variable, catch_interrupts the SIGINT handler, for this command
+        with _environment_kept("NOWCAST_MAX_RAIN"), _sigint_kept():
             return self._invoke(ctx)
 
     def _invoke(self, ctx: click.Context):
@@ -52,6 +67,7 @@ class _Group(click.Group):
             sys.modules["nowcast.archive.qc"].take_counts()
         try:
             result = super().invoke(ctx)
+            check_interrupted()  # a Ctrl-C a library printed and swallowed still ends it
             _report_quality_control()
             return result
         except NowcastError as exc:
@@ -86,6 +102,7 @@ def main(verbose: bool, max_rain: float | None) -> None:
     """Spatio-temporal weather nowcasting: NetCDF in, forecasts, scores and maps out."""
     if max_rain is not None:  # the environment: batch workers and other processes inherit it
         os.environ["NOWCAST_MAX_RAIN"] = repr(max_rain)
+    catch_interrupts()  # every Ctrl-C remembered, also one a library swallows
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

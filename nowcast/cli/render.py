@@ -124,7 +124,7 @@ def command(
     """
     # imported on use, so that `nowcast --help` stays fast
     from nowcast.archive.reader import open_archive, source_files
-    from nowcast.fileio import check_output
+    from nowcast.fileio import check_output, folder_output
     from nowcast.render.options import RenderOptions
     from nowcast.render.parallel import plan_maps, render_maps
     from nowcast.verify import load_forecasts
@@ -141,10 +141,11 @@ def command(
 
         known = load_places(places) if places is not None else None
         chosen = [parse_point(p, known) for p in points]
-        for p in render_points(
-            fcs, chosen, outdir=output, truth=obs, neighbourhood=neighbourhood, dpi=dpi
-        ):
-            click.echo(str(p))
+        with folder_output(output) as folder:  # a new folder appears in one step
+            written = render_points(
+                fcs, chosen, outdir=folder, truth=obs, neighbourhood=neighbourhood, dpi=dpi
+            )
+        _echo_paths(written, folder, output)
         return
     options = RenderOptions(
         leads=parse_leads(leads),
@@ -156,5 +157,12 @@ def command(
     # is found: no warning besides
     jobs = plan_maps(list(zip(forecasts, fcs.values())), truth=obs, options=options, warn=False)
     click.echo(jobs[0].options.map_data.describe())
-    for p in render_maps(jobs, outdir=output, workers=workers, gif=gif):
-        click.echo(str(p))
+    with folder_output(output) as folder:  # a new folder appears in one step
+        written = render_maps(jobs, outdir=folder, workers=workers, gif=gif)
+    _echo_paths(written, folder, output)
+
+
+def _echo_paths(paths, folder: Path, output: Path) -> None:
+    """Print the paths written under ``folder`` as where they are now, under ``output``."""
+    for p in paths:
+        click.echo(str(Path(output) / Path(p).relative_to(folder)))

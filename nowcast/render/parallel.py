@@ -23,6 +23,7 @@ import xarray as xr
 
 from nowcast.conventions import ISSUE_TIME, LEAD_TIME, TIME, VALID_TIME
 from nowcast.errors import DataError
+from nowcast.fileio import children_ignore_interrupts
 from nowcast.products import read_forecast
 from nowcast.render.animate import gif_name, write_gif
 from nowcast.render.maps import (
@@ -185,7 +186,14 @@ def render_jobs(
     else:
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx) as pool:
-            results = list(pool.map(_run, tasks))
+            with children_ignore_interrupts():  # the workers start here
+                futures = [pool.submit(_run, t) for t in tasks]
+            try:
+                results = [f.result() for f in futures]
+            except BaseException:  # Ctrl-C (or a failed task): no more tasks start
+                for f in futures:
+                    f.cancel()
+                raise
     return [Path(p) for paths in results for p in paths]
 
 

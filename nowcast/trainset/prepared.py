@@ -52,7 +52,7 @@ import xarray as xr
 from nowcast.archive.reader import source_files
 from nowcast.conventions import TIME
 from nowcast.errors import DataError
-from nowcast.fileio import atomic_output
+from nowcast.fileio import atomic_output, start_workers
 from nowcast.trainset.chunks import chunk_reader
 from nowcast.trainset.roots import StoreRoot
 
@@ -233,6 +233,8 @@ class PreparedStore:
             )
             pool = ProcessPoolExecutor(workers, mp_context=context)
         try:
+            if pool is not None:  # Ctrl-C is this process's: no worker prints a traceback
+                start_workers(pool, workers)
             for k in range(0, len(rows), in_flight):
                 batch = rows[k : k + in_flight]
                 tasks = [

@@ -66,6 +66,28 @@ def valid_times(issue_times, leads) -> np.ndarray:
     return issue[:, None] + leads[None, :]
 
 
+def as_interval(value, what: str = "--every") -> pd.Timedelta:
+    """A positive time interval with its unit (``10min``, ``1h``, ``PT10M``); a bare number
+    (``5``: minutes? seconds? pandas would read nanoseconds) or anything else is a
+    :class:`NowcastError` naming ``what``."""
+    text = str(value).strip()
+    try:
+        float(text)
+    except ValueError:
+        pass
+    else:
+        raise NowcastError(
+            f"{what} {value!r} has no unit: write e.g. {text}min, {text}h or {text}s"
+        )
+    try:
+        interval = pd.Timedelta(text)
+    except (ValueError, TypeError):
+        interval = None
+    if interval is None or pd.isna(interval) or interval <= pd.Timedelta(0):
+        raise NowcastError(f"{what} {value!r} is not a positive time interval (e.g. 10min)")
+    return interval
+
+
 def as_time(value) -> pd.Timestamp:
     """A naive UTC timestamp (time zones are converted to UTC, then dropped)."""
     try:

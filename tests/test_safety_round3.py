@@ -788,3 +788,25 @@ def test_ctrl_c_during_prepare_prints_no_worker_traceback(tmp_path, mch):
     assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
     res = cli("prepare", config)  # resumes: the store is complete afterwards
     assert res.exit_code == 0 and "1 prepared stores" in res.output, res.output
+
+
+# ------------------------------------------------------------ errors a user can act on
+
+
+def test_every_without_a_unit_is_an_error(tmp_path, mch):
+    from nowcast.config import load_batch_config
+    from nowcast.errors import ConfigError
+
+    res = predict(mch, tmp_path / "fc.nc", "--method", "persistence", "--start",
+                  "2016-07-11T21:00", "--every", "5")  # fmt: skip
+    one_line_error(res, "--every '5' has no unit: write e.g. 5min, 5h or 5s")
+    res = predict(mch, tmp_path / "fc.nc", "--method", "persistence", "--start",
+                  "2016-07-11T21:00", "--every", "0min")  # fmt: skip
+    one_line_error(res, "--every '0min' is not a positive time interval")
+    config = tmp_path / "b.yaml"
+    config.write_text(f"inputs: [{mch}]\nevery: '5'\n")
+    with pytest.raises(ConfigError, match="every: '5' has no unit"):
+        load_batch_config(config)
+    res = predict(mch, tmp_path / "ok.nc", "--method", "persistence", "--start",
+                  "2016-07-11T23:00", "--every", "PT30M", "--leads", "1")  # fmt: skip
+    assert res.exit_code == 0, res.output

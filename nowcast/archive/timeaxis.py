@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from nowcast.conventions import TIME, as_time
+from nowcast.conventions import TIME, as_interval, as_time
 from nowcast.errors import DataError, NowcastError
 
 
@@ -90,12 +90,7 @@ def issue_range(
     first = as_time(start) if start is not None else times[0] + (max(t_in, 1) - 1) * step
     last = as_time(end) if end is not None else times[-1]
     if every is not None:
-        try:
-            freq = pd.Timedelta(every)
-        except (ValueError, TypeError):
-            freq = pd.Timedelta(0)
-        if freq <= pd.Timedelta(0):
-            raise NowcastError(f"--every {every!r} is not a positive time interval (e.g. 10min)")
+        freq = as_interval(every, "--every")  # with its unit: "5" is an error, not 5 ns
     elif step > pd.Timedelta(0):
         freq = step
     else:

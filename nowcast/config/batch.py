@@ -24,6 +24,7 @@ from nowcast.config.loading import (
     resolve_path,
     to_plain,
 )
+from nowcast.conventions import as_interval
 from nowcast.distribution import ProductRequest
 from nowcast.errors import ConfigError, NowcastError
 from nowcast.verify import DEFAULT_SCALES
@@ -141,13 +142,9 @@ class BatchConfig:
             )
         if self.every is not None:
             try:
-                every = pd.Timedelta(self.every)
-            except (ValueError, TypeError):
-                every = None
-            require(
-                every is not None and every > pd.Timedelta(0),
-                f"every: {self.every!r} is not a positive time interval (e.g. 10min)",
-            )
+                as_interval(self.every, "every:")  # with its unit: "5" is an error, not 5 ns
+            except NowcastError as exc:
+                raise ConfigError(str(exc)) from None
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -36,6 +36,23 @@ def _cannot_write(path: Path, exc: OSError) -> NowcastError:
     return NowcastError(f"cannot write {path}: {reason}")
 
 
+#: Free space (bytes) below which a write that failed is taken to have filled the disk.
+_NEARLY_FULL = 1 << 20
+
+
+def disk_full(path: str | os.PathLike) -> bool:
+    """Whether the file system of ``path`` (or of its nearest existing parent) has (almost)
+    no space left for this user: what a library's unspecific write error then means."""
+    path = Path(path)
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < _NEARLY_FULL
+
+
 def _is_write_error(exc: OSError, scratch: Path, path: Path) -> bool:
     name = os.fspath(exc.filename) if exc.filename is not None else ""
     mine = name.startswith(os.fspath(scratch)) or name == os.fspath(path)
@@ -144,6 +161,10 @@ def atomic_output(
             if not _is_write_error(exc, scratch, path):  # e.g. an input that failed to read
                 raise
             raise _cannot_write(path, exc) from None
+        except (RuntimeError, ValueError) as exc:  # a library's own error for a full disk
+            if not disk_full(scratch):  # (netCDF4: "RuntimeError: NetCDF: HDF error")
+                raise
+            raise _cannot_write(path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))) from exc
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

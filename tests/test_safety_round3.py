@@ -810,3 +810,44 @@ def test_every_without_a_unit_is_an_error(tmp_path, mch):
     res = predict(mch, tmp_path / "ok.nc", "--method", "persistence", "--start",
                   "2016-07-11T23:00", "--every", "PT30M", "--leads", "1")  # fmt: skip
     assert res.exit_code == 0, res.output
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 2 MiB tmpfs (root only; skipped where it cannot be mounted)."""
+    import subprocess as sp
+
+    folder = tmp_path / "small-disk"
+    folder.mkdir()
+    res = sp.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)],
+                 capture_output=True, text=True)  # fmt: skip
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {res.stderr.strip() or res.returncode}")
+    try:
+        yield folder
+    finally:
+        sp.run(["umount", "-l", str(folder)], capture_output=True)  # lazy: a handle may linger
+
+
+@pytest.mark.parametrize("name", ["fc.nc", "fc.zarr"])
+def test_a_full_disk_during_predict_names_the_output(full_disk, mch, name):
+    out = full_disk / name
+    res = predict(mch, out, "--method", "persistence", "--start", "2016-07-11T21:00",
+                  "--end", "2016-07-11T21:30", "--leads", "12")  # fmt: skip
+    one_line_error(res, f"cannot write {out}: No space left on device")
+    assert listing(full_disk) == []  # nothing partial, no temporary
+
+
+def test_a_full_disk_during_prepare_names_the_store_folder(full_disk, mch, tmp_path):
+    config = tmp_path / "prep.yaml"
+    config.write_text(
+        f"data:\n  events: [{mch}]\n  cache_dir: {full_disk / 'cache'}\n  cache_workers: 2\n"
+        "sampler:\n  t_in: 3\n  t_out: 3\n  patch_size: 64\n  batch_size: 4\n  prepared: true\n"
+        "  split:\n    validation: 0.25\n"
+    )
+    res = cli("prepare", config)
+    assert res.exit_code == 1, res.output
+    assert res.output.strip().splitlines()[-1] == (
+        f"Error: cannot write the prepared stores in {full_disk / 'cache'}: No space left on device"
+    ), res.output
+    assert "Traceback" not in res.output

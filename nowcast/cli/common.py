@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import click
 
 # nowcast.kinds.KIND_CHOICES, spelled here so that `nowcast --help` imports no pandas
@@ -97,3 +100,26 @@ def check_training_outputs(cfg, run_dir=None, *, config=None, resume: bool = Fal
                 )
     cache = cfg.data.cache_dir or default_store_dir()
     check_output(cache, inputs, replaces=False, option="data.cache_dir")
+
+
+#: Errors that say a disk is full or read-only, whichever write raised them.
+_FULL_OR_READ_ONLY = ("ENOSPC", "EDQUOT", "EROFS")
+
+
+@contextlib.contextmanager
+def disk_errors_named(*places) -> Iterator[None]:
+    """A full or read-only disk met by a library write (a prepared store's chunk, often in
+    a worker process, without a file name) becomes one line naming where the command
+    writes: ``cannot write PLACES: No space left on device``."""
+    import errno
+
+    try:
+        yield
+    except OSError as exc:
+        codes = {getattr(errno, name, None) for name in _FULL_OR_READ_ONLY}
+        if exc.errno not in codes:
+            raise
+        from nowcast.errors import NowcastError
+
+        where = exc.filename or " or ".join(str(p) for p in places if p)
+        raise NowcastError(f"cannot write {where}: {exc.strerror or exc}") from None

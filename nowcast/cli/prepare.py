@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from nowcast.cli.common import check_training_outputs, set_option
+from nowcast.cli.common import check_training_outputs, disk_errors_named, set_option
 
 
 @click.command("prepare")
@@ -27,12 +27,13 @@ def command(config: Path, overrides: tuple[str, ...]) -> None:
     """
     # imported on use, so that `nowcast --help` stays fast
     from nowcast.config import load_config
-    from nowcast.trainset.stores import prepare_stores
+    from nowcast.trainset.stores import prepare_stores, store_root
 
     cfg = load_config(config, overrides)
     check_training_outputs(cfg)  # data.cache_dir never inside an input event's folder
     start = time.perf_counter()
-    stores = [st for st in prepare_stores(cfg, echo=click.echo) if st is not None]
+    with disk_errors_named(f"the prepared stores in {store_root(cfg.data).text}"):
+        stores = [st for st in prepare_stores(cfg, echo=click.echo) if st is not None]
     total = 0
     for st in stores:
         size = st.nbytes()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from nowcast.cli.common import check_training_outputs, set_option
+from nowcast.cli.common import check_training_outputs, disk_errors_named, set_option
 
 
 @click.command("train")
@@ -32,12 +32,15 @@ def command(config: Path, overrides: tuple[str, ...], run_dir: Path | None, resu
     from nowcast.config import load_config
     from nowcast.trained.rundir import RunDir
     from nowcast.training import train
+    from nowcast.trainset.stores import store_root
 
     cfg = load_config(config, overrides)
     ensure_synthetic_event(cfg.data, echo=click.echo)
     run_dir = run_dir or Path("runs") / cfg.name
     check_training_outputs(cfg, run_dir, config=config, resume=resume)  # never over an input
-    result = train(cfg, run_dir=run_dir, resume=resume, echo=click.echo)
+    stores = f"the prepared stores in {store_root(cfg.data).text}"
+    with disk_errors_named(f"the run directory {run_dir}", stores):  # a full disk: where
+        result = train(cfg, run_dir=run_dir, resume=resume, echo=click.echo)
     best = "n/a" if result.best_val_loss is None else f"{result.best_val_loss:.4f}"
     click.echo(
         f"{result.epochs_run} epochs in {result.seconds:.0f} s; best validation loss {best}; "

@@ -851,3 +851,25 @@ def test_a_full_disk_during_prepare_names_the_store_folder(full_disk, mch, tmp_p
         f"Error: cannot write the prepared stores in {full_disk / 'cache'}: No space left on device"
     ), res.output
     assert "Traceback" not in res.output
+
+
+def test_a_symbolic_link_loop_in_an_input_folder_is_skipped_with_a_warning(tmp_path, shared_data):
+    folder = tmp_path / "bom"
+    folder.mkdir()
+    for name in sorted((shared_data / "radar" / "bom-66-2020-10-31").iterdir())[:3]:
+        shutil.copyfile(name, folder / name.name)
+    (folder / "loop.nc").symlink_to("loop.nc")
+    (folder / "gone.nc").symlink_to("nowhere.nc")
+    (folder / "a.nc").symlink_to("b.nc")
+    (folder / "b.nc").symlink_to("a.nc")
+    before = md5s(folder)
+    res = predict(folder, tmp_path / "fc.nc", "--method", "persistence", "--issue-time",
+                  "2020-10-31T00:20", "--leads", "1")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert res.output.splitlines() == [
+        f"Warning: skipped 4 entries of {folder} that cannot be read: a.nc (a symbolic-link "
+        "loop), b.nc (a symbolic-link loop), gone.nc (a broken symbolic link), loop.nc (a "
+        "symbolic-link loop)",
+        f"wrote {tmp_path / 'fc.nc'}",
+    ]
+    assert md5s(folder) == before

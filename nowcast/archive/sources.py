@@ -17,6 +17,7 @@ and put in ``(time, y, x)`` ascending order. Writing an archive is
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
 import re
@@ -83,10 +84,39 @@ def url_filesystem(url: str, storage_options: dict | None):
         raise DataError(f"cannot open {url}: {exc}") from None
 
 
+def _unreadable_link(path: Path) -> str | None:
+    """Why the symbolic link ``path`` cannot be followed (None: not a link, or fine)."""
+    if not path.is_symlink():
+        return None
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symbolic-link loop"
+        if exc.errno == errno.ENOENT:
+            return "a broken symbolic link"
+        return exc.strerror or str(exc)
+    return None
+
+
 def _local_entries(text: str) -> list[Path]:
     path = Path(text)
     if path.is_dir() and not is_zarr(path):
-        found = sorted(p for p in path.iterdir() if _wanted(p.name, p.is_dir()))
+        found, skipped = [], []
+        for p in sorted(path.iterdir()):
+            if not _wanted(p.name, p.is_dir()):
+                continue
+            why = _unreadable_link(p)
+            if why is None:
+                found.append(p)
+            else:
+                skipped.append(f"{p.name} ({why})")
+        if skipped:  # one bad link does not make the folder unreadable
+            warnings.warn(
+                f"skipped {len(skipped)} entr{'y' if len(skipped) == 1 else 'ies'} of {path} "
+                f"that cannot be read: {', '.join(skipped)}",
+                stacklevel=2,
+            )
         if not found:
             raise DataError(
                 f"no NetCDF files ({', '.join(NETCDF_SUFFIXES)}) or Zarr stores in directory {path}"

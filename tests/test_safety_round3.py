@@ -873,3 +873,35 @@ def test_a_symbolic_link_loop_in_an_input_folder_is_skipped_with_a_warning(tmp_p
         f"wrote {tmp_path / 'fc.nc'}",
     ]
     assert md5s(folder) == before
+
+
+def test_an_extra_dimension_is_named(tmp_path, shared_data):
+    import xarray as xr
+
+    with xr.open_dataset(shared_data / "radar" / "mch-2016-07-11.nc") as ds:
+        ds = ds.isel(time=slice(0, 6)).load()
+    rate = ds.precipitation_rate
+    ds["precipitation_rate"] = xr.concat([rate, rate], dim="member").transpose(
+        "time", "member", "y", "x"
+    )
+    path = tmp_path / "ensemble.nc"
+    ds.to_netcdf(path)
+    expected = (
+        f"{path}: variable 'precipitation_rate' has an extra dimension 'member' of size 2 "
+        "besides (time, y, x): select one member first (e.g. with xarray: ds.isel(member=0))"
+    )
+    for args in (
+        ["info", path],
+        [
+            "predict",
+            "--method",
+            "persistence",
+            "-i",
+            path,
+            "--issue-time",
+            "2016-07-11T20:45",
+            "-o",
+            tmp_path / "f.nc",
+        ],
+    ):
+        assert one_line_error(cli(*args)) == f"Error: {expected}"  # fmt: skip

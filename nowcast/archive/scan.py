@@ -144,18 +144,34 @@ def _choose_variable(ds, path, variable: str | None) -> str:
         if gm:
             skip.add(gm)
     candidates = []
+    extra = []  # (time, y, x) variables but for another dimension longer than 1
     for name, v in ds.variables.items():
         if v.ndim < 2 or v.dimensions == (name,) or name in skip:
             continue
         axes = [_dim_axis(ds, d) for d in v.dimensions]
         if axes.count("Y") == 1 and axes.count("X") == 1 and axes.count("T") <= 1:
-            if all(a in ("T", "Y", "X") or n == 1 for a, n in zip(axes, v.shape)):
+            longer = [
+                (d, n)
+                for d, a, n in zip(v.dimensions, axes, v.shape)
+                if a not in ("T", "Y", "X") and n != 1
+            ]
+            if not longer:
                 candidates.append(name)
+            else:
+                extra.append((name, longer))
     if len(candidates) == 1:
         return candidates[0]
     if candidates:
         raise DataError(
             f"{path}: several data variables ({', '.join(candidates)}); choose one with variable"
+        )
+    if len(extra) == 1:
+        name, longer = extra[0]
+        listed = ", ".join(f"{d!r} of size {n}" for d, n in longer)
+        first = longer[0][0]
+        raise DataError(
+            f"{path}: variable {name!r} has an extra dimension {listed} besides (time, y, x): "
+            f"select one {first} first (e.g. with xarray: ds.isel({first}=0))"
         )
     raise DataError(f"{path}: no (time, y, x) data variable; variables: {listing}")
 

@@ -29,7 +29,8 @@ def one(grid: str, what: str, model: str, members: int, repeat: int) -> dict:
 
     from nowcast.archive import open_archive
     from nowcast.distribution import ProductRequest
-    from nowcast.methods import ConvLSTMForecaster, forecast_products, get_method
+    from nowcast.methods import ConvLSTMForecaster, get_method
+    from nowcast.methods.run import forecast_products
 
     path, issue = GRIDS[grid]
     archive = open_archive(path)

@@ -11,6 +11,7 @@ import shutil
 
 import numpy as np
 import pytest
+import xarray as xr
 from click.testing import CliRunner
 from small_configs import small_config
 
@@ -67,7 +68,8 @@ def test_prepared_loader_gives_the_archive_loaders_batches(shared_data, tmp_path
 @pytest.mark.slow
 def test_frame_store_resumes_and_rebuilds_stale_inputs(shared_data, tmp_path):
     """An interrupted build redoes only its unfinished chunks, an interrupted creation is
-    rebuilt, a changed input file (its time) is another store, and the stale one goes."""
+    rebuilt, the same input with a new time or in another folder is the same store, a
+    changed input file (its content) is another store, and the stale one goes."""
     event = tmp_path / "mch.nc"
     shutil.copy(shared_data / "radar" / "mch-2015-05-15.nc", event)
     da = open_archive(event)
@@ -84,8 +86,19 @@ def test_frame_store_resumes_and_rebuilds_stale_inputs(shared_data, tmp_path):
     group = zarr.open_group(str(store.path), mode="r+")
     del group.attrs["provenance"]  # as if the creation had been interrupted
     assert again.missing() == list(range(5)) and again.build() == 5
-    st = os.stat(event)
+    st = os.stat(event)  # a new modification time, or a copy elsewhere: the same store
     os.utime(event, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    touched = FrameStore(tmp_path / "cache", "mch", open_archive(event), length=6)
+    assert touched.key == store.key and touched.missing() == []
+    (tmp_path / "copy").mkdir()
+    shutil.copy(event, tmp_path / "copy" / "mch.nc")
+    copied = FrameStore(tmp_path / "cache", "mch", open_archive(tmp_path / "copy" / "mch.nc"),
+                        length=6)  # fmt: skip
+    assert copied.key == store.key and copied.missing() == [] and copied.build() == 0
+    with xr.open_dataset(event) as ds:  # new content: another store, the stale one goes
+        ds = ds.load()
+    ds["precipitation_rate"][0, 10, 10] = 7.0
+    ds.to_netcdf(event)
     changed = FrameStore(tmp_path / "cache", "mch", open_archive(event), length=6)
     assert changed.key != store.key and changed.missing() == list(range(5))
     changed.build()
@@ -285,3 +298,39 @@ def test_reused_sample_buffers_give_the_same_batches_as_fresh_ones():
     for index in range(6):
         reused[index]
     assert len(reused._pool) == 16 and len(reused._free) <= 16 + 8
+
+
+def test_content_digest_and_key_ignore_paths_and_times(tmp_path):
+    """The key holds names, sizes and a content digest: not the folder, not the time; a
+    large file is sampled (its first and last MiB and 16 blocks between)."""
+    from nowcast.trainset import provenance
+
+    big = tmp_path / "a" / "big.nc"
+    big.parent.mkdir()
+    data = np.random.default_rng(0).bytes(9 * 2**20)
+    big.write_bytes(data)
+    digest = provenance.content_digest(big)
+    (tmp_path / "b").mkdir()
+    shutil.copy(big, tmp_path / "b" / "big.nc")
+    assert provenance.content_digest(tmp_path / "b" / "big.nc") == digest
+    st = os.stat(big)
+    os.utime(big, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert provenance.content_digest(big) == digest
+
+    def flipped(offset: int) -> str:
+        changed = bytearray(data)
+        changed[offset] ^= 0xFF
+        big.write_bytes(bytes(changed))
+        return provenance.content_digest(big)
+
+    assert flipped(10) != digest and flipped(len(data) - 10) != digest  # header, tail
+    assert flipped(2**20 + 2**19) == digest  # between the samples: not seen (documented)
+    big.write_bytes(data + b"x")
+    assert provenance.content_digest(big) != digest  # the size
+
+    def prov(folder: str) -> dict:
+        return {"sources": [{"name": "big.nc", "size": 1, "digest": "d",
+                             "path": f"/{folder}/big.nc"}], "grid": [2, 3]}  # fmt: skip
+
+    assert provenance.store_key(prov("x")) == provenance.store_key(prov("y"))
+    assert provenance.store_key(prov("x")) != provenance.store_key({**prov("x"), "grid": [3, 2]})

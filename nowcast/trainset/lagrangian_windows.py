@@ -11,17 +11,18 @@ of predictability. A pixel is valid where every frame of the window is finite (w
 in from outside the domain or from no-data is NaN).
 
 :class:`LagrangianStore` holds one event's windows: a
-:class:`~nowcast.trainset.prepared.WindowStore` (``<event>-<key>.zarr`` under the store root,
-a local folder or an fsspec URL), ``key`` a digest of its provenance (source files with
-their sizes and times, preprocessing, ``t_in``, ``t_out``, flow options, window starts,
-format version). Arrays: ``windows`` ``(n, t_in + t_out, y, x)`` (physical units, NaN
-outside the valid area), chunked ``(1, all frames, tile, tile)`` so that one crop of one
-window is one to four reads; ``done`` ``(n,)``, written after a window's data, so an
-interrupted build resumes where it stopped and a half-written window is recomputed;
-``start`` ``(n,)`` the windows' first frames in the event. A store with another provenance
-is another key: a changed input or option never reads stale windows, and stale stores are
-removed when their event is rebuilt. Windows are computed in parallel with Dask (one task
-per window, a bounded number in flight, so memory stays bounded whatever the event's size).
+:class:`~nowcast.trainset.prepared.WindowStore` (``<event>-<key>.zarr`` under the store
+root, a local folder or an fsspec URL), ``key`` a digest of its provenance (source files'
+names, sizes and content digests, :mod:`nowcast.trainset.provenance`; preprocessing,
+``t_in``, ``t_out``, flow options, window starts, format version). Arrays: ``windows``
+``(n, t_in + t_out, y, x)`` (physical units, NaN outside the valid area), chunked ``(1, all
+frames, tile, tile)`` so that one crop of one window is one to four reads; ``done``
+``(n,)``, written after a window's data, so an interrupted build resumes where it stopped
+and a half-written window is recomputed; ``start`` ``(n,)`` the windows' first frames in
+the event. A store with another provenance is another key: a changed input or option never
+reads stale windows, and stale stores are removed when their event is rebuilt. Windows are
+computed in parallel with Dask (one task per window, a bounded number in flight, so memory
+stays bounded whatever the event's size).
 """
 
 from __future__ import annotations
@@ -60,9 +61,9 @@ class LagrangianStore(WindowStore):
 
     ``data``: the event's prepared archive (lazy, physical units); ``starts``: the first
     frames of the windows to hold; ``source``: the archive it was prepared from (its files
-    and their sizes and times go into the provenance); ``prepare``: the preprocessing that
-    made ``data`` from it (e.g. crop and coarsen settings); ``dtype``: ``float32`` or
-    ``float16`` (half the bytes).
+    and their sizes and content digests go into the provenance); ``prepare``: the
+    preprocessing that made ``data`` from it (e.g. crop and coarsen settings); ``dtype``:
+    ``float32`` or ``float16`` (half the bytes).
     """
 
     all_frames_valid = True  # the Lagrangian frame's valid area: every frame moved there is

@@ -19,23 +19,26 @@ Values are float32 (or float16, half the bytes: about 3 significant digits) with
 missing, compressed with Zarr's default codec (zstd) or LZ4 (:data:`CODECS`); reads go
 chunk by chunk through :mod:`nowcast.trainset.chunks`. A store lives under a store root, a
 local folder or an fsspec URL (``file://``, ``s3://``, ``memory://``:
-:class:`~nowcast.trainset.roots.StoreRoot`), as ``<event>-[<layout>-]<key>.zarr``, ``key`` a
-digest of its provenance (source files with sizes and times, preprocessing, layout and its
+:class:`~nowcast.trainset.roots.StoreRoot`), as ``<event>-[<layout>-]<key>.zarr``, ``key``
+a digest of its provenance (the source files' names, sizes and content digests,
+:mod:`nowcast.trainset.provenance`; preprocessing, grid, time range, layout and its
 options, format version): a changed input or option is another key and never reads stale
-data; building a store removes the event's other stores of the same layout. It is built in
-units (a window, or a time chunk of frames), in parallel worker processes through Dask with
-a bounded number in flight (memory stays a few units whatever the event's size); each unit
-writes its own chunks (on a local root Zarr writes each chunk atomically, a temporary file
-renamed; on object storage a chunk is one object) and then a ``done`` flag, so an
-interrupted build resumes and recomputes only unfinished units. An empty store is created
-whole: on a local root built aside and renamed into place (:func:`nowcast.fileio.
-atomic_output`), on a URL (no rename there) with its ``provenance`` attribute written last;
-a store without provenance is incomplete and is rebuilt.
+data; building a store removes the event's other stores of the same layout. The key holds
+no path and no file time, so a copied or re-provisioned data folder (another place, new
+times) finds its stores again; the paths are kept beside it in the store, to find an
+event's stale stores. It is built in units (a window, or a time chunk of frames), in
+parallel worker processes through Dask with a bounded number in flight (memory stays a few
+units whatever the event's size); each unit writes its own chunks (on a local root Zarr
+writes each chunk atomically, a temporary file renamed; on object storage a chunk is one
+object) and then a ``done`` flag, so an interrupted build resumes and recomputes only
+unfinished units. An empty store is created whole: on a local root built aside and renamed
+into place (:func:`nowcast.fileio.atomic_output`), on a URL (no rename there) with its
+``provenance`` attribute written last; a store without provenance is incomplete and is
+rebuilt.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import multiprocessing
 import os
@@ -49,11 +52,11 @@ import dask
 import numpy as np
 import xarray as xr
 
-from nowcast.archive.reader import source_files
 from nowcast.conventions import TIME
 from nowcast.errors import DataError
 from nowcast.fileio import atomic_output, start_workers
 from nowcast.trainset.chunks import chunk_reader
+from nowcast.trainset.provenance import source_stats, store_key
 from nowcast.trainset.roots import StoreRoot
 
 #: Bump when the content of a store changes for the same provenance.
@@ -78,18 +81,6 @@ class WindowReader(Protocol):
     def read(self, start: int, oy: int, ox: int, py: int, px: int, *, out=None) -> np.ndarray:
         """``(length, py, px)`` float32 physical values (NaN where missing); written into
         ``out`` (float32, that shape) when given, so a caller can reuse one buffer."""
-
-
-def source_stats(data: xr.DataArray) -> list[dict]:
-    """The files an archive was read from, with their sizes and modification times."""
-    out = []
-    for f in source_files(data):
-        try:
-            st = os.stat(f)
-            out.append({"path": str(f), "size": st.st_size, "mtime_ns": st.st_mtime_ns})
-        except (OSError, TypeError, ValueError):
-            out.append({"path": str(f)})
-    return out
 
 
 class _Lazy:
@@ -154,8 +145,7 @@ class PreparedStore:
         }
         if codec != "zstd":  # absent for the default: earlier stores keep their keys
             self.provenance["codec"] = codec
-        text = json.dumps(self.provenance, sort_keys=True, default=str)
-        self.key = hashlib.sha256(text.encode()).hexdigest()[:16]
+        self.key = store_key(self.provenance)
         prefix = f"{name}-{self.layout}-" if self.layout else f"{name}-"
         self.store_name = f"{prefix}{self.key}.zarr"
         self._mine = re.compile(rf"{re.escape(prefix)}[0-9a-f]{{16}}\.zarr")

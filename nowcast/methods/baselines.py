@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import warnings
 from typing import Any
 
 import numpy as np
@@ -248,22 +249,29 @@ class SProg(Extrapolation):
         with contextlib.redirect_stdout(io.StringIO()):
             import pysteps.nowcasts
 
-            try:
-                out = pysteps.nowcasts.get_method("sprog")(
-                    dbr,
-                    velocity,
-                    n_leads,
-                    precip_thr=10.0 * np.log10(threshold),
-                    n_cascade_levels=self.n_cascade_levels,
-                    ar_order=self.ar_order,
-                    probmatching_method=self.probmatching,
-                    extrap_kwargs=self._extrap_kwargs(),
-                )
-            except ValueError as exc:  # e.g. a cascade level with no finite value
-                ny, nx = dbr.shape[-2:]
-                raise NowcastError(
-                    f"sprog: the {self.n_cascade_levels}-level cascade cannot be computed on "
-                    f"this {ny} x {nx} grid ({exc}): the domain is too small or too much of it "
-                    "moves out or is missing; use a larger domain or --method extrapolation"
-                ) from None
+            with warnings.catch_warnings(record=True) as caught:  # said only if it works
+                out = self._run_sprog(pysteps, dbr, velocity, n_leads, threshold)
+            for w in caught:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         return self._from_dbr(out)
+
+    def _run_sprog(self, pysteps, dbr, velocity, n_leads: int, threshold: float) -> np.ndarray:
+        """pySTEPS' S-PROG; a cascade it cannot compute (a small grid) is one line."""
+        try:
+            return pysteps.nowcasts.get_method("sprog")(
+                dbr,
+                velocity,
+                n_leads,
+                precip_thr=10.0 * np.log10(threshold),
+                n_cascade_levels=self.n_cascade_levels,
+                ar_order=self.ar_order,
+                probmatching_method=self.probmatching,
+                extrap_kwargs=self._extrap_kwargs(),
+            )
+        except ValueError as exc:  # e.g. a cascade level with no finite value
+            ny, nx = dbr.shape[-2:]
+            raise NowcastError(
+                f"sprog: the {self.n_cascade_levels}-level cascade cannot be computed on this "
+                f"{ny} x {nx} grid ({exc}): the domain is too small or too much of it moves out "
+                "or is missing; use a larger domain or --method extrapolation"
+            ) from None

@@ -37,7 +37,7 @@ LAYERS = (
     ("trainset", "model", "products", "probabilistic"),  # training data, the network, products
     ("training",),
     ("methods",),
-    ("verify", "render", "forecast_info"),
+    ("verify", "render", "forecast_info", "series"),  # series: models, baselines, scores
     ("demo", "cli", "pipelines"),
 )
 

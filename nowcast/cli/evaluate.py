@@ -103,6 +103,11 @@ def command(
     --issue-time / --start --end --every). Methods are named by the files'
     'nowcast_method' attribute (the file name tells apart two of one method).
 
+    Series forecasts (nowcast predict --point: CF timeSeries files) are scored at their
+    stations against the truth there (a gridded archive's nearest pixel, or a station file:
+    CSV or timeSeries NetCDF); gridded forecasts given with them are read at the same
+    stations: MAE, RMSE, bias and correlation per lead, pooled over stations and issue times.
+
     When a file holds ensemble members, exceedance probabilities or quantiles, every method
     also gets the CRPS (a deterministic forecast's is its MAE) and, at each threshold, the
     Brier score, its skill against the sample climatology and the ROC area; the report
@@ -116,6 +121,23 @@ def command(
           --thresholds 273.15 --start 2019-03-25 --every 6h --output report-t2m/
     """
     # imported on use, so that `nowcast --help` stays fast
+    from nowcast.cli.series import split_series_files
+
+    if split_series_files(forecasts)[0]:  # series forecasts (nowcast.series): at their points
+        _evaluate_series(
+            forecasts,
+            truth,
+            variable,
+            kind,
+            issue_times,
+            start,
+            end,
+            every,
+            common_mask,
+            plots,
+            output,
+        )
+        return
     from nowcast.archive import open_archive, source_files
     from nowcast.fileio import check_output
     from nowcast.verify import load_forecast_files, verification
@@ -139,6 +161,34 @@ def command(
     scores = result.scores
     paths = write_report(scores, output, plots=plots, diagrams=result.diagrams)
     click.echo(lead_tables(scores, truth_end=archive["time"].values[-1]))
+    click.echo(f"wrote {len(paths)} files to {output}")
+
+
+def _evaluate_series(
+    forecasts, truth, variable, kind, issue_times, start, end, every, common_mask, plots, output
+) -> None:
+    """Series forecasts (and gridded ones, read at their stations) against the truth at the
+    stations: MAE, RMSE, bias and correlation per lead."""
+    from nowcast.fileio import check_output
+    from nowcast.series.run import evaluate_files
+    from nowcast.verify.report import write_report
+    from nowcast.verify.tables import lead_tables
+
+    scores, truth_end, read = evaluate_files(
+        forecasts,
+        truth,
+        variable=variable,
+        kind=kind,
+        issue_times=issue_times,
+        start=start,
+        end=end,
+        every=every,
+        common_mask=common_mask,
+    )
+    check_output(output, [*forecasts, *read], replaces=False)
+    paths = write_report(scores, output, plots=plots)
+    click.echo(f"{scores.attrs.get('stations')} stations")
+    click.echo(lead_tables(scores, truth_end=truth_end))
     click.echo(f"wrote {len(paths)} files to {output}")
 
 

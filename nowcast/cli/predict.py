@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from nowcast.cli.common import issue_time_options, kind_option, variable_option
+from nowcast.cli.series import point_options
 
 
 @click.command("predict")
@@ -48,6 +49,7 @@ from nowcast.cli.common import issue_time_options, kind_option, variable_option
     help="Output NetCDF (or .zarr store); never one of the inputs.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
+@point_options
 @click.option(
     "--members",
     type=int,
@@ -105,6 +107,10 @@ def command(
     leads,
     output,
     overwrite,
+    points,
+    places,
+    column,
+    units,
     members,
     seed,
     probabilities,
@@ -131,8 +137,39 @@ def command(
       nowcast predict --method steps -i ../shared/data/radar/mch-2016-07-11.nc \\
           --issue-time 2016-07-11T21:30 --members 20 --seed 1 --probabilities 1,5,10 \\
           --quantiles 0.1,0.5,0.9 --output ens.nc
+      nowcast predict --model t2m-series -i ../shared/data/era5/era5-t2m-2019-03-uk.nc \\
+          --point London --point 55.95,-3.19 --issue-time 2019-03-25T12:00 --output ldn.nc
+
+    With --point (or a series model, or a station file as --input: CSV time,value or CF
+    timeSeries NetCDF) the forecast is a series per point: a CF timeSeries NetCDF file
+    (station, issue_time, lead_time) and a CSV beside it; methods persistence, diurnal,
+    diurnal-tendency, ets, or a series model (--model).
     """
     # imported on use, so that `nowcast --help` stays fast
+    from nowcast.series.run import wants_series
+
+    if wants_series(inputs, points, model):  # a series at points (nowcast.series)
+        from nowcast.cli.series import predict_series
+
+        predict_series(
+            inputs,
+            points,
+            places,
+            output,
+            issue_times=issue_times,
+            model=model,
+            method=method,
+            variable=variable,
+            column=column,
+            units=units,
+            kind=kind,
+            n_leads=leads,
+            start=start,
+            end=end,
+            every=every,
+            overwrite=overwrite,
+        )
+        return
     from nowcast.distribution import ProductRequest
     from nowcast.methods.run import predict_to_file
 

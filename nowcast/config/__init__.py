@@ -25,6 +25,7 @@ from nowcast.config.experiment import (
     load_config,
 )
 from nowcast.config.loading import apply_overrides, parse_override, read_yaml
+from nowcast.config.series import SeriesConfig
 from nowcast.errors import ConfigError
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "ModelConfig",
     "PreprocessConfig",
     "SamplerConfig",
+    "SeriesConfig",
     "SplitConfig",
     "TrainConfig",
     "Transform",

@@ -26,6 +26,7 @@ from nowcast.config.loading import (
     resolve_path,
     to_plain,
 )
+from nowcast.config.series import SeriesConfig
 from nowcast.conventions import Frame
 from nowcast.errors import ConfigError
 from nowcast.fileio import write_atomic
@@ -155,6 +156,9 @@ class ModelConfig:
     untrained model is persistence (Eulerian) or extrapolation (Lagrangian).
     """
 
+    # convlstm: the gridded encoder-forecaster; series: a recurrent network on 1-D series
+    # (the ``series:`` section; the other model keys do not apply)
+    kind: Literal["convlstm", "series"] = "convlstm"
     filters: tuple[int, ...] = (32, 64)
     kernel_size: int = 3
     downsample: int = 4
@@ -205,6 +209,7 @@ class Config:
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    series: SeriesConfig = field(default_factory=SeriesConfig)
 
     def validate(self) -> Config:
         """Check cross-field rules; returns ``self`` so calls chain."""
@@ -277,7 +282,10 @@ class Config:
                 f"sampler.batch_size={s.batch_size} must be a multiple of "
                 f"train.devices={t.devices} for data-parallel training"
             )
-        check_transform(p.transform, kind=self.data.kind)
+        if m.kind == "series":  # z-scored series: the gridded transforms do not apply
+            self.series.validate()
+        else:
+            check_transform(p.transform, kind=self.data.kind)
         return self
 
     def to_dict(self) -> dict[str, Any]:

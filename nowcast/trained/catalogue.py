@@ -142,6 +142,14 @@ def describe_model(path: str | Path) -> list[str]:
         f"({_duration(t_out * step)})"
     )
     details = []
+    if meta.get("model_kind") == "series":  # a recurrent network on 1-D series
+        hidden = "/".join(str(h) for h in meta.get("hidden") or [])
+        points = ", ".join((meta.get("training") or {}).get("points") or []) or "?"
+        details.append(
+            f"series model ({str(meta.get('cell', '?')).upper()} {hidden}, "
+            f"{meta.get('strategy', 'direct')}): predict --point LAT,LON|NAME; trained at "
+            f"points: {points}"
+        )
     frame = meta.get("frame")
     if frame == Frame.LAGRANGIAN:
         lo, hi = STEP_RATIOS

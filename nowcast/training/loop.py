@@ -148,7 +148,9 @@ def _compile(model, cfg: Config, preprocessor) -> None:
     model.compile(optimizer=optimizer, loss=loss)
 
 
-def _callbacks(run: RunDir, cfg: Config, *, resume: bool, state: dict[str, Any]) -> list:
+def training_callbacks(run: RunDir, cfg: Config, *, resume: bool, state: dict[str, Any]) -> list:
+    """The callbacks of every training (gridded and series models): checkpoints, history,
+    early stopping, NaN stop, TensorBoard scalars and the learning-rate plateau."""
     cbs: list = [
         EpochCheckpoint(run, best=state.get("best_val_loss")),
         keras.callbacks.CSVLogger(str(run.history), append=resume),
@@ -268,7 +270,7 @@ def train(
                 validation_steps=min(cfg.train.validation_steps, len(datasets.validation))
                 if cfg.train.validation_steps
                 else None,
-                callbacks=_callbacks(run, cfg, resume=resume, state=state),
+                callbacks=training_callbacks(run, cfg, resume=resume, state=state),
                 verbose=verbose,
             )
         except KeyboardInterrupt:

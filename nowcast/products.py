@@ -305,9 +305,11 @@ def forecast_from_dataset(
     main = {ISSUE_TIME, LEAD_TIME, Y, X}
     candidates = [v for v in ds.data_vars if LEAD_TIME in ds[v].dims and set(ds[v].dims) <= main]
     if len(candidates) != 1:
+        extra = {v: sorted(set(ds[v].dims) - main) for v in ds.data_vars if LEAD_TIME in ds[v].dims}
+        found = "; ".join(f"{v} has extra dims {d}" for v, d in extra.items()) or "none"
         raise DataError(
-            f"{source}: not a nowcast forecast (expected one variable with a lead_time dimension, "
-            f"found {candidates or 'none'})"
+            f"{source}: not a nowcast forecast (expected one variable with dims (issue_time, "
+            f"lead_time, y, x), found {candidates if candidates else found})"
         )
     name = candidates[0]
     da = ds[name]

@@ -49,7 +49,12 @@ def wants_series(inputs, points, model) -> bool:
         return True
     if len(inputs) == 1 and is_station_file(inputs[0]):
         return True
-    return model is not None and is_series_model(model)
+    if model is None:
+        return False
+    try:
+        return is_series_model(model)
+    except NowcastError:  # not a model at all: the gridded path says why, in its words
+        return False
 
 
 def load_input_series(

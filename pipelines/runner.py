@@ -33,6 +33,8 @@ from nowcast.config import BatchConfig
 from nowcast.errors import ConfigError, NowcastError, one_line
 from nowcast.fileio import check_output
 from nowcast.methods import make_forecaster, probabilistic_methods
+from nowcast.methods.regions import check_region
+from nowcast.region import parse_region
 from nowcast.render.options import RenderOptions
 from pipelines.catalog import Catalog, build_catalog, issue_times
 from pipelines.outputs import is_complete, remove_temporaries_of, write_json
@@ -121,6 +123,8 @@ def signature(cfg: BatchConfig) -> dict[str, Any]:
     products = cfg.products()
     if products is not None:  # only then: earlier batches' manifests stay complete
         out["products"] = products.to_dict()
+    if cfg.region is not None:  # likewise (the tiling gives the same forecast: not here)
+        out["region"] = cfg.region
     return out
 
 
@@ -186,8 +190,20 @@ def _max_t_in(cfg: BatchConfig, catalog: Catalog | None = None) -> int:
     """The most input frames a method of ``cfg`` needs; with ``catalog``, also checks that
     probabilistic products have a probabilistic method and thresholds the data can take."""
     forecasters = [
-        make_forecaster(model=cfg.model if m == "convlstm" else None, method=m) for m in cfg.methods
+        make_forecaster(
+            model=cfg.model if m == "convlstm" else None,
+            method=m,
+            tile=cfg.tile if m == "convlstm" else None,
+        )
+        for m in cfg.methods
     ]
+    for forecaster in forecasters:  # a tile smaller than the network's halo
+        check = getattr(forecaster, "check_tile", None)
+        if check is not None:
+            check()
+    if cfg.region is not None and catalog is not None:  # the region must meet the grid
+        first = open_archive(list(catalog.sources[:1]), variable=cfg.variable, kind=cfg.kind)
+        check_region(first, parse_region(cfg.region))
     products = cfg.products()
     if products is not None and catalog is not None:
         if not any(getattr(f, "probabilistic", False) for f in forecasters):
@@ -253,6 +269,8 @@ def plan(
                 signature=sig,
                 render=render,
                 products=cfg.products(),
+                tile=cfg.tile if "convlstm" in cfg.methods else None,
+                region=parse_region(cfg.region) if cfg.region is not None else None,
             )
         )
     return times, tasks, skipped, failed

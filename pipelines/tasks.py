@@ -21,10 +21,12 @@ import dask
 import pandas as pd
 
 from nowcast.archive import open_archive, qc
+from nowcast.conventions import X, Y
 from nowcast.distribution import ProductRequest
 from nowcast.errors import DataError, NowcastError, one_line
 from nowcast.fileio import atomic_output
 from nowcast.methods import forecast_and_write, make_forecaster
+from nowcast.region import Region
 from nowcast.render import RenderOptions, render_forecast
 from pipelines.catalog import build_catalog
 from pipelines.outputs import forecast_path, manifest_path, maps_dir, write_manifest
@@ -54,6 +56,8 @@ class IssueTask:
     signature: dict[str, Any]
     render: RenderSpec | None = None
     products: ProductRequest | None = None  # for the probabilistic methods
+    tile: int | str | None = None  # the trained model's tiling (None: auto)
+    region: Region | None = None  # forecast only this part of the grid
 
 
 @dataclass
@@ -86,9 +90,9 @@ def cached_archive(sources: tuple[str, ...], stamps: tuple, variable: str | None
 
 
 @functools.lru_cache(maxsize=4)
-def cached_forecaster(method: str, model: str | None):
+def cached_forecaster(method: str, model: str | None, tile=None):
     """This process's forecaster (a ConvLSTM loads its network once per worker)."""
-    return make_forecaster(model=model, method=method)
+    return make_forecaster(model=model, method=method, tile=tile)
 
 
 def _render(forecast, archive, *, outdir: Path, spec: RenderSpec, method: str) -> list[Path]:
@@ -118,7 +122,10 @@ def run_issue_time(task: IssueTask) -> IssueResult:
             forecasts: dict[str, Path] = {}
             maps: dict[str, list[Path]] = {}
             for name in task.methods:
-                forecaster = cached_forecaster(name, task.model if name == "convlstm" else None)
+                convlstm = name == "convlstm"
+                forecaster = cached_forecaster(
+                    name, task.model if convlstm else None, task.tile if convlstm else None
+                )
                 if catalog is not None:
                     needed = [issue - k * catalog.step for k in range(int(forecaster.t_in))]
                     error = catalog.missing_frame_error(issue, needed)
@@ -131,11 +138,12 @@ def run_issue_time(task: IssueTask) -> IssueResult:
                     task.n_leads,
                     forecast_path(task.output, name, issue),
                     request=task.products if getattr(forecaster, "probabilistic", False) else None,
+                    region=task.region,
                 )
                 if task.render is not None:
                     maps[name] = _render(
                         fc,
-                        archive,
+                        archive if task.region is None else archive.sel({Y: fc[Y], X: fc[X]}),
                         outdir=maps_dir(task.output, name, issue),
                         spec=task.render,
                         method=name,

@@ -30,6 +30,7 @@ LAYERS = (
         "geo",
         "distribution",
         "motion",
+        "region",
     ),
     ("config",),
     ("archive",),  # reading archives

@@ -94,6 +94,28 @@ from nowcast.cli.series import point_options
         "which keeps heavy rain."
     ),
 )
+@click.option(
+    "--tile",
+    default=None,
+    metavar="auto|N|none",
+    help=(
+        "The trained model's inference in tiles of N x N pixels (plus the network's halo), "
+        "stitched to the same result in bounded memory; auto: tiles only when one pass over "
+        "the grid would take more than NOWCAST_TILE_MEMORY MiB (default 2048) or a quarter "
+        "of the free memory; none: one pass [auto]."
+    ),
+)
+@click.option(
+    "--region",
+    default=None,
+    metavar="W,S,E,N",
+    help=(
+        "Forecast only this box: longitude/latitude in degrees (e.g. 5.9,45.8,10.5,47.8), or "
+        "the grid's own coordinates with their units (e.g. 480,75,840,300km). The forecast "
+        "reads the box grown by what moves at 100 km/h over the inputs and leads (at least "
+        "32 pixels, plus the network's receptive field) and writes the box."
+    ),
+)
 def command(
     model,
     method,
@@ -116,6 +138,8 @@ def command(
     probabilities,
     quantiles,
     deterministic,
+    tile,
+    region,
 ) -> None:
     """Forecast from the last frames up to each issue time and write CF NetCDF on the input grid.
 
@@ -130,6 +154,8 @@ def command(
     Examples:
       nowcast predict --model radar-5min -i ../shared/data/radar/mch-2016-07-11.nc \\
           --issue-time 2016-07-11T21:30 --output fc.nc
+      nowcast predict --model radar-5min -i ../shared/data/radar/opera-2018-08-24.nc \\
+          --issue-time 2018-08-24T21:00 --region 5.9,45.8,10.5,47.8 --tile auto --output ch.nc
       nowcast predict --method extrapolation -i ../shared/data/radar/mch-2016-07-11.nc \\
           --start 2016-07-11T21:30 --end 2016-07-11T22:30 --every 15min --output ex.nc
       nowcast predict --method persistence -i ../shared/data/era5/era5-t2m-2019-03-uk.nc \\
@@ -195,6 +221,8 @@ def command(
         every=every,
         overwrite=overwrite,
         request=request,
+        tile=tile,
+        region=region,
     )
     click.echo(f"wrote {path}")
 

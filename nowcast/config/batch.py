@@ -27,6 +27,7 @@ from nowcast.config.loading import (
 from nowcast.conventions import as_interval
 from nowcast.distribution import ProductRequest
 from nowcast.errors import ConfigError, NowcastError
+from nowcast.region import parse_region
 from nowcast.verify import DEFAULT_SCALES
 
 
@@ -64,6 +65,11 @@ class BatchConfig:
     ``probabilities`` (exceedance thresholds, increasing, in the data's units),
     ``quantiles`` (levels in (0, 1), increasing), ``deterministic`` (``median``, the
     default, or ``sharp``: the main variable). See :meth:`products`.
+
+    ``tile``: the trained model's inference in tiles (``auto``, ``none`` or a size in
+    pixels; as ``nowcast predict --tile``); ``region``: forecast only this box
+    (``W,S,E,N`` in degrees, or the grid's coordinates with their units, e.g.
+    ``480,75,840,300km``; as ``nowcast predict --region``).
     """
 
     name: str = "batch"
@@ -88,6 +94,8 @@ class BatchConfig:
     probabilities: tuple[float, ...] = ()
     quantiles: tuple[float, ...] = ()
     deterministic: Literal["median", "sharp"] | None = None
+    tile: int | str = "auto"
+    region: str | None = None
 
     def products(self) -> ProductRequest | None:
         """The probabilistic products asked for (None when none is)."""
@@ -121,6 +129,20 @@ class BatchConfig:
         require(all(math.isfinite(t) for t in self.thresholds or ()), "thresholds must be numbers")
         require(all(s >= 1 for s in self.scales), "scales must be >= 1")
         self.products()  # members, seed, probabilities, quantiles, deterministic
+        tile = self.tile
+        require(
+            tile in ("auto", "none") or (str(tile).isdigit() and int(tile) >= 1),
+            f"tile: {tile!r} is not auto, none or a size in pixels (e.g. 512)",
+        )
+        require(
+            tile == "auto" or "convlstm" in self.methods,
+            "tile is set but methods has no convlstm (the trained model)",
+        )
+        if self.region is not None:
+            try:
+                parse_region(self.region, option="region:")
+            except NowcastError as exc:
+                raise ConfigError(str(exc)) from None
         leads = self.render.leads or ()
         require(
             all(1 <= k <= self.n_leads for k in leads),

@@ -35,8 +35,10 @@ from nowcast.methods.base import (
     get_method,
     infer_step,
 )
+from nowcast.methods.regions import locate_region
 from nowcast.probabilistic import IssueStack, read_off
 from nowcast.products import forecast_array, write_forecast
+from nowcast.region import Region, Window, parse_region
 from nowcast.trained.catalogue import resolve_model_file
 from nowcast.trained.rundir import RunDir
 
@@ -256,16 +258,25 @@ def forecast_and_write(
     *,
     overwrite: bool = True,
     request: ProductRequest | None = None,
+    region: Region | None = None,
 ) -> tuple[xr.DataArray, Path]:
     """:func:`forecast_products`, then write the forecast atomically to ``path`` (NetCDF or Zarr).
 
     Returns ``(forecast, path)``; the file names the method and holds its ``describe()``
     (and the ``request``'s products, :mod:`nowcast.probabilistic`).
     ``overwrite=False``: written only if nothing is at ``path`` when it is placed (of two
-    runs started together, one wins and the other gets ``PATH exists``).
+    runs started together, one wins and the other gets ``PATH exists``). ``region``: the
+    forecast of that part of the grid only (:func:`forecast_region`).
     """
-    forecast, extra = forecast_products(method, archive, issue_times, n_leads, request=request)
     metadata = dict(method.describe() or {})
+    if region is None:
+        forecast, extra = forecast_products(method, archive, issue_times, n_leads, request=request)
+    else:
+        forecast, extra, window = forecast_region(
+            method, archive, issue_times, n_leads, region, request=request
+        )
+        metadata["region"] = region.text
+        metadata["region_context"] = [int(v) for s in window.context for v in (s.start, s.stop)]
     if request is not None and request.asked:
         metadata["products"] = request.to_dict()
     written = write_forecast(
@@ -279,8 +290,31 @@ def forecast_and_write(
     return forecast, written
 
 
-def make_forecaster(*, model: str | Path | None = None, method: str | None = None) -> Forecaster:
-    """The forecaster for ``--model``/``--method`` (``convlstm`` when a model is given)."""
+def forecast_region(
+    method: Forecaster,
+    archive: xr.DataArray,
+    issue_times: Sequence,
+    n_leads: int,
+    region: Region,
+    *,
+    request: ProductRequest | None = None,
+) -> tuple[xr.DataArray, dict[str, xr.DataArray], Window]:
+    """:func:`forecast_products` of ``region`` only: the forecast is made on the region's
+    context (:func:`locate_region`: the flow estimated there too), then cut to the region.
+    Returns ``(forecast, extra, window)``."""
+    window = locate_region(method, archive, region, n_leads)
+    context = archive.isel({Y: window.context[0], X: window.context[1]})
+    forecast, extra = forecast_products(method, context, issue_times, n_leads, request=request)
+    inner = {Y: window.inner[0], X: window.inner[1]}
+    return forecast.isel(inner), {k: v.isel(inner) for k, v in extra.items()}, window
+
+
+def make_forecaster(
+    *, model: str | Path | None = None, method: str | None = None, tile=None
+) -> Forecaster:
+    """The forecaster for ``--model``/``--method`` (``convlstm`` when a model is given);
+    ``tile`` (``auto``, ``none`` or pixels; None: auto) is the network's tiling
+    (:mod:`nowcast.methods.tiling`), an error for another method."""
     method = method or ("convlstm" if model is not None else None)
     if method is None:
         raise NowcastError(
@@ -292,9 +326,11 @@ def make_forecaster(*, model: str | Path | None = None, method: str | None = Non
             raise NowcastError(
                 "--method convlstm needs --model (a run directory or a shipped model name)"
             )
-        return get_method("convlstm", model=model)
+        return get_method("convlstm", model=model, tile="auto" if tile is None else tile)
     if model is not None:
         raise NowcastError(f"--model is for the convlstm method, not {method!r}")
+    if tile is not None:
+        raise NowcastError(f"--tile is for the trained model (convlstm), not {method!r}")
     return get_method(method)
 
 
@@ -313,6 +349,8 @@ def predict_to_file(
     every=None,
     overwrite: bool = False,
     request: ProductRequest | None = None,
+    tile=None,
+    region: Region | str | None = None,
 ) -> Path:
     """Open the archive, forecast every issue time, write one forecast file atomically.
 
@@ -326,8 +364,12 @@ def predict_to_file(
     holds) an input file, folder or the model's files, and an existing ``output`` unless
     ``overwrite``. ``request``: probabilistic products (members, probabilities, quantiles,
     the deterministic product), for a probabilistic method only; checked before any work.
+    ``tile``: the network's tiling (:func:`make_forecaster`); ``region``: forecast that part
+    of the grid (:mod:`nowcast.region`; placed on the grid before any work).
     """
-    forecaster = make_forecaster(model=model, method=method)
+    if region is not None and not isinstance(region, Region):
+        region = parse_region(region)
+    forecaster = make_forecaster(model=model, method=method, tile=tile)
     check_request(forecaster, request, None)
     archive = open_archive(list(inputs), variable=variable, kind=kind)
     model_files = []
@@ -344,6 +386,13 @@ def predict_to_file(
     if len(times) == 0:
         raise NowcastError("give --issue-time TIME (repeatable) or a range --start/--end/--every")
     _, path = forecast_and_write(
-        forecaster, archive, list(times), n_leads, output, overwrite=overwrite, request=request
+        forecaster,
+        archive,
+        list(times),
+        n_leads,
+        output,
+        overwrite=overwrite,
+        request=request,
+        region=region,
     )
     return path

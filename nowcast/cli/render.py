@@ -1,4 +1,5 @@
-"""``nowcast render``: maps (PNG, optionally GIF) of a forecast file."""
+"""``nowcast render``: maps (PNG, optionally GIF) of a forecast file; of a probabilistic
+one also probability maps and postage stamps of its members, and fan charts at points."""
 
 from __future__ import annotations
 
@@ -91,6 +92,23 @@ def parse_leads(value: str | None) -> list[int] | None:
     help="CSV of name,latitude,longitude for --point NAME [a few cities shipped with nowcast].",
 )
 @click.option(
+    "--products",
+    default=None,
+    metavar="LIST",
+    help=(
+        "Maps to draw: deterministic, probability (P(value >= threshold)), members (postage "
+        "stamps), comma-separated [every product the files hold]. With --point, "
+        "'deterministic' alone leaves out the fan chart."
+    ),
+)
+@click.option(
+    "--thresholds",
+    default=None,
+    metavar="T1,T2,...",
+    help="Probability maps at these thresholds only, in the data's units; each must be in the "
+    "files [all they hold].",
+)
+@click.option(
     "--neighbourhood",
     type=click.IntRange(min=1),
     default=1,
@@ -110,10 +128,14 @@ def command(
     dpi,
     points,
     places,
+    products,
+    thresholds,
     neighbourhood,
 ) -> None:
     """Draw FORECASTS (nowcast NetCDF/Zarr files) as maps in their own projection, or with
-    --point as time series at points; prints the paths.
+    --point as time series at points; prints the paths. A probabilistic forecast (nowcast
+    predict --members/--probabilities/--quantiles) also gets probability maps and postage
+    stamps of its members, and at points a fan chart of its quantiles.
 
     \b
     Examples:
@@ -121,15 +143,25 @@ def command(
       nowcast render fc.nc --truth ../shared/data/radar/mch-2016-07-11.nc --gif --workers 2
       nowcast render fc.nc ex.nc --truth ../shared/data/radar/mch-2016-07-11.nc \\
           --point Zurich --point 46.0,8.95 --neighbourhood 3 -o series/
+      nowcast render ens.nc --products probability,members --thresholds 5 --gif
     """
     # imported on use, so that `nowcast --help` stays fast
     from nowcast.archive.reader import open_archive, source_files
+    from nowcast.cli.predict import number_list
+    from nowcast.errors import NowcastError
     from nowcast.fileio import check_output, folder_output
+    from nowcast.render.ensemble import DETERMINISTIC, PRODUCTS, plan_products
+    from nowcast.render.ensemble_jobs import render_products
     from nowcast.render.options import RenderOptions
     from nowcast.render.parallel import plan_maps, render_maps
-    from nowcast.verify import load_forecasts
+    from nowcast.verify.scores import load_forecast_files
 
-    fcs = load_forecasts(forecasts)  # DataError for a missing/bad file
+    wanted = _products(products, PRODUCTS)
+    levels = number_list(thresholds, "--thresholds") or None
+    if points and levels is not None:
+        raise NowcastError("--thresholds chooses probability maps; --point draws no maps")
+    fcs, prob = load_forecast_files(forecasts)  # DataError for a missing/bad file
+    parts = {key: p.parts() for key, p in prob.items()}
     first = next(iter(fcs.values()))
     obs = None
     if truth:
@@ -141,9 +173,16 @@ def command(
 
         known = load_places(places) if places is not None else None
         chosen = [parse_point(p, known) for p in points]
+        fans = {} if wanted == (DETERMINISTIC,) else parts
         with folder_output(output) as folder:  # a new folder appears in one step
             written = render_points(
-                fcs, chosen, outdir=folder, truth=obs, neighbourhood=neighbourhood, dpi=dpi
+                fcs,
+                chosen,
+                outdir=folder,
+                truth=obs,
+                neighbourhood=neighbourhood,
+                dpi=dpi,
+                probabilistic=fans,
             )
         _echo_paths(written, folder, output)
         return
@@ -156,9 +195,13 @@ def command(
     # every forecast checked before the first write; the line below says when no map data
     # is found: no warning besides
     jobs = plan_maps(list(zip(forecasts, fcs.values())), truth=obs, options=options, warn=False)
+    pjobs = plan_products(jobs, [parts.get(key) for key in fcs], products=wanted, thresholds=levels)
     click.echo(jobs[0].options.map_data.describe())
     with folder_output(output) as folder:  # a new folder appears in one step
-        written = render_maps(jobs, outdir=folder, workers=workers, gif=gif)
+        written = []
+        if wanted is None or DETERMINISTIC in wanted:
+            written += render_maps(jobs, outdir=folder, workers=workers, gif=gif)
+        written += render_products(pjobs, outdir=folder, workers=workers, gif=gif)
     _echo_paths(written, folder, output)
 
 
@@ -166,3 +209,20 @@ def _echo_paths(paths, folder: Path, output: Path) -> None:
     """Print the paths written under ``folder`` as where they are now, under ``output``."""
     for p in paths:
         click.echo(str(Path(output) / Path(p).relative_to(folder)))
+
+
+def _products(text: str | None, known) -> tuple[str, ...] | None:
+    """``--products``: the names asked (``None``: all the files hold); a one-line error for
+    an unknown one."""
+    from nowcast.errors import NowcastError
+
+    if text is None:
+        return None
+    names = tuple(dict.fromkeys(p.strip().lower() for p in text.split(",") if p.strip()))
+    bad = [n for n in names if n not in known]
+    if bad or not names:
+        raise NowcastError(
+            f"--products: unknown {', '.join(map(repr, bad)) or 'empty list'}; choose from "
+            f"{', '.join(known)}"
+        )
+    return names

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -30,7 +30,7 @@ from nowcast.render.maps import (
 )
 from nowcast.render.options import GIF_DPI, RenderOptions
 
-__all__ = ["render_gif", "write_gif", "gif_name"]
+__all__ = ["render_gif", "write_gif", "gif_name", "gif_bytes"]
 
 
 def gif_name(prep: Prepared, issue) -> str:
@@ -91,9 +91,14 @@ def write_gif(
     duration_ms: int = 700,
 ) -> Path:
     """The GIF of a forecast already checked: ``truth`` aligned, 0-based ``lead_indices``."""
-    frames = []
     pngs = frame_pngs(prep, issue_index, lead_indices, truth=truth, options=options)
-    for _, png in pngs:
+    return write_atomic(path, gif_bytes((png for _, png in pngs), duration_ms=duration_ms))
+
+
+def gif_bytes(pngs: Iterable[bytes], *, duration_ms: int = 700) -> bytes:
+    """An endless animated GIF of PNG frames (one adaptive palette each)."""
+    frames = []
+    for png in pngs:
         with Image.open(io.BytesIO(png)) as im:
             frames.append(
                 im.convert("RGB").quantize(
@@ -110,4 +115,4 @@ def write_gif(
         loop=0,
         disposal=1,
     )
-    return write_atomic(path, buf.getvalue())
+    return buf.getvalue()

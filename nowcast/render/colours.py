@@ -38,6 +38,9 @@ __all__ = [
     "robust_range",
     "nice_limit",
     "RAIN_DIFF_LEVELS",
+    "PROBABILITY_LEVELS",
+    "probability_style",
+    "event_style",
 ]
 
 #: Rain-rate class boundaries (mm h-1).
@@ -213,3 +216,32 @@ def generic_style(vmin: float, vmax: float, *, label: str) -> Style:
         vmin, vmax = (0.0, 1.0) if not np.isfinite([vmin, vmax]).all() else (vmin - 0.5, vmax + 0.5)
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad=NO_DATA)
     return Style(cmap, Normalize(vmin, vmax), label, None, None, "neither")
+
+
+#: Probability classes (0-1): below the first class is transparent (the map shows through).
+PROBABILITY_LEVELS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+
+def probability_style(label: str) -> Style:
+    """A sequential 0-1 scale in classes of :data:`PROBABILITY_LEVELS` for exceedance
+    probabilities: below 5 % transparent, then pale yellow to dark blue (1 in the top class),
+    NaN grey."""
+    n = len(PROBABILITY_LEVELS) - 1
+    base = matplotlib.colormaps["YlGnBu"]
+    shades = base(np.linspace(0.12, 1.0, n - 1))
+    cmap = ListedColormap(
+        np.vstack([[[1.0, 1.0, 1.0, 0.0]], shades]), name="nowcast_probability"
+    ).with_extremes(under=(0, 0, 0, 0), over=shades[-1], bad=NO_DATA)
+    norm = BoundaryNorm(PROBABILITY_LEVELS, n)
+    labels = tuple(_fmt(v) for v in PROBABILITY_LEVELS)
+    return Style(cmap, norm, label, PROBABILITY_LEVELS, labels, "neither")
+
+
+def event_style(label: str) -> Style:
+    """Observed event maps (0 = no, 1 = yes): two classes, "no" transparent, "yes" the top
+    probability colour, so an observed event reads like a forecast of certainty."""
+    top = matplotlib.colormaps["YlGnBu"](1.0)
+    cmap = ListedColormap([(1.0, 1.0, 1.0, 0.0), top], name="nowcast_event").with_extremes(
+        over=top, bad=NO_DATA
+    )
+    return Style(cmap, BoundaryNorm((0.0, 0.5, 1.0), 2), label, (0.25, 0.75), ("no", "yes"))

@@ -29,7 +29,7 @@ from nowcast.render.mapdata import MapData, add_map_features, lonlat_bbox
 from nowcast.render.options import RenderOptions
 from nowcast.render.projection import lonlat_crs
 
-__all__ = ["Panel", "Layout", "figure_layout", "draw_figure"]
+__all__ = ["Panel", "Layout", "figure_layout", "draw_figure", "finish_figure", "colourbar"]
 
 # Layout constants (inches).
 _MAP = 4.0  # longest side of one map panel
@@ -113,7 +113,8 @@ def figure_layout(
     )
 
 
-def _colourbar(fig, rect, style: Style) -> None:
+def colourbar(fig, rect, style: Style):
+    """A horizontal colour bar of ``style`` in ``rect`` (figure fractions); the Colorbar."""
     cax = fig.add_axes(rect)
     mappable = ScalarMappable(norm=style.norm, cmap=style.cmap)
     cb = fig.colorbar(
@@ -127,6 +128,7 @@ def _colourbar(fig, rect, style: Style) -> None:
         cb.set_ticklabels(list(style.ticklabels))
     cb.ax.tick_params(labelsize=7, length=2, pad=1.5)
     cb.set_label(style.label, fontsize=8, labelpad=2)
+    return cb
 
 
 def _gridlines(ax, lonlat) -> None:
@@ -216,7 +218,19 @@ def draw_figure(
             add_map_features(ax, layers, lonlat=lonlat, bbox=bbox)
         _gridlines(ax, lonlat)
         ax.set_title(panel.title, fontsize=9, pad=4)
-        _colourbar(fig, crect, panel.style)
+        colourbar(fig, crect, panel.style)
+    data = finish_figure(
+        fig, layout, title=title, subtitle=subtitle, footer=footer, legend=legend, dpi=dpi
+    )
+    if return_axes:
+        return data, fig
+    return data
+
+
+def finish_figure(
+    fig, layout: Layout, *, title: str, subtitle: str, footer: str, legend, dpi: float
+) -> bytes:
+    """Add the two title lines, the background key and the footer to ``fig``; its PNG bytes."""
     fw = layout.figsize[0]
     fig.text(
         0.5,
@@ -254,10 +268,7 @@ def draw_figure(
         _background_key(fig, layout, legend)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": "nowcast"})
-    data = buf.getvalue()
-    if return_axes:
-        return data, fig
-    return data
+    return buf.getvalue()
 
 
 def _background_key(fig, layout: Layout, legend: Sequence[tuple]) -> None:

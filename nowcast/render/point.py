@@ -34,6 +34,7 @@ from nowcast.errors import NowcastError
 from nowcast.fileio import write_atomic
 from nowcast.geo import is_geographic, metres_per_unit, to_grid_xy
 from nowcast.render import colours
+from nowcast.render.fan import Fan, draw_fan, fan_part, point_fan
 from nowcast.render.projection import grid_mapping_attrs
 
 __all__ = ["Point", "PLACES", "parse_point", "point_series", "render_points", "load_places"]
@@ -185,16 +186,20 @@ def _locate(da: xr.DataArray, point: Point, neighbourhood: int, what: str) -> _W
     return _Where(idx[0], idx[1], neighbourhood // 2, spacing)
 
 
-def _values(da: xr.DataArray, where: _Where) -> np.ndarray:
-    """The point's values over the leading dims (NaN-aware neighbourhood mean)."""
+def _box(da: xr.DataArray, where: _Where) -> xr.DataArray:
+    """``da`` cut to the point's pixels (its neighbourhood)."""
     h = where.half
-    box = da.isel(
+    return da.isel(
         {
             Y: slice(max(where.iy - h, 0), where.iy + h + 1),
             X: slice(max(where.ix - h, 0), where.ix + h + 1),
         }
     )
-    data = np.asarray(box.values, dtype=np.float64)
+
+
+def _values(da: xr.DataArray, where: _Where) -> np.ndarray:
+    """The point's values over the leading dims (NaN-aware neighbourhood mean)."""
+    data = np.asarray(_box(da, where).values, dtype=np.float64)
     with warnings.catch_warnings():  # an all-NaN neighbourhood is NaN, as wanted
         warnings.simplefilter("ignore", RuntimeWarning)
         return np.nanmean(data.reshape(data.shape[:-2] + (-1,)), axis=-1)
@@ -295,9 +300,16 @@ def _stems(points: Sequence[Point]) -> list[str | None]:
 
 
 def plot_point(
-    table: pd.DataFrame, point: Point, *, how: str, attrs: Mapping, dpi: float = 100
+    table: pd.DataFrame,
+    point: Point,
+    *,
+    how: str,
+    attrs: Mapping,
+    dpi: float = 100,
+    fans: Mapping[str, Fan] | None = None,
 ) -> bytes:
-    """PNG of observed (black) and each method's forecast per issue time against valid time."""
+    """PNG of observed (black) and each method's forecast per issue time against valid time;
+    a method in ``fans`` gets its quantile bands and median at the fan's issue time."""
     convert, units = colours.to_display(attrs)
     kind = colours.field_kind(attrs)
     name = str(attrs.get("long_name") or "value")
@@ -309,16 +321,23 @@ def plot_point(
                 markersize=3, linewidth=1.6, label="observed", zorder=5)  # fmt: skip
     methods = [m for m in dict.fromkeys(table["method"]) if m != "observed"]
     palette = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
-    for k, method in enumerate(methods):
-        sub = table[table["method"] == method]
-        issues = sorted(sub["issue_time"].unique())
-        for i, issue in enumerate(issues):
-            one = sub[sub["issue_time"] == issue].sort_values("valid_time")
-            alpha = 0.35 + 0.65 * (i + 1) / len(issues)
-            ax.plot(one["valid_time"], convert(one["value"].to_numpy()),
-                    color=palette[k % len(palette)], alpha=alpha, marker=".", linewidth=1.2,
-                    label=method if i == len(issues) - 1 else None)  # fmt: skip
     issues = sorted(table["issue_time"].dropna().unique())
+    for k, method in enumerate(methods):
+        sub, fan = table[table["method"] == method], (fans or {}).get(method)
+        lines = []
+        for i, issue in enumerate(sorted(sub["issue_time"].unique())):
+            one = sub[sub["issue_time"] == issue].sort_values("valid_time")
+            if fan is None or not fan.replaces(issue, one["value"].to_numpy()):
+                lines.append((i, one))  # else the fan's median line stands for it
+        n = sub["issue_time"].nunique()
+        for i, one in lines:
+            ax.plot(one["valid_time"], convert(one["value"].to_numpy()),
+                    color=palette[k % len(palette)], alpha=0.35 + 0.65 * (i + 1) / n,
+                    marker=".", linewidth=1.2,
+                    label=method if one is lines[-1][1] else None)  # fmt: skip
+        if fan is not None:
+            draw_fan(ax, fan, colour=palette[k % len(palette)], method=method, convert=convert,
+                     several=len(issues) > 1)  # fmt: skip
     for issue in issues if len(issues) <= 6 else issues[-1:]:
         ax.axvline(issue, color="0.5", linewidth=0.8, linestyle=":", zorder=1)
     if kind == "precipitation":
@@ -337,7 +356,9 @@ def plot_point(
         else f"{len(issues)} issue times {first:%Y-%m-%d %H:%M} to {last:%H:%M} UTC (dotted)"
     )
     where = point.name if point.name == point.label else f"{point.name} ({point.label})"
-    ax.set_title(f"{name} at {where}\n{how}; {when}", fontsize=10)
+    title = f"{name} at {where}\n{how}; {when}"
+    longest = max(len(line) for line in title.splitlines())
+    ax.set_title(title, fontsize=10 if longest <= 90 else 9)  # 9 pt: fits 8 inches
     credit = attrs.get("attribution") or "source unknown"
     fig.text(0.01, 0.005, f"Data: {credit}", fontsize=6, color="0.3", ha="left", va="bottom")
     buf = io.BytesIO()
@@ -353,8 +374,13 @@ def render_points(
     truth: xr.DataArray | None = None,
     neighbourhood: int = 1,
     dpi: float = 100,
+    probabilistic: Mapping[str, Mapping[str, xr.DataArray]] | None = None,
 ) -> list[Path]:
     """Write ``point_<name>.png`` and ``point_<name>.csv`` per point; returns the paths.
+
+    ``probabilistic``: the methods' products (:func:`nowcast.probabilistic.read_probabilistic`)
+    under the keys of ``forecasts``: a method with quantiles or members gets a fan chart
+    (:mod:`nowcast.render.fan`; the CSV keeps the deterministic values).
 
     Every point is checked (inside the grids, in coverage, a file name of its own: see
     :func:`_stems`) before the first file is written; a point given twice is drawn once.
@@ -364,17 +390,27 @@ def render_points(
     stems = _stems(points)  # two points never share a file
     tables = [(p, *point_series(forecasts, p, truth=truth, neighbourhood=neighbourhood))
               for p in points]  # fmt: skip
+    fans = [_fans(forecasts, probabilistic or {}, p, neighbourhood) for p, _, _ in tables]
     attrs = next(iter(forecasts.values())).attrs
     outdir = Path(outdir)
     written = []
-    for (point, table, how), stem in zip(tables, stems):
+    for (point, table, how), stem, fan in zip(tables, stems, fans):
         if stem is None:  # the same point given twice: drawn once
             continue
-        written.append(
-            write_atomic(
-                outdir / f"{stem}.png", plot_point(table, point, how=how, attrs=attrs, dpi=dpi)
-            )
-        )
+        png = plot_point(table, point, how=how, attrs=attrs, dpi=dpi, fans=fan)
+        written.append(write_atomic(outdir / f"{stem}.png", png))
         text = table.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%SZ", float_format="%.6g")
         written.append(write_atomic(outdir / f"{stem}.csv", text))
     return written
+
+
+def _fans(forecasts, probabilistic, point: Point, neighbourhood: int) -> dict[str, Fan]:
+    """The fan of each method with quantiles or members, at ``point``."""
+    out = {}
+    for method, parts in probabilistic.items():
+        part = fan_part(parts)
+        if part is None or method not in forecasts:
+            continue
+        where = _locate(forecasts[method], point, neighbourhood, f"{method} forecast's")
+        out[method] = point_fan(part, lambda da, where=where: _box(da, where))
+    return out

@@ -160,13 +160,19 @@ def command(
     levels = number_list(thresholds, "--thresholds") or None
     if points and levels is not None:
         raise NowcastError("--thresholds chooses probability maps; --point draws no maps")
-    fcs, prob = load_forecast_files(forecasts)  # DataError for a missing/bad file
+    series, forecasts = _series_files(forecasts, points)  # series forecasts: drawn at points
+    fcs, prob = load_forecast_files(forecasts) if forecasts else ({}, {})  # DataError: bad file
     parts = {key: p.parts() for key, p in prob.items()}
-    first = next(iter(fcs.values()))
+    first = next(iter(fcs.values())) if fcs else series[0].forecast
     obs = None
     if truth:
         obs = open_archive(list(truth), variable=str(first.name), kind=kind)
-    sources = [*forecasts, *truth, *(source_files(obs) if obs is not None else [])]
+    sources = [
+        *forecasts,
+        *(s.path for s in series),
+        *truth,
+        *(source_files(obs) if obs is not None else []),
+    ]
     check_output(output, sources, replaces=False)  # never into (or over) an input's folder
     if points:
         from nowcast.render.point import load_places, parse_point, render_points
@@ -183,6 +189,7 @@ def command(
                 neighbourhood=neighbourhood,
                 dpi=dpi,
                 probabilistic=fans,
+                series=series,
             )
         _echo_paths(written, folder, output)
         return
@@ -203,6 +210,25 @@ def command(
             written += render_maps(jobs, outdir=folder, workers=workers, gif=gif)
         written += render_products(pjobs, outdir=folder, workers=workers, gif=gif)
     _echo_paths(written, folder, output)
+
+
+def _series_files(forecasts, points):
+    """``(series forecast files as SeriesAtPoints, the gridded forecast files)``; series files
+    without --point are a one-line error."""
+    from nowcast.cli.series import split_series_files
+
+    series, gridded = split_series_files(forecasts)
+    if not series:
+        return [], list(forecasts)
+    if not points:
+        from nowcast.errors import NowcastError
+
+        raise NowcastError(
+            f"{series[0]} is a series forecast (at points): draw it with --point LAT,LON|NAME"
+        )
+    from nowcast.series.run import SeriesAtPoints
+
+    return [SeriesAtPoints(p) for p in series], gridded
 
 
 def _echo_paths(paths, folder: Path, output: Path) -> None:

@@ -211,11 +211,15 @@ def point_series(
     *,
     truth: xr.DataArray | None = None,
     neighbourhood: int = 1,
+    series: Sequence = (),
 ) -> tuple[pd.DataFrame, str]:
     """``(table, how)``: the point's forecast (and observed) values, and how they were taken.
 
     ``table`` has :data:`COLUMNS`; observed rows have method ``observed`` and no issue time,
     from one forecast horizon before the first issue time to the last valid time.
+    ``series``: series forecasts drawn beside the gridded ones, each with
+    ``rows_at(name, lat, lon)`` giving ``(method, issue_time, lead_minutes, valid_time,
+    value)`` rows at the point (:class:`nowcast.series.run.SeriesAtPoints`).
     """
     if isinstance(neighbourhood, bool) or neighbourhood < 1 or neighbourhood % 2 == 0:
         raise NowcastError(
@@ -233,6 +237,11 @@ def point_series(
             for j, lead in enumerate(minutes):
                 valid = fc[VALID_TIME].values[i, j]
                 rows.append((method, issue, float(lead), valid, float(values[i, j])))
+    for one in series:  # series forecasts at the point's station
+        found = one.rows_at(point.name, point.lat, point.lon)
+        any_finite |= bool(np.isfinite([r[4] for r in found]).any())
+        rows += found
+        how = how or "the series forecast at the point's station"
     if not any_finite:
         raise NowcastError(
             f"point {point.name} ({point.label}) is outside the data coverage (NaN in every "
@@ -375,6 +384,7 @@ def render_points(
     neighbourhood: int = 1,
     dpi: float = 100,
     probabilistic: Mapping[str, Mapping[str, xr.DataArray]] | None = None,
+    series: Sequence = (),
 ) -> list[Path]:
     """Write ``point_<name>.png`` and ``point_<name>.csv`` per point; returns the paths.
 
@@ -385,13 +395,13 @@ def render_points(
     Every point is checked (inside the grids, in coverage, a file name of its own: see
     :func:`_stems`) before the first file is written; a point given twice is drawn once.
     """
-    if not forecasts:
+    if not forecasts and not series:
         raise NowcastError("no forecasts to draw")
     stems = _stems(points)  # two points never share a file
-    tables = [(p, *point_series(forecasts, p, truth=truth, neighbourhood=neighbourhood))
-              for p in points]  # fmt: skip
+    tables = [(p, *point_series(forecasts, p, truth=truth, neighbourhood=neighbourhood,
+                                series=series)) for p in points]  # fmt: skip
     fans = [_fans(forecasts, probabilistic or {}, p, neighbourhood) for p, _, _ in tables]
-    attrs = next(iter(forecasts.values())).attrs
+    attrs = next(iter(forecasts.values())).attrs if forecasts else series[0].attrs
     outdir = Path(outdir)
     written = []
     for (point, table, how), stem, fan in zip(tables, stems, fans):

@@ -16,6 +16,7 @@ import glob
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator
@@ -194,6 +195,21 @@ def catch_interrupts() -> None:
         and signal.getsignal(signal.SIGINT) is signal.default_int_handler
     ):
         signal.signal(signal.SIGINT, _on_sigint)
+        if not getattr(sys.unraisablehook, "_nowcast", False):
+            sys.unraisablehook = _quiet_about_interrupts(sys.unraisablehook)
+
+
+def _quiet_about_interrupts(hook):
+    """``sys.unraisablehook`` without the "Exception ignored ... KeyboardInterrupt" traceback
+    of a Ctrl-C raised in a finaliser: it is remembered and ends the command anyway."""
+
+    def quiet(unraisable) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt) and _interrupted.is_set():
+            return
+        hook(unraisable)
+
+    quiet._nowcast = True
+    return quiet
 
 
 def interrupted() -> bool:

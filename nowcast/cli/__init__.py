@@ -49,11 +49,13 @@ def _environment_kept(name: str):
 def _sigint_kept():
     main = threading.current_thread() is threading.main_thread()
     before = signal.getsignal(signal.SIGINT) if main else None
+    hook = sys.unraisablehook
     try:
         yield
     finally:
         if main and before is not None:
             signal.signal(signal.SIGINT, before)
+        sys.unraisablehook = hook
 
 
 class _Group(click.Group):

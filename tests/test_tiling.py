@@ -178,11 +178,20 @@ def test_shipped_model_tiled_on_fmi(fmi):
 
 
 def test_auto_tiles_large_grids_only():
-    field = ReceptiveField(radius=76, block=4, bytes_per_pixel=3000.0)
+    """Untiled when a pass fits the budget; else the layout whose largest pass fits and
+    which computes the fewest pixels (strips on a narrow grid); never below the halo."""
+    field = ReceptiveField(radius=76, block=4, bytes_per_pixel=3587.0)
     assert choose_core((640, 710), field, budget=2 * 2**30) is None
-    core = choose_core((2200, 1900), field, budget=2**30)
-    assert core is not None and core % 4 == 0 and (core + 152) ** 2 * 3000 <= 2**30
-    assert choose_core((2200, 1900), field, budget=10) == 76  # never below the halo
+    for shape, budget in [((2200, 1900), 2**30), ((1226, 760), 2 * 2**30)]:
+        core = choose_core(shape, field, budget=budget)
+        assert core is not None and all(c % 4 == 0 for c in core)
+        plan = tile_plan(shape, core, field)
+        check_plan(plan, shape, field)
+        largest = max((t.read[0].stop - t.read[0].start) * (t.read[1].stop - t.read[1].start)
+                      for t in plan)  # fmt: skip
+        assert largest * field.bytes_per_pixel <= budget
+    assert choose_core((1226, 760), field, budget=2 * 2**30) == (616, 760)  # 2 strips
+    assert choose_core((2200, 1900), field, budget=10) == (76, 76)  # never below the halo
     assert parse_tile("auto") == "auto" and parse_tile("None") == "none"
     assert parse_tile(" 512 ") == 512 and parse_tile(256) == 256
 

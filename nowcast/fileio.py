@@ -146,6 +146,7 @@ def atomic_output(
         scratch = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     except OSError as exc:
         raise _cannot_write(path, exc) from None
+    failed = True
     try:
         tmp = scratch / path.name
         try:
@@ -166,8 +167,35 @@ def atomic_output(
             if not disk_full(scratch):  # (netCDF4: "RuntimeError: NetCDF: HDF error")
                 raise
             raise _cannot_write(path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))) from exc
+        failed = False
     finally:
+        if failed:  # chunk writes still in flight would recreate what is removed
+            settle_zarr_writes()
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def settle_zarr_writes(timeout: float = 10.0) -> None:
+    """Wait (at most ``timeout`` s) for the chunk writes still in Zarr's IO loop: when one
+    chunk fails (a full disk) the others go on and would write into a removed temporary
+    output, and report "Task exception was never retrieved" at exit (collected here)."""
+    sync = sys.modules.get("zarr.core.sync")
+    loop = getattr(sync, "loop", [None])[0] if sync is not None else None
+    if loop is None or not loop.is_running():
+        return
+
+    async def pending() -> None:
+        me = asyncio.current_task()
+        tasks = [t for t in asyncio.all_tasks() if t is not me]
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+        for task in tasks:
+            if task.done() and not task.cancelled():
+                task.exception()  # retrieved: not reported at exit
+
+    import asyncio
+
+    with contextlib.suppress(Exception):
+        asyncio.run_coroutine_threadsafe(pending(), loop).result(timeout + 1.0)
 
 
 #: Set by :func:`_on_sigint` (installed by :func:`catch_interrupts`): a Ctrl-C was received.

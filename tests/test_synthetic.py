@@ -85,3 +85,24 @@ def test_bad_arguments():
         synthetic_rain(nan_fraction=1.0)
     with pytest.raises(TypeError, match="pass either data or synthetic_rain keyword arguments"):
         write_synthetic_archive("unused", data=synthetic_rain(n_times=1), seed=1)
+
+
+def test_evolving_cells_grow_decay_and_change_speed():
+    """The demo's weather: a cell's total rain changes as it lives (no motion, so nothing
+    leaves the grid), the wind that carries the cells changes speed, and the grid lies on a
+    real projection centred where it is asked to be."""
+    from nowcast.archive.synthetic import evolving_rain
+
+    kw = dict(n_times=30, ny=48, nx=48, velocity=(0, 0), speed_spread=0.0, n_cells=1)
+    still = evolving_rain(**kw, stratiform=0.0, seed=2)
+    total = still.sum(("y", "x")).values  # a cell or two, staying in view
+    peak = int(total.argmax())
+    assert 0 < peak < 29 and total[:peak].min() < total[peak] / 5  # it grew
+    assert total[peak:].min() < 0.7 * total[peak]  # and decays
+    xr.testing.assert_identical(still, evolving_rain(**kw, stratiform=0.0, seed=2))
+    moving = evolving_rain(n_times=4, ny=20, nx=30, centre=(51.35, 3.6))
+    crs = pyproj.CRS.from_wkt(moving.coords["crs"].attrs["crs_wkt"])
+    to_lonlat = pyproj.Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    lon, lat = to_lonlat.transform(moving.x.values.mean(), moving.y.values.mean())
+    assert lon == pytest.approx(3.6, abs=0.02) and lat == pytest.approx(51.35, abs=0.02)
+    assert moving.attrs["units"] == "mm h-1" and np.diff(moving.x.values)[0] == 1000.0

@@ -3,7 +3,9 @@
 :func:`synthetic_rain` makes an in-memory archive (already in the archive convention: dims
 ``time, y, x``, metres, a ``crs`` grid-mapping coordinate, ``mm h-1``) of elliptical
 Gaussian rain cells that are advected by one uniform velocity and grow and decay slowly,
-so most of the change from frame to frame is motion a model can learn.
+so most of the change from frame to frame is motion a model can learn;
+:func:`evolving_rain` (the demo's weather) makes cells that are born, grow, decay and die
+while the wind that carries them changes speed and direction, on a real projection.
 :func:`write_synthetic_archive` writes it as CF-1.8 NetCDF that :func:`open_archive` reads
 back identically.
 """
@@ -19,6 +21,7 @@ import pyproj
 import xarray as xr
 
 from nowcast.config import DataConfig
+from nowcast.config.experiment import SyntheticConfig
 from nowcast.conventions import RATE_UNITS, TIME, X, Y
 from nowcast.fileio import atomic_output
 
@@ -114,9 +117,14 @@ def synthetic_rain(
     field[field < threshold] = 0.0
     field[:, _coverage_mask(ny, nx, nan_fraction)] = np.nan
 
-    times = pd.date_range(pd.Timestamp(start), periods=n_times, freq=pd.Timedelta(step))
     x = (np.arange(nx) - (nx - 1) / 2) * float(spacing)
     y = (np.arange(ny) - (ny - 1) / 2) * float(spacing)
+    return _wrap(field, start, step, x, y, _grid_mapping_attrs(), name)
+
+
+def _wrap(field, start, step, x, y, grid_mapping: dict, name: str) -> xr.DataArray:
+    """The archive-convention DataArray of a ``(time, y, x)`` rain-rate array."""
+    times = pd.date_range(pd.Timestamp(start), periods=len(field), freq=pd.Timedelta(step))
     coords = {
         TIME: xr.Variable(
             TIME, times.values.astype("datetime64[ns]"), {"standard_name": "time", "axis": "T"}
@@ -127,7 +135,7 @@ def synthetic_rain(
         X: xr.Variable(
             X, x, {"standard_name": "projection_x_coordinate", "units": "m", "axis": "X"}
         ),
-        "crs": xr.Variable((), np.int32(0), _grid_mapping_attrs()),
+        "crs": xr.Variable((), np.int32(0), grid_mapping),
     }
     attrs = {
         "standard_name": "rainfall_rate",
@@ -138,6 +146,135 @@ def synthetic_rain(
         "attribution": ATTRIBUTION,
     }
     return xr.DataArray(field, dims=(TIME, Y, X), coords=coords, name=name, attrs=attrs)
+
+
+#: Where :func:`evolving_rain` puts its weather: ETRS89 / LAEA Europe (EPSG:3035, the
+#: projection of the OPERA composite), centred on the Belgian-Dutch coast at the Scheldt
+#: estuary, so that maps show a coastline, an estuary and a border.
+EVOLVING_CRS = "EPSG:3035"
+EVOLVING_CENTRE = (51.35, 3.6)  # latitude, longitude
+
+
+def _steering(t: np.ndarray, tq: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """The distance the steering wind ``u`` (per step at the times ``t``) carries a parcel
+    from time 0 to each time ``tq`` (linear beyond the ends)."""
+    d = np.concatenate([[0.0], np.cumsum(u[:-1])])
+    out = np.interp(tq, t, d)
+    out = np.where(tq < t[0], d[0] + u[0] * (tq - t[0]), out)
+    return np.where(tq > t[-1], d[-1] + u[-1] * (tq - t[-1]), out)
+
+
+def evolving_rain(
+    *,
+    n_times: int = 96,
+    ny: int = 64,
+    nx: int = 64,
+    step="5min",
+    start="2021-06-01T12:00",
+    seed: int = 0,
+    n_cells: float = 5.0,
+    velocity: tuple[float, float] = (2.0, 1.0),
+    speed_change: float = 0.5,
+    turn: float = 25.0,
+    period: float = 36.0,
+    speed_spread: float = 0.25,
+    lifetime: tuple[float, float] = (5.0, 15.0),
+    max_rate: float = 40.0,
+    cell_size: tuple[float, float] = (2.0, 5.0),
+    size_change: float = 0.6,
+    stratiform: float = 0.3,
+    spacing: float = 1000.0,
+    crs=EVOLVING_CRS,
+    centre: tuple[float, float] = EVOLVING_CENTRE,
+    threshold: float = 0.1,
+    name: str = "precipitation_rate",
+) -> xr.DataArray:
+    """Rain cells that are born, grow, peak, decay and die while the wind that carries them
+    changes speed and direction: extrapolation is good, not perfect (the demo's weather).
+
+    The steering wind is ``velocity = (u, v)`` pixels per step, its speed varying by
+    ``speed_change`` (relative) and its direction by ``turn`` degrees over ``period`` steps;
+    each cell drifts from it by a random ``speed_spread`` pixels per step. A cell's rain
+    rate rises to its peak over ``0.7 x life`` steps and falls over ``1.3 x life`` (Gaussian
+    in time; ``life`` uniform in ``lifetime`` steps), its size following its intensity
+    (``size_change``: the fraction it shrinks by when weak). A share ``stratiform`` of the
+    cells are wide, weak and three times longer-lived. ``n_cells``: about how many cells are
+    in view at a time. The grid: ``spacing`` metres in the projection ``crs``, centred at
+    ``centre`` (latitude, longitude). Deterministic for a given ``seed``.
+    """
+    if n_times < 1 or ny < 1 or nx < 1:
+        raise ValueError("n_times, ny and nx must be >= 1")
+    rng = np.random.default_rng(seed)
+    t = np.arange(n_times, dtype=float)
+    phase = rng.uniform(0, 2 * np.pi, 2)
+    speed = 1.0 + speed_change * np.sin(2 * np.pi * t / period + phase[0])
+    angle = np.radians(turn) * np.sin(2 * np.pi * t / (1.7 * period) + phase[1])
+    u0, v0 = (float(c) for c in velocity)
+    u = speed * (u0 * np.cos(angle) - v0 * np.sin(angle))
+    v = speed * (u0 * np.sin(angle) + v0 * np.cos(angle))
+
+    lo, hi = (float(x) for x in lifetime)
+    smin, smax = (float(x) for x in cell_size)
+    margin = 3 * smax
+    t_lo, t_hi = -2.5 * hi, n_times + 1.5 * hi
+    area = (nx + 2 * margin) * (ny + 2 * margin) / (nx * ny)
+    n_total = int(rng.poisson(n_cells * area * (t_hi - t_lo) / (2.0 * (lo + hi) / 2)))
+    t_peak = rng.uniform(t_lo, t_hi, n_total)
+    x_peak = rng.uniform(-margin, nx + margin, n_total)
+    y_peak = rng.uniform(-margin, ny + margin, n_total)
+    wide = rng.uniform(0, 1, n_total) < stratiform
+    life = rng.uniform(lo, hi, n_total) * np.where(wide, 3.0, 1.0)
+    peak = np.exp(rng.uniform(np.log(1.0), np.log(max_rate), n_total))
+    peak = np.where(wide, rng.uniform(0.5, 3.0, n_total), peak)
+    sigma_a = rng.uniform(smin, smax, n_total) * np.where(wide, 2.5, 1.0)
+    sigma_b = sigma_a * rng.uniform(0.5, 1.0, n_total)
+    theta = rng.uniform(0, np.pi, n_total)
+    drift = rng.normal(0.0, speed_spread, (2, n_total))
+    # a cell's centre at step k: where it peaks, moved by the wind since then, plus its drift
+    xs = (
+        x_peak
+        - _steering(t, t_peak, u)
+        + drift[0] * (t[:, None] - t_peak)
+        + _steering(t, t, u)[:, None]
+    )
+    ys = (
+        y_peak
+        - _steering(t, t_peak, v)
+        + drift[1] * (t[:, None] - t_peak)
+        + _steering(t, t, v)[:, None]
+    )
+    cos, sin = np.cos(theta), np.sin(theta)
+    jj, ii = np.arange(ny, dtype=float), np.arange(nx, dtype=float)
+
+    field = np.zeros((n_times, ny, nx), np.float32)
+    for k in range(n_times):
+        dt = k - t_peak
+        amp = peak * np.exp(-((dt / (life * np.where(dt < 0, 0.7, 1.3))) ** 2))
+        scale = 1.0 - size_change * (1.0 - amp / peak)
+        reach = 5 * sigma_a * scale  # exp(-12.5): the cut-off is far below the dry threshold
+        on = (
+            (amp >= threshold)
+            & (xs[k] + reach > 0)
+            & (xs[k] - reach < nx)
+            & (ys[k] + reach > 0)
+            & (ys[k] - reach < ny)
+        )
+        if not on.any():
+            continue
+        dx = ii[None, None, :] - xs[k, on, None, None]
+        dy = jj[None, :, None] - ys[k, on, None, None]
+        c, s_ = cos[on, None, None], sin[on, None, None]
+        a = (dx * c + dy * s_) / (sigma_a[on] * scale[on])[:, None, None]
+        b = (-dx * s_ + dy * c) / (sigma_b[on] * scale[on])[:, None, None]
+        field[k] = (amp[on, None, None] * np.exp(-0.5 * (a * a + b * b))).sum(0)
+    field[field < threshold] = 0.0
+
+    target = pyproj.CRS.from_user_input(crs)
+    to_grid = pyproj.Transformer.from_crs("EPSG:4326", target, always_xy=True)
+    cx, cy = (round(c / spacing) * spacing for c in to_grid.transform(centre[1], centre[0]))
+    x = cx + (np.arange(nx) - (nx - 1) / 2) * float(spacing)
+    y = cy + (np.arange(ny) - (ny - 1) / 2) * float(spacing)
+    return _wrap(field, start, step, x, y, dict(target.to_cf()), name)
 
 
 def _to_dataset(da: xr.DataArray) -> tuple[xr.Dataset, dict]:
@@ -205,6 +342,13 @@ def write_synthetic_archive(
     return [_write_atomic(ds, target, enc)]
 
 
+def write_configured_archive(path, syn: SyntheticConfig) -> list[Path]:
+    """Write the synthetic archive a config's ``data.synthetic`` describes to ``path``."""
+    size = {"n_times": syn.n_times, "ny": syn.ny, "nx": syn.nx, "seed": syn.seed}
+    data = evolving_rain(**size) if syn.cells == "evolving" else synthetic_rain(**size)
+    return write_synthetic_archive(path, data=data)
+
+
 def ensure_synthetic_event(data: DataConfig, echo=print) -> None:
     """Write a config's synthetic archive (``data.synthetic``) where its event file is missing.
 
@@ -217,7 +361,5 @@ def ensure_synthetic_event(data: DataConfig, echo=print) -> None:
     path = Path(data.events[0])
     if path.exists():
         return
-    written = write_synthetic_archive(
-        path, n_times=syn.n_times, ny=syn.ny, nx=syn.nx, seed=syn.seed
-    )
+    written = write_configured_archive(path, syn)
     echo(f"wrote the synthetic archive {written[0].resolve()} (data.synthetic; it was missing)")

@@ -39,13 +39,16 @@ Transform = Literal["log", "dbr", "zscore", "none"]
 
 @dataclass(frozen=True)
 class SyntheticConfig:
-    """A synthetic archive of advected rain cells (:func:`nowcast.archive.synthetic_rain`):
-    written to the one ``data.events`` path when that is missing (the demo config)."""
+    """A synthetic archive written to the one ``data.events`` path when that is missing (the
+    demo config): ``cells: advected`` (:func:`nowcast.archive.synthetic_rain`: cells that
+    mostly move) or ``evolving`` (:func:`nowcast.archive.synthetic.evolving_rain`: cells
+    that grow, decay and change speed, on a real projection)."""
 
     n_times: int = 96
     ny: int = 64
     nx: int = 64
     seed: int = 0
+    cells: Literal["advected", "evolving"] = "advected"
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import xarray as xr
 from nowcast.archive.describe import format_duration, format_number
 from nowcast.conventions import ISSUE_TIME, LEAD_TIME, VALID_TIME, X, Y
 from nowcast.probabilistic import describe_products
-from nowcast.products import LATITUDE, LONGITUDE, axis_problems, method_name, read_forecast
+from nowcast.products import LATITUDE, LONGITUDE, axis_problems, display_name, read_forecast
 
 __all__ = ["describe_forecast", "is_forecast_file"]
 
@@ -99,9 +99,8 @@ def describe_forecast(path: str | os.PathLike) -> str:
         values = np.asarray(fc.values)
         nan = float(np.isnan(values).mean())
         lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
-    method = method_name(fc)
-    if attrs.get("nowcast_model"):
-        method += f" (model {attrs['nowcast_model']})"
+    named = "nowcast_method" in fc.attrs
+    method = display_name(fc.attrs, with_method=True) if named else str(fc.name)
     name = str(fc.name) + (f" ({fc.attrs['long_name']})" if fc.attrs.get("long_name") else "")
     u = fc.attrs.get("units") or ""
     lines = [

@@ -20,6 +20,7 @@ import xarray as xr
 
 from nowcast.archive import open_archive
 from nowcast.config import BatchConfig
+from nowcast.products import method_name
 from nowcast.verify import verification
 from nowcast.verify.probinputs import concat_probabilistic, read_forecast_file
 from nowcast.verify.report import write_report
@@ -64,6 +65,11 @@ def evaluate_outputs(
             echo("no complete issue time to verify; no report written")
         return []
     forecasts, prob = read_forecast_parts(cfg.output, cfg.methods, times)
+    # the report names a trained model by its name (radar-5min), as `nowcast evaluate` does
+    names = {m: method_name(fc) for m, fc in forecasts.items()}
+    if len(set(names.values())) == len(names):
+        forecasts = {names[m]: fc for m, fc in forecasts.items()}
+        prob = {names[m]: parts for m, parts in prob.items()}
     truth = open_archive(list(summary.sources), variable=cfg.variable, kind=cfg.kind)
     result = verification(
         forecasts,

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,7 +97,7 @@ def cached_forecaster(method: str, model: str | None, tile=None):
     return make_forecaster(model=model, method=method, tile=tile)
 
 
-def _render(forecast, archive, *, outdir: Path, spec: RenderSpec, method: str) -> list[Path]:
+def _render(forecast, archive, *, outdir: Path, spec: RenderSpec, method: str | None) -> list[Path]:
     """Render into a temporary sibling folder, then put it in place of ``outdir``."""
     with atomic_output(outdir) as tmp:
         tmp.mkdir()
@@ -109,8 +111,16 @@ def _render(forecast, archive, *, outdir: Path, spec: RenderSpec, method: str) -
     return [outdir / Path(p).relative_to(tmp) for p in made]
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A worker's warning as one ``Warning: ...`` line on stderr, as the CLI prints its own
+    (not Python's two lines with the source file and line)."""
+    text = str(message).splitlines()[0] if str(message) else category.__name__
+    print(f"Warning: {text}", file=file or sys.stderr, flush=True)
+
+
 def run_issue_time(task: IssueTask) -> IssueResult:
     """Forecast ``task.issue_time`` with every method, write, render, then the manifest."""
+    warnings.showwarning = _show_warning  # in the worker process running the task
     start = time.perf_counter()
     issue = task.issue_time
     result = IssueResult(issue, "failed", pid=os.getpid())
@@ -146,7 +156,7 @@ def run_issue_time(task: IssueTask) -> IssueResult:
                         archive if task.region is None else archive.sel({Y: fc[Y], X: fc[X]}),
                         outdir=maps_dir(task.output, name, issue),
                         spec=task.render,
-                        method=name,
+                        method=None,  # the forecast's display name (radar-5min, sprog)
                     )
         seconds = time.perf_counter() - start
         write_manifest(

@@ -87,7 +87,7 @@ def test_points_outside_the_grid_or_coverage_are_one_line_errors(mch, tmp_path):
     assert np.isnan(field[0, 0])
     out = tmp_path / "none"
     for point, message in (
-        ("60.2,24.9", "is outside the persistence forecast's grid"),
+        ("60.2,24.9", "point 60.20°N 24.90°E is outside the persistence forecast's grid"),
         (f"{lat},{lon}", "is outside the data coverage (NaN in every forecast)"),
         ("Atlantis", "is neither LAT,LON nor a known place"),
         ("95,10", "latitude must be in -90..90"),

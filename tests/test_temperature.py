@@ -54,7 +54,7 @@ def test_evaluate_temperature_scores_continuous_by_default(era5_forecasts, tmp_p
     res = cli("evaluate", *fs, "--truth", src, "--no-plots", "-o", tmp_path / "r")
     assert res.exit_code == 0, res.output
     lines = res.output.splitlines()
-    assert lines[0] == "MAE (K)" and lines[1].split() == ["lead", "n", "convlstm", "persistence"]
+    assert lines[0] == "MAE (K)" and lines[1].split() == ["lead", "n", "era5-t2m", "persistence"]
     assert "CSI" not in res.output and "FSS" not in res.output  # no rain thresholds on kelvin
     # 2019-03-31 18:00 + 6 h is past the archive's end (23:00): lead 6 h pools two issue times
     assert "lead 6 h pooled fewer than 3" in res.output

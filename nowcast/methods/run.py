@@ -23,7 +23,7 @@ import pandas as pd
 import xarray as xr
 
 from nowcast.archive.reader import open_archive, source_files
-from nowcast.archive.timeaxis import select_issue_times, time_step
+from nowcast.archive.timeaxis import issue_range, select_issue_times, time_step
 from nowcast.conventions import LEAD_TIME, TIME, X, Y, as_time
 from nowcast.distribution import ProductRequest, issue_seed
 from nowcast.errors import NowcastError
@@ -287,7 +287,11 @@ def forecast_and_write(
         overwrite=overwrite,
         extra=extra,
     )
-    return forecast, written
+    # as read back from the file: what products.display_name names it by
+    named = {"nowcast_method": method.name}
+    if metadata.get("model"):
+        named["nowcast_model"] = str(metadata["model"])
+    return forecast.assign_attrs(named), written
 
 
 def forecast_region(
@@ -332,6 +336,27 @@ def make_forecaster(
     if tile is not None:
         raise NowcastError(f"--tile is for the trained model (convlstm), not {method!r}")
     return get_method(method)
+
+
+def no_issue_times(archive: xr.DataArray, t_in: int) -> str:
+    """The error for a forecast asked with no issue time: what to give, and the range a
+    bare ``--start``, ``--end`` or ``--every`` would give on this archive."""
+    text = "give --issue-time TIME (repeatable) or a range --start/--end/--every"
+    try:
+        every = issue_range(archive[TIME].values, t_in=t_in)
+    except NowcastError:
+        return text
+    step = pd.Timedelta(time_step(archive)) if archive.sizes[TIME] >= 2 else None
+    return (
+        f"{text}; a range's defaults here: {every[0]:%Y-%m-%dT%H:%M} (the first time with "
+        f"{t_in} input frame{'s' if t_in != 1 else ''}) to {every[-1]:%Y-%m-%dT%H:%M} (the "
+        f"last) every {_minutes(step)}"
+    )
+
+
+def _minutes(step) -> str:
+    seconds = step.total_seconds()
+    return f"{seconds / 60:g}min" if seconds % 60 == 0 or seconds > 60 else f"{seconds:g}s"
 
 
 def predict_to_file(
@@ -384,7 +409,7 @@ def predict_to_file(
         archive, issue_times, start=start, end=end, every=every, t_in=int(forecaster.t_in)
     )
     if len(times) == 0:
-        raise NowcastError("give --issue-time TIME (repeatable) or a range --start/--end/--every")
+        raise NowcastError(no_issue_times(archive, int(forecaster.t_in)))
     _, path = forecast_and_write(
         forecaster,
         archive,

@@ -44,6 +44,7 @@ from nowcast.render.maps import (
     _styles,
     _to_metres_ascending,
     map_layers,
+    title_name,
 )
 from nowcast.render.options import RenderOptions
 from nowcast.render.parallel import MapJob
@@ -226,8 +227,8 @@ def probability_frames(
     what = f"{_quantity(prep)} ≥ {shown}"
     style = colours.probability_style(f"P({what})")
     event = colours.event_style(f"observed {what}")
-    title = f"Probability of {what}: nowcast ({prep.method})"
-    footer = _footer(prep, found, f"nowcast {prep.method}")
+    title = f"Probability of {what}: nowcast ({title_name(prep)})"
+    footer = _footer(prep, found, f"nowcast {title_name(prep)}")
     observed = _observed(truth, valid[list(lead_indices)]) if truth is not None else None
     for k, j in enumerate(lead_indices):
         p = np.asarray(probs.isel({LEAD_TIME: j}).values, dtype=np.float32)
@@ -276,8 +277,8 @@ def member_frames(
     names = chosen[REALIZATION].values
     count = f"{len(members)} members" if len(members) == total else (
         f"members {names[0]}-{names[-1]} of {total}")  # fmt: skip
-    title = f"{prep.long_name}: ensemble ({prep.method}), {count}"
-    footer = _footer(prep, found, f"nowcast {prep.method}")
+    title = f"{prep.long_name}: ensemble ({title_name(prep)}), {count}"
+    footer = _footer(prep, found, f"nowcast {title_name(prep)}")
     where = {j: k for k, j in enumerate(idx)}
     for j in lead_indices:
         k = where[j]

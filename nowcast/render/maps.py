@@ -26,7 +26,7 @@ from nowcast.conventions import ISSUE_TIME, LEAD_TIME, TIME, VALID_TIME, X, Y
 from nowcast.errors import DataError, NowcastError
 from nowcast.fileio import write_atomic
 from nowcast.geo import metres_per_unit
-from nowcast.products import nearest_indices
+from nowcast.products import display_name, nearest_indices
 from nowcast.render import colours
 from nowcast.render.figure import Panel, draw_figure
 from nowcast.render.mapdata import LAND, MapData, find_map_data, lonlat_bbox
@@ -106,7 +106,7 @@ def prepare(
     kind = colours.field_kind(da.attrs)
     _, units = colours.to_display(da.attrs)
     name = str(da.name or "forecast")
-    method = method or str(da.attrs.get("nowcast_method") or "forecast")
+    method = method or display_name(da.attrs)
     attribution = (
         attribution
         if attribution is not None
@@ -114,6 +114,14 @@ def prepare(
     )
     long_name = str(da.attrs.get("long_name") or name.replace("_", " "))
     return Prepared(da, crs, extent, kind, units, method, attribution, name, long_name)
+
+
+def title_name(prep: Prepared) -> str:
+    """What titles and footers call the forecast: ``radar-5min (convlstm)`` for a model's
+    (the file names' ``radar-5min`` with its method), else the name the maps go by."""
+    if prep.method == display_name(prep.da.attrs):
+        return display_name(prep.da.attrs, with_method=True)
+    return prep.method
 
 
 def map_layers(
@@ -316,8 +324,8 @@ def _frames(prep, issue_index, lead_indices, *, truth, options: RenderOptions, k
     obs_raw = _observed(truth, valid[idx]) if truth is not None else [None] * len(idx)
     obs = [None if o is None else convert(o) for o in obs_raw]
     field, diff = _styles(prep, fc_all, obs if truth is not None else [])
-    title = f"{prep.long_name}: nowcast ({prep.method})"
-    footer = _footer(prep, found, f"nowcast {prep.method}")
+    title = f"{prep.long_name}: nowcast ({title_name(prep)})"
+    footer = _footer(prep, found, f"nowcast {title_name(prep)}")
     for j in lead_indices:
         k = where[j]
         fc = fc_all[k]

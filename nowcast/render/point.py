@@ -56,6 +56,12 @@ class Point:
         ns, ew = ("N" if self.lat >= 0 else "S"), ("E" if self.lon >= 0 else "W")
         return f"{abs(self.lat):.2f}°{ns} {abs(self.lon):.2f}°{ew}"
 
+    @property
+    def described(self) -> str:
+        """The name with its coordinates (``Zurich (47.38°N 8.54°E)``), or the coordinates
+        alone for a point given by them, so messages never repeat them."""
+        return self.name if self.name == self.label else f"{self.name} ({self.label})"
+
 
 def load_places(path: str | os.PathLike | None = None) -> dict[str, tuple[float, float]]:
     """``{name (lower case): (lat, lon)}`` from a CSV with ``name,latitude,longitude``.
@@ -175,7 +181,7 @@ def _locate(da: xr.DataArray, point: Point, neighbourhood: int, what: str) -> _W
     for value, coord in ((y, ys), (x, xs)):
         step = abs(coord[1] - coord[0]) if len(coord) > 1 else 1.0
         if not (min(coord) - step / 2 <= value <= max(coord) + step / 2):
-            raise NowcastError(f"point {point.name} ({point.label}) is outside the {what} grid")
+            raise NowcastError(f"point {point.described} is outside the {what} grid")
         idx.append(int(np.argmin(np.abs(coord - value))))
     dx = abs(xs[1] - xs[0]) if len(xs) > 1 else 0.0
     if is_geographic(gm):
@@ -244,8 +250,7 @@ def point_series(
         how = how or "the series forecast at the point's station"
     if not any_finite:
         raise NowcastError(
-            f"point {point.name} ({point.label}) is outside the data coverage (NaN in every "
-            "forecast)"
+            f"point {point.described} is outside the data coverage (NaN in every forecast)"
         )
     if truth is not None:
         valid = pd.DatetimeIndex([r[3] for r in rows])
@@ -364,7 +369,7 @@ def plot_point(
         if len(issues) == 1
         else f"{len(issues)} issue times {first:%Y-%m-%d %H:%M} to {last:%H:%M} UTC (dotted)"
     )
-    where = point.name if point.name == point.label else f"{point.name} ({point.label})"
+    where = point.described
     title = f"{name} at {where}\n{how}; {when}"
     longest = max(len(line) for line in title.splitlines())
     ax.set_title(title, fontsize=10 if longest <= 90 else 9)  # 9 pt: fits 8 inches

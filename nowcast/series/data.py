@@ -166,10 +166,8 @@ def grid_index(da: xr.DataArray, lat: float, lon: float, name: str) -> tuple[int
     for value, coord in ((y, ys), (x, xs)):
         step = abs(coord[1] - coord[0]) if len(coord) > 1 else 1.0
         if not (coord.min() - step / 2 <= value <= coord.max() + step / 2):
-            raise NowcastError(
-                f"point {name} ({lat:.4g}, {lon:.4g}) is outside the grid of "
-                f"{da.name or 'the archive'}"
-            )
+            where = name if "°" in name else f"{name} ({lat:.4g}, {lon:.4g})"  # once
+            raise NowcastError(f"point {where} is outside the grid of {da.name or 'the archive'}")
         out.append(int(np.argmin(np.abs(coord - value))))
     return out[0], out[1]
 

@@ -24,6 +24,7 @@ from nowcast.errors import NowcastError
 from nowcast.methods import forecast_and_write, get_method
 from nowcast.render import RenderOptions, render_forecast, render_gif
 from nowcast.render.options import GIF_DPI
+from nowcast.render.page import write_page
 from nowcast.trained.rundir import RunDir
 from nowcast.training import train
 from nowcast.trainset.sampler import label_frames
@@ -187,6 +188,9 @@ def run_demo(
         "mm h-1, higher is better)\n"
     )
     echo(table)
+    # one page to browse the run: maps, scores, provenance (demo-output/index.html)
+    page = {"title": "nowcast demo", "inputs": events, "model": str(run_dir)}
+    write_page(workdir, {**page, "methods": list(methods), "variable": archive.name})
     return DemoResult(workdir, archive_paths, run_dir, paths, report, maps, gif, table, seconds)
 
 

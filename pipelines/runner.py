@@ -38,6 +38,7 @@ from nowcast.region import parse_region
 from nowcast.render.options import RenderOptions
 from pipelines.catalog import Catalog, build_catalog, issue_times
 from pipelines.outputs import is_complete, remove_temporaries_of, write_json
+from pipelines.page import BatchPage
 from pipelines.tasks import IssueResult, IssueTask, RenderSpec, run_issue_time
 
 #: Failed issue times listed one per line in the summary (the rest are in batch-summary.json).
@@ -61,6 +62,7 @@ class BatchSummary:
     report: list[Path] = field(default_factory=list)
     report_issue_times: int = 0
     sources: tuple[str, ...] = ()  # the readable archive files
+    page: BatchPage | None = field(default=None, repr=False, compare=False)  # index.html
 
     @property
     def exit_code(self) -> int:
@@ -277,7 +279,7 @@ def plan(
 
 
 def _progress(n: int, enabled: bool):
-    if not enabled or not sys.stderr.isatty():  # piped: no bar (click would print its label)
+    if not enabled:
         return contextlib.nullcontext(None)
     return click.progressbar(
         length=n, label="issue times", file=sys.stderr, show_pos=True, show_eta=True
@@ -338,11 +340,14 @@ def run_batch(
     client=None,
     progress: bool = True,
     echo: Callable[[str], None] | None = None,
+    page: dict | None = None,
 ) -> BatchSummary:
     """Forecast (and render) every issue time of ``cfg`` on a dask cluster; see the module doc.
 
     ``client``: an existing ``distributed.Client`` to use (then ``scheduler`` and
-    ``workers`` are ignored). Backfill configs are verified afterwards by
+    ``workers`` are ignored). The output folder's page (``index.html``, see
+    :mod:`pipelines.page`) is rewritten as issue times complete; ``page``: what it says
+    besides the config (the command line). Backfill configs are verified afterwards by
     :func:`pipelines.backfill.run_backfill`, which calls this.
     """
     echo = echo or (lambda _m: None)
@@ -362,16 +367,28 @@ def run_batch(
         f"{times[-1]:%Y-%m-%d %H:%M}; "
         f"{len(skipped)} already complete, {len(tasks)} to run"
     )
+    summary.page = BatchPage(cfg, catalog.sources, page)
+    summary.page.running(summary, force=True)
+    finished: dict = {}
+
+    def on_result(res: IssueResult) -> None:
+        finished[res.issue_time] = res
+        summary.page.running(summary, finished)
+
     if tasks:
         try:
             if client is not None:
-                results, summary.task_seconds = run_tasks(client, tasks, progress=progress)
+                results, summary.task_seconds = run_tasks(
+                    client, tasks, progress=progress, on_result=on_result
+                )
                 summary.workers = len(client.scheduler_info(n_workers=-1)["workers"])
             else:
                 n = workers or cfg.workers
                 with batch_client(scheduler=scheduler, workers=n) as own:
                     summary.workers = len(own.scheduler_info(n_workers=-1)["workers"])
-                    results, summary.task_seconds = run_tasks(own, tasks, progress=progress)
+                    results, summary.task_seconds = run_tasks(
+                        own, tasks, progress=progress, on_result=on_result
+                    )
         except BaseException:
             # interrupted (Ctrl-C): the tasks are cancelled and a local cluster's workers are
             # stopped by now; remove what their unfinished issue times left half-written
@@ -394,6 +411,8 @@ def run_batch(
 
 
 def finish(summary: BatchSummary) -> BatchSummary:
-    """Write ``batch-summary.json`` into the output folder (atomically)."""
+    """Write ``batch-summary.json`` into the output folder, then its page (atomically)."""
     write_json(summary.to_dict(), summary.output / "batch-summary.json")
+    if summary.page is not None:
+        summary.page.finished(summary)
     return summary

@@ -153,7 +153,7 @@ def test_same_method_twice_uses_file_names(files, tmp_path):
     assert result.exit_code == 0, result.output
     methods = set(pd.read_csv(out / "scores.csv").method)
     assert methods == {"persistence (persistence)", "persistence (other)"}
-    assert sorted(p.name for p in out.iterdir()) == ["scores.csv", "scores.md"]
+    assert sorted(p.name for p in out.iterdir()) == ["index.html", "scores.csv", "scores.md"]
 
 
 @pytest.mark.parametrize(

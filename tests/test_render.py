@@ -476,7 +476,8 @@ def test_cli_render_with_truth_and_gif(small_forecast, shared_data, maps_dir, tm
     assert res.exit_code == 0, res.output
     said, *lines = res.output.splitlines()
     assert said == f"map data: coastlines, lakes, borders from Natural Earth 10m ({maps_dir})"
-    assert len(lines) == 3 and all(Path(p).is_file() for p in lines)
+    assert len(lines) == 4 and all(Path(p).is_file() for p in lines)
+    assert lines[3] == str(out / "index.html")  # the folder's page
     assert lines[0].endswith("_lead005.png") and lines[2].endswith(".gif")
     with Image.open(lines[2]) as im:
         assert im.n_frames == 2

@@ -85,8 +85,8 @@ def test_render_draws_every_product_the_file_holds(ens, maps, tmp_path):
     want = [f"{STEM.format(m)}_lead005.png" for m in ("10", "15")]
     want += [f"{STEM.format(m)}_prob-ge{t}_lead005.png" for m in ("10", "15") for t in (1, 5)]
     want += [f"{STEM.format(m)}_members_lead005.png" for m in ("10", "15")]
-    assert names == want
-    assert sorted(p.name for p in out.iterdir()) == sorted(want)
+    assert names == [*want, "index.html"]  # the folder's page last
+    assert sorted(p.name for p in out.iterdir()) == sorted(names)
     for name in want:
         _image(out / name)
 
@@ -100,8 +100,8 @@ def test_probability_maps_and_gif_for_chosen_threshold(ens, crop, maps, tmp_path
     names = sorted(p.name for p in out.iterdir())
     want = [f"{STEM.format(m)}_prob-ge5{s}" for m in ("10", "15")
             for s in ("_lead005.png", "_lead015.png", ".gif")]  # fmt: skip
-    assert names == sorted(want)
-    for name in names:
+    assert names == sorted([*want, "index.html"])
+    for name in want:
         _image(out / name, frames=2 if name.endswith(".gif") else 1)
     w, _ = _image(out / f"{STEM.format('15')}_prob-ge5_lead005.png")
     assert w > 800  # observed | forecast: two panels

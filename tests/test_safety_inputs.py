@@ -282,4 +282,4 @@ def test_without_map_data_the_fallback_says_so_once(tmp_path, small_forecast, mo
     assert res.exit_code == 0, res.output
     said = [line for line in res.output.splitlines() if "coastline" in line]
     assert len(said) == 1 and said[0].startswith("map data: none found (searched: "), said
-    assert len(list((tmp_path / "maps").iterdir())) == 2  # the map and the GIF
+    assert len(list((tmp_path / "maps").iterdir())) == 3  # the map, the GIF and the page

@@ -597,6 +597,7 @@ def test_two_nearby_points_get_files_of_their_own(tmp_path, mch_forecast):
     assert res.exit_code == 0, res.output
     names = sorted(p.name for p in out.iterdir())
     assert names == [
+        "index.html",  # the folder's page
         "point_46.50-N-8.00-E.csv", "point_46.50-N-8.00-E.png",  # given twice: once
         "point_47.001-N-7.300-E.csv", "point_47.001-N-7.300-E.png",
         "point_47.004-N-7.300-E.csv", "point_47.004-N-7.300-E.png",

@@ -61,6 +61,7 @@ def command(config, start, end, every, output, scheduler, workers, no_progress, 
       nowcast batch configs/backfill-mch.yaml --scheduler tcp://10.0.0.5:8786
     """
     # imported on use, so that `nowcast --help` stays fast
+    from nowcast.cli.common import command_line
     from nowcast.config import load_batch_config
     from pipelines import run_config
 
@@ -71,9 +72,15 @@ def command(config, start, end, every, output, scheduler, workers, no_progress, 
     ]
     cfg = load_batch_config(config, [*overrides, *extra])
     summary = run_config(
-        cfg, scheduler=scheduler, workers=workers, progress=not no_progress, echo=click.echo
+        cfg,
+        scheduler=scheduler,
+        workers=workers,
+        progress=not no_progress,
+        echo=click.echo,
+        page={"command": command_line(), "config": str(config)},
     )
     for line in summary.lines():
         click.echo(line)
+    click.echo(f"page: {summary.output / 'index.html'}")
     if summary.exit_code:
         raise SystemExit(summary.exit_code)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import shlex
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import click
 
@@ -123,3 +126,18 @@ def disk_errors_named(*places) -> Iterator[None]:
 
         where = exc.filename or " or ".join(str(p) for p in places if p)
         raise NowcastError(f"cannot write {where}: {exc.strerror or exc}") from None
+
+
+def command_line() -> str:
+    """The command as the user typed it (``nowcast render fc.nc ...``), for a run's page."""
+    ctx = click.get_current_context(silent=True)
+    args = ctx.meta.get("nowcast.args") if ctx is not None else None
+    return shlex.join(["nowcast", *(sys.argv[1:] if args is None else args)])
+
+
+def write_run_page(folder: Path, **meta) -> Path:
+    """Write the run's page ``folder/index.html`` (:mod:`nowcast.render.page`) with the
+    command line and ``meta`` (title, inputs, model, ...); its path."""
+    from nowcast.render.page import write_page  # imported on use: --help stays fast
+
+    return write_page(folder, {"command": command_line(), **meta})

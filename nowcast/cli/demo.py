@@ -52,3 +52,4 @@ def command(
         echo=click.echo,
     )
     click.echo(demo_summary(result))
+    click.echo(f"Page: {result.workdir / 'index.html'} (open it in a browser)")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from nowcast.cli.common import issue_time_options, kind_option
+from nowcast.cli.common import issue_time_options, kind_option, write_run_page
 from nowcast.verify import DEFAULT_SCALES, DEFAULT_THRESHOLDS
 
 
@@ -160,6 +160,7 @@ def command(
     )
     scores = result.scores
     paths = write_report(scores, output, plots=plots, diagrams=result.diagrams)
+    paths.append(_page(output, forecasts, truth, fcs))
     click.echo(lead_tables(scores, truth_end=archive["time"].values[-1]))
     click.echo(f"wrote {len(paths)} files to {output}")
 
@@ -187,9 +188,27 @@ def _evaluate_series(
     )
     check_output(output, [*forecasts, *read], replaces=False)
     paths = write_report(scores, output, plots=plots)
+    paths.append(_page(output, forecasts, truth, {}))
     click.echo(f"{scores.attrs.get('stations')} stations")
     click.echo(lead_tables(scores, truth_end=truth_end))
     click.echo(f"wrote {len(paths)} files to {output}")
+
+
+def _page(output: Path, forecasts, truth, fcs: dict) -> Path:
+    """The report's page (index.html): its tables and plots, and where they came from."""
+    models = sorted(
+        {str(fc.attrs["nowcast_model"]) for fc in fcs.values() if fc.attrs.get("nowcast_model")}
+    )
+    issues = sorted({str(t)[:16] for fc in fcs.values() for t in fc["issue_time"].values})
+    return write_run_page(
+        output,
+        title="nowcast evaluate: verification report",
+        inputs=[str(p) for p in forecasts],
+        truth=list(truth),
+        methods=list(fcs),
+        model=", ".join(models) or None,
+        issue_times=f"{len(issues)}: {issues[0]} .. {issues[-1]}" if issues else None,
+    )
 
 
 def _chosen_issue_times(fcs: dict, prob: dict, explicit, *, start, end, every):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from nowcast.cli.common import kind_option
+from nowcast.cli.common import kind_option, write_run_page
 
 
 def parse_leads(value: str | None) -> list[int] | None:
@@ -191,6 +191,7 @@ def command(
                 probabilistic=fans,
                 series=series,
             )
+            written.append(_page(folder, fcs, forecasts, truth, points=True))
         _echo_paths(written, folder, output)
         return
     options = RenderOptions(
@@ -209,7 +210,25 @@ def command(
         if wanted is None or DETERMINISTIC in wanted:
             written += render_maps(jobs, outdir=folder, workers=workers, gif=gif)
         written += render_products(pjobs, outdir=folder, workers=workers, gif=gif)
+        written.append(_page(folder, fcs, forecasts, truth))
     _echo_paths(written, folder, output)
+
+
+def _page(folder: Path, fcs: dict, forecasts, truth, *, points: bool = False) -> Path:
+    """The folder's page (index.html): its maps or series, and where they came from."""
+    first = next(iter(fcs.values()), None)
+    models = sorted(
+        {str(fc.attrs["nowcast_model"]) for fc in fcs.values() if fc.attrs.get("nowcast_model")}
+    )
+    return write_run_page(
+        folder,
+        title="nowcast render: time series at points" if points else "nowcast render: maps",
+        inputs=[str(p) for p in forecasts],
+        truth=list(truth),
+        model=", ".join(models) or None,
+        variable=None if first is None else str(first.name),
+        units=None if first is None else first.attrs.get("units"),
+    )
 
 
 def _series_files(forecasts, points):

@@ -1,0 +1,104 @@
+"""Tables for a run's page (:mod:`nowcast.render.page`): the report's Markdown (headings,
+paragraphs, lists and pipe tables, the subset :mod:`nowcast.verify.report` writes) and CSV
+files as HTML, every text escaped."""
+
+from __future__ import annotations
+
+import csv
+import html
+import re
+from pathlib import Path
+
+#: Rows of a CSV shown on the page (the whole file is linked).
+MAX_CSV_ROWS = 300
+
+_NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^nan$|^[-+]?inf$")
+_CODE = re.compile(r"`([^`]+)`")
+_BOLD = re.compile(r"\*\*([^*]+)\*\*")
+
+
+def inline(text: str) -> str:
+    """Escaped ``text`` with Markdown's ``code`` and **bold**."""
+    out = html.escape(text, quote=False)
+    out = _CODE.sub(r"<code>\1</code>", out)
+    return _BOLD.sub(r"<b>\1</b>", out)
+
+
+def _cell(tag: str, text: str) -> str:
+    text = text.strip()
+    cls = ' class="num"' if tag == "td" and _NUMBER.match(text) else ""
+    return f"<{tag}{cls}>{inline(text)}</{tag}>"
+
+
+def html_table(header: list[str], rows: list[list[str]]) -> str:
+    """An HTML table (numbers right-aligned) in a horizontally scrolling box."""
+    head = "".join(_cell("th", h) for h in header)
+    body = "".join("<tr>" + "".join(_cell("td", c) for c in row) + "</tr>" for row in rows)
+    table = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f'<div class="scroll">{table}</div>'
+
+
+def _split_row(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def markdown_html(text: str, *, level: int = 3) -> str:
+    """The report's Markdown as HTML; ``#`` becomes ``<h{level}>``."""
+    out: list[str] = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i].rstrip()
+        if not line.strip():
+            i += 1
+            continue
+        heading = re.match(r"^(#{1,6})\s+(.*)$", line)
+        if heading:
+            h = min(6, level + len(heading.group(1)) - 1)
+            out.append(f"<h{h}>{inline(heading.group(2))}</h{h}>")
+            i += 1
+            continue
+        if line.lstrip().startswith("|"):
+            block = []
+            while i < len(lines) and lines[i].lstrip().startswith("|"):
+                block.append(lines[i])
+                i += 1
+            rows = [_split_row(r) for r in block]
+            rule = len(rows) > 1 and all(re.fullmatch(r":?-+:?", c) for c in rows[1] if c)
+            header, body = (rows[0], rows[2:]) if rule else ([], rows)
+            out.append(html_table(header, body) if header else html_table(body[0], body[1:]))
+            continue
+        if re.match(r"^\s*[-*]\s+", line):
+            items = []
+            while i < len(lines) and re.match(r"^\s*[-*]\s+", lines[i]):
+                items.append(re.sub(r"^\s*[-*]\s+", "", lines[i]))
+                i += 1
+            out.append("<ul>" + "".join(f"<li>{inline(t)}</li>" for t in items) + "</ul>")
+            continue
+        para = []
+        while (
+            i < len(lines) and lines[i].strip() and not re.match(r"^(#|\s*\||\s*[-*]\s)", lines[i])
+        ):
+            para.append(lines[i].strip())
+            i += 1
+        out.append(f"<p>{inline(' '.join(para))}</p>")
+    return "\n".join(out)
+
+
+def csv_html(path: Path, *, max_rows: int = MAX_CSV_ROWS) -> str:
+    """A CSV file as an HTML table of its first ``max_rows`` rows (a note says how many
+    more); an unreadable file is a line saying so."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, [])
+            rows, more = [], 0
+            for row in reader:
+                if len(rows) < max_rows:
+                    rows.append(row)
+                else:
+                    more += 1
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        return f"<p>cannot read {html.escape(path.name)}: {html.escape(str(exc))}</p>"
+    note = f'<p class="hint">first {len(rows)} of {len(rows) + more} rows</p>' if more else ""
+    return html_table(header, rows) + note

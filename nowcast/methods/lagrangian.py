@@ -110,19 +110,27 @@ def network_leads(
     at lead 0).
     """
     horizon = n_leads * ratio
-    outputs = None
+    at = ratio * np.arange(1, n_leads + 1)
+    # the model steps the leads are read from (each lead's neighbours in time): only these
+    # are kept, not every step of every pass (at 3x the model's step, 12 of 37)
+    needed = {math.floor(t + 1e-9) for t in at} | {math.ceil(t - 1e-9) for t in at}
+    steps = sorted(needed)
+    row = {step: i for i, step in enumerate(steps)}
+    stack = None  # (len(steps), y, x, K): the kept model steps, filled as the passes go
     produced = 0
     while produced < horizon - 1e-9:
         y = np.asarray(network(x), dtype=np.float32)
-        if outputs is None:  # lead 0: the last frame, in every channel
-            outputs = [np.repeat(x[0, -1:], y.shape[-1], axis=-1)]
-        outputs.append(y[0])
+        if stack is None:
+            stack = np.empty((len(steps),) + y.shape[2:], dtype=np.float32)
+            if 0 in row:  # lead 0: the last frame, in every channel
+                stack[row[0]] = np.repeat(x[0, -1], y.shape[-1], axis=-1)
+        for i in range(y.shape[1]):
+            if produced + 1 + i in row:
+                stack[row[produced + 1 + i]] = y[0, i]
         produced += y.shape[1]
         x = np.concatenate([x, y[..., feedback : feedback + 1]], axis=1)[:, -t_in:]
-    stack = np.concatenate(outputs)  # model leads 0 .. produced, (n, y, x, K)
-    return interpolate_times(
-        stack, np.arange(len(stack), dtype=float), ratio * np.arange(1, n_leads + 1)
-    )
+        del y
+    return interpolate_times(stack, np.asarray(steps, dtype=float), at)
 
 
 def lagrangian_inputs(

@@ -35,14 +35,13 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pandas as pd
 
 import nowcast
 from nowcast.fileio import write_atomic
 from nowcast.render.page_assets import CSS, SCRIPT
-from nowcast.render.page_tables import csv_html, markdown_html
+from nowcast.render.page_tables import csv_html, files_html, markdown_html, provenance_html, url
 
 PAGE_NAME = "index.html"
 
@@ -139,11 +138,6 @@ def scan(folder: str | os.PathLike) -> Scan:
         elif name.lower().endswith((".png", ".gif", ".jpg", ".jpeg", ".svg")):
             out.images.append(rel)
     return out
-
-
-def url(rel: str) -> str:
-    """A relative path as a link (percent-encoded)."""
-    return quote(rel, safe="/")
 
 
 def _e(text: Any) -> str:
@@ -352,40 +346,6 @@ def _status(folder: Path, meta: Mapping[str, Any]) -> str:
     return '<section id="status"><h2>Batch status</h2>' + "".join(rows) + "</section>"
 
 
-def _provenance(meta: Mapping[str, Any]) -> str:
-    rows = []
-    skip = {"title", "variable", "units", "status", "running"}
-    for key, value in meta.items():
-        if key in skip or value is None or value == [] or value == {}:
-            continue
-        if isinstance(value, Mapping):
-            value = ", ".join(f"{k} {v}" for k, v in value.items())
-        elif isinstance(value, (list, tuple)):
-            value = "\n".join(str(v) for v in value)
-        rows.append(f"<tr><th>{_e(key)}</th><td>{_e(value).replace(chr(10), '<br>')}</td></tr>")
-    table = f'<table class="kv">{"".join(rows)}</table>'
-    return f'<section id="provenance"><h2>Provenance</h2>{table}</section>'
-
-
-def _files(found: Scan) -> str:
-    items = "".join(
-        f'<li><a href="{url(rel)}">{_e(rel)}</a> <span class="hint">{_size(n)}</span></li>'
-        for rel, n in found.files
-    )
-    more = f'<p class="hint">and {found.more_files} more files</p>' if found.more_files else ""
-    n = len(found.files) + found.more_files
-    listing = f'<summary>{n} files</summary><ul class="files">{items}</ul>{more}'
-    return f'<section id="files"><h2>Files</h2><details>{listing}</details></section>'
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return ""
-
-
 def build_page(folder: str | os.PathLike, meta: Mapping[str, Any] | None = None) -> str:
     """The page of ``folder`` as HTML text (see the module doc)."""
     folder = Path(folder)
@@ -403,7 +363,11 @@ def build_page(folder: str | os.PathLike, meta: Mapping[str, Any] | None = None)
             + "".join(_figure(p, p) for p in found.images)
             + "</div></section>"
         )
-    sections += [_status(folder, meta), _provenance(meta), _files(found)]
+    sections += [
+        _status(folder, meta),
+        provenance_html(meta),
+        files_html(found.files, found.more_files),
+    ]
     sections = [s for s in sections if s]
     toc = " ".join(
         f'<a href="#{_e(m)}">{_e(t)}</a>'

@@ -1,13 +1,17 @@
 """Tables for a run's page (:mod:`nowcast.render.page`): the report's Markdown (headings,
 paragraphs, lists and pipe tables, the subset :mod:`nowcast.verify.report` writes) and CSV
-files as HTML, every text escaped."""
+files as HTML, the provenance and the list of files; every text escaped, every link a
+relative, percent-encoded path."""
 
 from __future__ import annotations
 
 import csv
 import html
 import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 #: Rows of a CSV shown on the page (the whole file is linked).
 MAX_CSV_ROWS = 300
@@ -102,3 +106,54 @@ def csv_html(path: Path, *, max_rows: int = MAX_CSV_ROWS) -> str:
         return f"<p>cannot read {html.escape(path.name)}: {html.escape(str(exc))}</p>"
     note = f'<p class="hint">first {len(rows)} of {len(rows) + more} rows</p>' if more else ""
     return html_table(header, rows) + note
+
+
+def url(rel: str) -> str:
+    """A relative path as a link (percent-encoded)."""
+    return quote(rel, safe="/")
+
+
+def _e(text: Any) -> str:
+    return html.escape(str(text))
+
+
+#: The provenance's rows in this order, then the others as given.
+_FIRST = ("command", "config", "inputs", "truth", "model", "methods")
+#: What a page's meta holds for the page itself, not as provenance.
+_NOT_PROVENANCE = {"title", "variable", "units", "status", "running"}
+
+
+def provenance_html(meta: Mapping[str, Any]) -> str:
+    """The meta's provenance (command line, inputs, ..., versions) as a section."""
+    rows = []
+    for key, value in sorted(
+        meta.items(), key=lambda kv: _FIRST.index(kv[0]) if kv[0] in _FIRST else len(_FIRST)
+    ):
+        if key in _NOT_PROVENANCE or value is None or value == [] or value == {}:
+            continue
+        if isinstance(value, Mapping):
+            value = ", ".join(f"{k} {v}" for k, v in value.items())
+        elif isinstance(value, (list, tuple)):
+            value = "\n".join(str(v) for v in value)
+        rows.append(f"<tr><th>{_e(key)}</th><td>{_e(value).replace(chr(10), '<br>')}</td></tr>")
+    table = f'<table class="kv">{"".join(rows)}</table>'
+    return f'<section id="provenance"><h2>Provenance</h2>{table}</section>'
+
+
+def files_html(files: list[tuple[str, int]], more: int = 0) -> str:
+    """Every file (relative path, size) as a folded list of links."""
+    items = "".join(
+        f'<li><a href="{url(rel)}">{_e(rel)}</a> <span class="hint">{_size(n)}</span></li>'
+        for rel, n in files
+    )
+    rest = f'<p class="hint">and {more} more files</p>' if more else ""
+    listing = f'<summary>{len(files) + more} files</summary><ul class="files">{items}</ul>{rest}'
+    return f'<section id="files"><h2>Files</h2><details>{listing}</details></section>'
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"

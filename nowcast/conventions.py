@@ -95,3 +95,24 @@ def as_time(value) -> pd.Timestamp:
     except (ValueError, TypeError):
         raise NowcastError(f"{value!r} is not a time (use e.g. 2016-07-11T12:00)") from None
     return t.tz_convert("UTC").tz_localize(None) if t.tzinfo is not None else t
+
+
+def display_name(attrs, *, with_method: bool = False) -> str:
+    """The name a forecast goes by in titles, file names, legends and score tables: its
+    model for a trained model (``radar-5min``, the model's folder name; with
+    ``with_method``: ``radar-5min (convlstm)``), else its method (``extrapolation``).
+    ``attrs``: a forecast's (``nowcast_method``, ``nowcast_model``), as ``read_forecast``
+    and :func:`nowcast.methods.forecast_and_write` give them."""
+    method = str(attrs.get("nowcast_method") or "forecast")
+    model = attrs.get("nowcast_model")
+    if not model or str(model) == method:
+        return method
+    return f"{model} ({method})" if with_method else str(model)
+
+
+def method_name(forecast) -> str:
+    """The name of a forecast read by :func:`nowcast.products.read_forecast` (a DataArray;
+    :func:`display_name`: the model for a trained model, else the method)."""
+    if "nowcast_method" not in forecast.attrs:
+        return str(forecast.name)
+    return display_name(forecast.attrs)

@@ -16,9 +16,9 @@ import pandas as pd
 import xarray as xr
 
 from nowcast.archive.describe import format_duration, format_number
-from nowcast.conventions import ISSUE_TIME, LEAD_TIME, VALID_TIME, X, Y
+from nowcast.conventions import ISSUE_TIME, LEAD_TIME, VALID_TIME, X, Y, display_name
 from nowcast.probabilistic import describe_products
-from nowcast.products import LATITUDE, LONGITUDE, axis_problems, display_name, read_forecast
+from nowcast.products import LATITUDE, LONGITUDE, axis_problems, read_forecast
 
 __all__ = ["describe_forecast", "is_forecast_file"]
 

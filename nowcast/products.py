@@ -411,27 +411,6 @@ def axis_problems(issue_times, leads, stored_valid_times=None) -> list[str]:
     return problems
 
 
-def display_name(attrs: Mapping, *, with_method: bool = False) -> str:
-    """The name a forecast goes by in titles, file names, legends and score tables: its
-    model for a trained model (``radar-5min``, the model's folder name; with
-    ``with_method``: ``radar-5min (convlstm)``), else its method (``extrapolation``).
-    ``attrs``: a forecast's (``nowcast_method``, ``nowcast_model``), as :func:`read_forecast`
-    and :func:`nowcast.methods.forecast_and_write` give them."""
-    method = str(attrs.get("nowcast_method") or "forecast")
-    model = attrs.get("nowcast_model")
-    if not model or str(model) == method:
-        return method
-    return f"{model} ({method})" if with_method else str(model)
-
-
-def method_name(forecast: xr.DataArray) -> str:
-    """The name of a forecast read by :func:`read_forecast` (:func:`display_name`: the model
-    for a trained model, else the method)."""
-    if "nowcast_method" not in forecast.attrs:
-        return str(forecast.name)
-    return display_name(forecast.attrs)
-
-
 def nearest_indices(coord, values, atol: float) -> np.ndarray | None:
     """Indices of ``values`` in the ascending coordinate ``coord``, each within ``atol``.
 

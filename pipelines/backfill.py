@@ -20,7 +20,7 @@ import xarray as xr
 
 from nowcast.archive import open_archive
 from nowcast.config import BatchConfig
-from nowcast.products import method_name
+from nowcast.conventions import method_name
 from nowcast.verify import verification
 from nowcast.verify.probinputs import concat_probabilistic, read_forecast_file
 from nowcast.verify.report import write_report

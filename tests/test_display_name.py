@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 
 from nowcast.archive.synthetic import synthetic_rain
+from nowcast.conventions import display_name, method_name
 from nowcast.methods import forecast_and_write, get_method
-from nowcast.products import display_name, method_name, read_forecast
+from nowcast.products import read_forecast
 
 
 def test_display_name_is_the_model_else_the_method():

@@ -22,11 +22,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from nowcast.conventions import ISSUE_TIME, LEAD_TIME, TIME, VALID_TIME, X, Y
+from nowcast.conventions import ISSUE_TIME, LEAD_TIME, TIME, VALID_TIME, X, Y, display_name
 from nowcast.errors import DataError, NowcastError
 from nowcast.fileio import write_atomic
 from nowcast.geo import metres_per_unit
-from nowcast.products import display_name, nearest_indices
+from nowcast.products import nearest_indices
 from nowcast.render import colours
 from nowcast.render.figure import Panel, draw_figure
 from nowcast.render.mapdata import LAND, MapData, find_map_data, lonlat_bbox

@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from nowcast.conventions import ISSUE_TIME, LEAD_TIME, TIME, VALID_TIME, X, Y
+from nowcast.conventions import ISSUE_TIME, LEAD_TIME, TIME, VALID_TIME, X, Y, method_name
 from nowcast.errors import NowcastError
 from nowcast.geo import coord_spacing, metres_per_unit
 from nowcast.kinds import kind_of
-from nowcast.products import method_name, nearest_indices, truth_for
+from nowcast.products import nearest_indices, truth_for
 from nowcast.verify import DEFAULT_SCALES, default_thresholds
 from nowcast.verify.metrics import (
     CATEGORICAL_METRICS,

@@ -23,6 +23,7 @@ from nowcast.cli import (
     demo,
     evaluate,
     info,
+    mapdata,
     models,
     predict,
     prepare,
@@ -59,11 +60,6 @@ def _sigint_kept():
 
 
 class _Group(click.Group):
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        # the arguments as given: the provenance of a run's page (cli.common.command_line)
-        ctx.meta["nowcast.args"] = list(args)
-        return super().parse_args(ctx, args)
-
     def invoke(self, ctx: click.Context):
         # --max-rain sets the variable, catch_interrupts the SIGINT handler, for this command
         with _environment_kept("NOWCAST_MAX_RAIN"), _sigint_kept():
@@ -132,5 +128,17 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     )
 
 
-for _module in (batch, convert, demo, evaluate, info, models, predict, prepare, render, train):
+for _module in (
+    batch,
+    convert,
+    demo,
+    evaluate,
+    info,
+    mapdata,
+    models,
+    predict,
+    prepare,
+    render,
+    train,
+):
     main.add_command(_module.command)

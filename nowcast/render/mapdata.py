@@ -6,7 +6,8 @@ Map data is a folder laid out like Cartopy's ``pre_existing_data_dir``:
 ``res`` = 10m, 50m, 110m), and ``shapefiles/gshhs/<scale>/GSHHS_<scale>_L1.shp`` / ``_L2``
 (GSHHS). It is looked for in, in order: the ``map_data`` argument (only there, when given;
 a :class:`~nowcast.errors.DataError` when it holds no coastlines), the ``NOWCAST_MAP_DATA``
-environment variable, Cartopy's ``pre_existing_data_dir`` and ``data_dir``, and
+environment variable, the cache folder :func:`cache_dir` (filled by ``nowcast mapdata``,
+:mod:`nowcast.render.mapfetch`), Cartopy's ``pre_existing_data_dir`` and ``data_dir``, and
 ``/usr/share/cartopy/data``.
 
 Natural Earth is drawn at a resolution chosen from the map's size (:func:`ne_resolution`:
@@ -81,7 +82,8 @@ class MapData:
             searched = ", ".join(self.searched) or "nothing"
             return (
                 f"map data: none found (searched: {searched}); maps are drawn without "
-                f"coastlines (point {ENV_VAR} or --map-data at a map-data folder)"
+                f"coastlines (run `nowcast mapdata` once, or point {ENV_VAR} or --map-data at "
+                "a map-data folder)"
             )
         layers = [
             n for n, p in (("coastlines", 1), ("lakes", self.lakes), ("borders", self.borders)) if p
@@ -100,6 +102,13 @@ def ne_resolution(bbox) -> str:
     return "50m" if span_km <= 10000 else "110m"
 
 
+def cache_dir() -> Path:
+    """Where ``nowcast mapdata`` puts the layers and maps look for them:
+    ``$XDG_CACHE_HOME/nowcast/maps`` (or ``~/.cache/nowcast/maps``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "nowcast" / "maps"
+
+
 def _candidate_dirs(map_data) -> list[Path]:
     if map_data is not None:
         return [Path(map_data).expanduser()]
@@ -107,6 +116,7 @@ def _candidate_dirs(map_data) -> list[Path]:
     env = os.environ.get(ENV_VAR)
     if env:
         dirs.append(Path(env).expanduser())
+    dirs.append(cache_dir())
     try:
         # Cartopy costs start-up time: imported when a map is drawn
         import cartopy
@@ -227,9 +237,9 @@ def find_map_data(
 def _warn_once(searched: tuple[str, ...]) -> None:
     message = (
         "no coastline shapefiles found (searched: " + ", ".join(searched or ("nothing",)) + "); "
-        f"maps are drawn without coastlines. Point {ENV_VAR} or --map-data at a folder with "
-        "shapefiles/natural_earth/physical/ne_10m_coastline.shp (or GSHHS), or allow "
-        "downloading them (--download-map-data)."
+        "maps are drawn without coastlines. Run `nowcast mapdata` once (it fetches them, or "
+        f"copies them from a folder), or point {ENV_VAR} or --map-data at a folder with "
+        "shapefiles/natural_earth/physical/ne_10m_coastline.shp (or GSHHS)."
     )
     warnings.warn(message, MissingMapDataWarning, stacklevel=3)
 

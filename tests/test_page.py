@@ -169,7 +169,7 @@ def _shot(page, tmp_path: Path, name: str) -> Path:
     return path
 
 
-def check_in_browser(folder: Path, tmp_path: Path, shot: str, *, steps=True):
+def check_in_browser(folder: Path, tmp_path: Path, shot: str, *, steps=True, more=None):
     """Open ``folder/index.html`` in headless chromium: no console error, every link and
     image a file in the folder, every image loaded; with ``steps``, stepping a lead (button
     and keyboard) changes the map. Returns the page's screenshot."""
@@ -212,6 +212,8 @@ def check_in_browser(folder: Path, tmp_path: Path, shot: str, *, steps=True):
                 assert page.get_attribute("#map-image", "src") == second
                 page.wait_for_function("document.getElementById('map-image').complete")
                 assert page.evaluate("document.getElementById('map-image').naturalWidth") > 0
+            if more is not None:
+                more(page)
             path = _shot(page, tmp_path, shot)
         finally:
             browser.close()
@@ -223,7 +225,29 @@ def check_in_browser(folder: Path, tmp_path: Path, shot: str, *, steps=True):
 def test_page_in_headless_chromium(tmp_path):
     folder = synthetic_run(tmp_path / "run")
     write_page(folder, {"command": "nowcast render", "variable": "precipitation_rate"})
-    _, srcs = check_in_browser(folder, tmp_path, "page-synthetic.png")
+
+    def methods_products_side_by_side(page):
+        src = lambda: page.get_attribute("#map-image", "src")  # noqa: E731
+        page.keyboard.press("m")  # the next method, same issue time and lead
+        assert "radar-5min_20160711T2100_lead030" in src()
+        page.keyboard.press("p")  # its probability map, then its stamps
+        assert src().endswith("radar-5min_20160711T2100_prob-ge5_lead030.png")
+        page.keyboard.press("p")
+        assert src().endswith("_members_lead030.png")
+        page.keyboard.press("ArrowDown")  # no stamps at 21:10: its forecast
+        assert src().endswith("radar-5min_20160711T2110_lead030.png")
+        assert "#m=precipitation_rate_radar-5min&i=20160711T2110&p=forecast&l=30" in page.url
+        page.check("#side-toggle")
+        sides = page.eval_on_selector_all("#side img", "els => els.map(e => e.alt)")
+        assert sides == ["extrapolation", "radar-5min"]
+        assert page.is_hidden("#map-image")
+        page.uncheck("#side-toggle")
+        page.reload()  # a batch's page reloads: the place is kept
+        assert src().endswith("radar-5min_20160711T2110_lead030.png")
+
+    _, srcs = check_in_browser(
+        folder, tmp_path, "page-synthetic.png", more=methods_products_side_by_side
+    )
     assert [s.rsplit("_lead", 1)[1] for s in srcs] == ["005.png", "030.png", "060.png"]
     assert all("extrapolation_20160711T2100" in s for s in srcs)
 

@@ -19,6 +19,7 @@ import click
 
 from nowcast.cli import (
     batch,
+    calibrate,
     convert,
     demo,
     evaluate,
@@ -130,6 +131,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 for _module in (
     batch,
+    calibrate,
     convert,
     demo,
     evaluate,

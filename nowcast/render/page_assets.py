@@ -224,7 +224,9 @@ SCRIPT = r"""
   if (el("side-toggle")) { el("side-toggle").addEventListener("change", show); }
   document.addEventListener("keydown", function (e) {
     var tag = (e.target && e.target.tagName) || "";
-    if (tag === "SELECT" || tag === "INPUT" || tag === "TEXTAREA") { return; }
+    if (tag === "SELECT" || tag === "TEXTAREA") { return; }
+    if (tag === "INPUT" && e.target.type !== "checkbox") { return; }
+    if ((tag === "BUTTON" || tag === "INPUT") && (e.key === " " || e.key === "Enter")) { return; }
     if (e.altKey || e.ctrlKey || e.metaKey) { return; }
     var keys = {
       ArrowRight: ["l", 1], ArrowLeft: ["l", -1], ArrowDown: ["i", 1], ArrowUp: ["i", -1],

@@ -48,6 +48,7 @@ from nowcast.methods.tiling import (
 )
 from nowcast.motion import FlowOptions
 from nowcast.trained.cadence import STEP_RATIOS, check_ratio, input_frames
+from nowcast.trained.calibration import read_calibration
 from nowcast.trained.catalogue import resolve_model_file
 from nowcast.trained.metadata import check_metadata, model_frame
 from nowcast.trained.rundir import RunDir
@@ -79,7 +80,12 @@ class ConvLSTMForecaster(Forecaster):
     name = "convlstm"
 
     def __init__(
-        self, model: str | Path = "radar-5min", *, model_object: Any = None, tile: Any = "auto"
+        self,
+        model: str | Path = "radar-5min",
+        *,
+        model_object: Any = None,
+        tile: Any = "auto",
+        calibrated: bool = True,
     ):
         #: ``auto``, ``none`` or a tile core in pixels (:mod:`nowcast.methods.tiling`)
         self.tile = parse_tile(tile)
@@ -96,6 +102,11 @@ class ConvLSTMForecaster(Forecaster):
         self.frame = model_frame(self.metadata)
         self.flow = FlowOptions.from_dict(self.metadata.get("flow") or {})
         self._model = model_object
+        #: a quantile model's calibration (``calibration.json``; none when ``calibrated``
+        #: is false or the run directory has none): :mod:`nowcast.trained.calibration`
+        self.calibration = (
+            read_calibration(self.model_dir, self.levels) if calibrated and self.levels else None
+        )
 
     def _ratio(self, step: pd.Timedelta) -> float:
         return float(pd.Timedelta(step) / self.step)
@@ -217,10 +228,12 @@ class ConvLSTMForecaster(Forecaster):
         return bool(self.levels)
 
     def predict(self, past: xr.DataArray, n_leads: int) -> xr.DataArray:
-        """The deterministic forecast: the network's value, or a quantile model's median."""
+        """The deterministic forecast: the network's value, or a quantile model's median
+        (that of its calibrated distribution when it has a calibration)."""
+        if self.levels:
+            return self.predict_distribution(past, n_leads).median()
         run = self._run(past, n_leads)
-        k = self.levels.index(0.5) if self.levels else 0
-        return run.template.copy(data=run.finish(run.decode(run.values[..., k])))
+        return run.template.copy(data=run.finish(run.decode(run.values[..., 0])))
 
     def predict_distribution(
         self, past: xr.DataArray, n_leads: int, *, members: int = 0, seed: int | None = None
@@ -229,7 +242,7 @@ class ConvLSTMForecaster(Forecaster):
         QuantileDistribution`): one network pass and one flow for all its products."""
         if not self.levels:
             raise deterministic_error(self.label)
-        run = self._run(past, n_leads)
+        run, cal = self._run(past, n_leads), self.calibration
         return QuantileDistribution(
             run.values,
             self.levels,
@@ -241,6 +254,8 @@ class ConvLSTMForecaster(Forecaster):
             rho=run.rho,
             members=members,
             seed=seed,
+            ceiling=run.ceiling,
+            coverage=None if cal is None else cal.at_leads(run.ratio, n_leads),
         )
 
     def _run(self, past: xr.DataArray, n_leads: int) -> _NetworkRun:
@@ -283,11 +298,13 @@ class ConvLSTMForecaster(Forecaster):
             x, _ = pre.encode(np.asarray(coarse, dtype=np.float32))
             aligned = np.where(np.isfinite(coarse), x, np.nan)[-2:]
             x = x[None, ..., None]  # (1, t_in, y, x, 1)
+        ceiling = None
         if x is not None:
             values = network_leads(
                 self._network, x, t_in=self.t_in, ratio=ratio, n_leads=n_leads, feedback=feedback
             )
-            values = np.minimum(values, local_maximum(x[0, ..., 0])[None, ..., None])
+            ceiling = local_maximum(x[0, ..., 0])
+            values = np.minimum(values, ceiling[None, ..., None])
 
         def finish(fields: np.ndarray) -> np.ndarray:
             """``(n_leads, y, x)`` in the network's frame -> on the input grid."""
@@ -311,6 +328,8 @@ class ConvLSTMForecaster(Forecaster):
             template=template,
             pattern=np.nan_to_num(aligned[-1], nan=pre.fill_value),
             rho=lag_correlation(aligned),
+            ceiling=ceiling,
+            ratio=ratio,
         )
 
     def describe(self) -> dict[str, Any]:
@@ -344,7 +363,9 @@ class _NetworkRun:
     to the input grid (moved along the flow, coarsening undone, NaN outside the valid
     area; ``finish_members`` the same for a stack of members), the forecast's
     ``template``, and the noise ``pattern`` and lead-to-lead correlation ``rho`` of the last
-    inputs (for members)."""
+    inputs (for members), and the ``ceiling`` ``(y, x)`` no value may pass (network values,
+    :func:`local_maximum`; the quantile model's upper tail reaches up to it), and the
+    model steps per lead ``ratio``."""
 
     values: np.ndarray
     decode: Callable[[np.ndarray], np.ndarray]
@@ -353,6 +374,8 @@ class _NetworkRun:
     template: xr.DataArray
     pattern: np.ndarray
     rho: float
+    ceiling: np.ndarray | None = None
+    ratio: float = 1.0
 
 
 def _unmoved(fields: np.ndarray) -> np.ndarray:

@@ -56,24 +56,37 @@ SHARP_DRAWS = 10
 SHARP_POOL_PIXELS = 100_000
 
 
-def quantile_function(knots: np.ndarray, values: np.ndarray, z: np.ndarray) -> np.ndarray:
+def quantile_function(
+    knots: np.ndarray, values: np.ndarray, z: np.ndarray, ceiling: np.ndarray | None = None
+) -> np.ndarray:
     """``values`` ``(..., K)`` at the standard-normal scores ``z`` (broadcast against
     ``values[..., 0]``, e.g. ``(members, y, x)`` against ``(1, y, x, K)``): piecewise linear
-    through ``(knots, values)``, constant beyond the ends; in ``values``' dtype."""
+    through ``(knots, values)``, constant below the first knot; above the last knot constant
+    too, or, given a ``ceiling`` (broadcast likewise), the last segment continued up to
+    it (the upper tail, :data:`TAIL`); in ``values``' dtype."""
     knots = np.asarray(knots, dtype=values.dtype)
     shape = np.broadcast_shapes(np.shape(z), values.shape[:-1])
-    z = np.clip(np.broadcast_to(np.asarray(z, dtype=values.dtype), shape), knots[0], knots[-1])
-    k = np.clip(np.searchsorted(knots, z, side="right") - 1, 0, len(knots) - 2)
+    z = np.broadcast_to(np.asarray(z, dtype=values.dtype), shape)
+    inner = np.clip(z, knots[0], knots[-1])
+    k = np.clip(np.searchsorted(knots, inner, side="right") - 1, 0, len(knots) - 2)
     lo = np.take_along_axis(values, k[..., None], axis=-1)[..., 0]
     hi = np.take_along_axis(values, k[..., None] + 1, axis=-1)[..., 0]
-    w = (z - knots[k]) / (knots[k + 1] - knots[k])
-    return lo + w * (hi - lo)
+    w = (inner - knots[k]) / (knots[k + 1] - knots[k])
+    out = lo + w * (hi - lo)
+    if ceiling is None:
+        return out
+    slope = (values[..., -1] - values[..., -2]) / (knots[-1] - knots[-2])
+    tail = np.minimum(values[..., -1] + slope * (z - knots[-1]), ceiling)
+    return np.where(z > knots[-1], np.maximum(tail, values[..., -1]), out).astype(values.dtype)
 
 
-def exceedance_scores(knots: np.ndarray, values: np.ndarray, level: np.ndarray) -> np.ndarray:
-    """The standard-normal score ``z`` where :func:`quantile_function` reaches ``level``
-    (per pixel; ``values`` increasing along the last axis): ``-inf`` at or below the first
-    knot's value, ``+inf`` above the last one's."""
+def exceedance_scores(
+    knots: np.ndarray, values: np.ndarray, level: np.ndarray, ceiling: np.ndarray | None = None
+) -> np.ndarray:
+    """The standard-normal score ``z`` where :func:`quantile_function` (with the same
+    ``ceiling``) reaches ``level`` (per pixel; ``values`` increasing along the last axis):
+    ``-inf`` at or below the first knot's value, ``+inf`` above the last one's (or, with a
+    ceiling, above the ceiling or where the tail is flat)."""
     count = (values < level[..., None]).sum(axis=-1)  # knots strictly below the level
     k = np.clip(count - 1, 0, len(knots) - 2)
     lo = np.take_along_axis(values, k[..., None], axis=-1)[..., 0]
@@ -82,7 +95,13 @@ def exceedance_scores(knots: np.ndarray, values: np.ndarray, level: np.ndarray) 
         w = np.where(hi > lo, (level - lo) / (hi - lo), 0.0)
     z = knots[k] + np.clip(w, 0.0, 1.0) * (knots[k + 1] - knots[k])
     z = np.where(count == 0, -np.inf, z)
-    return np.where(count == len(knots), np.inf, z)
+    above = np.inf
+    if ceiling is not None:
+        slope = (values[..., -1] - values[..., -2]) / (knots[-1] - knots[-2])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            reach = knots[-1] + (level - values[..., -1]) / slope
+        above = np.where((slope > 0) & (level <= ceiling), reach, np.inf)
+    return np.where(count == len(knots), above, z)
 
 
 #: Bounds of the fitted spectral slope of the noise (power ~ wavenumber ** -beta).
@@ -135,7 +154,11 @@ class QuantileDistribution:
     ``(members, n_leads, y, x)``; ``template``: the deterministic forecast
     (its coordinates and attributes); ``pattern``: the field whose power spectrum the noise
     takes (network values, e.g. the last input frame); ``rho``: the AR(1) coefficient of the
-    noise from one lead to the next; ``members``/``seed``: the ensemble asked for.
+    noise from one lead to the next; ``members``/``seed``: the ensemble asked for;
+    ``ceiling``: ``(y, x)`` network values the upper tail may reach (else no tail);
+    ``coverage``: ``(n_leads, K)`` the probabilities the levels' values really have (a
+    calibration, :mod:`nowcast.trained.calibration`; default: the levels at every lead),
+    whose standard-normal scores are then the knots of each lead.
     """
 
     probabilistic = True
@@ -153,10 +176,15 @@ class QuantileDistribution:
         rho: float,
         members: int = 0,
         seed: int | None = None,
+        ceiling: np.ndarray | None = None,
+        coverage: np.ndarray | None = None,
     ) -> None:
         self.levels = check_levels(levels)
-        self.knots = ndtri(self.levels)
         self.values = np.asarray(values, dtype=np.float32)
+        shape = (self.values.shape[0], len(self.levels))
+        probs = np.broadcast_to(self.levels if coverage is None else coverage, shape)
+        #: ``(n_leads, K)`` the knots' standard-normal scores at each lead
+        self.knots = ndtri(np.clip(np.asarray(probs, dtype=float), 1e-4, 1 - 1e-4))
         self.median_index = int(np.argmin(np.abs(self.levels - 0.5)))
         self._decode, self._finish, self._finish_members = decode, finish, finish_members
         self.template = template
@@ -164,6 +192,7 @@ class QuantileDistribution:
         self.rho = float(np.clip(rho, 0.0, 0.999))
         self.n_members = int(members)
         self.seed = seed
+        self.ceiling = None if ceiling is None else np.asarray(ceiling, dtype=np.float32)
         self._members: xr.DataArray | None = None
 
     # ------------------------------------------------------------------ helpers
@@ -172,7 +201,12 @@ class QuantileDistribution:
 
     def _at_scores(self, z: np.ndarray) -> np.ndarray:
         """Physical ``(n_leads, y, x)`` values of the quantile function at scores ``z``."""
-        return np.asarray(self._decode(quantile_function(self.knots, self.values, z)))
+        z = np.broadcast_to(z, self.values.shape[:-1])
+        values = [
+            quantile_function(self.knots[j], self.values[j], z[j], self.ceiling)
+            for j in range(len(self.values))
+        ]
+        return np.asarray(self._decode(np.stack(values)))
 
     # ------------------------------------------------------------------ products
     def median(self) -> xr.DataArray:
@@ -187,8 +221,12 @@ class QuantileDistribution:
         thresholds = check_thresholds(thresholds)
         out = []
         for t in thresholds:
-            level = np.full(self.values.shape[:-1], self._encoded(t))
-            p = 1.0 - ndtr(exceedance_scores(self.knots, self.values, level))
+            level = np.full(self.values.shape[1:-1], self._encoded(t))
+            z = [
+                exceedance_scores(self.knots[j], self.values[j], level, self.ceiling)
+                for j in range(len(self.values))
+            ]
+            p = 1.0 - ndtr(np.stack(z))
             out.append(np.clip(self._finish(p), 0.0, 1.0))
         units = self.template.attrs.get("units")
         coord = threshold_coord(thresholds, units)
@@ -242,7 +280,7 @@ class QuantileDistribution:
                 z = np.float32(self.rho) * z + scale * noise_fields(
                     fft_filter, shape, self.n_members, rng
                 )
-            values = quantile_function(self.knots, self.values[j][None], z)
+            values = quantile_function(self.knots[j], self.values[j][None], z, self.ceiling)
             fields[:, j] = self._decode(values)
         out = self._finish_members(fields)
         return stacked(out, self.template, REALIZATION, *realization_coord(self.n_members))

@@ -20,7 +20,8 @@ Definitions (``y`` the observation, ``x_(1) <= ... <= x_(M)`` the sorted members
   (levels 0.1 ... 0.9 ignore the outer tails; compare methods on the same levels).
 * **CRPS of a deterministic forecast**: its absolute error (a one-member ensemble), so the
   pooled CRPS is its MAE.
-* **Probabilities** ``P(value >= threshold)``: the fraction of members at or above it; or
+* **Probabilities** ``P(value >= threshold)``: the forecast's own (its probability variable);
+  else the fraction of members at or above it; or
   from quantiles, ``1 - F(t)`` with ``F`` interpolated linearly between the points
   ``(q_k, τ_k)`` (quantiles sorted first) and held at ``τ_1`` / ``τ_K`` outside them, so
   such probabilities lie in ``[1 - τ_K, 1 - τ_1]``; a deterministic forecast is a 0/1

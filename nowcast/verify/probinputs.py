@@ -8,9 +8,10 @@ A forecast file may hold, next to the deterministic variable ``{name}``, ensembl
 holds them; :class:`ProbabilisticSums` accumulates one method's CRPS, probability counts
 and rank histogram (:mod:`nowcast.verify.probabilistic`), choosing the source as the module
 doc of :mod:`nowcast.verify.probabilistic` says: the CRPS from the members, else the
-quantiles, else the deterministic forecast (its MAE); probabilities from the members, else
-the probability variable (at thresholds it holds; others from the quantiles when there are
-some, else none), else the quantiles, else 0/1 from the deterministic forecast.
+quantiles, else the deterministic forecast (its MAE); probabilities from the probability
+variable at the thresholds it holds (the method's own product: a quantile model's comes
+from its predictive distribution, finer than the fraction of its members), at the others
+from the members, else the quantiles, else 0/1 from the deterministic forecast.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ class ProbabilisticForecast:
 
     @property
     def probability_source(self) -> str:
-        for part in _PARTS:
+        for part in ("probability", "members", "quantiles"):
             if getattr(self, part) is not None:
                 return part
         return "deterministic"
@@ -240,8 +241,6 @@ class ProbabilisticSums:
 
     def _probabilities(self, forecast, values, valid, members, quantiles, thresholds):
         n = int(np.count_nonzero(valid))
-        if members is not None:
-            return exceedance_from_members(members, thresholds)
         probs = np.full((len(thresholds), n), np.nan)
         todo = list(range(len(thresholds)))
         if "probability" in values:
@@ -251,7 +250,9 @@ class ProbabilisticSums:
                 if match.size:
                     probs[k] = values["probability"][match[0]][valid]
                     todo.remove(k)
-        if todo and quantiles is not None:
+        if todo and members is not None:
+            probs[todo] = exceedance_from_members(members, [thresholds[k] for k in todo])
+        elif todo and quantiles is not None:
             thr = [thresholds[k] for k in todo]
             probs[todo] = exceedance_from_quantiles(quantiles, self.source.levels(), thr)
         elif todo and not self.source:

@@ -67,4 +67,4 @@ def test_maps_name_the_model_in_file_and_title(model_forecast, tmp_path, monkeyp
     )
     made = render_forecast(read_forecast(path), outdir=tmp_path, options=RenderOptions(dpi=40))
     assert [p.name for p in made] == ["precipitation_rate_radar-5min_20210601T1210_lead005.png"]
-    assert titles and set(titles) == {"radar-5min (convlstm)"}
+    assert titles and set(titles) == {"radar-5min, convlstm"}  # "nowcast (radar-5min, convlstm)"

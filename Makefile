@@ -15,7 +15,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# map layers once into ~/.cache/nowcast/maps (from the shared offline folder when it is
+# beside the checkout, else downloaded; without either the demo draws no coastlines)
+MAPS := $(wildcard ../shared/data/maps)
 demo: install
+	-$(VENV)/bin/nowcast mapdata $(if $(MAPS),--from $(MAPS))
 	$(VENV)/bin/nowcast demo
 
 lint: install

@@ -225,9 +225,10 @@ def test_demo_config_trains_on_a_fresh_checkout(tmp_path, torch_single_thread):
     configs.mkdir()
     shutil.copy(ROOT / "configs" / "demo.yaml", configs / "demo.yaml")
     tiny = [
-        "data.synthetic={n_times: 64, ny: 32, nx: 32, seed: 1}", "sampler.patch_size=16",
-        "model.filters=[4]", "train.epochs=1", "train.steps_per_epoch=1",
-        "train.validation_steps=1",
+        "data.synthetic={n_times: 64, ny: 32, nx: 32, seed: 1, cells: evolving}",
+        "sampler.patch_size=16", "model.filters=[4]", "train.epochs=1",
+        "train.steps_per_epoch=1", "train.validation_steps=1",
+        f"data.cache_dir={tmp_path / 'stores'}",  # the Lagrangian windows, not ~/.cache
     ]  # fmt: skip
     args = ["train", str(configs / "demo.yaml"), "--output", str(tmp_path / "run")]
     res = CliRunner().invoke(main, [*args, *(a for t in tiny for a in ("--set", t))])

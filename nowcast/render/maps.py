@@ -119,11 +119,10 @@ def prepare(
 def title_name(prep: Prepared) -> str:
     """What titles and footers call the forecast: ``radar-5min, convlstm`` for a model's
     (the file names' ``radar-5min`` with its method), else the name the maps go by."""
-    if prep.method != display_name(prep.da.attrs) or prep.method == prep.da.attrs.get(
-        "nowcast_method"
-    ):
-        return prep.method
-    return f"{prep.method}, {prep.da.attrs['nowcast_method']}"
+    attrs = prep.da.attrs
+    if prep.method != display_name(attrs) or prep.method == display_name(attrs, with_method=True):
+        return prep.method  # a method, or a name given by the caller
+    return f"{prep.method}, {attrs['nowcast_method']}"
 
 
 def map_layers(

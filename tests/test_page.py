@@ -288,8 +288,9 @@ def test_render_and_evaluate_write_their_page(crop_files, shared_data, tmp_path)
     assert res.output.splitlines()[-1] == str(maps / PAGE_NAME)
     page = (maps / PAGE_NAME).read_text()
     assert "nowcast render " in page and str(truth) in page
+    assert f"<td>{maps.resolve()}</td>" in page  # where it is, not where it was made
     data = json.loads(page.split('type="application/json">')[1].split("</script>")[0])
-    assert [data["labels"]["m"][k] for k in data["values"]["m"]] == ["noisy", "persistence"]
+    assert [data["labels"]["m"][k] for k in data["values"]["m"]] == ["persistence", "noisy"]
     assert data["values"]["l"] == ["5", "10"]
     check_in_browser(maps, tmp_path, "page-render.png")
 

@@ -135,9 +135,9 @@ def command_line() -> str:
     return shlex.join(["nowcast", *(sys.argv[1:] if args is None else args)])
 
 
-def write_run_page(folder: Path, **meta) -> Path:
-    """Write the run's page ``folder/index.html`` (:mod:`nowcast.render.page`) with the
-    command line and ``meta`` (title, inputs, model, ...); its path."""
+def write_run_page(where: Path, /, **meta) -> Path:
+    """Write the run's page ``where/index.html`` (:mod:`nowcast.render.page`) with the
+    command line and ``meta`` (title, inputs, model, the final folder, ...); its path."""
     from nowcast.render.page import write_page  # imported on use: --help stays fast
 
-    return write_page(folder, {"command": command_line(), **meta})
+    return write_page(where, {"command": command_line(), **meta})

@@ -207,7 +207,7 @@ def _page(output: Path, forecasts, truth, fcs: dict) -> Path:
         truth=list(truth),
         methods=list(fcs),
         model=", ".join(models) or None,
-        issue_times=f"{len(issues)}: {issues[0]} .. {issues[-1]}" if issues else None,
+        **{"issue times": f"{len(issues)}: {issues[0]} .. {issues[-1]}" if issues else None},
     )
 
 

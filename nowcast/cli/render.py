@@ -191,7 +191,7 @@ def command(
                 probabilistic=fans,
                 series=series,
             )
-            written.append(_page(folder, fcs, forecasts, truth, points=True))
+            written.append(_page(folder, output, fcs, forecasts, truth, points=True))
         _echo_paths(written, folder, output)
         return
     options = RenderOptions(
@@ -210,12 +210,13 @@ def command(
         if wanted is None or DETERMINISTIC in wanted:
             written += render_maps(jobs, outdir=folder, workers=workers, gif=gif)
         written += render_products(pjobs, outdir=folder, workers=workers, gif=gif)
-        written.append(_page(folder, fcs, forecasts, truth))
+        written.append(_page(folder, output, fcs, forecasts, truth))
     _echo_paths(written, folder, output)
 
 
-def _page(folder: Path, fcs: dict, forecasts, truth, *, points: bool = False) -> Path:
-    """The folder's page (index.html): its maps or series, and where they came from."""
+def _page(folder: Path, output: Path, fcs: dict, forecasts, truth, *, points=False) -> Path:
+    """The folder's page (index.html): its maps or series, and where they came from
+    (``folder`` is where it is written, ``output`` where it will be)."""
     first = next(iter(fcs.values()), None)
     models = sorted(
         {str(fc.attrs["nowcast_model"]) for fc in fcs.values() if fc.attrs.get("nowcast_model")}
@@ -226,6 +227,8 @@ def _page(folder: Path, fcs: dict, forecasts, truth, *, points: bool = False) ->
         inputs=[str(p) for p in forecasts],
         truth=list(truth),
         model=", ".join(models) or None,
+        methods=list(fcs),
+        folder=str(Path(output).resolve()),
         variable=None if first is None else str(first.name),
         units=None if first is None else first.attrs.get("units"),
     )

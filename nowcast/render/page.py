@@ -88,14 +88,17 @@ def versions() -> dict[str, str]:
 
 
 def _walk(folder: Path, depth: int = 5):
-    """Files under ``folder`` (relative POSIX paths, sorted), hidden names and the page left
-    out."""
+    """Files under ``folder`` (relative POSIX paths, sorted), hidden names, the page, Zarr
+    stores' chunks and TensorBoard logs left out."""
     for root, dirs, files in os.walk(folder):
         rel = Path(root).relative_to(folder)
         dirs[:] = sorted(
             d
             for d in dirs
-            if not d.startswith(".") and d not in _SKIP_DIRS and len(rel.parts) < depth
+            if not d.startswith(".")
+            and d not in _SKIP_DIRS
+            and not d.endswith(".zarr")
+            and len(rel.parts) < depth
         )
         for name in sorted(files):
             if name.startswith(".") or (name == PAGE_NAME and rel == Path(".")):

@@ -259,8 +259,21 @@ def _tag_value(tag: str) -> float:
 
 def _figure(rel: str, caption: str | None = None) -> str:
     cap = _e(caption if caption is not None else Path(rel).stem)
-    img = f'<img src="{url(rel)}" alt="{cap}" loading="lazy">'
+    img = f'<img src="{url(rel)}" alt="{cap}">'
     return f'<figure><a href="{url(rel)}">{img}</a><figcaption>{cap}</figcaption></figure>'
+
+
+#: Report plots in this order (by the score in their name), then by threshold and scale.
+_PLOTS = ("mae", "rmse", "bias", "corr", "crps", "csi", "pod", "far", "ets", "fss", "bs", "bss",
+          "roc_area", "reliability", "roc", "rank_histogram")  # fmt: skip
+
+
+def _plot_order(rel: str) -> tuple:
+    stem = Path(rel).stem
+    score = re.sub(r"_t[-0-9.e+]+(_s\d+)?$", "", stem)
+    numbers = [float(n) for n in re.findall(r"_[ts]([-0-9.e+]+)", stem[len(score) :])]
+    rank = _PLOTS.index(score) if score in _PLOTS else len(_PLOTS)
+    return (rank, score, numbers)
 
 
 def _reports(folder: Path, found: Scan) -> str:
@@ -277,7 +290,7 @@ def _reports(folder: Path, found: Scan) -> str:
         if md.is_file():
             text = md.read_text(encoding="utf-8", errors="replace")
             text = re.sub(r"\A# [^\n]*\n", "", text)  # its title: the section's
-            parts.append(markdown_html(text, level=2))  # "## Key scores": h3
+            parts.append(markdown_html(text, level=2, fold=2))  # "## Key scores": h3
         for name in ("scores.csv", "diagrams.csv"):
             rel = (Path(where) / name).as_posix()
             if rel in files:
@@ -285,7 +298,7 @@ def _reports(folder: Path, found: Scan) -> str:
                     f"<details><summary>{_e(name)} as a table</summary>"
                     f"{csv_html(folder / rel)}</details>"
                 )
-        plots = [f for f in files if f.endswith(".png")]
+        plots = sorted((f for f in files if f.endswith(".png")), key=_plot_order)
         if plots:
             parts.append(
                 '<h3>Plots</h3><div class="gallery">'

@@ -57,8 +57,9 @@ code { font-family: ui-monospace, monospace; font-size: 12px; background: var(--
   padding: 0 3px; border-radius: 3px; }
 details { margin: 6px 0; }
 summary { cursor: pointer; color: var(--accent); }
+details.fold > summary { font-weight: 600; font-size: 15px; margin: 12px 0 4px; }
 .failed { color: #a40000; }
-ul.files { columns: 3 260px; padding-left: 18px; font-size: 12px; }
+ul.files { padding-left: 18px; font-size: 12px; overflow-wrap: anywhere; }
 """
 
 SCRIPT = r"""

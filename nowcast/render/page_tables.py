@@ -46,11 +46,12 @@ def _split_row(line: str) -> list[str]:
     return [c.strip() for c in line.strip().strip("|").split("|")]
 
 
-def markdown_html(text: str, *, level: int = 3) -> str:
-    """The report's Markdown as HTML; ``#`` becomes ``<h{level}>``."""
+def markdown_html(text: str, *, level: int = 3, fold: int = 0) -> str:
+    """The report's Markdown as HTML; ``#`` becomes ``<h{level}>``. With ``fold``, every
+    ``fold``-level section (``## ...`` for 2) after the first is a folded ``<details>``."""
     out: list[str] = []
     lines = text.splitlines()
-    i = 0
+    i, sections, folded = 0, 0, False
     while i < len(lines):
         line = lines[i].rstrip()
         if not line.strip():
@@ -58,7 +59,20 @@ def markdown_html(text: str, *, level: int = 3) -> str:
             continue
         heading = re.match(r"^(#{1,6})\s+(.*)$", line)
         if heading:
-            h = min(6, level + len(heading.group(1)) - 1)
+            depth = len(heading.group(1))
+            if fold and depth <= fold and folded:
+                out.append("</details>")
+                folded = False
+            if fold and depth == fold:
+                sections += 1
+                if sections > 1:
+                    out.append(
+                        f'<details class="fold"><summary>{inline(heading.group(2))}</summary>'
+                    )
+                    folded = True
+                    i += 1
+                    continue
+            h = min(6, level + depth - 1)
             out.append(f"<h{h}>{inline(heading.group(2))}</h{h}>")
             i += 1
             continue
@@ -86,6 +100,8 @@ def markdown_html(text: str, *, level: int = 3) -> str:
             para.append(lines[i].strip())
             i += 1
         out.append(f"<p>{inline(' '.join(para))}</p>")
+    if folded:
+        out.append("</details>")
     return "\n".join(out)
 
 

@@ -65,13 +65,20 @@ def test_pit_sums_skip_missing_values_and_count_per_lead():
 
 
 def test_the_calibration_interpolates_between_model_steps_and_stays_increasing(tmp_path):
-    cov = np.array([[0.1, 0.5, 0.9], [0.2, 0.5, 0.8], [0.3, 0.5, 0.7]])
-    cal = Calibration(levels=(0.1, 0.5, 0.9), step_seconds=300.0, coverage=cov)
+    cov = np.array([[0.1, 0.6, 0.9], [0.2, 0.6, 0.8], [0.3, 0.5, 0.7]])
+    cal = Calibration(levels=(0.1, 0.5, 0.9), step_seconds=300.0, coverage=cov, anchor="none")
     np.testing.assert_allclose(cal.at_leads(1.0, 3), cov)
     np.testing.assert_allclose(cal.at_leads(2.0, 2), cov[[1, 2]])
     np.testing.assert_allclose(cal.at_leads(0.5, 2), cov[[0, 0]])  # before step 1: step 1's
     np.testing.assert_allclose(cal.at_leads(1.5, 1), [(cov[0] + cov[1]) / 2])
     np.testing.assert_allclose(cal.at_leads(1.0, 5)[-1], cov[-1])  # beyond: the last step's
+    anchored = Calibration(levels=(0.1, 0.5, 0.9), step_seconds=300.0, coverage=cov)
+    shifted = anchored.at_leads(1.0, 3)
+    np.testing.assert_allclose(shifted[:, 1], 0.5)  # the median's level stays 0.5
+    # the spread in scores is the measured one
+    np.testing.assert_allclose(np.diff(ndtri(shifted)), np.diff(ndtri(cov)), atol=1e-9)
+    with pytest.raises(NowcastError, match="unknown anchor 'mean'; valid: median, none"):
+        Calibration(levels=(0.1, 0.5, 0.9), step_seconds=300.0, coverage=cov, anchor="mean")
     flat = increasing(np.array([[0.5, 0.5, 0.4, 1.0]]))
     assert np.all(np.diff(flat) > 0) and flat.min() > 0 and flat.max() < 1
     write_calibration(tmp_path, cal)
@@ -192,7 +199,7 @@ def test_calibrate_measures_a_real_event_and_forecasts_use_it(shared_data, model
     wet = da.isel(time=slice(0, 24), y=slice(200, 456), x=slice(250, 506)).load()
     event = tmp_path / "knmi-crop.nc"
     wet.to_dataset(name="precipitation").to_netcdf(event)
-    res = _cli("calibrate", model_copy, "--event", event, "--issue-times", "1")
+    res = _cli("calibrate", model_copy, "--event", event, "--issue-times", "1", "--anchor", "none")
     assert res.exit_code == 0, res.output
     assert "1 issue times" in res.output and "coverage" in res.output
     cal = read_calibration(model_copy, ConvLSTMForecaster(model_copy).levels)

@@ -26,15 +26,22 @@ import click
     show_default=True,
     help="issue times per event (wet ones, evenly spread)",
 )
-def command(run_dir: Path, events: tuple[Path, ...], per_event: int) -> None:
+@click.option(
+    "--anchor",
+    type=click.Choice(["median", "none"]),
+    default="median",
+    show_default=True,
+    help="median: recalibrate the spread only, each lead's median stays the network's",
+)
+def command(run_dir: Path, events: tuple[Path, ...], per_event: int, anchor: str) -> None:
     """Calibrate a quantile model's levels per lead on EVENTs; writes RUN_DIR/calibration.json.
 
     Forecasts the picked issue times with the model as trained and measures, per lead and
     level, how often the observations fall at or below the level's value (the randomised
     PIT coverage, nowcast.verify.calibration). Forecasts made with the model afterwards take
-    these as the levels' probabilities (quantiles, exceedance probabilities, members and the
-    median all change). Use events the model was trained or validated on, never the events
-    you test it on.
+    these as the levels' probabilities (quantiles, exceedance probabilities and members
+    change; with --anchor none the median too). Use events the model was trained or
+    validated on, never the events you test it on.
 
     \b
     Example:
@@ -65,6 +72,7 @@ def command(run_dir: Path, events: tuple[Path, ...], per_event: int) -> None:
         step_seconds=forecaster.step.total_seconds(),
         coverage=coverage,
         source={"events": [str(e) for e in events], "issue_times": used},
+        anchor=anchor,
     )
     path = write_calibration(run_dir, cal)
     levels = np.asarray(cal.levels)

@@ -205,6 +205,9 @@ def _viewer(found: Scan, meta: Mapping[str, Any]) -> tuple[str, str]:
     )
     leads = sorted({m[3] for m in found.maps})
     units = meta.get("units")
+    rank = {d: {v: j for j, v in enumerate(vs)} for d, vs in (("m", keys), ("p", tags))}
+    # the first map shown: the first method (as the command gave them), product, issue, lead
+    maps = sorted(found.maps, key=lambda m: (rank["m"][m[0]], m[1], rank["p"][m[2]], m[3]))
     labels = {
         "m": method_labels,
         "i": {i: _issue_label(i) for i in issues},
@@ -212,7 +215,7 @@ def _viewer(found: Scan, meta: Mapping[str, Any]) -> tuple[str, str]:
         "l": {str(v): _lead_label(v) for v in leads},
     }
     data = {
-        "items": [[k, i, t, str(v), url(rel)] for k, i, t, v, rel in sorted(found.maps)],
+        "items": [[k, i, t, str(v), url(rel)] for k, i, t, v, rel in maps],
         "values": {"m": keys, "i": issues, "p": tags, "l": [str(v) for v in leads]},
         "labels": labels,
         "gifs": {"|".join(k): url(v) for k, v in found.gifs.items()},
@@ -228,7 +231,7 @@ def _viewer(found: Scan, meta: Mapping[str, Any]) -> tuple[str, str]:
             f'<select id="sel-{d}" aria-label="{name}">{opts}</select>'
             f'<button id="{d}-next" type="button" title="next {name}">&#9654;</button></span>'
         )
-    n, first = len(found.maps), sorted(found.maps)[0][4]
+    n, first = len(maps), maps[0][4]
     body = f"""
 <section id="maps"><h2>Maps</h2>
 <div class="controls">{"".join(rows)}

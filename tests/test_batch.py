@@ -319,6 +319,10 @@ def test_cli_batch_operational_on_cluster(tmp_path, archive_dir, archive, client
             np.testing.assert_array_equal(fc.isel(lead_time=k).values, archive.sel(time=t).values)
     summary = json.loads((out / "batch-summary.json").read_text())
     assert len(summary["done"]) == len(good) and len(summary["failed"]) == 2
+    page = (out / "index.html").read_text()  # the batch's page: its last state
+    assert f"{len(issues)} issue times: {len(good)} done, 0 already complete, 2 failed" in page
+    assert "refresh" not in page and "outside the archive" in page
+    assert result.output.splitlines()[-1] == f"page: {out / 'index.html'}"
 
     mtimes = {t: forecast_path(out, "persistence", t).stat().st_mtime_ns for t in good}
     again = CliRunner().invoke(

@@ -181,8 +181,11 @@ SCRIPT = r"""
       im.src = row[4];
       im.alt = label("m", m);
       cap.textContent = label("m", m);
+      var a = document.createElement("a");
+      a.href = row[4];
+      a.appendChild(im);
       fig.appendChild(cap);
-      fig.appendChild(im);
+      fig.appendChild(a);
       box.appendChild(fig);
     });
   }

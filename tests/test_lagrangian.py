@@ -268,3 +268,44 @@ def test_raw_opera_clutter_gives_finite_forecasts(
         assert not np.isinf(out).any(), method.name
         assert np.isfinite(out[np.isfinite(ref)]).all(), method.name
         assert np.nanmax(out) <= float(crop.max()) * (1 + 1e-5), method.name
+
+
+def test_fill_from_later_takes_each_gap_from_the_next_later_frame():
+    from nowcast.methods.lagrangian import fill_from_later
+
+    nan = np.nan
+    inputs = np.array([[[nan, 1.0, nan]], [[nan, 2.0, 5.0]], [[3.0, 4.0, nan]]])
+    out = fill_from_later(inputs)
+    np.testing.assert_array_equal(out[:, 0, 0], [3.0, 3.0, 3.0])  # from the last frame
+    np.testing.assert_array_equal(out[:, 0, 1], [1.0, 2.0, 4.0])  # values kept
+    assert out[1, 0, 2] == 5.0 and out[0, 0, 2] == 5.0 and np.isnan(out[2, 0, 2])
+    assert np.isnan(inputs[0, 0, 0])  # a copy
+
+
+def test_the_past_at_an_upstream_edge_is_filled_with_the_later_rain(mch):
+    """On the real crop the flow moves rain in over the edge: the past frames moved to the
+    issue time have no value there; the network must see the later frames' rain there,
+    not dry (which it reads as rain appearing from nothing: fast growth)."""
+    from nowcast.methods.lagrangian import lagrangian_inputs
+
+    pre = Preprocessor.from_config(PreprocessConfig())
+    pre.mean, pre.std = -2.0, 2.5
+    frames = mch.isel(time=slice(20, 24)).values
+    x, aligned, _ = lagrangian_inputs(
+        frames,
+        encode=pre.normalise_values,
+        fill_value=pre.fill_value,
+        flow=FlowOptions(),
+        units="mm h-1",
+        t_in=4,
+        ratio=1.0,
+        n_leads=3,
+    )
+    last_wet = np.isfinite(aligned[-1]) & (aligned[-1] > pre.fill_value)
+    gap = ~np.isfinite(aligned[0]) & last_wet  # past moved in from beyond the crop
+    assert gap.sum() > 10  # the crop has such pixels
+    later = aligned[1:][:, gap]  # (frames, pixels): the first finite one is the fill
+    first = np.argmax(np.isfinite(later), axis=0)
+    expected = later[first, np.arange(later.shape[1])]
+    np.testing.assert_allclose(x[0, 0, ..., 0][gap], expected, rtol=1e-5)
+    assert np.all(x[0, 0, ..., 0][gap] > pre.fill_value)  # not read as dry

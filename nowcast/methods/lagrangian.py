@@ -160,8 +160,22 @@ def lagrangian_inputs(
     inputs = interpolate_times(
         aligned, -ratio * np.arange(span, -1, -1.0), -np.arange(t_in - 1, -1, -1.0)
     )
+    inputs = fill_from_later(inputs)
     x = np.where(np.isfinite(inputs), inputs, fill_value).astype(np.float32)[None, ..., None]
     return x, aligned, frame
+
+
+def fill_from_later(inputs: np.ndarray) -> np.ndarray:
+    """``(t, y, x)`` inputs (oldest first) with each NaN taken from the next later frame
+    that has a value there (a copy). Moved to the issue time, the past frames hold no value
+    where the rain came from beyond the grid or the radar's range; filled as dry, the
+    network reads rain appearing out of nothing there, i.e. fast growth, and invents rain
+    far above the inputs at a domain's upstream edge (up to 4.3 times the inputs' maximum
+    on MeteoSwiss crops); filled with the later value, it reads steady rain."""
+    out = np.array(inputs, copy=True)
+    for t in range(len(out) - 2, -1, -1):
+        np.copyto(out[t], out[t + 1], where=~np.isfinite(out[t]))
+    return out
 
 
 def lagrangian_forecast(

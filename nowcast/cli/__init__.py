@@ -61,6 +61,11 @@ def _sigint_kept():
 
 
 class _Group(click.Group):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # the arguments as given: the provenance of a run's page (cli.common.command_line)
+        ctx.meta["nowcast.args"] = list(args)
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context):
         # --max-rain sets the variable, catch_interrupts the SIGINT handler, for this command
         with _environment_kept("NOWCAST_MAX_RAIN"), _sigint_kept():

@@ -19,11 +19,12 @@ once. Also checks that every forecast is finite
 wherever extrapolation is (no NaN/inf from clutter). Prints a Markdown table with the ratio
 of each method's time to extrapolation's on the same grid.
 
-``--batch N``: also N issue times of the first grid through ``nowcast batch``
-(:func:`pipelines.runner.run_batch`: a ``LocalCluster`` of 1, then 2 worker processes,
-forecast + write, no maps) with the trained model: issue times per minute from the first
-submit to the last result (workers warmed first: imports, archive, model) and each
-worker's peak RSS.
+``--batch N``: also N issue times of the first grid (its issue time and the N - 1 after
+it) through ``nowcast batch`` (:func:`pipelines.runner.run_batch`: a ``LocalCluster`` of 1,
+then 2 worker processes of one thread, forecast + write, no maps) with the (first) trained
+model: issue times per minute from the first submit to the last result (every worker
+warmed first: imports, the archive, the model and one untimed forecast of the first issue
+time), each worker's peak RSS and torch's threads there.
 """
 
 from __future__ import annotations
@@ -115,14 +116,14 @@ def batch(grid: str, model: str, n: int, workers: int, tmp: str) -> dict:
 
     path, issue = GRIDS[grid]
     times = open_archive(path).time.values
-    last = pd.Timestamp(issue) if issue else pd.Timestamp(times[len(times) // 2])
+    first = pd.Timestamp(issue) if issue else pd.Timestamp(times[len(times) // 2])
     step = pd.Timestamp(times[1]) - pd.Timestamp(times[0])
     cfg = BatchConfig(
         inputs=(str(path),),
         methods=("convlstm",),
         model=model,
-        start=str(last - (n - 1) * step),
-        end=str(last),
+        start=str(first),  # the grid's issue time and the n - 1 after it
+        end=str(first + (n - 1) * step),
         output=str(Path(tmp) / f"batch-{workers}"),
         render=BatchRenderConfig(enabled=False),
         workers=workers,
@@ -132,7 +133,7 @@ def batch(grid: str, model: str, n: int, workers: int, tmp: str) -> dict:
     if len(tasks) != n:
         raise RuntimeError(f"{len(tasks)} issue times to run, not {n}")
     with batch_client(workers=workers) as client:
-        client.run(_warm, tasks[0], str(last - n * step))  # the step before the first
+        client.run(_warm, tasks[0], str(tasks[0].issue_time))  # untimed: the first one
         summary = run_batch(cfg, client=client, progress=False)
         state = sorted(client.run(_worker_state).values(), key=lambda s: s["rss_mb"])
     if summary.failed:

@@ -28,7 +28,6 @@ from nowcast.methods import Forecaster, forecast_and_write, get_method
 from nowcast.render import RenderOptions, render_forecast, render_gif
 from nowcast.render.maps import map_layers, prepare
 from nowcast.render.options import GIF_DPI
-from nowcast.render.page import write_page
 from nowcast.trained.rundir import RunDir
 from nowcast.training import train
 from nowcast.trainset.sampler import label_frames
@@ -198,9 +197,6 @@ def run_demo(
     )
     echo(table)
     echo(_what_it_means(scores, learned, synthetic=not inputs, train_seconds=seconds["train"]))
-    # one page to browse the run: maps, scores, provenance (demo-output/index.html)
-    page = {"title": "nowcast demo", "inputs": events, "model": str(run_dir)}
-    write_page(workdir, {**page, "methods": list(methods), "variable": archive.name})
     return DemoResult(workdir, archive_paths, run_dir, paths, report, maps, gif, table, seconds)
 
 
@@ -230,37 +226,29 @@ def _describe_archive(archive, *, synthetic: bool) -> str:
     )
 
 
-def _beats(scores: pd.DataFrame, metric: str, name: str, threshold=None) -> tuple[int, int, str]:
-    """At how many leads ``name`` beats :data:`REFERENCE` on ``metric`` (of how many), and
-    the first lead from which it does at every later lead ("" when never)."""
+def _beats(scores: pd.DataFrame, metric: str, name: str, threshold=None) -> tuple[int, int, int]:
+    """At how many leads ``name`` beats :data:`REFERENCE` on ``metric`` by more than 1 %, at
+    how many it is within 1 % (a tie), of how many leads."""
     rows = scores[(scores.metric == metric) & (scores.scale.isna() | (scores.scale == 1))]
     if threshold is not None:
         rows = rows[rows.threshold == threshold]
     table = rows.pivot_table(index="lead_time", columns="method", values="value")
     if name not in table or REFERENCE not in table:
-        return 0, 0, ""
-    lower = metric in ("MAE", "RMSE")
-    better = table[name] < table[REFERENCE] if lower else table[name] > table[REFERENCE]
-    leads = list(table.index)
-    tail = ""
-    for k in range(len(leads)):
-        if better.iloc[k:].all():
-            tail = f"{leads[k]:g} min"
-            break
-    return int(better.sum()), len(leads), tail
+        return 0, 0, 0
+    gain = (table[name] - table[REFERENCE]) / table[REFERENCE].abs()
+    gain = -gain if metric in ("MAE", "RMSE") else gain  # > 0: better
+    return int((gain > 0.01).sum()), int((gain.abs() <= 0.01).sum()), len(table)
 
 
 def _what_it_means(scores, learned, *, synthetic: bool, train_seconds: float) -> str:
     """The paragraph under the table: what these scores are, and where the real ones are."""
     lines = [""]
     for name in learned:
-        mae, n, tail = _beats(scores, "MAE", name)
-        csi, _, _ = _beats(scores, "CSI", name, threshold=1.0)
-        since = f", at every lead from {tail}" if tail else ""
-        lines.append(
-            f"{name} beats {REFERENCE} on MAE at {mae} of {n} leads{since}; on CSI at 1 mm h-1 "
-            f"at {csi} of {n}."
-        )
+        said = []
+        for metric, threshold, what in (("MAE", None, "MAE"), ("CSI", 1.0, "CSI at 1 mm h-1")):
+            won, tied, n = _beats(scores, metric, name, threshold)
+            said.append(f"on {what} at {won} of {n} leads (within 1 % at {tied})")
+        lines.append(f"{name} beats {REFERENCE} " + "; ".join(said) + ".")
     what = (
         "synthetic cells that move with a wind that changes speed and grow and decay "
         "(extrapolation can follow the motion, not the growth and decay)"

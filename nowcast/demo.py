@@ -28,6 +28,7 @@ from nowcast.methods import Forecaster, forecast_and_write, get_method
 from nowcast.render import RenderOptions, render_forecast, render_gif
 from nowcast.render.maps import map_layers, prepare
 from nowcast.render.options import GIF_DPI
+from nowcast.render.page import write_page
 from nowcast.trained.rundir import RunDir
 from nowcast.training import train
 from nowcast.trainset.sampler import label_frames
@@ -197,6 +198,9 @@ def run_demo(
     )
     echo(table)
     echo(_what_it_means(scores, learned, synthetic=not inputs, train_seconds=seconds["train"]))
+    # one page to browse the run: maps, scores, provenance (demo-output/index.html)
+    page = {"title": "nowcast demo", "inputs": events, "model": str(run_dir)}
+    write_page(workdir, {**page, "methods": list(methods), "variable": archive.name})
     return DemoResult(workdir, archive_paths, run_dir, paths, report, maps, gif, table, seconds)
 
 

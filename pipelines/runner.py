@@ -279,7 +279,7 @@ def plan(
 
 
 def _progress(n: int, enabled: bool):
-    if not enabled:
+    if not enabled or not sys.stderr.isatty():  # piped: no bar (click would print its label)
         return contextlib.nullcontext(None)
     return click.progressbar(
         length=n, label="issue times", file=sys.stderr, show_pos=True, show_eta=True

@@ -44,10 +44,7 @@ def gather_batch(
     """Marked ``(t_in + t_out, P, P)`` windows (:func:`mark_window`) -> ``(x, y, mask)``.
 
     ``mask`` is 1 where the truth is valid: per target frame, or, with ``all_frames_valid``
-    (the Lagrangian frame), where every frame of the window is; there an input frame's
-    missing value takes the next later input frame's (as the forecast's inputs,
-    :func:`nowcast.methods.lagrangian.fill_from_later`: rain moved in over an edge reads as
-    steady, not as growing from dry).
+    (the Lagrangian frame), where every frame of the window is.
     """
     length, py, px = windows[0].shape
     n, t_out = len(windows), length - t_in
@@ -62,7 +59,4 @@ def gather_batch(
         ys[i] = flat[t_in:]
         valid = valid.reshape(length, py * px)
         ms[i] = valid.all(axis=0) if all_frames_valid else valid[t_in:]
-        if all_frames_valid:
-            for t in range(t_in - 2, -1, -1):
-                np.copyto(xs[i, t], xs[i, t + 1], where=~valid[t])
     return x, y, mask

@@ -42,7 +42,7 @@ def test_point_series_csv_and_plot(mch, tmp_path):
     assert res.exit_code == 0, res.output
     assert res.output.split() == [str(out / n) for n in (
         "point_Zurich.png", "point_Zurich.csv", "point_47.00-N-7.30-E.png",
-        "point_47.00-N-7.30-E.csv",
+        "point_47.00-N-7.30-E.csv", "index.html",
     )]  # fmt: skip
     table = pd.read_csv(out / "point_47.00-N-7.30-E.csv", parse_dates=["issue_time", "valid_time"])
     fc = table[table.method != "observed"]

@@ -68,7 +68,7 @@ def test_distribution_products(mch, quantile_run, monkeypatch):
     method = ConvLSTMForecaster(quantile_run)
     calls = []
     network = method._network
-    monkeypatch.setattr(method, "_network", lambda x: calls.append(1) or network(x))
+    monkeypatch.setattr(method, "_network", lambda x, *a: calls.append(1) or network(x, *a))
     dist = method.predict_distribution(mch, 6, members=4, seed=3)
     median = dist.median()
     members = dist.members()
@@ -94,6 +94,39 @@ def test_distribution_products(mch, quantile_run, monkeypatch):
     np.testing.assert_array_equal(again.values, members.values)
     other = method.predict_distribution(mch, 6, members=4, seed=4).members()
     assert not np.array_equal(np.nan_to_num(other.values), np.nan_to_num(members.values))
+
+
+@pytest.mark.parametrize("tile", ["none", 80])
+def test_predict_keeps_the_median_level_alone_and_gives_the_distributions_median(
+    mch, quantile_run, tmp_path, tile
+):
+    """``predict`` runs the network keeping the median channel only (a 13th of the memory on
+    a large grid), also in tiles and with a calibration that keeps the median; the result
+    is the distribution's median. A calibration that moves the median is followed."""
+    import json
+    import shutil
+
+    from nowcast.trained.calibration import CALIBRATION_FILE
+
+    run = tmp_path / "run"
+    shutil.copytree(quantile_run, run)
+    coverage = [[0.1, 0.3, 0.6, 0.8, 0.9]] * 3
+    calibration = {"levels": list(LEVELS), "step_seconds": 300.0, "coverage": coverage}
+    for anchor in ("median", "none"):
+        (run / CALIBRATION_FILE).write_text(json.dumps({**calibration, "anchor": anchor}))
+        method = ConvLSTMForecaster(run, tile=tile)
+        shapes = []
+        network = method._network
+        method._network = lambda x, *a, net=network, seen=shapes: (
+            seen.append(net(x, *a).shape[-1]) or net(x, *a)
+        )
+        median = method.predict(mch, 6).values
+        expected = method.predict_distribution(mch, 6).median().values
+        np.testing.assert_allclose(median, expected, atol=1e-5, equal_nan=True)
+        assert shapes[0] == (1 if anchor == "median" else len(LEVELS))
+        assert (method.tiles_used > 1) == (tile != "none")
+    raw = ConvLSTMForecaster(quantile_run).predict(mch, 6).values
+    assert not np.allclose(np.nan_to_num(median), np.nan_to_num(raw))  # "none" moved it
 
 
 def test_a_deterministic_model_has_no_distribution(mch):

@@ -126,20 +126,25 @@ class ConvLSTMForecaster(Forecaster):
                 self._model = load_model(self.model_file)
         return self._model
 
-    def _network(self, x: np.ndarray) -> np.ndarray:
-        """The network's output for a ``(1, time, y, x, 1)`` input; in tiles when ``tile``
-        says so (:mod:`nowcast.methods.tiling`: the same values, bounded memory)."""
+    def _network(self, x: np.ndarray, channels: slice = slice(None)) -> np.ndarray:
+        """The network's output for a ``(1, time, y, x, 1)`` input, its ``channels`` only
+        (all by default); in tiles when ``tile`` says so (:mod:`nowcast.methods.tiling`:
+        the same values, bounded memory)."""
         model = self.model
+
+        def run(part: np.ndarray) -> np.ndarray:
+            return np.asarray(model.predict(part, verbose=0))[..., channels]
+
         plan = self._tile_plan(x.shape[-3:-1])
         self.tiles_used = len(plan) if plan else 1
         if plan is None:
             with few_threads(int(x.shape[-3] * x.shape[-2])):
-                return model.predict(x, verbose=0)
+                return run(x)
         largest = max(
             (t.read[0].stop - t.read[0].start) * (t.read[1].stop - t.read[1].start) for t in plan
         )
         with few_threads(largest):
-            return run_tiled(lambda part: model.predict(part, verbose=0), x, plan)
+            return run_tiled(run, x, plan)
 
     @property
     def receptive_field(self) -> ReceptiveField:
@@ -229,10 +234,12 @@ class ConvLSTMForecaster(Forecaster):
 
     def predict(self, past: xr.DataArray, n_leads: int) -> xr.DataArray:
         """The deterministic forecast: the network's value, or a quantile model's median
-        (that of its calibrated distribution when it has a calibration)."""
-        if self.levels:
+        (that of its calibrated distribution when its calibration moves the median; else
+        the median level's channel alone is kept: a 13th of the memory on a large grid)."""
+        cal = self.calibration
+        if cal is not None and cal.anchor != "median":
             return self.predict_distribution(past, n_leads).median()
-        run = self._run(past, n_leads)
+        run = self._run(past, n_leads, median_only=bool(self.levels))
         return run.template.copy(data=run.finish(run.decode(run.values[..., 0])))
 
     def predict_distribution(
@@ -258,9 +265,10 @@ class ConvLSTMForecaster(Forecaster):
             coverage=None if cal is None else cal.at_leads(run.ratio, n_leads),
         )
 
-    def _run(self, past: xr.DataArray, n_leads: int) -> _NetworkRun:
+    def _run(self, past: xr.DataArray, n_leads: int, *, median_only: bool = False) -> _NetworkRun:
         """The one forecast route: check the inputs once, encode, move into the Lagrangian
-        frame (a Lagrangian model), run the network, and say how to decode and move back."""
+        frame (a Lagrangian model), run the network, and say how to decode and move back.
+        ``median_only``: a quantile model's median level alone (``values`` of 1 channel)."""
         n_leads = check_n_leads(n_leads)
         first = min(self.t_in, 2) if self.frame == Frame.LAGRANGIAN else self.t_in
         past = check_past(past, first, self.label)
@@ -273,7 +281,8 @@ class ConvLSTMForecaster(Forecaster):
         fine = np.asarray(past.values, dtype=np.float32)
         coarse = np.asarray((coarsen(past, factor) if factor > 1 else past).values)
         feedback = self.levels.index(0.5) if self.levels else 0
-        channels = max(1, len(self.levels))
+        keep = slice(feedback, feedback + 1) if median_only else slice(None)
+        feedback, channels = (0, 1) if median_only else (feedback, max(1, len(self.levels)))
         move, move_members = _unmoved, _unmoved
         if self.frame == Frame.LAGRANGIAN:
             ratio = self._ratio(step)
@@ -301,7 +310,12 @@ class ConvLSTMForecaster(Forecaster):
         ceiling = None
         if x is not None:
             values = network_leads(
-                self._network, x, t_in=self.t_in, ratio=ratio, n_leads=n_leads, feedback=feedback
+                lambda inputs: self._network(inputs, keep),
+                x,
+                t_in=self.t_in,
+                ratio=ratio,
+                n_leads=n_leads,
+                feedback=feedback,
             )
             ceiling = local_maximum(x[0, ..., 0])
             values = np.minimum(values, ceiling[None, ..., None])

@@ -55,9 +55,10 @@ def command(run_dir: Path, events: tuple[Path, ...], per_event: int, anchor: str
     from nowcast.errors import NowcastError
     from nowcast.methods.convlstm import ConvLSTMForecaster
     from nowcast.trained.calibration import Calibration, write_calibration
+    from nowcast.trained.rundir import RunDir
     from nowcast.verify.calibration import calibrate
 
-    if not (run_dir / "metadata.json").is_file():
+    if not RunDir(run_dir).metadata.is_file():
         raise NowcastError(f"{run_dir} is not a model's run directory (no metadata.json)")
     forecaster = ConvLSTMForecaster(run_dir, calibrated=False)
     if not forecaster.levels:

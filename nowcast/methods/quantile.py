@@ -63,7 +63,7 @@ def quantile_function(
     ``values[..., 0]``, e.g. ``(members, y, x)`` against ``(1, y, x, K)``): piecewise linear
     through ``(knots, values)``, constant below the first knot; above the last knot constant
     too, or, given a ``ceiling`` (broadcast likewise), the last segment continued up to
-    it (the upper tail, :data:`TAIL`); in ``values``' dtype."""
+    it (the upper tail, :func:`tail_slope`); in ``values``' dtype."""
     knots = np.asarray(knots, dtype=values.dtype)
     shape = np.broadcast_shapes(np.shape(z), values.shape[:-1])
     z = np.broadcast_to(np.asarray(z, dtype=values.dtype), shape)
@@ -75,9 +75,13 @@ def quantile_function(
     out = lo + w * (hi - lo)
     if ceiling is None:
         return out
-    slope = (values[..., -1] - values[..., -2]) / (knots[-1] - knots[-2])
-    tail = np.minimum(values[..., -1] + slope * (z - knots[-1]), ceiling)
+    tail = np.minimum(values[..., -1] + tail_slope(knots, values) * (z - knots[-1]), ceiling)
     return np.where(z > knots[-1], np.maximum(tail, values[..., -1]), out).astype(values.dtype)
+
+
+def tail_slope(knots: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The upper tail's slope per pixel: that of the last segment (value per unit score)."""
+    return (values[..., -1] - values[..., -2]) / (knots[-1] - knots[-2])
 
 
 def exceedance_scores(
@@ -97,7 +101,7 @@ def exceedance_scores(
     z = np.where(count == 0, -np.inf, z)
     above = np.inf
     if ceiling is not None:
-        slope = (values[..., -1] - values[..., -2]) / (knots[-1] - knots[-2])
+        slope = tail_slope(knots, values)
         with np.errstate(divide="ignore", invalid="ignore"):
             reach = knots[-1] + (level - values[..., -1]) / slope
         above = np.where((slope > 0) & (level <= ceiling), reach, np.inf)

@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 import xarray as xr
+from quantile_helpers import identity_distribution
 from scipy.special import ndtr, ndtri
 
 from nowcast.errors import NowcastError
-from nowcast.methods.quantile import QuantileDistribution, exceedance_scores, quantile_function
-from nowcast.products import lead_array
+from nowcast.methods.quantile import exceedance_scores, quantile_function
 from nowcast.trained.calibration import (
     CALIBRATION_FILE,
     Calibration,
@@ -93,31 +92,8 @@ def test_the_calibration_interpolates_between_model_steps_and_stays_increasing(t
 
 
 def _distribution(values, levels, *, coverage=None, ceiling=None, members=0):
-    n, ny, nx, _ = values.shape
-    past = xr.DataArray(
-        np.zeros((2, ny, nx), "float32"),
-        dims=("time", "y", "x"),
-        coords={
-            "time": pd.date_range("2020-01-01", periods=2, freq="5min"),
-            "y": np.arange(ny) * 1000.0,
-            "x": np.arange(nx) * 1000.0,
-        },
-        name="rain",
-        attrs={"units": "mm h-1"},
-    )
-    return QuantileDistribution(
-        values,
-        levels,
-        decode=lambda v: np.asarray(v, dtype=np.float64),
-        finish=lambda f: np.asarray(f, dtype=np.float32),
-        finish_members=lambda f: np.asarray(f, dtype=np.float32),
-        template=lead_array(np.zeros((n, ny, nx)), past, pd.Timedelta("5min")),
-        pattern=np.random.default_rng(3).normal(size=(ny, nx)),
-        rho=0.8,
-        members=members,
-        seed=0,
-        ceiling=ceiling,
-        coverage=coverage,
+    return identity_distribution(
+        values, levels, units="mm h-1", members=members, seed=0, ceiling=ceiling, coverage=coverage
     )
 
 

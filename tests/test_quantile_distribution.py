@@ -4,50 +4,22 @@ Gaussian-copula members checked against a known (Gaussian) distribution."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
-import xarray as xr
+from quantile_helpers import identity_distribution
 from scipy.special import ndtr, ndtri
 
 from nowcast.methods.quantile import (
-    QuantileDistribution,
     exceedance_scores,
     quantile_function,
 )
-from nowcast.products import lead_array
 
 LEVELS = np.array([0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95])
 
 
 def _gaussian(mu: np.ndarray, sigma: float, *, members=0, seed=None, rho=0.8):
     """A distribution whose network values are N(mu, sigma) quantiles; identity decoding."""
-    n, ny, nx = mu.shape
     values = mu[..., None] + sigma * ndtri(LEVELS)
-    past = xr.DataArray(
-        np.zeros((2, ny, nx), "float32"),
-        dims=("time", "y", "x"),
-        coords={
-            "time": pd.date_range("2020-01-01", periods=2, freq="5min"),
-            "y": np.arange(ny) * 1000.0,
-            "x": np.arange(nx) * 1000.0,
-        },
-        name="t",
-        attrs={"units": "K"},
-    )
-    template = lead_array(np.zeros((n, ny, nx)), past, pd.Timedelta("5min"))
-    pattern = np.random.default_rng(3).normal(size=(ny, nx))
-    return QuantileDistribution(
-        values,
-        LEVELS,
-        decode=lambda v: np.asarray(v, dtype=np.float64),
-        finish=lambda f: np.asarray(f, dtype=np.float32),
-        finish_members=lambda f: np.asarray(f, dtype=np.float32),
-        template=template,
-        pattern=pattern,
-        rho=rho,
-        members=members,
-        seed=seed,
-    )
+    return identity_distribution(values, LEVELS, rho=rho, members=members, seed=seed)
 
 
 def test_quantile_function_hits_the_knots_and_stays_within_them():

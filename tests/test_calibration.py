@@ -86,6 +86,11 @@ def test_the_calibration_interpolates_between_model_steps_and_stays_increasing(t
     assert read_calibration(tmp_path / "elsewhere", (0.1, 0.5, 0.9)) is None
     with pytest.raises(NowcastError, match="levels .* are not the model's"):
         read_calibration(tmp_path, (0.1, 0.9))
+    folder = tmp_path / "with-folder"
+    (folder / CALIBRATION_FILE).mkdir(parents=True)
+    with pytest.raises(NowcastError, match="exists and is not a calibration file"):
+        write_calibration(folder, cal)
+    assert (folder / CALIBRATION_FILE).is_dir()
     (tmp_path / CALIBRATION_FILE).write_text(json.dumps({"levels": [0.1]}))
     with pytest.raises(NowcastError, match="not a calibration file"):
         read_calibration(tmp_path, (0.1,))

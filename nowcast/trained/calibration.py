@@ -126,6 +126,8 @@ def read_calibration(model_dir: str | Path, levels: tuple[float, ...]) -> Calibr
 def write_calibration(model_dir: str | Path, calibration: Calibration) -> Path:
     """Write ``calibration.json`` into ``model_dir`` (atomically, replacing an older one)."""
     path = Path(model_dir) / CALIBRATION_FILE
+    if path.exists() and not path.is_file():  # never replace a folder or a device
+        raise NowcastError(f"{path} exists and is not a calibration file: move it away first")
     with atomic_output(path) as tmp:
         tmp.write_text(json.dumps(calibration.to_dict(), indent=1) + "\n")
     return path

@@ -8,6 +8,7 @@ Cartopy) inside the command function, so ``nowcast --help`` stays fast. A
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 import signal
@@ -17,20 +18,6 @@ import warnings
 
 import click
 
-from nowcast.cli import (
-    batch,
-    calibrate,
-    convert,
-    demo,
-    evaluate,
-    info,
-    mapdata,
-    models,
-    predict,
-    prepare,
-    render,
-    train,
-)
 from nowcast.errors import NowcastError, one_line
 from nowcast.fileio import catch_interrupts, check_interrupted
 
@@ -134,18 +121,8 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     )
 
 
-for _module in (
-    batch,
-    calibrate,
-    convert,
-    demo,
-    evaluate,
-    info,
-    mapdata,
-    models,
-    predict,
-    prepare,
-    render,
-    train,
-):
-    main.add_command(_module.command)
+#: The commands, one module each under ``nowcast.cli`` (its ``command``).
+COMMANDS = ("batch", "calibrate", "convert", "demo", "evaluate", "info", "mapdata", "models")
+COMMANDS += ("predict", "prepare", "render", "train")
+for _name in COMMANDS:
+    main.add_command(importlib.import_module(f"nowcast.cli.{_name}").command)

@@ -67,6 +67,23 @@ class Layout:
         return (int(self.figsize[0] * dpi), int(self.figsize[1] * dpi))
 
 
+def fit_figure(
+    width: float, height: float, figsize: tuple[float, float] | None, dpi: float
+) -> tuple[float, float, float, float, float]:
+    """The figure's size and placement for content of ``width`` x ``height`` inches:
+    ``(fig_width, fig_height, scale, x_offset, y_offset)``. With ``figsize`` the content is
+    scaled uniformly to fit it and centred; otherwise the figure is the content rounded up
+    to whole pixels at ``dpi`` (centred horizontally)."""
+    if figsize is None:
+        # Whole pixels; the tiny excess keeps int(size * dpi) from rounding down.
+        fw = (math.ceil(width * dpi) + 1e-3) / dpi
+        fh = (math.ceil(height * dpi) + 1e-3) / dpi
+        return fw, fh, 1.0, (fw - width) / 2, 0.0
+    fw, fh = float(figsize[0]) + 1e-4, float(figsize[1]) + 1e-4
+    scale = min(fw / width, fh / height)
+    return fw, fh, scale, (fw - width * scale) / 2, (fh - height * scale) / 2
+
+
 def figure_layout(
     extent: Sequence[float],
     n_panels: int,
@@ -88,15 +105,7 @@ def figure_layout(
         _LEFT + n_panels * w + (n_panels - 1) * _GAP + _RIGHT, _MIN_WIDTH if n_panels == 1 else 0.0
     )
     height = _TOP + h + below
-    if figsize is None:
-        # Whole pixels; the tiny excess keeps int(size * dpi) from rounding down.
-        fw = (math.ceil(width * dpi) + 1e-3) / dpi
-        fh = (math.ceil(height * dpi) + 1e-3) / dpi
-        scale, ox, oy = 1.0, (fw - width) / 2, 0.0
-    else:
-        fw, fh = float(figsize[0]) + 1e-4, float(figsize[1]) + 1e-4
-        scale = min(fw / width, fh / height)
-        ox, oy = (fw - width * scale) / 2, (fh - height * scale) / 2
+    fw, fh, scale, ox, oy = fit_figure(width, height, figsize, dpi)
     content_w = n_panels * w + (n_panels - 1) * _GAP
     left = ox + scale * ((width - content_w) / 2 if n_panels == 1 else _LEFT)
     maps, cbars = [], []

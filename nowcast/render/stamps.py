@@ -17,7 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from nowcast.render.colours import Style
-from nowcast.render.figure import Layout, Panel, colourbar, finish_figure
+from nowcast.render.figure import Layout, Panel, colourbar, finish_figure, fit_figure
 from nowcast.render.mapdata import MapData, add_map_features, lonlat_bbox
 from nowcast.render.options import RenderOptions
 from nowcast.render.projection import lonlat_crs
@@ -75,15 +75,7 @@ def stamp_layout(
     grid_w = cols * w + (cols - 1) * _HGAP
     width = max(2 * _SIDE + grid_w, _MIN_WIDTH)
     height = _TOP + rows * h + (rows - 1) * _VGAP + _BELOW
-    if figsize is None:
-        # Whole pixels; the tiny excess keeps int(size * dpi) from rounding down.
-        fw = (math.ceil(width * dpi) + 1e-3) / dpi
-        fh = (math.ceil(height * dpi) + 1e-3) / dpi
-        scale, ox, oy = 1.0, (fw - width) / 2, 0.0
-    else:
-        fw, fh = float(figsize[0]) + 1e-4, float(figsize[1]) + 1e-4
-        scale = min(fw / width, fh / height)
-        ox, oy = (fw - width * scale) / 2, (fh - height * scale) / 2
+    fw, fh, scale, ox, oy = fit_figure(width, height, figsize, dpi)
     left = ox + scale * (width - grid_w) / 2
     maps = []
     for k in range(n):

@@ -23,7 +23,7 @@ import numpy as np
 
 from nowcast import __version__
 from nowcast.archive.reader import open_archive
-from nowcast.backend import device_description, select_backend
+from nowcast.backend import select_backend
 from nowcast.config import Config, dump_config
 from nowcast.conventions import SPLITS
 from nowcast.errors import NowcastError
@@ -32,8 +32,7 @@ from nowcast.series.forecast import MODEL_KIND
 from nowcast.series.network import build_series_model, encode_windows, feature_names
 from nowcast.series.network import time_features as make_time_features
 from nowcast.series.readers import is_station_file, read_series
-from nowcast.trained.rundir import RunDir
-from nowcast.training.loop import TrainResult, training_callbacks
+from nowcast.training.loop import TrainResult, start_run, training_callbacks
 from nowcast.trainset.sampler import label_frames
 
 select_backend()
@@ -211,16 +210,7 @@ def _summary(cfg, events, windows, step, mean, std) -> dict[str, Any]:
 def train_series(cfg: Config, *, run_dir, resume: bool = False, verbose="auto", echo=print):
     """Train the series model of ``cfg`` (``model.kind: series``) into ``run_dir``."""
     backend = select_backend()
-    run = RunDir(Path(run_dir))
-    if resume and not run.checkpoint.exists():
-        raise NowcastError(f"--resume: no checkpoint in {run_dir}")
-    if not resume and run.checkpoint.exists():
-        raise NowcastError(
-            f"{run_dir} already holds a training run; use --resume to continue "
-            "it or choose another --output"
-        )
-    echo(f"nowcast train: {device_description()}")
-    keras.utils.set_random_seed(cfg.train.seed)
+    run = start_run(Path(run_dir), resume=resume, seed=cfg.train.seed, echo=echo)
     events = _events(cfg)
     steps = {ev.series.step for ev in events}
     units = {ev.series.units for ev in events}

@@ -174,6 +174,23 @@ def training_callbacks(run: RunDir, cfg: Config, *, resume: bool, state: dict[st
     return cbs
 
 
+def start_run(run_dir: Path, *, resume: bool, seed: int, echo=print) -> RunDir:
+    """The :class:`RunDir` a training writes, checked (a checkpoint there with ``resume``,
+    none without it); says the device and sets Keras' random ``seed``. The backend must
+    be selected first (:func:`nowcast.backend.select_backend`)."""
+    run = RunDir(run_dir)
+    if resume and not run.checkpoint.exists():
+        raise NowcastError(f"--resume: no checkpoint in {run_dir}")
+    if not resume and run.checkpoint.exists():
+        raise NowcastError(
+            f"{run_dir} already holds a training run; use --resume to continue it or choose "
+            "another --output"
+        )
+    echo(f"nowcast train: {device_description()}")
+    keras.utils.set_random_seed(seed)
+    return run
+
+
 def train(
     cfg: Config,
     *,
@@ -186,16 +203,7 @@ def train(
     """Train the ConvLSTM encoder-forecaster described by ``cfg`` into ``run_dir``."""
     backend = select_backend()
     run_dir = Path(run_dir)
-    run = RunDir(run_dir)
-    if resume and not run.checkpoint.exists():
-        raise NowcastError(f"--resume: no checkpoint in {run_dir}")
-    if not resume and run.checkpoint.exists():
-        raise NowcastError(
-            f"{run_dir} already holds a training run; use --resume to continue it or choose "
-            "another --output"
-        )
-    echo(f"nowcast train: {device_description()}")
-    keras.utils.set_random_seed(cfg.train.seed)
+    run = start_run(run_dir, resume=resume, seed=cfg.train.seed, echo=echo)
     datasets = build_datasets(
         cfg,
         archives=list(archives) if archives is not None else None,

@@ -1,7 +1,7 @@
 """Time and peak memory of probabilistic nowcasts (12 leads, N members) by grid (run on demand).
 
     python benchmarks/bench_ensemble.py [--grids mch] [--members 20] [--model radar-5min]
-                                        [--repeat 1]
+                                        [--repeat 1] [--forecasts model,members,steps]
 
 For each grid (real archives from ../shared/data/radar, as bench_predict): the quantile
 model's deterministic forecast (its median: one network pass), its distribution with N
@@ -64,11 +64,19 @@ def main() -> None:
     ap.add_argument("--members", type=int, default=20)
     ap.add_argument("--model", default="radar-5min")
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument(
+        "--forecasts",
+        default="model,members,steps",
+        help="which of model, members, steps to run (STEPS on OPERA takes hours)",
+    )
     args = ap.parse_args()
+    forecasts = args.forecasts.split(",")
+    if not forecasts or set(forecasts) - {"model", "members", "steps"}:
+        ap.error(f"--forecasts: a list of model, members, steps, got {args.forecasts!r}")
 
     rows = []
     for grid in args.grids.split(","):
-        for what in ("model", "members", "steps"):
+        for what in forecasts:
             try:
                 result = run_fresh(one, grid, what, args.model, args.members, args.repeat)
                 rows.append((grid, what, result))

@@ -93,3 +93,18 @@ def test_sharp_keeps_the_pooled_distribution():
     assert np.all(sharp[:, 20:].mean() > sharp[:, :20].mean())  # the mean's pattern
     # the values span the predictive spread, not just the medians' two values
     assert sharp.max() > 4.0 + 1.0 and sharp.min() < -1.0
+
+
+def test_sharp_draws_the_upper_tail_as_often_as_it_is_predicted():
+    # N(mu, 1) everywhere, the tail continued to a far ceiling: beyond the top knot (0.95)
+    # the quantile function stays Gaussian, so the share of the sharp field above a
+    # threshold is the pooled exceedance probability, also above every pixel's top knot
+    mu = np.linspace(0.0, 3.0, 60 * 60).reshape(1, 60, 60)
+    values = mu[..., None] + ndtri(LEVELS)
+    dist = identity_distribution(values, LEVELS, ceiling=np.full((60, 60), 50.0))
+    sharp = dist.sharp().values[0]
+    for t in (2.0, 4.0, 4.8):
+        predicted = float(dist.exceedance([t]).values.mean())  # the pooled probability
+        assert np.mean(sharp > t) == pytest.approx(predicted, abs=0.006)
+    # above mu + 1.645 of every pixel: the strata's midpoints alone would never get there
+    assert np.mean(sharp > 4.8) > 0.002  # the midpoints: at most 3 + 1.645

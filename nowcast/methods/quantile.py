@@ -6,12 +6,14 @@ lead, the network values ``v_1 < ... < v_K`` (normalised) at levels ``q_1 < ... 
 :mod:`nowcast.distribution`):
 
 * the **quantile function** of a pixel is piecewise linear in the standard-normal score
-  ``z = Phi^-1(u)`` through the knots ``(Phi^-1(q_k), v_k)`` and constant beyond the first
-  and last knots (no tail is invented beyond what the network predicts: levels below
-  ``q_1`` take ``v_1``, above ``q_K`` take ``v_K``), then decoded to physical units (rain
-  clipped at 0: a zero-inflated distribution). Quantiles at any level, exceedance
-  probabilities (the same function inverted: ``P = 1`` at or below ``v_1``, ``0`` above
-  ``v_K``) and members all use it.
+  ``z = Phi^-1(u)`` through the knots ``(Phi^-1(q_k), v_k)`` (the knots of each lead move to
+  the levels' calibrated probabilities when the model has a calibration), constant below
+  the first knot (levels below ``q_1`` take ``v_1``) and, above the last knot, its last
+  segment continued up to a ceiling (the upper tail: the local maximum of the inputs, so
+  heavy rain keeps a probability where ``v_K`` falls short of it), then decoded to physical
+  units (rain clipped at 0: a zero-inflated distribution). Quantiles at any level,
+  exceedance probabilities (the same function inverted: ``P = 1`` at or below ``v_1``,
+  ``0`` above the ceiling) and members all use it.
 * **members** (a Gaussian copula): member ``m`` at lead ``j`` is the quantile function at
   ``z_m,j``, a standard-normal field with a power-law spectrum fitted to the last observed
   frame (FFT-filtered noise, as STEPS' parametric noise) evolved from lead to lead as AR(1),
@@ -22,9 +24,11 @@ lead, the network values ``v_1 < ... < v_K`` (normalised) at levels ``q_1 < ... 
   spectrum: the copula shapes the members' coherence, not their calibration.
   Cost: no network pass and no flow computation per member, one noise field and one warp
   per member and lead.
-* **sharp**: the distribution's mean pattern with the values of the whole predictive
-  distribution (probability matching to the pooled quantile function at
-  :data:`SHARP_DRAWS` levels per pixel, as pySTEPS matches its ensemble mean).
+* **sharp**: the distribution's mean pattern (the mean of the quantile function at
+  :data:`SHARP_DRAWS` evenly spaced levels) with the values of the whole predictive
+  distribution: probability matching, as pySTEPS matches its ensemble mean, to a sample of
+  the pooled distribution (per pixel one random level in each of :data:`SHARP_DRAWS` equal
+  strata, so the upper tail is drawn as often as it is predicted).
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ from nowcast.distribution import (
 )
 from nowcast.errors import NowcastError
 
-#: Evenly spaced levels per pixel pooled for the sharp product's value distribution.
+#: Levels per pixel for the sharp product: its mean pattern's, and the strata of its pool.
 SHARP_DRAWS = 10
 #: At most this many pixels pooled per lead for the sharp product (a fixed random subset).
 SHARP_POOL_PIXELS = 100_000
@@ -251,15 +255,22 @@ class QuantileDistribution:
 
     def sharp(self) -> xr.DataArray:
         u = (np.arange(SHARP_DRAWS) + 0.5) / SHARP_DRAWS
-        draws = np.stack([self._at_scores(np.full(1, ndtri(q))) for q in u])  # (D, n, y, x)
-        mean = draws.mean(axis=0)
+        mean = np.mean([self._at_scores(np.full(1, ndtri(q))) for q in u], axis=0)
         rng = np.random.default_rng(0)
         out = np.empty_like(mean, dtype=np.float32)
+        n_knots = self.values.shape[-1]
         for j in range(mean.shape[0]):
             valid = np.flatnonzero(np.isfinite(mean[j]))
             if valid.size > SHARP_POOL_PIXELS:
                 valid = rng.choice(valid, SHARP_POOL_PIXELS, replace=False)
-            pool = draws[:, j].reshape(SHARP_DRAWS, -1)[:, valid]
+            values = self.values[j].reshape(-1, n_knots)[valid]
+            ceiling = None if self.ceiling is None else self.ceiling.reshape(-1)[valid]
+            # one level drawn in each of SHARP_DRAWS equal strata per pixel: an unbiased
+            # sample of the pooled distribution, its upper tail included (the strata's
+            # midpoints would leave out everything above the top one's level)
+            levels = (np.arange(SHARP_DRAWS)[:, None] + rng.random((SHARP_DRAWS, valid.size)))
+            z = ndtri(np.clip(levels / SHARP_DRAWS, 1e-6, 1 - 1e-6))
+            pool = np.asarray(self._decode(quantile_function(self.knots[j], values[None], z, ceiling)))
             out[j] = match_values(mean[j], pool.ravel())
         return self._field(out)
 

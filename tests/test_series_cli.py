@@ -71,54 +71,18 @@ def test_run_directory_and_resume(run, tmp_path):
 
 def test_predict_evaluate_render(run, era5, tmp_path):
     model_nc, base_nc, grid_nc = tmp_path / "lstm.nc", tmp_path / "dt.nc", tmp_path / "grid.nc"
-    _ok(
-        "predict",
-        "--model",
-        run,
-        "-i",
-        era5,
-        "--point",
-        "London",
-        "--point",
-        "55.95,-3.19",
-        *ISSUES,
-        "-o",
-        model_nc,
-    )
+    points = ("--point", "London", "--point", "55.95,-3.19")
+    _ok("predict", "--model", run, "-i", era5, *points, *ISSUES, "-o", model_nc)
     ds = xr.open_dataset(model_nc)
     assert ds.attrs["featureType"] == "timeSeries" and ds["t2m"].shape == (2, 4, 6)
     assert np.isfinite(ds["t2m"].values).all() and ds["t2m"].attrs["units"] == "K"
     assert ds["latitude"].values[0] == pytest.approx(51.5074)
     table = pd.read_csv(tmp_path / "lstm.csv")
     assert len(table) == 2 * 4 * 6 and set(table["station"]) == {"London", "55.95°N 3.19°W"}
-    _ok(
-        "predict",
-        "--method",
-        "diurnal-tendency",
-        "-i",
-        era5,
-        "--point",
-        "London",
-        "--point",
-        "55.95,-3.19",
-        *ISSUES,
-        "-o",
-        base_nc,
-    )
+    _ok("predict", "--method", "diurnal-tendency", "-i", era5, *points, *ISSUES, "-o", base_nc)
     _ok("predict", "--method", "persistence", "-i", era5, *ISSUES, "--leads", "6", "-o", grid_nc)
-    out = _ok(
-        "evaluate",
-        "-f",
-        model_nc,
-        "-f",
-        base_nc,
-        "-f",
-        grid_nc,
-        "--truth",
-        era5,
-        "-o",
-        tmp_path / "report",
-    )
+    files = ("-f", model_nc, "-f", base_nc, "-f", grid_nc)
+    out = _ok("evaluate", *files, "--truth", era5, "-o", tmp_path / "report")
     assert "2 stations" in out and "RMSE (K)" in out
     scores = pd.read_csv(tmp_path / "report" / "scores.csv")
     assert set(scores["method"]) == {"run", "diurnal-tendency", "persistence"}  # run: the model dir

@@ -10,8 +10,9 @@ rain), on the input grid, NaN where the deterministic forecast is NaN:
 * :meth:`Distribution.median` ``(lead_time, y, x)``: the deterministic forecast (the
   default product of a probabilistic method: it minimises the expected absolute error);
 * :meth:`Distribution.sharp` ``(lead_time, y, x)``: a sharp deterministic field that keeps
-  heavy rain: the mean's spatial pattern with the distribution of values of the whole
-  predictive distribution (probability matching, as pySTEPS' ensemble mean);
+  the rain area and heavy rain: the mean's spatial pattern with the value distribution of
+  the last observation (probability matching, as pySTEPS' S-PROG; an ensemble's: its
+  members' values, which pySTEPS matches to the last observation);
 * :meth:`Distribution.quantiles` ``(quantile, lead_time, y, x)`` for levels in (0, 1);
 * :meth:`Distribution.exceedance` ``(threshold, lead_time, y, x)``: ``P(value >= threshold)``
   in [0, 1];
@@ -133,25 +134,33 @@ def probability_attrs(template: xr.DataArray) -> dict:
     }
 
 
-def match_values(pattern: np.ndarray, pool: np.ndarray) -> np.ndarray:
+def match_values(
+    pattern: np.ndarray, pool: np.ndarray, *, ranked: np.ndarray | None = None
+) -> np.ndarray:
     """Probability matching: ``pattern``'s ranks with values from ``pool`` (any size).
 
     The finite pixels of ``pattern`` (one 2-D field) receive the pool's quantiles at their
     rank: the output's value distribution is ``pool``'s, its ordering ``pattern``'s. NaN
-    stays NaN; ties in ``pattern`` keep a stable order.
+    stays NaN; ties in ``pattern`` keep a stable order. ``ranked`` (a boolean mask): only
+    those pixels are ranked (e.g. where the pool was observed); the other finite pixels take
+    the value the same mapping gives their pattern value (interpolated, monotonic).
     """
     out = np.full(pattern.shape, np.nan, dtype=np.float32)
     valid = np.isfinite(pattern)
-    n = int(valid.sum())
+    inside = valid if ranked is None else valid & ranked
+    n = int(inside.sum())
     pool = np.sort(np.asarray(pool, dtype=np.float64)[np.isfinite(pool)])
     if n == 0 or pool.size == 0:
         return out
-    order = np.argsort(pattern[valid], kind="stable")
+    order = np.argsort(pattern[inside], kind="stable")
     ranks = (np.arange(n) + 0.5) / n
     values = np.interp(ranks, (np.arange(pool.size) + 0.5) / pool.size, pool)
     flat = np.empty(n, dtype=np.float32)
     flat[order] = values
-    out[valid] = flat
+    out[inside] = flat
+    outside = valid & ~inside
+    if outside.any():
+        out[outside] = np.interp(pattern[outside], pattern[inside][order], values)
     return out
 
 

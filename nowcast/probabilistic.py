@@ -214,7 +214,7 @@ def describe_products(ds: xr.Dataset) -> list[tuple[str, str]]:
     product = request.get("deterministic", "median")
     how = {
         "median": "median of the predictive distribution",
-        "sharp": "sharp (the mean, probability-matched to the distribution)",
+        "sharp": "sharp (the mean pattern, probability-matched to the observed values)",
     }.get(product, str(product))
     seed = f", seed {request['seed']}" if "seed" in request else ""
     lines.append(("deterministic", f"{how}{seed}"))

@@ -13,7 +13,7 @@ from nowcast.products import lead_array
 
 def identity_distribution(values, levels, *, units="K", rho=0.8, **options):
     """The distribution of ``values`` ``(n_leads, y, x, K)`` at ``levels``, in ``units``;
-    ``options`` (members, seed, ceiling, coverage) go to the distribution."""
+    ``options`` (members, seed, ceiling, coverage, observed) go to the distribution."""
     n, ny, nx = np.shape(values)[:3]
     past = xr.DataArray(
         np.zeros((2, ny, nx), "float32"),

@@ -8,6 +8,7 @@ import pytest
 from quantile_helpers import identity_distribution
 from scipy.special import ndtr, ndtri
 
+from nowcast.errors import NowcastError
 from nowcast.methods.quantile import (
     exceedance_scores,
     quantile_function,
@@ -85,26 +86,45 @@ def test_members_are_draws_from_each_pixels_distribution():
     assert lag1 == pytest.approx(0.9, abs=0.1)  # AR(1) from lead to lead
 
 
-def test_sharp_keeps_the_pooled_distribution():
-    mu = np.zeros((1, 40, 40))
-    mu[0, :, 20:] = 4.0
-    dist = _gaussian(mu, 1.0)
-    sharp = dist.sharp().values[0]
-    assert np.all(sharp[:, 20:].mean() > sharp[:, :20].mean())  # the mean's pattern
-    # the values span the predictive spread, not just the medians' two values
-    assert sharp.max() > 4.0 + 1.0 and sharp.min() < -1.0
-
-
-def test_sharp_draws_the_upper_tail_as_often_as_it_is_predicted():
-    # N(mu, 1) everywhere, the tail continued to a far ceiling: beyond the top knot (0.95)
-    # the quantile function stays Gaussian, so the share of the sharp field above a
-    # threshold is the pooled exceedance probability, also above every pixel's top knot
-    mu = np.linspace(0.0, 3.0, 60 * 60).reshape(1, 60, 60)
+def test_sharp_has_the_mean_pattern_and_the_observed_values():
+    # two leads of a distribution whose mean rises from left to right; the last observation
+    # holds 3 % heavy rain (9) that the predictive distribution never reaches
+    mu = np.zeros((2, 40, 40))
+    mu[:, :, 20:] = 4.0
+    mu[1] -= 2.0  # a decaying second lead: the sharp field keeps the observed values
+    observed = np.zeros((40, 40))
+    observed[:, 30:] = 2.0
+    observed[:12, 38:] = 9.0
+    observed[0, 0] = np.nan  # missing: left out of the values
     values = mu[..., None] + ndtri(LEVELS)
-    dist = identity_distribution(values, LEVELS, ceiling=np.full((60, 60), 50.0))
+    dist = identity_distribution(values, LEVELS, observed=observed)
+    sharp = dist.sharp().values
+    for field in sharp:
+        assert field[:, 20:].mean() > field[:, :20].mean()  # the mean's pattern
+        # the observed value distribution (its 1599 values at 1600 ranks)
+        assert field.min() == 0.0 and field.max() == 9.0
+        for low, high, count in ((0, 0, 1199), (2, 2, 376), (9, 9, 24)):
+            assert np.sum((field >= low) & (field <= high)) == pytest.approx(count, abs=2)
+
+
+def test_sharp_needs_the_last_observation():
+    dist = _gaussian(np.zeros((1, 4, 4)), 1.0)
+    with pytest.raises(NowcastError, match="last observed frame"):
+        dist.sharp()
+
+
+def test_sharp_puts_the_observed_rain_where_it_was_observed():
+    # a radar seeing only the right 60 % of the grid, dry inputs (low values) outside it: the
+    # observed wet share (25 %) goes to the observed pixels, not the rain of all 2500 pixels
+    rng = np.random.default_rng(1)
+    mu = rng.normal(size=(1, 50, 50))
+    mu[:, :, :20] = -3.0
+    observed = np.where(rng.random((50, 50)) < 0.25, 5.0, 0.0)
+    observed[:, :20] = np.nan
+    dist = identity_distribution(mu[..., None] + ndtri(LEVELS), LEVELS, observed=observed)
     sharp = dist.sharp().values[0]
-    for t in (2.0, 4.0, 4.8):
-        predicted = float(dist.exceedance([t]).values.mean())  # the pooled probability
-        assert np.mean(sharp > t) == pytest.approx(predicted, abs=0.006)
-    # above mu + 1.645 of every pixel: the strata's midpoints alone would never get there
-    assert np.mean(sharp > 4.8) > 0.002  # the midpoints: at most 3 + 1.645
+    assert np.mean(sharp[:, 20:] >= 5.0) == pytest.approx(0.25, abs=0.03)
+    # outside, the same monotonic mapping of the mean pattern: dry there
+    assert np.isfinite(sharp).all() and np.all(sharp[:, :20] == 0.0)
+    inside = np.argsort(mu[0][:, 20:].ravel())
+    assert np.all(np.diff(sharp[:, 20:].ravel()[inside]) >= 0)

@@ -90,8 +90,9 @@ from nowcast.cli.series import point_options
     help=(
         "Probabilistic methods: the main variable. median (default): it minimises the "
         "expected absolute error, but smooths heavy rain away with lead time; sharp: the "
-        "ensemble mean with the distribution of the members' values (probability matching), "
-        "which keeps heavy rain."
+        "mean pattern with the values of the last observation (probability matching, as "
+        "S-PROG; steps: its members' values, which pySTEPS matches to it), which keeps the "
+        "rain area and heavy rain."
     ),
 )
 @click.option(

@@ -263,6 +263,7 @@ class ConvLSTMForecaster(Forecaster):
             seed=seed,
             ceiling=run.ceiling,
             coverage=None if cal is None else cal.at_leads(run.ratio, n_leads),
+            observed=run.observed,
         )
 
     def _run(self, past: xr.DataArray, n_leads: int, *, median_only: bool = False) -> _NetworkRun:
@@ -341,6 +342,7 @@ class ConvLSTMForecaster(Forecaster):
             finish_members=finish_members,
             template=template,
             pattern=np.nan_to_num(aligned[-1], nan=pre.fill_value),
+            observed=aligned[-1],
             rho=lag_correlation(aligned),
             ceiling=ceiling,
             ratio=ratio,
@@ -377,7 +379,8 @@ class _NetworkRun:
     to the input grid (moved along the flow, coarsening undone, NaN outside the valid
     area; ``finish_members`` the same for a stack of members), the forecast's
     ``template``, and the noise ``pattern`` and lead-to-lead correlation ``rho`` of the last
-    inputs (for members), and the ``ceiling`` ``(y, x)`` no value may pass (network values,
+    inputs (for members), the last ``observed`` frame (network values, NaN where missing;
+    the sharp product's values), and the ``ceiling`` ``(y, x)`` no value may pass (network values,
     :func:`local_maximum`; the quantile model's upper tail reaches up to it), and the
     model steps per lead ``ratio``."""
 
@@ -387,6 +390,7 @@ class _NetworkRun:
     finish_members: Callable[[np.ndarray], np.ndarray]
     template: xr.DataArray
     pattern: np.ndarray
+    observed: np.ndarray
     rho: float
     ceiling: np.ndarray | None = None
     ratio: float = 1.0

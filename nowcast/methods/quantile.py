@@ -25,10 +25,12 @@ lead, the network values ``v_1 < ... < v_K`` (normalised) at levels ``q_1 < ... 
   Cost: no network pass and no flow computation per member, one noise field and one warp
   per member and lead.
 * **sharp**: the distribution's mean pattern (the mean of the quantile function at
-  :data:`SHARP_DRAWS` evenly spaced levels) with the values of the whole predictive
-  distribution: probability matching, as pySTEPS matches its ensemble mean, to a sample of
-  the pooled distribution (per pixel one random level in each of :data:`SHARP_DRAWS` equal
-  strata, so the upper tail is drawn as often as it is predicted).
+  :data:`SHARP_DRAWS` evenly spaced levels) with the value distribution of the last
+  observed frame (probability matching, as pySTEPS' S-PROG and STEPS match theirs): it
+  keeps the rain area and the heavy rain of the issue time at every lead, where the
+  median and the mean smooth them away. The predictive distribution's own pool is not
+  used: the network learned the average decay of its training events, and on held-out
+  events whose rain grew the pooled distribution lost heavy rain with lead (docs/skill.md).
 """
 
 from __future__ import annotations
@@ -54,10 +56,8 @@ from nowcast.distribution import (
 )
 from nowcast.errors import NowcastError
 
-#: Levels per pixel for the sharp product: its mean pattern's, and the strata of its pool.
+#: Evenly spaced levels per pixel whose mean is the sharp product's pattern.
 SHARP_DRAWS = 10
-#: At most this many pixels pooled per lead for the sharp product (a fixed random subset).
-SHARP_POOL_PIXELS = 100_000
 
 
 def quantile_function(
@@ -166,7 +166,9 @@ class QuantileDistribution:
     ``ceiling``: ``(y, x)`` network values the upper tail may reach (else no tail);
     ``coverage``: ``(n_leads, K)`` the probabilities the levels' values really have (a
     calibration, :mod:`nowcast.trained.calibration`; default: the levels at every lead),
-    whose standard-normal scores are then the knots of each lead.
+    whose standard-normal scores are then the knots of each lead; ``observed``: ``(y, x)``
+    the last observed frame in the network's frame and values (NaN where missing), whose
+    value distribution the sharp product takes.
     """
 
     probabilistic = True
@@ -186,6 +188,7 @@ class QuantileDistribution:
         seed: int | None = None,
         ceiling: np.ndarray | None = None,
         coverage: np.ndarray | None = None,
+        observed: np.ndarray | None = None,
     ) -> None:
         self.levels = check_levels(levels)
         self.values = np.asarray(values, dtype=np.float32)
@@ -201,6 +204,7 @@ class QuantileDistribution:
         self.n_members = int(members)
         self.seed = seed
         self.ceiling = None if ceiling is None else np.asarray(ceiling, dtype=np.float32)
+        self.observed = None if observed is None else np.asarray(observed, dtype=np.float32)
         self._members: xr.DataArray | None = None
 
     # ------------------------------------------------------------------ helpers
@@ -254,24 +258,15 @@ class QuantileDistribution:
         return hi
 
     def sharp(self) -> xr.DataArray:
+        if self.observed is None:
+            raise NowcastError("the sharp forecast needs the last observed frame")
         u = (np.arange(SHARP_DRAWS) + 0.5) / SHARP_DRAWS
         mean = np.mean([self._at_scores(np.full(1, ndtri(q))) for q in u], axis=0)
-        rng = np.random.default_rng(0)
-        out = np.empty_like(mean, dtype=np.float32)
-        n_knots = self.values.shape[-1]
-        for j in range(mean.shape[0]):
-            valid = np.flatnonzero(np.isfinite(mean[j]))
-            if valid.size > SHARP_POOL_PIXELS:
-                valid = rng.choice(valid, SHARP_POOL_PIXELS, replace=False)
-            values = self.values[j].reshape(-1, n_knots)[valid]
-            ceiling = None if self.ceiling is None else self.ceiling.reshape(-1)[valid]
-            # one level drawn in each of SHARP_DRAWS equal strata per pixel: an unbiased
-            # sample of the pooled distribution, its upper tail included (the strata's
-            # midpoints would leave out everything above the top one's level)
-            levels = (np.arange(SHARP_DRAWS)[:, None] + rng.random((SHARP_DRAWS, valid.size)))
-            z = ndtri(np.clip(levels / SHARP_DRAWS, 1e-6, 1 - 1e-6))
-            pool = np.asarray(self._decode(quantile_function(self.knots[j], values[None], z, ceiling)))
-            out[j] = match_values(mean[j], pool.ravel())
+        seen = np.isfinite(self.observed)
+        observed = np.asarray(self._decode(self.observed[seen]))
+        # ranked where observed (the pool's pixels), the same mapping elsewhere: else the
+        # pixels outside the radar's coverage would take a share of the observed rain
+        out = np.stack([match_values(field, observed, ranked=seen) for field in mean])
         return self._field(out)
 
     def members(self) -> xr.DataArray:

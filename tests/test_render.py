@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 import urllib.request
 import warnings
@@ -481,6 +482,22 @@ def test_cli_render_with_truth_and_gif(small_forecast, shared_data, maps_dir, tm
     assert lines[0].endswith("_lead005.png") and lines[2].endswith(".gif")
     with Image.open(lines[2]) as im:
         assert im.n_frames == 2
+
+
+def test_cli_render_two_forecasts_of_one_method_keeps_both(small_forecast, maps_dir, tmp_path):
+    # two runs of one method (e.g. its median and its sharp field): the maps are named by
+    # their files, not the second over the first
+    other = tmp_path / "fc-sharp.nc"
+    shutil.copy(small_forecast, other)
+    out = tmp_path / "maps"
+    args = ["render", small_forecast, other, "--leads", "1", "--output", out]
+    res = _cli([*args, "--map-data", maps_dir, "--dpi", 30])
+    assert res.exit_code == 0, res.output
+    stamp = "20150515T1545_lead005.png"
+    assert {p.name for p in out.glob("*.png")} == {
+        f"precipitation_rate_persistence-fc_{stamp}",
+        f"precipitation_rate_persistence-fc-sharp_{stamp}",
+    }
 
 
 def _write_variant(src: Path, dst: Path, change) -> Path:

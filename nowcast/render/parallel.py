@@ -14,7 +14,7 @@ import multiprocessing
 import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -127,7 +127,7 @@ def plan_maps(
         items = [items]
     options = options or RenderOptions()
     read = [_read(item) for item in items]
-    preps = [prepare(fc) for _, fc in read]  # dims, grid, grid mapping: before any write
+    preps = _distinct([prepare(fc) for _, fc in read], [source for source, _ in read])
     checked = []
     for (source, fc), prep in zip(read, preps):
         leads = select_leads(prep.da.sizes[LEAD_TIME], options.leads)
@@ -141,6 +141,24 @@ def plan_maps(
         found = same.options if same is not None else with_layers(prep, options, warn=warn)
         jobs.append(MapJob(source, fc, prep, leads, aligned, found))
     return jobs
+
+
+def _distinct(preps: list[Prepared], sources: list[str | None]) -> list[Prepared]:
+    """``preps`` with the names their maps go by made distinct: forecasts of one name (two
+    runs of one model, say) get their file's name added (or their position), else the
+    second one's maps would replace the first one's."""
+    names = [p.method for p in preps]
+    out = []
+    for k, (prep, source) in enumerate(zip(preps, sources)):
+        if names.count(prep.method) > 1:
+            tag = Path(source).stem if source is not None else str(k + 1)
+            prep = replace(prep, method=f"{prep.method} {tag}")
+        out.append(prep)
+    seen = [p.method for p in out]
+    return [
+        replace(p, method=f"{p.method} {k + 1}") if seen.count(p.method) > 1 else p
+        for k, p in enumerate(out)
+    ]
 
 
 def _tasks(jobs: Sequence[MapJob], outdir, workers: int) -> list[dict]:

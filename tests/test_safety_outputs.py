@@ -266,7 +266,10 @@ def test_ctrl_c_during_convert_leaves_no_partial_store(tmp_path, shared_data):
             continue
         break
     assert sent, "convert finished before the signal"
-    assert rc == 130 and out.strip() == "Interrupted.", out
+    # 130, or (seen once on a loaded 2-core machine, not reproduced) ended by the SIGINT
+    # itself after saying so, which a shell reports as 130 too; either way one line and
+    # nothing left behind
+    assert rc in (130, -signal.SIGINT) and out.strip() == "Interrupted.", out
     assert listing(tmp_path) == []
 
 

@@ -20,6 +20,7 @@ Training: the splits :data:`SPLITS`; a model's frame of reference :class:`Frame`
 from __future__ import annotations
 
 from enum import Enum
+from pathlib import PurePath
 
 import numpy as np
 import pandas as pd
@@ -95,6 +96,23 @@ def as_time(value) -> pd.Timestamp:
     except (ValueError, TypeError):
         raise NowcastError(f"{value!r} is not a time (use e.g. 2016-07-11T12:00)") from None
     return t.tz_convert("UTC").tz_localize(None) if t.tzinfo is not None else t
+
+
+def distinct_names(names: list[str], sources: list) -> list[str]:
+    """The names forecasts go by, told apart where two share one: ``name (stem)`` by their
+    file's name (``sources``: paths, or None for a forecast in memory: its position from 1),
+    ``name (path)`` where the stems agree too. Names still alike (one file given twice) are
+    left alike for the caller to refuse."""
+    out: list[str] = []
+    for k, (name, source) in enumerate(zip(names, sources)):
+        label = name
+        if names.count(name) > 1:
+            where = PurePath(source) if source is not None else None
+            label = f"{name} ({where.stem if where is not None else k + 1})"
+            if label in out:  # same name and same stem (different folders)
+                label = f"{name} ({where})"
+        out.append(label)
+    return out
 
 
 def display_name(attrs, *, with_method: bool = False) -> str:

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from nowcast.conventions import ISSUE_TIME, LEAD_TIME, TIME, VALID_TIME
+from nowcast.conventions import ISSUE_TIME, LEAD_TIME, TIME, VALID_TIME, distinct_names
 from nowcast.errors import DataError
 from nowcast.fileio import children_ignore_interrupts
 from nowcast.products import read_forecast
@@ -127,7 +127,10 @@ def plan_maps(
         items = [items]
     options = options or RenderOptions()
     read = [_read(item) for item in items]
-    preps = _distinct([prepare(fc) for _, fc in read], [source for source, _ in read])
+    preps = [prepare(fc) for _, fc in read]  # dims, grid, grid mapping: before any write
+    # forecasts of one name (a model's median and its sharp field) get distinct map names
+    names = distinct_names([p.method for p in preps], [source for source, _ in read])
+    preps = [replace(p, method=name) for p, name in zip(preps, names)]
     checked = []
     for (source, fc), prep in zip(read, preps):
         leads = select_leads(prep.da.sizes[LEAD_TIME], options.leads)
@@ -141,24 +144,6 @@ def plan_maps(
         found = same.options if same is not None else with_layers(prep, options, warn=warn)
         jobs.append(MapJob(source, fc, prep, leads, aligned, found))
     return jobs
-
-
-def _distinct(preps: list[Prepared], sources: list[str | None]) -> list[Prepared]:
-    """``preps`` with the names their maps go by made distinct: forecasts of one name (two
-    runs of one model, say) get their file's name added (or their position), else the
-    second one's maps would replace the first one's."""
-    names = [p.method for p in preps]
-    out = []
-    for k, (prep, source) in enumerate(zip(preps, sources)):
-        if names.count(prep.method) > 1:
-            tag = Path(source).stem if source is not None else str(k + 1)
-            prep = replace(prep, method=f"{prep.method} {tag}")
-        out.append(prep)
-    seen = [p.method for p in out]
-    return [
-        replace(p, method=f"{p.method} {k + 1}") if seen.count(p.method) > 1 else p
-        for k, p in enumerate(out)
-    ]
 
 
 def _tasks(jobs: Sequence[MapJob], outdir, workers: int) -> list[dict]:

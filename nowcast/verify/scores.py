@@ -17,7 +17,16 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from nowcast.conventions import ISSUE_TIME, LEAD_TIME, TIME, VALID_TIME, X, Y, method_name
+from nowcast.conventions import (
+    ISSUE_TIME,
+    LEAD_TIME,
+    TIME,
+    VALID_TIME,
+    X,
+    Y,
+    distinct_names,
+    method_name,
+)
 from nowcast.errors import NowcastError
 from nowcast.geo import coord_spacing, metres_per_unit
 from nowcast.kinds import kind_of
@@ -406,13 +415,10 @@ def load_forecast_files(
     (members, probabilities, quantiles; only for files that hold some)."""
     paths = [Path(p) for p in paths]
     loaded = [(p, *read_forecast_file(p)) for p in paths]
-    names = [method_name(fc) for _, fc, _ in loaded]
+    keys = distinct_names([method_name(fc) for _, fc, _ in loaded], paths)
     out: dict[str, xr.DataArray] = {}
     prob: dict[str, ProbabilisticForecast] = {}
-    for (path, fc, parts), name in zip(loaded, names):
-        key = name if names.count(name) == 1 else f"{name} ({path.stem})"
-        if key in out:  # same method and same stem (different folders)
-            key = f"{name} ({path})"
+    for (path, fc, parts), key in zip(loaded, keys):
         if key in out:
             raise NowcastError(f"forecast file {path} is given twice")
         out[key] = fc

@@ -20,6 +20,7 @@ from nowcast.errors import DataError
 __all__ = [
     "coord_spacing",
     "grid_crs",
+    "grid_spacing_m",
     "is_geographic",
     "lonlat_grid",
     "metres_per_unit",
@@ -88,6 +89,29 @@ def coord_spacing(values) -> float | None:
     (``None`` for fewer than two)."""
     values = np.asarray(values, dtype="float64")
     return float(np.median(np.abs(np.diff(values)))) if values.size > 1 else None
+
+
+def grid_spacing_m(da) -> float | None:
+    """The pixel size in metres of a projected grid (the mean of the ``x`` and ``y``
+    spacings, from their ``units``; none: metres); ``None`` for a longitude/latitude grid
+    (degrees), a coordinate in other units, or fewer than two pixels along an axis."""
+    gm_name = da.attrs.get("grid_mapping")
+    if gm_name in da.coords:
+        try:
+            if is_geographic(dict(da.coords[gm_name].attrs)):
+                return None
+        except DataError:  # a mapping pyproj cannot read: the coordinates' units decide
+            pass
+    sizes = []
+    for dim in ("x", "y"):
+        if dim not in da.coords:
+            return None
+        metres = metres_per_unit(da[dim].attrs.get("units"))
+        spacing = coord_spacing(da[dim].values)
+        if metres is None or not spacing:
+            return None
+        sizes.append(spacing * metres)
+    return float(np.mean(sizes))
 
 
 @functools.lru_cache(maxsize=4)

@@ -264,3 +264,56 @@ def test_shipped_radar_model(tmp_path, shared_data):
     valid = np.isfinite(fc.values)
     assert valid.any() and (fc.values[valid] >= 0).all()
     assert src.read_bytes() == before  # inputs are never modified
+
+
+def test_the_network_runs_on_pixels_of_its_training_size(tiny_run):
+    """tiny_run's network saw 2 km pixels (1 km synthetic data coarsened by 2): a 500 m
+    input is averaged in 4 x 4 blocks, a 1 km one in 2 x 2 (as before), a 2 km one not at
+    all; the forecast is on the input grid in every case."""
+    from nowcast.archive.synthetic import synthetic_rain
+    from nowcast.methods.convlstm import ConvLSTMForecaster
+    from nowcast.trained.metadata import network_spacing_m
+
+    run, _ = tiny_run
+    fc = ConvLSTMForecaster(run)
+    assert network_spacing_m(fc.metadata) == pytest.approx(2000.0)
+    seen = []
+    network = fc._network
+
+    def spy(x, *args, **kwargs):
+        seen.append(x.shape[-3:-1])
+        return network(x, *args, **kwargs)
+
+    fc._network = spy
+    for spacing, factor in ((500.0, 4), (1000.0, 2), (2000.0, 1), (1400.0, 1)):
+        past = synthetic_rain(n_times=4, ny=40, nx=36, seed=3, spacing=spacing)
+        assert fc.network_factor(past) == factor
+        seen.clear()
+        out = fc.predict(past, 2)
+        assert seen[0] == (40 // factor, 36 // factor)
+        assert out.shape == (2, 40, 36) and np.isfinite(out.values).all()
+        assert (out.values >= 0).all()
+
+
+def test_network_factor_and_grid_spacing():
+    import xarray as xr
+
+    from nowcast.geo import grid_spacing_m
+    from nowcast.methods.convlstm import network_factor
+    from nowcast.trained.metadata import network_spacing_m
+
+    spacings = (1000.0, 700.0, 500.0, 450.0, 400.0, 250.0, 2000.0)
+    assert [network_factor(1000.0, s) for s in spacings] == [1, 1, 2, 2, 3, 4, 1]
+    km = xr.DataArray(
+        np.zeros((3, 4)),
+        dims=("y", "x"),
+        coords={"y": ("y", [0.0, 0.5, 1.0], {"units": "km"}), "x": ("x", [0, 1, 2, 3.0], {})},
+    )
+    assert grid_spacing_m(km) == pytest.approx((500.0 + 1.0) / 2)
+    degrees = km.assign_coords(y=("y", [0.0, 0.5, 1.0], {"units": "degrees_north"}))
+    assert grid_spacing_m(degrees) is None
+    # recorded, or read off a legacy model's coordinate spacings when they are metres
+    assert network_spacing_m({"grid_spacing_m": 1500.0}) == 1500.0
+    assert network_spacing_m({"grid_spacing": [[1000.0, 1000.0], [999.0, 1001.0]]}) == 1000.0
+    assert network_spacing_m({"grid_spacing": [0.01, 0.01]}) is None  # degrees: unknown
+    assert network_spacing_m({}) is None

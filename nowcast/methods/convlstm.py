@@ -7,6 +7,13 @@ it. ``predict`` applies the training preprocessing and normalisation to the last
 frames, runs the network (rolling forward when more leads than ``t_out`` are asked for),
 inverts the transform and returns the forecast on the input grid (coarsening undone), NaN
 where the last input frame is NaN.
+
+The network runs on pixels of the size it was trained on, as it runs at its own time step
+whatever the input's: an input grid finer than the training grid by a factor ``r >= 1.5``
+is block-averaged by ``round(r)`` first (:func:`network_factor`; e.g. a 500 m radar for a
+model trained on 1 km composites: its convolutions learned 1 km features and its spread
+1 km pixels' variability) and the forecast brought back to the input grid. Coarser inputs
+and longitude/latitude grids run at their own pixels (the training coarsening alone).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from nowcast.archive.timeaxis import time_step
 from nowcast.backend import few_threads
 from nowcast.conventions import TIME, Frame
 from nowcast.errors import NowcastError
+from nowcast.geo import grid_spacing_m
 from nowcast.methods.base import (
     Forecaster,
     check_n_leads,
@@ -50,7 +58,7 @@ from nowcast.motion import FlowOptions
 from nowcast.trained.cadence import STEP_RATIOS, check_ratio, input_frames
 from nowcast.trained.calibration import read_calibration
 from nowcast.trained.catalogue import resolve_model_file
-from nowcast.trained.metadata import check_metadata, model_frame
+from nowcast.trained.metadata import check_metadata, model_frame, network_spacing_m
 from nowcast.trained.rundir import RunDir
 from nowcast.trainset.preprocess import Preprocessor, coarsen
 
@@ -154,15 +162,25 @@ class ConvLSTMForecaster(Forecaster):
             self._field = receptive_field(self.model)
         return self._field
 
-    @property
-    def context_pixels(self) -> int:
-        """Pixels of the input grid a region's forecast reads beyond its motion margin: the
-        network's receptive field (:mod:`nowcast.region`); 0 when it cannot be derived."""
+    def context_pixels(self, archive: xr.DataArray) -> int:
+        """Pixels of ``archive``'s grid a region's forecast reads beyond its motion margin:
+        the network's receptive field (:mod:`nowcast.region`); 0 when it cannot be derived."""
         try:
             field = self.receptive_field
         except TilingUnsupported:
             return 0
-        return field.halo * int(self.metadata.get("coarsen") or 1)
+        return field.halo * self.network_factor(archive)
+
+    def network_factor(self, archive: xr.DataArray) -> int:
+        """The block size by which ``archive``'s grid is averaged for the network: the one
+        that brings its pixels to the size the network was trained on (module doc), else
+        the training coarsening."""
+        trained = network_spacing_m(self.metadata)
+        have = grid_spacing_m(archive)
+        own = int(Preprocessor.from_dict(self.metadata["preprocessor"]).coarsen)
+        if not trained or not have:
+            return own
+        return network_factor(trained, have)
 
     def check_tile(self) -> None:
         """A one-line error for a tile size smaller than the network's halo (loads the model)."""
@@ -278,7 +296,7 @@ class ConvLSTMForecaster(Forecaster):
         past = check_past(past, needed, self.label).isel({TIME: slice(-needed, None)})
         self.check_compatible(past)
         pre = Preprocessor.from_dict(self.metadata["preprocessor"])
-        factor = int(pre.coarsen)
+        factor = self.network_factor(past)
         fine = np.asarray(past.values, dtype=np.float32)
         coarse = np.asarray((coarsen(past, factor) if factor > 1 else past).values)
         feedback = self.levels.index(0.5) if self.levels else 0
@@ -403,6 +421,18 @@ def _unmoved(fields: np.ndarray) -> np.ndarray:
 #: Half-width (pixels of the network's grid) of the neighbourhood whose largest input bounds
 #: the forecast (:func:`local_maximum`).
 CAP_RADIUS = 8
+
+
+#: An input grid is averaged for the network when its pixels are at least this many times
+#: smaller than the training grid's (module doc).
+FINER_THRESHOLD = 1.5
+
+
+def network_factor(trained_m: float, input_m: float) -> int:
+    """The block size that brings pixels of ``input_m`` metres nearest ``trained_m``: 1 when
+    the input is less than :data:`FINER_THRESHOLD` times finer, else ``round(ratio)``."""
+    ratio = float(trained_m) / float(input_m)
+    return 1 if ratio < FINER_THRESHOLD else int(np.floor(ratio + 0.5))
 
 
 def local_maximum(inputs: np.ndarray, radius: int = CAP_RADIUS) -> np.ndarray:

@@ -36,7 +36,8 @@ def locate_region(
         spacing_m = spacing * 111_000.0 * np.cos(np.deg2rad(min(80.0, np.abs(archive[Y]).max())))
     else:
         spacing_m = spacing * xy_scale(units)
-    extra = int(getattr(method, "context_pixels", 0) or 0)
+    context = getattr(method, "context_pixels", None)
+    extra = int(context(archive)) if context is not None else 0
     return region_window(
         region,
         x,

@@ -2,7 +2,8 @@
 
 :func:`build_metadata` is what ``nowcast train`` writes (with :func:`training_summary`,
 the training data's summary, under ``training``); :func:`check_metadata` is what a forecaster
-needs from it, and :func:`model_frame` the frame the model works in. The run directory's
+needs from it, :func:`model_frame` the frame the model works in and
+:func:`network_spacing_m` the pixel size its network was trained at. The run directory's
 files are :class:`nowcast.trained.rundir.RunDir`.
 """
 
@@ -19,7 +20,7 @@ from nowcast.archive.reader import source_path
 from nowcast.config import Config
 from nowcast.conventions import SPLITS, TIME, Frame, X, Y
 from nowcast.errors import NowcastError
-from nowcast.geo import coord_spacing
+from nowcast.geo import coord_spacing, grid_spacing_m
 from nowcast.motion import FlowOptions
 from nowcast.trained.rundir import METADATA_FILE
 
@@ -56,6 +57,9 @@ def build_metadata(
         "flow": FlowOptions.from_config(cfg.model.flow).to_dict(),
         "grid_spacing": summary.get("grid_spacing")
         or [e.get("grid_spacing") for e in summary.get("events", [])],
+        "grid_spacing_m": _mean_or_none(
+            [e.get("grid_spacing_m") for e in summary.get("events", [])]
+        ),
         "preprocessor": preprocessor.to_dict(),
         "training": summary,
         "backend": backend,
@@ -84,6 +88,36 @@ def model_frame(metadata: dict[str, Any]) -> Frame:
         raise NowcastError(
             f"unknown model frame {value!r} in its {METADATA_FILE} ({known})"
         ) from None
+
+
+#: Legacy metadata (no ``grid_spacing_m``): coordinate spacings in this range are taken as
+#: metres (a radar pixel of 50 m to 50 km); outside it (km or degrees) the spacing is unknown.
+_LEGACY_METRES = (50.0, 50_000.0)
+
+
+def network_spacing_m(metadata: dict[str, Any]) -> float | None:
+    """The pixel size in metres of the grid the network was trained on (after the training
+    coarsening): ``grid_spacing_m``, or for models trained before it was recorded the
+    training events' coordinate spacings when all are plausible metres; ``None`` when
+    unknown (a longitude/latitude or unitless training grid)."""
+    if "grid_spacing_m" in metadata:
+        value = metadata["grid_spacing_m"]
+        return float(value) if value else None
+    values = np.asarray(
+        [v for v in np.ravel(np.asarray(metadata.get("grid_spacing") or [], dtype=object)) if v],
+        dtype=float,
+    )
+    lo, hi = _LEGACY_METRES
+    if values.size == 0 or not np.all((values >= lo) & (values <= hi)):
+        return None
+    return float(values.mean())
+
+
+def _mean_or_none(values) -> float | None:
+    """The mean of ``values``; None when there are none or one is None."""
+    if not values or any(v is None for v in values):
+        return None
+    return float(np.mean(values))
 
 
 def _iso(t) -> str:
@@ -115,6 +149,7 @@ def training_summary(events, archives, windows, dropped, step, patch, preprocess
                     coord_spacing(ev.data[Y].values),
                     coord_spacing(ev.data[X].values),
                 ],
+                "grid_spacing_m": grid_spacing_m(ev.data),
                 "frames": int(len(times)),
                 "periods": period,
                 "train_period": period["train"],

@@ -317,3 +317,20 @@ def test_network_factor_and_grid_spacing():
     assert network_spacing_m({"grid_spacing": [[1000.0, 1000.0], [999.0, 1001.0]]}) == 1000.0
     assert network_spacing_m({"grid_spacing": [0.01, 0.01]}) is None  # degrees: unknown
     assert network_spacing_m({}) is None
+
+
+def test_upsampling_keeps_unknown_blocks_unknown():
+    """A NaN block of the network's grid (rain moved in from beyond the grid) is NaN over
+    its pixels of the input grid, not dry; the rest is the bilinear zoom, edge-padded."""
+    from nowcast.methods.convlstm import _upsample
+
+    coarse = np.ones((2, 3, 4), dtype=np.float32)
+    coarse[:, 0, 0] = np.nan
+    coarse[1, 2, 3] = np.nan
+    out = _upsample(coarse, 2, (7, 9))  # odd sizes: the trimmed edge repeats the last pixel
+    assert out.shape == (2, 7, 9)
+    expected = np.zeros((2, 7, 9), dtype=bool)
+    expected[:, :2, :2] = True
+    expected[1, 4:, 6:] = True  # the last block and the trimmed row/column beside it
+    assert (np.isnan(out) == expected).all()
+    assert np.allclose(out[0, 4:, 4:], 1.0)  # away from the NaN blocks: unchanged

@@ -64,10 +64,11 @@ from nowcast.trainset.preprocess import Preprocessor, coarsen
 
 
 def _upsample(values: np.ndarray, factor: int, shape: tuple[int, int]) -> np.ndarray:
-    """Undo a ``boundary='trim'`` block-mean coarsening: bilinear zoom, edge-padded."""
+    """Undo a ``boundary='trim'`` block-mean coarsening: bilinear zoom, edge-padded; a NaN
+    block (e.g. what moved in from beyond the grid) stays NaN over its ``factor x factor``
+    pixels."""
     if factor == 1:
         return values
-    ny, nx = values.shape[-2:]
     lead = values.shape[:-2]
     zoomed = ndimage.zoom(
         np.nan_to_num(values),
@@ -78,7 +79,12 @@ def _upsample(values: np.ndarray, factor: int, shape: tuple[int, int]) -> np.nda
     )
     pad_y, pad_x = shape[0] - zoomed.shape[-2], shape[1] - zoomed.shape[-1]
     pad = [(0, 0)] * len(lead) + [(0, max(pad_y, 0)), (0, max(pad_x, 0))]
-    return np.pad(zoomed, pad, mode="edge")[..., : shape[0], : shape[1]]
+    out = np.pad(zoomed, pad, mode="edge")[..., : shape[0], : shape[1]]
+    unknown = np.isnan(values)
+    if unknown.any():
+        blocks = unknown.repeat(factor, axis=-2).repeat(factor, axis=-1)
+        out[np.pad(blocks, pad, mode="edge")[..., : shape[0], : shape[1]]] = np.nan
+    return out
 
 
 @register_method("convlstm")

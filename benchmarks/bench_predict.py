@@ -10,7 +10,8 @@ Grids (real archives from ../shared/data/radar): BOM 512 x 512 (10 min), MeteoSw
 640 x 710, FMI 1226 x 760 (5 min), OPERA 2200 x 1900 (15 min, raw: clutter included).
 Methods: persistence, extrapolation, sprog and the trained model (``convlstm``, tiled as
 ``tile=auto``; ``convlstm:none`` untiled, ``convlstm:N`` in tiles of N pixels, "tiles" says
-how many a network pass used: :mod:`nowcast.methods.tiling`). Each
+how many a network pass used: :mod:`nowcast.methods.tiling`; ``convlstm:auto:channels_last``
+with the recurrent layers in that working layout instead of the backend's default). Each
 (grid, method) runs in its own process, so the peak RSS is that method's alone; one
 untimed run first (``--warmup``; the model is loaded before the timed runs in any case),
 then the median of ``--repeat`` timed ``forecast_many`` calls at one issue time. Several
@@ -57,8 +58,12 @@ def one(grid: str, method: str, model: str, repeat: int, warmup: int = 1) -> dic
 
     path, issue = GRIDS[grid]
     archive = open_archive(path)
-    name, _, tile = method.partition(":")
-    fc = ConvLSTMForecaster(model, tile=tile or "auto") if name == "convlstm" else get_method(name)
+    name, _, rest = method.partition(":")
+    tile, _, layout = rest.partition(":")
+    if name == "convlstm":
+        fc = ConvLSTMForecaster(model, tile=tile or "auto", layout=layout or None)
+    else:
+        fc = get_method(name)
     if issue is None:  # the middle of the event
         issue = str(archive.time.values[len(archive.time) // 2])
     out = {}

@@ -299,7 +299,7 @@ def test_network_factor_and_grid_spacing():
     import xarray as xr
 
     from nowcast.geo import grid_spacing_m
-    from nowcast.methods.convlstm import network_factor
+    from nowcast.methods.network_grid import network_factor
     from nowcast.trained.metadata import network_spacing_m
 
     spacings = (1000.0, 700.0, 500.0, 450.0, 400.0, 250.0, 2000.0)
@@ -322,12 +322,12 @@ def test_network_factor_and_grid_spacing():
 def test_upsampling_keeps_unknown_blocks_unknown():
     """A NaN block of the network's grid (rain moved in from beyond the grid) is NaN over
     its pixels of the input grid, not dry; the rest is the bilinear zoom, edge-padded."""
-    from nowcast.methods.convlstm import _upsample
+    from nowcast.methods.network_grid import upsample
 
     coarse = np.ones((2, 3, 4), dtype=np.float32)
     coarse[:, 0, 0] = np.nan
     coarse[1, 2, 3] = np.nan
-    out = _upsample(coarse, 2, (7, 9))  # odd sizes: the trimmed edge repeats the last pixel
+    out = upsample(coarse, 2, (7, 9))  # odd sizes: the trimmed edge repeats the last pixel
     assert out.shape == (2, 7, 9)
     expected = np.zeros((2, 7, 9), dtype=bool)
     expected[:, :2, :2] = True

@@ -208,3 +208,24 @@ def test_tile_smaller_than_the_halo_is_refused():
     fc = ConvLSTMForecaster("radar-5min-deterministic", tile=32)
     with pytest.raises(NowcastError, match=r"32 pixels is smaller than .* halo \(76 pixels"):
         fc.check_tile()
+
+
+@pytest.mark.parametrize("cell", ["fused", "gru"])
+def test_a_trained_network_switched_to_the_other_layout_gives_the_same_output(cell):
+    """A forecaster may run the recurrent layers in either layout whatever the model was
+    saved with (``ConvLSTMForecaster(layout=...)``): same weights, same outputs to rounding."""
+    from nowcast.model.recurrent import ConvRecurrent2D, set_layout
+
+    model = tiny_model(cell=cell)
+    x = np.random.default_rng(1).normal(size=(1, 3, 24, 20, 1)).astype("float32")
+    before = np.asarray(model.predict(x, verbose=0))
+    assert set_layout(model, "channels_first") == 4  # 2 encoder + 2 forecaster layers
+    assert all(
+        layer.layout == "channels_first"
+        for layer in model.layers
+        if isinstance(layer, ConvRecurrent2D)
+    )
+    after = np.asarray(model.predict(x, verbose=0))
+    assert np.allclose(after, before, atol=1e-5)
+    with pytest.raises(ValueError, match="layout"):
+        set_layout(model, "channels_middle")

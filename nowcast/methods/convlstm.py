@@ -9,11 +9,7 @@ inverts the transform and returns the forecast on the input grid (coarsening und
 where the last input frame is NaN.
 
 The network runs on pixels of the size it was trained on, as it runs at its own time step
-whatever the input's: an input grid finer than the training grid by a factor ``r >= 1.5``
-is block-averaged by ``round(r)`` first (:func:`network_factor`; e.g. a 500 m radar for a
-model trained on 1 km composites: its convolutions learned 1 km features and its spread
-1 km pixels' variability) and the forecast brought back to the input grid. Coarser inputs
-and longitude/latitude grids run at their own pixels (the training coarsening alone).
+whatever the input's (:mod:`nowcast.methods.network_grid`).
 """
 
 from __future__ import annotations
@@ -26,7 +22,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import ndimage
 
 from nowcast.archive.timeaxis import time_step
 from nowcast.backend import few_threads
@@ -43,6 +38,7 @@ from nowcast.methods.base import (
     register_method,
 )
 from nowcast.methods.lagrangian import lagrangian_inputs, network_leads
+from nowcast.methods.network_grid import local_maximum, network_factor, upsample
 from nowcast.methods.quantile import QuantileDistribution
 from nowcast.methods.tiling import (
     ReceptiveField,
@@ -63,30 +59,6 @@ from nowcast.trained.rundir import RunDir
 from nowcast.trainset.preprocess import Preprocessor, coarsen
 
 
-def _upsample(values: np.ndarray, factor: int, shape: tuple[int, int]) -> np.ndarray:
-    """Undo a ``boundary='trim'`` block-mean coarsening: bilinear zoom, edge-padded; a NaN
-    block (e.g. what moved in from beyond the grid) stays NaN over its ``factor x factor``
-    pixels."""
-    if factor == 1:
-        return values
-    lead = values.shape[:-2]
-    zoomed = ndimage.zoom(
-        np.nan_to_num(values),
-        (1,) * len(lead) + (factor, factor),
-        order=1,
-        mode="nearest",
-        grid_mode=True,
-    )
-    pad_y, pad_x = shape[0] - zoomed.shape[-2], shape[1] - zoomed.shape[-1]
-    pad = [(0, 0)] * len(lead) + [(0, max(pad_y, 0)), (0, max(pad_x, 0))]
-    out = np.pad(zoomed, pad, mode="edge")[..., : shape[0], : shape[1]]
-    unknown = np.isnan(values)
-    if unknown.any():
-        blocks = unknown.repeat(factor, axis=-2).repeat(factor, axis=-1)
-        out[np.pad(blocks, pad, mode="edge")[..., : shape[0], : shape[1]]] = np.nan
-    return out
-
-
 @register_method("convlstm")
 class ConvLSTMForecaster(Forecaster):
     """A trained encoder-forecaster behind the common forecast-method interface."""
@@ -100,9 +72,13 @@ class ConvLSTMForecaster(Forecaster):
         model_object: Any = None,
         tile: Any = "auto",
         calibrated: bool = True,
+        layout: str | None = None,
     ):
         #: ``auto``, ``none`` or a tile core in pixels (:mod:`nowcast.methods.tiling`)
         self.tile = parse_tile(tile)
+        #: the recurrent layers' working layout (None: the model's own; ``channels_first``
+        #: measured no faster for whole forecasts on the CPU: docs/benchmarks.md)
+        self.layout = layout
         #: tiles of the last network pass (1: untiled)
         self.tiles_used = 0
         self._field: ReceptiveField | None = None
@@ -135,9 +111,12 @@ class ConvLSTMForecaster(Forecaster):
         if self._model is None:
             # imported here, not at the top: Keras costs seconds of start-up time
             from nowcast.model import load_model
+            from nowcast.model.recurrent import set_layout
 
             with few_threads():
                 self._model = load_model(self.model_file)
+            if self.layout:
+                set_layout(self._model, self.layout)
         return self._model
 
     def _network(self, x: np.ndarray, channels: slice = slice(None)) -> np.ndarray:
@@ -347,14 +326,14 @@ class ConvLSTMForecaster(Forecaster):
 
         def finish(fields: np.ndarray) -> np.ndarray:
             """``(n_leads, y, x)`` in the network's frame -> on the input grid."""
-            out = _upsample(np.asarray(move(fields), dtype=np.float32), factor, fine.shape[-2:])
+            out = upsample(np.asarray(move(fields), dtype=np.float32), factor, fine.shape[-2:])
             out[..., np.isnan(fine[-1])] = np.nan
             return out
 
         def finish_members(fields: np.ndarray) -> np.ndarray:
             """:func:`finish` for ``(members, n_leads, y, x)``, the members moved together."""
             moved = move_members(fields)
-            out = _upsample(np.asarray(moved, dtype=np.float32), factor, fine.shape[-2:])
+            out = upsample(np.asarray(moved, dtype=np.float32), factor, fine.shape[-2:])
             out[..., np.isnan(fine[-1])] = np.nan
             return out
 
@@ -422,32 +401,6 @@ class _NetworkRun:
 
 def _unmoved(fields: np.ndarray) -> np.ndarray:
     return fields
-
-
-#: Half-width (pixels of the network's grid) of the neighbourhood whose largest input bounds
-#: the forecast (:func:`local_maximum`).
-CAP_RADIUS = 8
-
-
-#: An input grid is averaged for the network when its pixels are at least this many times
-#: smaller than the training grid's (module doc).
-FINER_THRESHOLD = 1.5
-
-
-def network_factor(trained_m: float, input_m: float) -> int:
-    """The block size that brings pixels of ``input_m`` metres nearest ``trained_m``: 1 when
-    the input is less than :data:`FINER_THRESHOLD` times finer, else ``round(ratio)``."""
-    ratio = float(trained_m) / float(input_m)
-    return 1 if ratio < FINER_THRESHOLD else int(np.floor(ratio + 0.5))
-
-
-def local_maximum(inputs: np.ndarray, radius: int = CAP_RADIUS) -> np.ndarray:
-    """``(y, x)``: the largest of the network's inputs ``(t, y, x)`` (all frames, in the frame
-    the network works) within ``radius`` pixels. The forecast is capped by it: the network
-    may grow rain up to what was observed nearby, never beyond (a trained network, next to
-    no-data holes or at a small domain's edge, otherwise invents rain several times the
-    inputs' largest value)."""
-    return ndimage.maximum_filter(np.max(inputs, axis=0), size=2 * radius + 1, mode="nearest")
 
 
 #: The lead-to-lead noise correlation when the inputs cannot tell it.

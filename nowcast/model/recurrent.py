@@ -31,6 +31,22 @@ def check_choice(name: str, value, allowed) -> None:
         raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
 
 
+def set_layout(model, layout: str) -> int:
+    """Run every :class:`ConvRecurrent2D` layer of ``model`` (nested models included) in the
+    working ``layout``; returns how many. The weights are the same in both layouts (Keras
+    convolution kernels are ``(kh, kw, in, out)`` whatever the data format), so a trained
+    model may be switched after loading: the outputs agree to float rounding."""
+    check_choice("layout", layout, LAYOUTS)
+    count, todo = 0, list(getattr(model, "layers", []))
+    while todo:
+        layer = todo.pop()
+        if isinstance(layer, ConvRecurrent2D):
+            layer.layout = layout
+            count += 1
+        todo.extend(getattr(layer, "layers", []))
+    return count
+
+
 class ConvRecurrent2D(keras.layers.Layer):
     """Base of the fused convolutional recurrent layers (not registered: abstract).
 

@@ -317,6 +317,8 @@ def test_network_factor_and_grid_spacing():
     assert network_spacing_m({"grid_spacing": [[1000.0, 1000.0], [999.0, 1001.0]]}) == 1000.0
     assert network_spacing_m({"grid_spacing": [0.01, 0.01]}) is None  # degrees: unknown
     assert network_spacing_m({}) is None
+    per_event = {"grid_spacing": None, "training": {"events": [{"grid_spacing": [2000.0] * 2}]}}
+    assert network_spacing_m(per_event) == 2000.0
 
 
 def test_upsampling_keeps_unknown_blocks_unknown():

@@ -18,6 +18,7 @@ from typing import Any
 from nowcast.conventions import Frame
 from nowcast.errors import NowcastError
 from nowcast.trained.cadence import STEP_RATIOS
+from nowcast.trained.metadata import network_spacing_m
 from nowcast.trained.rundir import METADATA_FILE, MODEL_FILE, RunDir
 
 __all__ = [
@@ -160,12 +161,13 @@ def describe_model(path: str | Path) -> list[str]:
     elif frame:
         details.append(f"frame: {frame} (archives with its step only)")
     events = (meta.get("training") or {}).get("events") or []
+    metres = network_spacing_m(meta)
     spacing = (events[0].get("grid_spacing") or [None])[0] if events else None
-    if spacing:
-        details.append(
-            f"trained at {spacing / 1000:.3g} km" if spacing > 10 else f"grid {spacing:g}°"
-        )
-    if int(meta.get("coarsen") or 1) > 1:
+    if metres:
+        details.append(f"network pixels {metres / 1000:.3g} km (finer grids averaged to them)")
+    elif spacing:
+        details.append(f"grid {spacing:g}°")
+    if not metres and int(meta.get("coarsen") or 1) > 1:
         details.append(f"inputs coarsened x{meta['coarsen']} (forecasts on the input grid)")
     lines = [head] + ([f"  {', '.join(details)}"] if details else [])
     lines += [f"  {line}" for line in _events(meta.get("training") or {})]

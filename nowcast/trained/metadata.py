@@ -98,14 +98,16 @@ _LEGACY_METRES = (50.0, 50_000.0)
 def network_spacing_m(metadata: dict[str, Any]) -> float | None:
     """The pixel size in metres of the grid the network was trained on (after the training
     coarsening): ``grid_spacing_m``, or for models trained before it was recorded the
-    training events' coordinate spacings when all are plausible metres; ``None`` when
+    training events' coordinate spacings (``grid_spacing``, else each event's under
+    ``training``) when all are plausible metres; ``None`` when
     unknown (a longitude/latitude or unitless training grid)."""
     if "grid_spacing_m" in metadata:
         value = metadata["grid_spacing_m"]
         return float(value) if value else None
+    events = (metadata.get("training") or {}).get("events") or []
+    recorded = metadata.get("grid_spacing") or [e.get("grid_spacing") for e in events]
     values = np.asarray(
-        [v for v in np.ravel(np.asarray(metadata.get("grid_spacing") or [], dtype=object)) if v],
-        dtype=float,
+        [v for v in np.ravel(np.asarray(recorded or [], dtype=object)) if v], dtype=float
     )
     lo, hi = _LEGACY_METRES
     if values.size == 0 or not np.all((values >= lo) & (values <= hi)):

@@ -114,6 +114,24 @@ def test_lagrangian_window_of_pure_translation():
         np.testing.assert_allclose(window[k][inner], frames[3][inner], atol=0.05 * base.max())
 
 
+def test_members_moved_in_place_equal_members_moved_into_a_copy():
+    """``advect_members(in_place=True)`` (what forecasting uses: one ensemble's memory
+    less) gives the copy's values and NaN exactly, and as ``advect`` moves one field."""
+    from nowcast.methods.lagrangian import LagrangianFrame
+
+    rng = np.random.default_rng(2)
+    base = ndimage.gaussian_filter(rng.gamma(0.4, 5.0, (40, 56)), 2) * 4
+    frames = np.stack([np.roll(base, 2 * k, axis=1) for k in range(3)])
+    frame = LagrangianFrame(frames, flow=FlowOptions(), units="mm h-1", n_steps=4)
+    members = rng.gamma(0.5, 2.0, (3, 4, 40, 56)).astype(np.float32)
+    copied = frame.advect_members(members)
+    work = members.copy()
+    moved = frame.advect_members(work, in_place=True)
+    assert moved is work
+    np.testing.assert_array_equal(moved, copied)
+    np.testing.assert_array_equal(np.isnan(moved[0]), np.isnan(frame.advect(members[0])))
+
+
 def _store(tmp_path, data, starts, **kw):
     return LagrangianStore(
         tmp_path / "cache", "mch", data, starts, t_in=3, t_out=2, flow=kw.pop("flow", FlowOptions())

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -305,7 +306,8 @@ class ConvLSTMForecaster(Forecaster):
                 x, aligned = None, coarse[-2:] * np.nan
             else:
                 x, aligned, frame = prepared
-                move, move_members = frame.advect, frame.advect_members
+                move = frame.advect
+                move_members = partial(frame.advect_members, in_place=True)
         else:
             ratio = 1.0
             x, _ = pre.encode(np.asarray(coarse, dtype=np.float32))

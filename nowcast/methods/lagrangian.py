@@ -78,15 +78,17 @@ class LagrangianFrame:
         values[:, self.invalid] = np.nan
         return advect_each(values, self.velocity, **self.kw).astype(np.float32)
 
-    def advect_members(self, fields: np.ndarray) -> np.ndarray:
+    def advect_members(self, fields: np.ndarray, *, in_place: bool = False) -> np.ndarray:
         """``(m, n, y, x)`` fields (e.g. ensemble members) moved as :meth:`advect` moves
         ``(n, y, x)``, all ``m`` of a lead in one bilinear pass
-        (:func:`nowcast.motion.warp_fields`), with :meth:`advect`'s NaN exactly."""
+        (:func:`nowcast.motion.warp_fields`), with :meth:`advect`'s NaN exactly.
+        ``in_place``: written over ``fields`` (float32) instead of a new array (one
+        ensemble's worth of memory less)."""
         fields = np.asarray(fields, dtype=np.float32)
         n = fields.shape[1]
         if self._unknown is None or len(self._unknown) < n:
             self._unknown = np.isnan(self.advect(np.zeros(fields.shape[1:], np.float32)))
-        out = np.empty_like(fields)
+        out = fields if in_place else np.empty_like(fields)
         for j in range(n):
             out[:, j] = warp_fields(np.nan_to_num(fields[:, j]), self.kw["moved"][j])
         out[:, self._unknown[:n]] = np.nan

@@ -168,7 +168,8 @@ class QuantileDistribution:
     and grid; ``decode``: network values -> physical; ``finish``: ``(n_leads, y, x)``
     physical fields in the network's frame -> the forecast grid (moved along the flow,
     coarsening undone, NaN outside the valid area), ``finish_members`` the same for
-    ``(members, n_leads, y, x)``; ``template``: the deterministic forecast
+    ``(members, n_leads, y, x)`` (it may write over its input, which is not used again);
+    ``template``: the deterministic forecast
     (its coordinates and attributes); ``pattern``: the field whose power spectrum the noise
     takes (network values, e.g. the last input frame); ``rho``: the AR(1) coefficient of the
     noise from one lead to the next; ``members``/``seed``: the ensemble asked for;

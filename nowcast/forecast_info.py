@@ -111,6 +111,11 @@ def describe_forecast(path: str | os.PathLike) -> str:
         ("leads", _leads(leads, regular=not problems)),
         ("valid times", _times(fc[VALID_TIME].values).split(", every")[0]),
         ("grid", grid),
+        *(
+            [("network", f"on blocks of {attrs['nowcast_network_block']}")]
+            if attrs.get("nowcast_network_block")
+            else []
+        ),
         ("NaN fraction", f"{100 * nan:.1f} %"),
         ("value range", f"{format_number(lo)} .. {format_number(hi)} {u}".rstrip()),
         *products,

@@ -80,6 +80,9 @@ def test_predict_writes_cf_forecast_on_the_input_grid(tiny_run, tmp_path):
     assert fc.valid_time.values[1, 0] == times[13]
     with netCDF4.Dataset(out) as nc:
         assert nc.nowcast_model == "run" and "time_step_seconds" in nc.nowcast_model_training
+        assert nc.nowcast_network_block == "2 x 2 input pixels"  # its training coarsening
+    info = CliRunner().invoke(main, ["info", str(out)])
+    assert "network:" in info.output and "on blocks of 2 x 2 input pixels" in info.output
 
 
 def test_predict_keeps_nan_outside_coverage(tiny_run, tmp_path):

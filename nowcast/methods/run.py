@@ -269,6 +269,10 @@ def forecast_and_write(
     forecast of that part of the grid only (:func:`forecast_region`).
     """
     metadata = dict(method.describe() or {})
+    factor = getattr(method, "network_factor", None)
+    block = factor(archive) if factor is not None else 1
+    if block > 1:  # the network ran on blocks of the input grid (methods.network_grid)
+        metadata["network_block"] = f"{block} x {block} input pixels"
     if region is None:
         forecast, extra = forecast_products(method, archive, issue_times, n_leads, request=request)
     else:

@@ -28,7 +28,7 @@ from nowcast.conventions import (
     method_name,
 )
 from nowcast.errors import NowcastError
-from nowcast.geo import coord_spacing, metres_per_unit
+from nowcast.geo import coord_spacing, grid_spacing_m
 from nowcast.kinds import kind_of
 from nowcast.products import nearest_indices, truth_for
 from nowcast.verify import DEFAULT_SCALES, default_thresholds
@@ -268,22 +268,18 @@ def _rows(method, minutes, metric, threshold, scale, values, pooled) -> list[tup
 
 def _grid_spacing(truth: xr.DataArray) -> dict:
     """``{"grid_spacing": size, "grid_units": "km" | "°"}`` of one pixel; {} when unknown."""
-    sizes, unit = [], None
-    for dim in (X, Y):
-        units = truth[dim].attrs.get("units", "m")
-        metres = metres_per_unit(units)
-        if metres is not None:
-            factor, u = metres / 1000.0, "km"
-        elif str(units).strip().lower().startswith("degree"):
-            factor, u = 1.0, "°"
-        else:
+    metres = grid_spacing_m(truth)  # a projected grid's pixel (x/y in a length unit)
+    if metres is not None:
+        return {"grid_spacing": round(metres / 1000.0, 6), "grid_units": "km"}
+    sizes = []
+    for dim in (X, Y):  # a longitude/latitude grid's, in degrees
+        if not str(truth[dim].attrs.get("units", "m")).strip().lower().startswith("degree"):
             return {}
         spacing = coord_spacing(truth[dim].values)
-        if spacing is None or unit not in (None, u):
+        if spacing is None:
             return {}
-        unit = u
-        sizes.append(spacing * factor)
-    return {"grid_spacing": round(float(np.mean(sizes)), 6), "grid_units": unit}
+        sizes.append(spacing)
+    return {"grid_spacing": round(float(np.mean(sizes)), 6), "grid_units": "°"}
 
 
 def _minutes(leads) -> list:

@@ -302,11 +302,11 @@ def test_network_factor_and_grid_spacing():
     import xarray as xr
 
     from nowcast.geo import grid_spacing_m
-    from nowcast.methods.network_grid import network_factor
+    from nowcast.methods.network_grid import block_factor
     from nowcast.trained.metadata import network_spacing_m
 
     spacings = (1000.0, 700.0, 500.0, 450.0, 400.0, 250.0, 2000.0)
-    assert [network_factor(1000.0, s) for s in spacings] == [1, 1, 2, 2, 3, 4, 1]
+    assert [block_factor(1000.0, s) for s in spacings] == [1, 1, 2, 2, 3, 4, 1]
     km = xr.DataArray(
         np.zeros((3, 4)),
         dims=("y", "x"),

@@ -39,7 +39,7 @@ from nowcast.methods.base import (
     register_method,
 )
 from nowcast.methods.lagrangian import lagrangian_inputs, network_leads
-from nowcast.methods.network_grid import local_maximum, network_factor, upsample
+from nowcast.methods.network_grid import block_factor, local_maximum, upsample
 from nowcast.methods.quantile import QuantileDistribution
 from nowcast.methods.tiling import (
     ReceptiveField,
@@ -166,7 +166,7 @@ class ConvLSTMForecaster(Forecaster):
         own = int(Preprocessor.from_dict(self.metadata["preprocessor"]).coarsen)
         if not trained or not have:
             return own
-        return network_factor(trained, have)
+        return block_factor(trained, have)
 
     def check_tile(self) -> None:
         """A one-line error for a tile size smaller than the network's halo (loads the model)."""

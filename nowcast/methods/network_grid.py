@@ -3,7 +3,7 @@
 The network runs on pixels of the size it was trained on, as it runs at its own time step
 whatever the input's: an input grid finer than the training grid by a factor ``r >= 1.5``
 (:data:`FINER_THRESHOLD`) is block-averaged (NaN-aware) by ``round(r)`` first
-(:func:`network_factor`; e.g. a 500 m radar for a model trained on 1 km composites: its
+(:func:`block_factor`; e.g. a 500 m radar for a model trained on 1 km composites: its
 convolutions learned 1 km features and its spread the variability of 1 km pixels), and
 every field of the forecast is brought back to the input grid by :func:`upsample`
 (bilinear; a NaN block stays NaN over its pixels). Coarser inputs and longitude/latitude
@@ -21,7 +21,7 @@ from scipy import ndimage
 FINER_THRESHOLD = 1.5
 
 
-def network_factor(trained_m: float, input_m: float) -> int:
+def block_factor(trained_m: float, input_m: float) -> int:
     """The block size that brings pixels of ``input_m`` metres nearest ``trained_m``: 1 when
     the input is less than :data:`FINER_THRESHOLD` times finer, else ``round(ratio)``."""
     ratio = float(trained_m) / float(input_m)

@@ -319,6 +319,14 @@ def test_network_factor_and_grid_spacing():
     assert network_spacing_m({"grid_spacing_m": 1500.0}) == 1500.0
     assert network_spacing_m({"grid_spacing": [[1000.0, 1000.0], [999.0, 1001.0]]}) == 1000.0
     assert network_spacing_m({"grid_spacing": [0.01, 0.01]}) is None  # degrees: unknown
+    # a Lagrangian model on a small 500 m domain: finer blocks so the flow keeps 16 pixels
+    from nowcast.archive.synthetic import synthetic_rain
+    from nowcast.methods.convlstm import ConvLSTMForecaster
+
+    lagrangian = ConvLSTMForecaster("radar-5min")
+    for side, factor in ((40, 2), (32, 2), (31, 1), (25, 1)):
+        grid = synthetic_rain(n_times=2, ny=side, nx=side + 3, seed=1, spacing=500.0)
+        assert lagrangian.network_factor(grid) == factor
     assert network_spacing_m({}) is None
     per_event = {"grid_spacing": None, "training": {"events": [{"grid_spacing": [2000.0] * 2}]}}
     assert network_spacing_m(per_event) == 2000.0

@@ -26,7 +26,7 @@ import xarray as xr
 
 from nowcast.archive.timeaxis import time_step
 from nowcast.backend import few_threads
-from nowcast.conventions import TIME, Frame
+from nowcast.conventions import TIME, Frame, X, Y
 from nowcast.errors import NowcastError
 from nowcast.geo import grid_spacing_m
 from nowcast.methods.base import (
@@ -51,7 +51,7 @@ from nowcast.methods.tiling import (
     run_tiled,
     tile_plan,
 )
-from nowcast.motion import FlowOptions
+from nowcast.motion import MIN_FLOW_GRID, FlowOptions
 from nowcast.trained.cadence import STEP_RATIOS, check_ratio, input_frames
 from nowcast.trained.calibration import read_calibration
 from nowcast.trained.catalogue import resolve_model_file
@@ -160,13 +160,19 @@ class ConvLSTMForecaster(Forecaster):
     def network_factor(self, archive: xr.DataArray) -> int:
         """The block size by which ``archive``'s grid is averaged for the network: the one
         that brings its pixels to the size the network was trained on (module doc), else
-        the training coarsening."""
+        the training coarsening; for a Lagrangian model at most the one that leaves the
+        optical flow its :data:`~nowcast.motion.MIN_FLOW_GRID` pixels a side."""
         trained = network_spacing_m(self.metadata)
         have = grid_spacing_m(archive)
         own = int(Preprocessor.from_dict(self.metadata["preprocessor"]).coarsen)
         if not trained or not have:
             return own
-        return block_factor(trained, have)
+        factor = block_factor(trained, have)
+        if self.frame == Frame.LAGRANGIAN:
+            side = min(archive.sizes[Y], archive.sizes[X])
+            while factor > own and side // factor < MIN_FLOW_GRID:
+                factor -= 1  # a small domain: finer blocks rather than no flow at all
+        return factor
 
     def check_tile(self) -> None:
         """A one-line error for a tile size smaller than the network's halo (loads the model)."""

@@ -2,7 +2,8 @@
 
 The network runs on pixels of the size it was trained on, as it runs at its own time step
 whatever the input's: an input grid finer than the training grid by a factor ``r >= 1.5``
-(:data:`FINER_THRESHOLD`) is block-averaged (NaN-aware) by ``round(r)`` first
+(:data:`FINER_THRESHOLD`) is block-averaged (NaN-aware) by ``round(r)`` first (by less
+where that would leave a Lagrangian model's optical flow under 16 pixels a side)
 (:func:`block_factor`; e.g. a 500 m radar for a model trained on 1 km composites: its
 convolutions learned 1 km features and its spread the variability of 1 km pixels), and
 every field of the forecast is brought back to the input grid by :func:`upsample`

@@ -91,7 +91,8 @@ def test_receptive_field_of_the_shipped_model():
     assert (field.radius, field.block, field.halo) == (76, 4, 76)
     assert 500 < field.bytes_per_pixel < 20_000
     assert fc.context_pixels(synthetic_rain(n_times=2, ny=8, nx=8)) == 76  # 1 km, as trained
-    assert fc.context_pixels(synthetic_rain(n_times=2, ny=8, nx=8, spacing=500.0)) == 152
+    fine = synthetic_rain(n_times=2, ny=40, nx=40, spacing=500.0)  # 2 x 2 blocks of 20 x 20
+    assert fc.context_pixels(fine) == 152
     # a longer forecaster reaches further: one pixel per step at the coarse grid, x 4
     longer = receptive_field(tiny_model(t_in=4, t_out=13, b=4))
     shorter = receptive_field(tiny_model(t_in=4, t_out=12, b=4))

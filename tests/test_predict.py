@@ -347,3 +347,27 @@ def test_upsampling_keeps_unknown_blocks_unknown():
     expected[1, 4:, 6:] = True  # the last block and the trimmed row/column beside it
     assert (np.isnan(out) == expected).all()
     assert np.allclose(out[0, 4:, 4:], 1.0)  # away from the NaN blocks: unchanged
+
+
+def test_the_cap_on_rain_is_smoothed_and_never_below_an_input_at_its_pixel():
+    """The flat cap (temperature) is the largest input within a square; a rain model's is
+    that maximum smoothed (no square plateaus in upper quantiles and members), never below
+    an input at its own pixel."""
+    from scipy import ndimage
+
+    from nowcast.methods.network_grid import CAP_RADIUS, local_maximum, smooth_cap
+
+    rng = np.random.default_rng(0)
+    inputs = rng.gamma(0.3, 1.0, size=(3, 48, 40)).astype("float32")
+    flat = local_maximum(inputs)
+    expected = ndimage.maximum_filter(inputs.max(axis=0), size=2 * CAP_RADIUS + 1, mode="nearest")
+    np.testing.assert_array_equal(flat, expected)
+    assert (local_maximum(inputs, smooth=True) >= inputs.max(axis=0)).all()
+    one = np.zeros((1, 41, 41), "float32")
+    one[0, 20, 20] = 2.0
+    square, hill = local_maximum(one), local_maximum(one, smooth=True)
+    assert (square[12:29, 12:29] == 2.0).all() and square[11, 20] == 0.0  # a flat square
+    assert hill[20, 20] == 2.0 and np.all(np.diff(hill[20, 20:]) <= 0)  # falls off ...
+    assert hill[20, 28] < hill[20, 24] < 2.0 and hill[20, 30] > 0  # ... smoothly, no edge
+    assert hill[12, 12] < hill[20, 12]  # rounded: a corner lower than a side
+    assert smooth_cap("precipitation") and not smooth_cap("temperature")

@@ -39,7 +39,7 @@ from nowcast.methods.base import (
     register_method,
 )
 from nowcast.methods.lagrangian import lagrangian_inputs, network_leads
-from nowcast.methods.network_grid import block_factor, local_maximum, upsample
+from nowcast.methods.network_grid import block_factor, local_maximum, smooth_cap, upsample
 from nowcast.methods.quantile import QuantileDistribution
 from nowcast.methods.tiling import (
     ReceptiveField,
@@ -329,7 +329,7 @@ class ConvLSTMForecaster(Forecaster):
                 n_leads=n_leads,
                 feedback=feedback,
             )
-            ceiling = local_maximum(x[0, ..., 0])
+            ceiling = local_maximum(x[0, ..., 0], smooth=smooth_cap(pre.kind))
             values = np.minimum(values, ceiling[None, ..., None])
 
         def finish(fields: np.ndarray) -> np.ndarray:

@@ -58,10 +58,29 @@ def upsample(values: np.ndarray, factor: int, shape: tuple[int, int]) -> np.ndar
 CAP_RADIUS = 8
 
 
-def local_maximum(inputs: np.ndarray, radius: int = CAP_RADIUS) -> np.ndarray:
+def local_maximum(
+    inputs: np.ndarray, radius: int = CAP_RADIUS, *, smooth: bool = False
+) -> np.ndarray:
     """``(y, x)``: the largest of the network's inputs ``(t, y, x)`` (all frames, in the frame
     the network works) within ``radius`` pixels. The forecast is capped by it: the network
     may grow rain up to what was observed nearby, never beyond (a trained network, next to
     no-data holes or at a small domain's edge, otherwise invents rain several times the
-    inputs' largest value)."""
-    return ndimage.maximum_filter(np.max(inputs, axis=0), size=2 * radius + 1, mode="nearest")
+    inputs' largest value).
+
+    Taken over a square of ``2 radius + 1`` pixels, the cap is flat over it, and wherever
+    the network's value passes it (its upper quantiles above all) the forecast shows that
+    square: squares of constant rain around isolated rain pixels in OPERA's members.
+    ``smooth`` (rain, :func:`smooth_cap`): the square maximum smoothed with a Gaussian of
+    ``radius / 2`` pixels (never below an input at its own pixel), so a capped field falls
+    off in rounded hills instead."""
+    peak = np.max(inputs, axis=0)
+    flat = ndimage.maximum_filter(peak, size=2 * radius + 1, mode="nearest")
+    if not smooth:
+        return flat
+    return np.maximum(ndimage.gaussian_filter(flat, sigma=radius / 2.0, mode="nearest"), peak)
+
+
+def smooth_cap(kind: str) -> bool:
+    """Whether a model's cap is smoothed (:func:`local_maximum`): for rain, whose isolated
+    pixels otherwise leave squares; not for other quantities (temperature)."""
+    return kind == "precipitation"

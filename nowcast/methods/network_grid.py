@@ -71,8 +71,8 @@ def local_maximum(
     the network's value passes it (its upper quantiles above all) the forecast shows that
     square: squares of constant rain around isolated rain pixels in OPERA's members.
     ``smooth`` (rain, :func:`smooth_cap`): the square maximum smoothed with a Gaussian of
-    ``radius / 2`` pixels (never below an input at its own pixel), so a capped field falls
-    off in rounded hills instead."""
+    ``radius / 2`` pixels (never below an input at its own pixel; it so reaches a few pixels
+    beyond ``radius``, lower), so a capped field falls off in rounded hills instead."""
     peak = np.max(inputs, axis=0)
     flat = ndimage.maximum_filter(peak, size=2 * radius + 1, mode="nearest")
     if not smooth:

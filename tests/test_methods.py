@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -264,3 +265,28 @@ def test_forecaster_defaults_and_forecast_and_write(tmp_path):
     _, path = forecast_and_write(pers, arc, arc.time.values[[3]], 1, tmp_path / "p.nc")
     with xr.open_dataset(path) as ds:
         assert "t_in" in ds.attrs["nowcast_method_options"]  # describe() is the file metadata
+
+
+def test_empty_leads_are_found_per_issue_time_and_warned_once():
+    from nowcast.methods.missing import EmptyLeadsWarning, empty_leads, warn_empty_leads
+
+    values = np.ones((3, 4, 5, 6), dtype=np.float32)
+    values[1, 2:] = np.nan  # issue 1: leads 3 and 4 empty
+    values[2, 3] = np.nan  # issue 2: lead 4 empty
+    values[0, 1, :, :-1] = np.nan  # one value left: not empty
+    empty = empty_leads(values)
+    assert empty.tolist() == [
+        [False, False, False, False],
+        [False, False, True, True],
+        [False, False, False, True],
+    ]
+    issues = pd.date_range("2020-10-31T06:00", periods=3, freq="10min")
+    with pytest.warns(EmptyLeadsWarning) as record:
+        warn_empty_leads(empty, issues, pd.Timedelta("10min"))
+    assert len(record) == 1
+    assert str(record[0].message).startswith(
+        "issue time 2020-10-31 06:10 (and 1 more issue time(s)): no value at lead(s) 30, 40 min"
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_empty_leads(empty[:1], issues[:1], pd.Timedelta("10min"))

@@ -106,6 +106,35 @@ def test_batch_reports_an_outage_as_a_failed_issue_time(tmp_path, outage):
     assert "hold no data" in res.error and not (tmp_path / "out" / "manifests").exists()
 
 
+def test_a_forecast_with_leads_of_no_value_says_so_in_one_warning(tmp_path, shared_data):
+    """A 41 x 37-pixel crop of BOM's radar at 06:30 (fast motion): every pixel's rain at +20
+    min comes from beyond the crop, so extrapolation holds no value there; the file is
+    written (NaN is "unknown") with one warning naming the issue time and the leads. The
+    whole grid gets no such warning."""
+    from nowcast.archive import open_archive
+
+    files = sorted((shared_data / "radar" / "bom-66-2020-10-31").glob("66_20201031_0[56]*.nc"))
+    archive = open_archive(files)
+    crop = archive.sel(x=slice(-2750.0, 15250.0), y=slice(-27750.0, -7750.0))
+    assert crop.sizes["x"] == 37 and crop.sizes["y"] == 41
+    crop.to_dataset(name="precipitation").to_netcdf(tmp_path / "crop.nc")
+    args = ("--method", "extrapolation", "--issue-time", "2020-10-31T06:30", "--leads", "3")
+    res = predict(tmp_path / "crop.nc", tmp_path / "fc.nc", *args)
+    assert res.exit_code == 0, res.output
+    warning = [line for line in res.output.splitlines() if line.startswith("Warning:")]
+    assert warning == [
+        "Warning: issue time 2020-10-31 06:30: no value at lead(s) 20, 30 min, every pixel "
+        "NaN: the rain there would come from beyond the grid; forecast a larger domain (or a "
+        "--region with more context)"
+    ]
+    with xr.open_dataset(tmp_path / "fc.nc") as ds:
+        fc = ds["precipitation"].values
+    assert np.isfinite(fc[0, 0]).any() and not np.isfinite(fc[0, 1:]).any()
+
+    res = predict(files[-1].parent, tmp_path / "whole.nc", *args)
+    assert res.exit_code == 0 and "Warning" not in res.output, res.output
+
+
 # --------------------------------------------------------------------------- 5. model files
 
 

@@ -35,6 +35,7 @@ from nowcast.methods.base import (
     get_method,
     infer_step,
 )
+from nowcast.methods.missing import check_frames_have_data, empty_leads, warn_empty_leads
 from nowcast.methods.regions import locate_region
 from nowcast.probabilistic import IssueStack, read_off
 from nowcast.products import forecast_array, write_forecast
@@ -145,6 +146,8 @@ def forecast_products(
                 result_step = pd.Timedelta(pred[LEAD_TIME].values[0])
         out[i] = np.asarray(pred.values, dtype=np.float32)
         stack.add(i, extras)
+    if out is not None:
+        warn_empty_leads(empty_leads(out), issues, result_step)
     forecast = forecast_array(
         out, issue_times=pd.DatetimeIndex(issues), step=result_step, template=archive
     )
@@ -236,17 +239,6 @@ def check_forecast_size(
 
 def _gib(nbytes: int) -> str:
     return f"{nbytes / 2**30:.1f} GiB"
-
-
-def check_frames_have_data(frames: xr.DataArray, issue) -> None:
-    """An error naming ``issue`` when an input frame holds no valid value (an outage)."""
-    empty = ~np.isfinite(frames.values).reshape(frames.sizes[TIME], -1).any(axis=1)
-    if empty.any():
-        when = ", ".join(f"{pd.Timestamp(t):%Y-%m-%d %H:%M}" for t in frames[TIME].values[empty])
-        raise NowcastError(
-            f"issue time {pd.Timestamp(issue):%Y-%m-%d %H:%M}: input frame(s) {when} hold no "
-            "data (all missing, e.g. a radar outage); no forecast made"
-        )
 
 
 def forecast_and_write(

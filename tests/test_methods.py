@@ -268,13 +268,13 @@ def test_forecaster_defaults_and_forecast_and_write(tmp_path):
 
 
 def test_empty_leads_are_found_per_issue_time_and_warned_once():
-    from nowcast.methods.missing import EmptyLeadsWarning, empty_leads, warn_empty_leads
+    from nowcast.methods.missing import EmptyLeadsWarning, empty_fields, warn_empty_leads
 
     values = np.ones((3, 4, 5, 6), dtype=np.float32)
     values[1, 2:] = np.nan  # issue 1: leads 3 and 4 empty
     values[2, 3] = np.nan  # issue 2: lead 4 empty
     values[0, 1, :, :-1] = np.nan  # one value left: not empty
-    empty = empty_leads(values)
+    empty = empty_fields(values)
     assert empty.tolist() == [
         [False, False, False, False],
         [False, False, True, True],

@@ -26,7 +26,7 @@ class EmptyLeadsWarning(UserWarning):
 
 def check_frames_have_data(frames: xr.DataArray, issue) -> None:
     """An error naming ``issue`` when an input frame holds no valid value (an outage)."""
-    empty = ~np.isfinite(frames.values).reshape(frames.sizes[TIME], -1).any(axis=1)
+    empty = empty_fields(frames.transpose(TIME, ...).values)
     if empty.any():
         when = ", ".join(f"{pd.Timestamp(t):%Y-%m-%d %H:%M}" for t in frames[TIME].values[empty])
         raise NowcastError(
@@ -35,17 +35,16 @@ def check_frames_have_data(frames: xr.DataArray, issue) -> None:
         )
 
 
-def empty_leads(values: np.ndarray) -> np.ndarray:
-    """``(issue, lead)`` booleans: True where a lead of ``values`` ``(issue, lead, y, x)``
-    holds no finite value."""
-    n_issues, n_leads = values.shape[:2]
-    return ~np.isfinite(values.reshape(n_issues, n_leads, -1)).any(axis=2)
+def empty_fields(values: np.ndarray) -> np.ndarray:
+    """True for each ``(y, x)`` field of ``values`` ``(..., y, x)`` that holds no finite value
+    (e.g. ``(issue, lead)`` booleans for a forecast ``(issue, lead, y, x)``)."""
+    return ~np.isfinite(values).any(axis=(-2, -1))
 
 
 def warn_empty_leads(empty: np.ndarray, issues: Sequence, step) -> None:
-    """One :class:`EmptyLeadsWarning` line when ``empty`` (from :func:`empty_leads`) holds any
-    True: how many issue times, the first one's empty leads (in minutes, lead 1 = ``step``),
-    and what to do."""
+    """One :class:`EmptyLeadsWarning` line when ``empty`` (``(issue, lead)``, from
+    :func:`empty_fields`) holds any True: how many issue times, the first one's empty leads
+    (in minutes, lead 1 = ``step``), and what to do."""
     hit = np.flatnonzero(empty.any(axis=1))
     if hit.size == 0:
         return

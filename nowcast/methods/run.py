@@ -35,7 +35,7 @@ from nowcast.methods.base import (
     get_method,
     infer_step,
 )
-from nowcast.methods.missing import check_frames_have_data, empty_leads, warn_empty_leads
+from nowcast.methods.missing import check_frames_have_data, empty_fields, warn_empty_leads
 from nowcast.methods.regions import locate_region
 from nowcast.probabilistic import IssueStack, read_off
 from nowcast.products import forecast_array, write_forecast
@@ -146,8 +146,7 @@ def forecast_products(
                 result_step = pd.Timedelta(pred[LEAD_TIME].values[0])
         out[i] = np.asarray(pred.values, dtype=np.float32)
         stack.add(i, extras)
-    if out is not None:
-        warn_empty_leads(empty_leads(out), issues, result_step)
+    warn_empty_leads(empty_fields(out), issues, result_step)
     forecast = forecast_array(
         out, issue_times=pd.DatetimeIndex(issues), step=result_step, template=archive
     )

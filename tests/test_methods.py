@@ -281,12 +281,23 @@ def test_empty_leads_are_found_per_issue_time_and_warned_once():
         [False, False, False, True],
     ]
     issues = pd.date_range("2020-10-31T06:00", periods=3, freq="10min")
+    forecast = xr.DataArray(
+        values,
+        dims=("issue_time", "lead_time", "y", "x"),
+        coords={"issue_time": issues, "lead_time": pd.to_timedelta([10, 20, 30, 40], "min")},
+        attrs={"units": "mm h-1"},
+    )
     with pytest.warns(EmptyLeadsWarning) as record:
-        warn_empty_leads(empty, issues, pd.Timedelta("10min"))
+        warn_empty_leads(forecast)
     assert len(record) == 1
     assert str(record[0].message).startswith(
         "issue time 2020-10-31 06:10 (and 1 more issue time(s)): no value at lead(s) 30, 40 min"
+        ", every pixel NaN: the rain there would come"
     )
+    with pytest.warns(EmptyLeadsWarning, match="NaN: the values there would come from beyond"):
+        warn_empty_leads(forecast.assign_attrs(units="K"))  # not rain: a temperature
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        warn_empty_leads(empty[:1], issues[:1], pd.Timedelta("10min"))
+        warn_empty_leads(forecast.isel(issue_time=[0]))
+        warn_empty_leads(forecast.transpose("x", "lead_time", "y", "issue_time").isel(
+            issue_time=[0]))  # fmt: skip

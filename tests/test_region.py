@@ -127,6 +127,25 @@ def test_predict_region_persistence_is_the_full_forecast_cut(mch, tmp_path):
         assert fc.attrs["grid_mapping"] in ds.variables
 
 
+def test_a_region_with_empty_leads_is_warned_about_even_when_its_context_has_values(mch, tmp_path):
+    """A box just outside the MeteoSwiss radars' reach (all NaN) whose context reaches into
+    it: the region's forecast holds no value, so the warning is said for the region, not
+    judged on the context the forecast was made on; the file is written."""
+    box = "520,450,540,470km"
+    window = locate_region(get_method("persistence"), mch, parse_region(box), 2)
+    last = mch.sel(time=ISSUE).values
+    assert np.isfinite(last[window.context[0], window.context[1]]).any()
+    assert not np.isfinite(last[window.region[0], window.region[1]]).any()
+    out = tmp_path / "edge.nc"
+    res = predict(mch.encoding["source"], out, "--method", "persistence", "--issue-time", ISSUE,
+                  "--leads", "2", "--region", box)  # fmt: skip
+    assert res.exit_code == 0, res.output
+    warning = [line for line in res.output.splitlines() if line.startswith("Warning:")]
+    assert len(warning) == 1 and "no value at lead(s) 5, 10 min" in warning[0], res.output
+    with xr.open_dataset(out) as ds:
+        assert ds["precipitation_rate"].shape == (1, 2, 20, 20)
+
+
 @pytest.mark.slow
 def test_region_extrapolation_matches_the_whole_grid(mch):
     """The flow estimated on the region's context: the region's extrapolation is the whole

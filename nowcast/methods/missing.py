@@ -10,14 +10,14 @@ lead or two, and a file of NaN written in silence looks like a broken forecast.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from nowcast.conventions import TIME
+from nowcast.conventions import ISSUE_TIME, LEAD_TIME, TIME, X, Y
 from nowcast.errors import NowcastError
+from nowcast.kinds import kind_of
 
 
 class EmptyLeadsWarning(UserWarning):
@@ -41,21 +41,26 @@ def empty_fields(values: np.ndarray) -> np.ndarray:
     return ~np.isfinite(values).any(axis=(-2, -1))
 
 
-def warn_empty_leads(empty: np.ndarray, issues: Sequence, step) -> None:
-    """One :class:`EmptyLeadsWarning` line when ``empty`` (``(issue, lead)``, from
-    :func:`empty_fields`) holds any True: how many issue times, the first one's empty leads
-    (in minutes, lead 1 = ``step``), and what to do."""
+def warn_empty_leads(forecast: xr.DataArray) -> None:
+    """One :class:`EmptyLeadsWarning` line when a lead of ``forecast`` ``(issue_time,
+    lead_time, y, x)`` holds no finite value at any issue time: how many issue times, the
+    first one's empty leads (in minutes) and what to do. The text says "rain" for a
+    precipitation forecast and "values" for any other kind (:func:`nowcast.kinds.kind_of`)."""
+    forecast = forecast.transpose(ISSUE_TIME, LEAD_TIME, Y, X)
+    empty = empty_fields(forecast.values)
     hit = np.flatnonzero(empty.any(axis=1))
     if hit.size == 0:
         return
     first = int(hit[0])
-    minutes = (np.flatnonzero(empty[first]) + 1) * pd.Timedelta(step).total_seconds() / 60
+    minutes = pd.to_timedelta(forecast[LEAD_TIME].values[empty[first]]).total_seconds() / 60
     leads = ", ".join(f"{m:g}" for m in minutes)
     more = f" (and {hit.size - 1} more issue time(s))" if hit.size > 1 else ""
+    issue = pd.Timestamp(forecast[ISSUE_TIME].values[first])
+    what = "rain" if kind_of(forecast.attrs) == "precipitation" else "values"
     warnings.warn(
-        f"issue time {pd.Timestamp(issues[first]):%Y-%m-%d %H:%M}{more}: no value at lead(s) "
-        f"{leads} min, every pixel NaN: the rain there would come from beyond the grid; "
-        "forecast a larger domain (or a --region with more context)",
+        f"issue time {issue:%Y-%m-%d %H:%M}{more}: no value at lead(s) {leads} min, every "
+        f"pixel NaN: the {what} there would come from beyond the grid; forecast a larger "
+        "domain (or a --region with more context)",
         EmptyLeadsWarning,
         stacklevel=3,
     )

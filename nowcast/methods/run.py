@@ -35,7 +35,7 @@ from nowcast.methods.base import (
     get_method,
     infer_step,
 )
-from nowcast.methods.missing import check_frames_have_data, empty_fields, warn_empty_leads
+from nowcast.methods.missing import check_frames_have_data, warn_empty_leads
 from nowcast.methods.regions import locate_region
 from nowcast.probabilistic import IssueStack, read_off
 from nowcast.products import forecast_array, write_forecast
@@ -72,6 +72,7 @@ def forecast_products(
     *,
     step=None,
     request: ProductRequest | None = None,
+    warn_empty: bool = True,
 ) -> tuple[xr.DataArray, dict[str, xr.DataArray]]:
     """Run ``method`` at each issue time of ``archive``: ``(forecast, extra)``.
 
@@ -89,6 +90,9 @@ def forecast_products(
     forecast too large for this machine's memory are each a :class:`NowcastError` naming
     the time (or the size). Issue times come out sorted. The result is assembled with
     :func:`nowcast.products.forecast_array` (archive name, attrs, grid mapping).
+    A lead that holds no value at some issue time is said in one warning line
+    (:func:`~nowcast.methods.missing.warn_empty_leads`; ``warn_empty=False``: the caller
+    checks, e.g. on the part of the grid it keeps).
     """
     request = check_request(method, request, archive.attrs.get("units"))
     n_leads = check_n_leads(n_leads)
@@ -146,10 +150,11 @@ def forecast_products(
                 result_step = pd.Timedelta(pred[LEAD_TIME].values[0])
         out[i] = np.asarray(pred.values, dtype=np.float32)
         stack.add(i, extras)
-    warn_empty_leads(empty_fields(out), issues, result_step)
     forecast = forecast_array(
         out, issue_times=pd.DatetimeIndex(issues), step=result_step, template=archive
     )
+    if warn_empty:
+        warn_empty_leads(forecast)
     return forecast, stack.arrays(forecast)
 
 
@@ -299,13 +304,18 @@ def forecast_region(
     request: ProductRequest | None = None,
 ) -> tuple[xr.DataArray, dict[str, xr.DataArray], Window]:
     """:func:`forecast_products` of ``region`` only: the forecast is made on the region's
-    context (:func:`locate_region`: the flow estimated there too), then cut to the region.
+    context (:func:`locate_region`: the flow estimated there too), then cut to the region;
+    empty leads are warned about in the region, not its context.
     Returns ``(forecast, extra, window)``."""
     window = locate_region(method, archive, region, n_leads)
     context = archive.isel({Y: window.context[0], X: window.context[1]})
-    forecast, extra = forecast_products(method, context, issue_times, n_leads, request=request)
+    forecast, extra = forecast_products(
+        method, context, issue_times, n_leads, request=request, warn_empty=False
+    )
     inner = {Y: window.inner[0], X: window.inner[1]}
-    return forecast.isel(inner), {k: v.isel(inner) for k, v in extra.items()}, window
+    forecast = forecast.isel(inner)
+    warn_empty_leads(forecast)
+    return forecast, {k: v.isel(inner) for k, v in extra.items()}, window
 
 
 def make_forecaster(

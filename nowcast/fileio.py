@@ -137,14 +137,18 @@ def atomic_output(
     becomes a :class:`NowcastError` naming ``path``. With ``exclusive`` (a command without
     ``--overwrite``) the output is placed only if nothing is at ``path`` at that moment:
     the check and the rename are one step (:func:`_place_new`), so of two writers started
-    together exactly one wins and the other gets ``PATH exists``.
+    together exactly one wins and the other gets ``PATH exists``. Folders above ``path``
+    that did not exist are created, and removed again when nothing was placed; a leading
+    ``~`` is the home folder (as for inputs).
     """
-    path = Path(path)
+    path = Path(path).expanduser()
     check_interrupted()  # a Ctrl-C a library swallowed: no new output
+    created = _missing_folders(path.parent)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     except OSError as exc:
+        _remove_empty(created)
         raise _cannot_write(path, exc) from None
     failed = True
     try:
@@ -172,6 +176,24 @@ def atomic_output(
         if failed:  # chunk writes still in flight would recreate what is removed
             settle_zarr_writes()
         shutil.rmtree(scratch, ignore_errors=True)
+        if failed:
+            _remove_empty(created)
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """The folders of ``folder``'s chain (itself included) that do not exist, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove ``folders`` (deepest first) where they are empty; others stay."""
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def settle_zarr_writes(timeout: float = 10.0) -> None:
@@ -318,7 +340,7 @@ def folder_output(path: str | os.PathLike) -> Iterator[Path]:
     folder each file is written in place, atomically, and other files stay. Map what the
     block wrote back with ``path / written.relative_to(yielded)``.
     """
-    path = Path(path)
+    path = Path(path).expanduser()
     if path.is_dir():
         yield path
         return
@@ -329,7 +351,7 @@ def folder_output(path: str | os.PathLike) -> Iterator[Path]:
 
 def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
     """Write ``data`` (bytes, or text as UTF-8) to ``path`` so readers never see a partial file."""
-    path = Path(path)
+    path = Path(path).expanduser()
     payload = data.encode("utf-8") if isinstance(data, str) else data
     with atomic_output(path) as tmp, open(tmp, "wb") as fh:
         fh.write(payload)
@@ -344,7 +366,7 @@ def remove_temporaries(path: str | os.PathLike) -> list[Path]:
     Only for outputs no other process is writing (e.g. after a batch's workers were
     stopped); returns what was removed.
     """
-    path = Path(path)
+    path = Path(path).expanduser()
     if not path.parent.is_dir():
         return []
     removed = []

@@ -215,6 +215,41 @@ def test_atomic_output_leaves_nothing_when_interrupted(tmp_path):
     assert listing(tmp_path) == ["out.zarr", "out.zarr/old"]
 
 
+def test_atomic_output_removes_the_folders_it_created_when_nothing_was_placed(tmp_path):
+    (tmp_path / "old").mkdir()
+    with pytest.raises(ValueError), atomic_output(tmp_path / "old" / "a" / "b" / "f.nc") as tmp:
+        tmp.write_text("partial")
+        raise ValueError("a failed write")
+    assert listing(tmp_path) == ["old"]  # "old" was there before: it stays
+    with atomic_output(tmp_path / "new" / "f.nc") as tmp:
+        tmp.write_text("whole")
+    assert listing(tmp_path) == ["new", "new/f.nc", "old"]
+
+
+def test_a_quoted_tilde_is_the_home_folder(tmp_path, mch, monkeypatch):
+    """``--output "~/fc.nc"`` (the shell leaves a quoted ``~``): written under $HOME, not
+    into a new folder named ``~``; also for an input and for ``--option=~/...``."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    shutil.copyfile(mch, home / "in.nc")
+    res = cli("predict", "-i", "~/in.nc", "--output=~/fc.nc", "--method", "persistence",
+              "--issue-time", ISSUE, "--leads", "1")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert (home / "fc.nc").is_file() and not (tmp_path / "~").exists()
+
+
+def test_the_cli_expands_a_leading_tilde_like_a_shell(monkeypatch):
+    from nowcast.cli import home_expanded
+
+    monkeypatch.setenv("HOME", "/home/forecaster")
+    assert home_expanded("~/runs/q") == "/home/forecaster/runs/q"
+    assert home_expanded("--output=~/fc.nc") == "--output=/home/forecaster/fc.nc"
+    for kept in ("runs/~q", "--region=7,46,8,47", "-o", "a~b", "--set=x=~"):
+        assert home_expanded(kept) == kept
+
+
 def _terminal_sigint() -> None:
     """Ctrl-C as in a terminal, also when the tests run as a background job (``cmd &``
     starts with SIGINT ignored, and children inherit that)."""

@@ -47,11 +47,23 @@ def _sigint_kept():
         sys.unraisablehook = hook
 
 
+def home_expanded(arg: str) -> str:
+    """``arg`` with a leading ``~`` or ``~user`` expanded, as the shell does for an unquoted
+    word (also after ``--option=``): ``--output "~/fc.nc"`` writes under the home folder,
+    not into a folder named ``~``. Other arguments are returned as they are."""
+    if arg.startswith("~"):
+        return os.path.expanduser(arg)
+    if arg.startswith("--") and "=~" in arg:
+        option, value = arg.split("=", 1)
+        return f"{option}={os.path.expanduser(value)}"
+    return arg
+
+
 class _Group(click.Group):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         # the arguments as given: the provenance of a run's page (cli.common.command_line)
         ctx.meta["nowcast.args"] = list(args)
-        return super().parse_args(ctx, args)
+        return super().parse_args(ctx, [home_expanded(a) for a in args])
 
     def invoke(self, ctx: click.Context):
         # --max-rain sets the variable, catch_interrupts the SIGINT handler, for this command

@@ -70,6 +70,29 @@ def test_pinball_loss_by_hand():
     assert value == pytest.approx((3 + 2.5 + 1.5) / 3)
 
 
+def test_pinball_loss_with_the_encoded_term_by_hand():
+    """Log encoding (offset 0.01, no normalising): truth 0.99 mm/h is 0 encoded; quantiles
+    encoded -1, 0, 1 at levels 0.25, 0.5, 0.75. In mm/h (values e^-1 - 0.01, 0.99, e - 0.01)
+    the errors are 1 - e^-1, 0, 1 - e: pinball 0.25 (1 - e^-1), 0, 0.25 (e - 1); encoded the
+    errors are 1, 0, -1: pinball 1/6. The loss is the first plus encoded_weight times the
+    second; a level below "no rain" still gets a gradient from the encoded term only."""
+    log = {"transform": "log", "log_offset": 0.01, "normalise": False}
+    y_true = np.zeros((1, 1, 1, 1, 1), "float32")
+    y_pred = np.array([-1, 0, 1], "float32").reshape(1, 1, 1, 1, 3)
+    physical = (0.25 * (1 - np.exp(-1)) + 0.25 * (np.e - 1)) / 3
+    for weight in (0.0, 0.5, 2.0):
+        loss = make_loss("pinball", encoding=log, levels=(0.25, 0.5, 0.75), encoded_weight=weight)
+        value = float(ops.convert_to_numpy(loss(y_true, y_pred)))
+        assert value == pytest.approx(physical + weight / 6, rel=1e-5)
+    with pytest.raises(ConfigError, match="encoded_weight"):
+        make_loss("pinball", encoding=log, levels=(0.25, 0.5, 0.75), encoded_weight=-1)
+    base = ["model.quantiles=[0.1, 0.5, 0.9]", "model.residual=true"]
+    cfg = load_config(None, [*base, "train.loss=pinball", "train.pinball_encoded_weight=0.5"])
+    assert cfg.train.pinball_encoded_weight == 0.5
+    with pytest.raises(ConfigError, match="pinball_encoded_weight goes with"):
+        load_config(None, ["train.loss=mae", "train.pinball_encoded_weight=0.5"])
+
+
 def test_pinball_goes_with_quantiles_only():
     with pytest.raises(ConfigError, match="pinball"):
         load_config(None, ["train.loss=pinball"])

@@ -193,6 +193,9 @@ class TrainConfig:
     quantile: tuple[float, float] = (0.5, 0.5)
     # lead weights proportional to lead ** -lead_discount, mean 1 (0: equal; L-CNN's discount)
     lead_discount: float = 0.0
+    # loss "pinball": plus this weight times the pinball loss on the network's own (encoded)
+    # values, where light rain weighs as much as heavy rain (0: off; model.losses.PinballLoss)
+    pinball_encoded_weight: float = 0.0
     mixed_precision: Literal["none", "bfloat16", "float16"] = "none"
     seed: int = 0
     # Data-parallel training over several devices with Keras' distribution API
@@ -276,6 +279,11 @@ class Config:
         require(t.devices is None or t.devices >= 1, "train.devices must be >= 1")
         require(all(0 < q < 1 for q in t.quantile), "train.quantile values must be in (0, 1)")
         require(t.lead_discount >= 0, "train.lead_discount must be >= 0")
+        require(t.pinball_encoded_weight >= 0, "train.pinball_encoded_weight must be >= 0")
+        require(
+            t.loss == "pinball" or not t.pinball_encoded_weight,
+            "train.pinball_encoded_weight goes with train.loss: pinball",
+        )
         require(
             (t.loss == "pinball") == bool(m.quantiles),
             "train.loss: pinball goes with model.quantiles (a quantile model), and only with it",

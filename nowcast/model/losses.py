@@ -11,7 +11,13 @@ the weights scaled to mean 1 (L-CNN's discounting, Ritvanen et al. 2023): early 
 whose errors are small, then count as much as late ones.
 
 ``pinball`` (:class:`PinballLoss`): the same, averaged over the levels of a quantile model
-(``model.quantiles``, see :mod:`nowcast.model.quantiles`): a CRPS in mm h-1.
+(``model.quantiles``, see :mod:`nowcast.model.quantiles`): a CRPS in mm h-1. With
+``encoded_weight`` ``w > 0`` it adds ``w`` times the same pinball loss on the network's own
+(encoded, e.g. normalised log) values. Quantiles do not change under a monotonic encoding, so
+both terms have the same minimiser; they weigh pixels differently: in mm h-1 a pixel's
+gradient scales with its rain rate (and is 0 where a level decodes to no rain), in the
+encoded values light rain counts as much as heavy rain and a level forecast below "no rain"
+is still pulled towards it.
 
 ``quantile``: the pinball loss on *physical* values (the preprocessor's decoding inside the
 loss, rain rates in mm h-1 clipped at 0): ``max(q e, (q - 1) e)``, ``e = truth - forecast``;
@@ -231,6 +237,7 @@ class PinballLoss(keras.losses.Loss):
         encoding: dict,
         levels: Sequence[float] = (0.1, 0.5, 0.9),
         lead_discount: float = 0.0,
+        encoded_weight: float = 0.0,
         name: str | None = None,
         reduction="mean_with_sample_weight",
         dtype=None,
@@ -240,11 +247,18 @@ class PinballLoss(keras.losses.Loss):
         self.encoding = {k: encoding[k] for k in keep if k in encoding}
         self.levels = check_quantile_levels(levels)
         self.lead_discount = float(lead_discount)
+        if not encoded_weight >= 0:
+            raise ConfigError(f"pinball loss: encoded_weight must be >= 0, got {encoded_weight}")
+        self.encoded_weight = float(encoded_weight)
+
+    def _pinball(self, error):
+        q = ops.reshape(ops.convert_to_tensor(self.levels, dtype=error.dtype), (1, 1, 1, 1, -1))
+        return ops.mean(ops.maximum(q * error, (q - 1.0) * error), axis=-1, keepdims=True)
 
     def call(self, y_true, y_pred):
-        error = decode(y_true, self.encoding) - decode(y_pred, self.encoding)
-        q = ops.reshape(ops.convert_to_tensor(self.levels, dtype=error.dtype), (1, 1, 1, 1, -1))
-        loss = ops.mean(ops.maximum(q * error, (q - 1.0) * error), axis=-1, keepdims=True)
+        loss = self._pinball(decode(y_true, self.encoding) - decode(y_pred, self.encoding))
+        if self.encoded_weight:
+            loss = loss + self.encoded_weight * self._pinball(y_true - y_pred)
         return _discounted(loss, y_true, self.lead_discount)
 
     def get_config(self):
@@ -253,6 +267,7 @@ class PinballLoss(keras.losses.Loss):
             "encoding": dict(self.encoding),
             "levels": list(self.levels),
             "lead_discount": self.lead_discount,
+            "encoded_weight": self.encoded_weight,
         }
 
 
@@ -264,6 +279,7 @@ def make_loss(
     quantile=(0.5, 0.5),
     levels=(),
     lead_discount: float = 0.0,
+    encoded_weight: float = 0.0,
 ) -> keras.losses.Loss:
     """The training loss named in ``TrainConfig.loss``.
 
@@ -271,14 +287,15 @@ def make_loss(
     need ``thresholds_normalised``: :data:`HKO7_THRESHOLDS_MMH` passed through the data's
     preprocessor (the same encoding the model's targets have). ``"quantile"`` needs the
     preprocessor's ``encoding`` (:meth:`Preprocessor.to_dict`); ``"pinball"`` the encoding
-    and the quantile ``levels`` the model predicts (``model.quantiles``).
+    and the quantile ``levels`` the model predicts (``model.quantiles``), and takes
+    ``encoded_weight`` (:class:`PinballLoss`).
     """
     if name not in LOSS_NAMES:
         raise ConfigError(f"train.loss: {name!r} is not one of {', '.join(LOSS_NAMES)}")
     if name == "pinball":
         if encoding is None or not levels:
             raise ConfigError("train.loss='pinball' needs the encoding and model.quantiles")
-        return PinballLoss(encoding, levels, lead_discount)
+        return PinballLoss(encoding, levels, lead_discount, encoded_weight)
     if name == "quantile":
         if encoding is None:
             raise ConfigError("train.loss='quantile' needs the preprocessor's encoding")

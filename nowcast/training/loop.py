@@ -136,6 +136,7 @@ def _compile(model, cfg: Config, preprocessor) -> None:
         quantile=cfg.train.quantile,
         levels=cfg.model.quantiles,
         lead_discount=cfg.train.lead_discount,
+        encoded_weight=cfg.train.pinball_encoded_weight,
     )
     lr: Any = cfg.train.learning_rate
     if cfg.train.lr_schedule == "cosine" and cfg.train.steps_per_epoch:

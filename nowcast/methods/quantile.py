@@ -14,14 +14,20 @@ lead, the network values ``v_1 < ... < v_K`` (normalised) at levels ``q_1 < ... 
   units (rain clipped at 0: a zero-inflated distribution). Quantiles at any level,
   exceedance probabilities (the same function inverted: ``P = 1`` at or below ``v_1``,
   ``0`` above the ceiling) and members all use it.
-* **members** (a Gaussian copula): member ``m`` at lead ``j`` is the quantile function at
-  ``z_m,j``, a standard-normal field with a power-law spectrum fitted to the last observed
-  frame (FFT-filtered noise, as STEPS' parametric noise) evolved from lead to lead as AR(1),
-  ``z_j = rho z_{j-1} + sqrt(1 - rho^2) e_j``. The fields are made in the frame where the
-  network works (the Lagrangian frame for a Lagrangian model) and moved forward with the
-  forecast's own displacements (``finish``), so the noise moves with the rain. Each
-  pixel's member values are draws from its predicted distribution, whatever ``rho`` and the
-  spectrum: the copula shapes the members' coherence, not their calibration.
+* **members** (a Gaussian copula with equidistant quantiles, ECC-Q, Schefzik et al. 2013):
+  the template is ``M`` standard-normal fields ``z_m,j`` with a power-law spectrum fitted to
+  the last observed frame (FFT-filtered noise, as STEPS' parametric noise) evolved from
+  lead to lead as AR(1), ``z_j = rho z_{j-1} + sqrt(1 - rho^2) e_j``. At each pixel and lead
+  the ``M`` members are the quantile function at the levels ``(k - 0.5) / M``, ``k = 1 ..
+  M``, given to the members in the order of their ``z`` there (:func:`ranked_scores`): the
+  member with the highest noise gets the highest level. The fields are made in the frame
+  where the network works (the Lagrangian frame for a Lagrangian model) and moved forward
+  with the forecast's own displacements (``finish``), so the noise moves with the rain.
+  Each pixel's members are its predicted distribution's quantiles, whatever ``rho`` and the
+  spectrum (the copula shapes the members' coherence, not their calibration); unlike
+  independent draws they carry no sampling noise, so the ensemble's CRPS is the
+  distribution's without the ``E|X - X'| / 2M`` penalty of ``M`` random draws. One member is
+  the median.
   Cost: no network pass and no flow computation per member, one noise field and one warp
   per member and lead.
 * **sharp**: the distribution's mean pattern (the mean of the quantile function at
@@ -123,6 +129,18 @@ def exceedance_scores(
 
 #: Bounds of the fitted spectral slope of the noise (power ~ wavenumber ** -beta).
 BETA_RANGE = (1.0, 3.5)
+
+
+def ranked_scores(z: np.ndarray) -> np.ndarray:
+    """``(M, y, x)`` noise fields -> the standard-normal scores of the levels ``(k - 0.5) / M``
+    in the order of ``z`` at each pixel (ECC-Q): the member with the ``k``-th smallest value
+    at a pixel gets ``Phi^-1((k - 0.5) / M)`` there; float32 like ``z``."""
+    m = z.shape[0]
+    scores = ndtri((np.arange(m) + 0.5) / m).astype(z.dtype)
+    flat = np.ascontiguousarray(z.reshape(m, -1).T)  # (pixels, M): sort along the last axis
+    out = np.empty_like(flat)
+    np.put_along_axis(out, np.argsort(flat, axis=1), scores[None, :], axis=1)
+    return out.T.reshape(z.shape)
 
 
 def noise_filter(field: np.ndarray) -> np.ndarray:
@@ -300,7 +318,8 @@ class QuantileDistribution:
                 z = np.float32(self.rho) * z + scale * noise_fields(
                     fft_filter, shape, self.n_members, rng
                 )
-            values = quantile_function(self.knots[j], self.values[j][None], z, self.ceiling)
+            scores = ranked_scores(z)
+            values = quantile_function(self.knots[j], self.values[j][None], scores, self.ceiling)
             fields[:, j] = self._decode(values)
         out = self._finish_members(fields)
         return stacked(out, self.template, REALIZATION, *realization_coord(self.n_members))

@@ -96,13 +96,22 @@ def _ranks(path: Path, sub: pd.DataFrame) -> None:
                 group["bin"], group["y"], where="mid", color=colours[lead], label=_lead_label(lead)
             )
         ax.axhline(1.0 / n_ranks, color="0.4", linestyle="--", linewidth=1)
+        # members that are a pixel's quantiles at levels (k - 0.5) / M (ECC-Q, as the quantile
+        # models give them): calibrated, the outer ranks are half as frequent as the others
+        m = n_ranks - 1
+        ecc = np.full(n_ranks, 1.0 / max(m, 1))
+        ecc[[0, -1]] = 0.5 / max(m, 1)
+        ax.step(np.arange(n_ranks), ecc, where="mid", color="0.4", linestyle=":", linewidth=1)
         ax.set_xlabel(f"rank of the observation among {n_ranks - 1} members")
         ax.set_ylabel("relative frequency")
         ax.set_ylim(bottom=0)
         ax.grid(True, alpha=0.3)
         ax.set_title(method)
     _legend(fig, axes)
-    fig.suptitle("Rank histogram (flat = calibrated)")
+    fig.suptitle(
+        "Rank histogram. Calibrated: flat (dashed) for independent draws,\n"
+        "outer ranks halved (dotted) for equidistant quantiles (ECC-Q members)"
+    )
     fig.savefig(path, format="png")
 
 

@@ -229,6 +229,8 @@ def describe_products(ds: xr.Dataset) -> list[tuple[str, str]]:
         coord = np.asarray(ds[dim].values)
         if key == MEMBERS:
             text = f"{coord.size} (realization {coord.min()} .. {coord.max()})"
+            how = str(ds[var].attrs.get("comment", "")).split(":")[0]
+            text += f", {how}" if how else ""
         elif key == PROBABILITY:
             units = ds[dim].attrs.get("units", "")
             values = ", ".join(f"{v:g}" for v in coord)

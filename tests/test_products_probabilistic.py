@@ -222,6 +222,23 @@ def test_predict_steps_writes_members_probabilities_quantiles(tmp_path, crop):
     assert "levels 0.1, 0.5, 0.9" in info.output
 
 
+def test_info_says_how_members_were_made_when_the_file_does():
+    from nowcast.methods.quantile import MEMBERS_COMMENT
+    from nowcast.probabilistic import describe_products
+
+    members = xr.DataArray(
+        np.zeros((1, 2, 1, 2, 2), "float32"),
+        dims=("issue_time", "realization", "lead_time", "y", "x"),
+        coords={"realization": [0, 1]},
+    )
+    ds = xr.Dataset({"rain_members": members})
+    assert dict(describe_products(ds))["members"] == "2 (realization 0 .. 1); variable rain_members"
+    ds["rain_members"].attrs["comment"] = MEMBERS_COMMENT
+    assert dict(describe_products(ds))["members"] == (
+        "2 (realization 0 .. 1), equidistant quantiles; variable rain_members"
+    )
+
+
 def test_predict_steps_sharp_and_plain(tmp_path, crop):
     sharp = tmp_path / "sharp.nc"
     res = predict(

@@ -62,6 +62,11 @@ from nowcast.distribution import (
 )
 from nowcast.errors import NowcastError
 
+#: The members variable's CF ``comment``: how they were made (``nowcast info`` shows it).
+MEMBERS_COMMENT = (
+    "equidistant quantiles: each pixel's N members are its predictive distribution's "
+    "quantiles at levels (k - 0.5) / N, ordered by correlated noise (ECC-Q)"
+)
 #: Evenly spaced levels per pixel whose mean is the sharp product's pattern.
 SHARP_DRAWS = 10
 
@@ -322,4 +327,5 @@ class QuantileDistribution:
             values = quantile_function(self.knots[j], self.values[j][None], scores, self.ceiling)
             fields[:, j] = self._decode(values)
         out = self._finish_members(fields)
-        return stacked(out, self.template, REALIZATION, *realization_coord(self.n_members))
+        members = stacked(out, self.template, REALIZATION, *realization_coord(self.n_members))
+        return members.assign_attrs(comment=MEMBERS_COMMENT)

@@ -45,8 +45,9 @@ from nowcast.conventions import (
     valid_times,
 )
 from nowcast.errors import DataError
-from nowcast.fileio import ZARR_OPTIONS, atomic_output, interrupts_held
+from nowcast.fileio import ZARR_OPTIONS, atomic_output
 from nowcast.geo import is_geographic, lonlat_grid
+from nowcast.interrupts import interrupts_held
 
 log = logging.getLogger(__name__)
 

@@ -24,6 +24,7 @@ LAYERS = (
         "conventions",
         "errors",
         "kinds",
+        "interrupts",
         "fileio",
         "lazy",
         "backend",

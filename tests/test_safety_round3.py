@@ -720,7 +720,7 @@ def test_a_ctrl_c_swallowed_by_a_finaliser_still_stops_the_next_output(tmp_path)
     import signal
     import sys
 
-    from nowcast.fileio import catch_interrupts, interrupted
+    from nowcast.interrupts import catch_interrupts, interrupted
 
     class SwallowsCtrlC:  # a library object whose __del__ runs when Ctrl-C arrives
         def __del__(self):

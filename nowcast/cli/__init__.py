@@ -19,7 +19,7 @@ import warnings
 import click
 
 from nowcast.errors import NowcastError, one_line
-from nowcast.fileio import catch_interrupts, check_interrupted
+from nowcast.interrupts import catch_interrupts, check_interrupted
 
 
 @contextlib.contextmanager

@@ -23,7 +23,7 @@ import xarray as xr
 
 from nowcast.conventions import ISSUE_TIME, LEAD_TIME, TIME, VALID_TIME, distinct_names
 from nowcast.errors import DataError
-from nowcast.fileio import children_ignore_interrupts
+from nowcast.interrupts import children_ignore_interrupts
 from nowcast.products import read_forecast
 from nowcast.render.animate import gif_name, write_gif
 from nowcast.render.maps import (

@@ -31,7 +31,8 @@ import xarray as xr
 from nowcast import __version__
 from nowcast.conventions import ISSUE_TIME, LEAD_TIME, VALID_TIME
 from nowcast.errors import DataError
-from nowcast.fileio import atomic_output, interrupts_held, write_atomic
+from nowcast.fileio import atomic_output, write_atomic
+from nowcast.interrupts import interrupts_held
 from nowcast.series.forecast import STATION
 
 __all__ = [

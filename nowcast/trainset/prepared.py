@@ -54,7 +54,8 @@ import xarray as xr
 
 from nowcast.conventions import TIME
 from nowcast.errors import DataError
-from nowcast.fileio import atomic_output, start_workers
+from nowcast.fileio import atomic_output
+from nowcast.interrupts import start_workers
 from nowcast.trainset.chunks import chunk_reader
 from nowcast.trainset.provenance import source_stats, store_key
 from nowcast.trainset.roots import StoreRoot

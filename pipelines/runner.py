@@ -15,9 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import signal
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -32,6 +30,7 @@ from nowcast.archive import open_archive, qc
 from nowcast.config import BatchConfig
 from nowcast.errors import ConfigError, NowcastError, one_line
 from nowcast.fileio import check_output
+from nowcast.interrupts import children_ignore_interrupts
 from nowcast.methods import make_forecaster, probabilistic_methods
 from nowcast.methods.regions import check_region
 from nowcast.region import parse_region
@@ -148,7 +147,7 @@ def batch_client(*, scheduler: str | None = None, workers: int = 2) -> Iterator[
             with client:
                 yield client
             return
-        with _children_ignore_sigint():  # Ctrl-C is the client's: it stops the workers itself
+        with children_ignore_interrupts():  # Ctrl-C is the client's: it stops the workers itself
             cluster = LocalCluster(
                 n_workers=workers,
                 threads_per_worker=1,
@@ -159,21 +158,6 @@ def batch_client(*, scheduler: str | None = None, workers: int = 2) -> Iterator[
             )
         with cluster, Client(cluster, set_as_default=False) as client:
             yield client
-
-
-@contextlib.contextmanager
-def _children_ignore_sigint() -> Iterator[None]:
-    """Processes started meanwhile ignore SIGINT (Python keeps an ignored SIGINT ignored), so a
-    Ctrl-C reaches only this process, which cancels the tasks and closes the cluster, instead
-    of every worker printing its own traceback. Restored after; only in the main thread."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 @contextlib.contextmanager

@@ -309,12 +309,12 @@ def test_ctrl_c_during_convert_leaves_no_partial_store(tmp_path, shared_data):
 
 
 def test_children_of_a_batch_cluster_ignore_ctrl_c():
-    from pipelines.runner import _children_ignore_sigint
+    from nowcast.interrupts import children_ignore_interrupts
 
     probe = "import signal; print(signal.getsignal(signal.SIGINT) == signal.SIG_IGN)"
     outer = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
     try:
-        with _children_ignore_sigint():
+        with children_ignore_interrupts():  # as pipelines.runner starts its cluster
             inside = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
         after = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
         assert inside.stdout.strip() == "True" and after.stdout.strip() == "False"

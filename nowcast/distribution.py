@@ -44,6 +44,9 @@ from nowcast.errors import NowcastError
 from nowcast.kinds import temperature_scale
 
 REALIZATION, QUANTILE, THRESHOLD = "realization", "quantile", "threshold"
+#: A members variable's attribute saying how the members were made, in a few words (a
+#: nowcast attribute, so that a ``comment`` copied from the input is never taken for it).
+MEMBERS_KIND = "nowcast_members"
 #: The deterministic products of a probabilistic forecast (the first is the default).
 DETERMINISTIC = ("median", "sharp")
 #: Exceedance thresholds that make sense, by units: (lowest, highest, lowest allowed).

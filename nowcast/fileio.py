@@ -43,11 +43,9 @@ _NEARLY_FULL = 1 << 20
 def disk_full(path: str | os.PathLike) -> bool:
     """Whether the file system of ``path`` (or of its nearest existing parent) has (almost)
     no space left for this user: what a library's unspecific write error then means."""
-    path = Path(path)
-    while not path.exists() and path != path.parent:
-        path = path.parent
+    missing = _missing_folders(Path(path))
     try:
-        st = os.statvfs(path)
+        st = os.statvfs(missing[-1].parent if missing else path)
     except OSError:
         return False
     return st.f_bavail * st.f_frsize < _NEARLY_FULL

@@ -33,6 +33,7 @@ import xarray as xr
 
 from nowcast.conventions import ISSUE_TIME, LEAD_TIME, VALID_TIME, X, Y
 from nowcast.distribution import (
+    MEMBERS_KIND,
     QUANTILE,
     REALIZATION,
     THRESHOLD,
@@ -229,7 +230,7 @@ def describe_products(ds: xr.Dataset) -> list[tuple[str, str]]:
         coord = np.asarray(ds[dim].values)
         if key == MEMBERS:
             text = f"{coord.size} (realization {coord.min()} .. {coord.max()})"
-            how = str(ds[var].attrs.get("comment", "")).split(":")[0]
+            how = ds[var].attrs.get(MEMBERS_KIND)
             text += f", {how}" if how else ""
         elif key == PROBABILITY:
             units = ds[dim].attrs.get("units", "")

@@ -223,17 +223,18 @@ def test_predict_steps_writes_members_probabilities_quantiles(tmp_path, crop):
 
 
 def test_info_says_how_members_were_made_when_the_file_does():
-    from nowcast.methods.quantile import MEMBERS_COMMENT
+    from nowcast.methods.quantile import MEMBERS_ATTRS
     from nowcast.probabilistic import describe_products
 
     members = xr.DataArray(
         np.zeros((1, 2, 1, 2, 2), "float32"),
         dims=("issue_time", "realization", "lead_time", "y", "x"),
         coords={"realization": [0, 1]},
+        attrs={"comment": "radar composite: QC v2"},  # the input's own comment: not read
     )
     ds = xr.Dataset({"rain_members": members})
     assert dict(describe_products(ds))["members"] == "2 (realization 0 .. 1); variable rain_members"
-    ds["rain_members"].attrs["comment"] = MEMBERS_COMMENT
+    ds["rain_members"].attrs.update(MEMBERS_ATTRS)
     assert dict(describe_products(ds))["members"] == (
         "2 (realization 0 .. 1), equidistant quantiles; variable rain_members"
     )

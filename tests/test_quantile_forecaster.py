@@ -90,7 +90,8 @@ def test_distribution_products(mch, quantile_run, monkeypatch):
     top = float(np.nanmax(mch.values))
     for field in (members, sharp, quantiles):
         assert float(np.nanmax(field.values)) < 2.0 * top
-    assert members.attrs["comment"].startswith("equidistant quantiles: each pixel's N members")
+    assert members.attrs["nowcast_members"] == "equidistant quantiles"
+    assert members.attrs["comment"].startswith("each pixel's N members are its predictive")
     again = method.predict_distribution(mch, 6, members=4, seed=3).members()
     np.testing.assert_array_equal(again.values, members.values)
     other = method.predict_distribution(mch, 6, members=4, seed=4).members()

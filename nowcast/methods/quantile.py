@@ -48,6 +48,7 @@ import xarray as xr
 from scipy.special import ndtr, ndtri
 
 from nowcast.distribution import (
+    MEMBERS_KIND,
     QUANTILE,
     REALIZATION,
     THRESHOLD,
@@ -62,11 +63,13 @@ from nowcast.distribution import (
 )
 from nowcast.errors import NowcastError
 
-#: The members variable's CF ``comment``: how they were made (``nowcast info`` shows it).
-MEMBERS_COMMENT = (
-    "equidistant quantiles: each pixel's N members are its predictive distribution's "
-    "quantiles at levels (k - 0.5) / N, ordered by correlated noise (ECC-Q)"
-)
+#: How the members were made: their :data:`~nowcast.distribution.MEMBERS_KIND` (``nowcast
+#: info`` shows it) and CF ``comment``.
+MEMBERS_ATTRS = {
+    MEMBERS_KIND: "equidistant quantiles",
+    "comment": "each pixel's N members are its predictive distribution's quantiles at levels "
+    "(k - 0.5) / N, ordered by correlated noise (ensemble copula coupling, ECC-Q)",
+}
 #: Evenly spaced levels per pixel whose mean is the sharp product's pattern.
 SHARP_DRAWS = 10
 
@@ -328,4 +331,4 @@ class QuantileDistribution:
             fields[:, j] = self._decode(values)
         out = self._finish_members(fields)
         members = stacked(out, self.template, REALIZATION, *realization_coord(self.n_members))
-        return members.assign_attrs(comment=MEMBERS_COMMENT)
+        return members.assign_attrs(MEMBERS_ATTRS)
